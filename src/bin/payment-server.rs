@@ -1,0 +1,57 @@
+//! payment-server: the payment service as a standalone gRPC + gRPC-Web server.
+
+use clap::Parser;
+use payment::{config, ledger::Ledger, server, service::PaymentApi};
+use std::net::SocketAddr;
+
+/// Serves the payment ledger over native gRPC (HTTP/2) and gRPC-Web
+/// (HTTP/1.1) on one port. DynamoDB is configured the standard AWS way
+/// (AWS_REGION, credentials chain, AWS_ENDPOINT_URL_DYNAMODB).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "PAYMENT_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    /// Create the DynamoDB tables if they are missing (for DynamoDB Local), then serve.
+    #[arg(long)]
+    create_tables: bool,
+    /// Origins allowed to call from a browser: a comma-separated list, or *.
+    #[arg(long, env = "PAYMENT_CORS_ORIGINS", default_value = "*")]
+    cors_origins: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let args = Args::parse();
+    config::init_tracing();
+    let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env());
+    if args.create_tables {
+        ledger.create_tables().await?;
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(address = %listener.local_addr()?, tables = ?ledger.tables(), "payment-server listening");
+    server::serve(listener, PaymentApi::new(ledger), &args.cors_origins, shutdown_signal()).await?;
+    tracing::info!("payment-server stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight calls");
+}

@@ -1,0 +1,75 @@
+//! Configuration from the environment, read once at start-up.
+
+use crate::ledger::Tables;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use std::time::Duration;
+
+/// Environment variable naming the accounts table.
+pub const ACCOUNTS_TABLE_ENV: &str = "PAYMENT_ACCOUNTS_TABLE";
+/// Environment variable naming the ledger (history and payments) table.
+pub const LEDGER_TABLE_ENV: &str = "PAYMENT_LEDGER_TABLE";
+pub const ACCOUNTS_TABLE_DEFAULT: &str = "payment-accounts";
+pub const LEDGER_TABLE_DEFAULT: &str = "payment-ledger";
+
+/// Attempts the AWS SDK makes for one DynamoDB request (throttling, timeouts,
+/// connection errors) before the ledger reports UNAVAILABLE.
+pub const DYNAMODB_ATTEMPTS_MAX: u32 = 3;
+/// Time to open a connection to DynamoDB.
+pub const DYNAMODB_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time for one attempt of one DynamoDB request.
+pub const DYNAMODB_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time for one DynamoDB request with all its attempts.
+pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// The table names from the environment, with local defaults.
+pub fn tables_from_env() -> Tables {
+    Tables {
+        accounts: env_or(ACCOUNTS_TABLE_ENV, ACCOUNTS_TABLE_DEFAULT),
+        ledger: env_or(LEDGER_TABLE_ENV, LEDGER_TABLE_DEFAULT),
+    }
+}
+
+/// A DynamoDB client configured the standard AWS way: region and
+/// credentials from the usual chain, `AWS_ENDPOINT_URL_DYNAMODB` (or
+/// `AWS_ENDPOINT_URL`) for a local endpoint, with bounded timeouts and
+/// retries.
+pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(DYNAMODB_ATTEMPTS_MAX))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(DYNAMODB_CONNECT_TIMEOUT)
+                .operation_attempt_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
+                .operation_timeout(DYNAMODB_OPERATION_TIMEOUT)
+                .build(),
+        )
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&shared)
+}
+
+/// Sets up tracing: JSON lines when `PAYMENT_LOG_FORMAT=json` (as in Lambda),
+/// human-readable otherwise; the level from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if std::env::var("PAYMENT_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    // Already initialised (several servers in one test process): keep it.
+    let _ = result;
+}

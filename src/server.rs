@@ -1,0 +1,78 @@
+//! The standalone server: native gRPC (HTTP/2) and gRPC-Web (HTTP/1.1) on
+//! one port, with CORS, health checking and reflection.
+
+use crate::guard::RequestGuardLayer;
+use crate::pb::payment_service_server::PaymentServiceServer;
+use crate::service::PaymentApi;
+use http::{HeaderName, HeaderValue, Method};
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// How long a browser may cache a CORS preflight answer.
+const CORS_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// The payment service plus the standard health and reflection services.
+pub async fn routes(api: PaymentApi) -> Result<Routes, Box<dyn std::error::Error + Send + Sync>> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<PaymentServiceServer<PaymentApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    Ok(Routes::new(PaymentServiceServer::new(api))
+        .add_service(health)
+        .add_service(reflection))
+}
+
+/// CORS for gRPC-Web browsers. `origins` is a comma-separated list, or `*`.
+pub fn cors(origins: &str) -> CorsLayer {
+    let allow_origin = if origins.trim() == "*" {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    let names = |list: &[&'static str]| list.iter().map(|h| HeaderName::from_static(h)).collect::<Vec<_>>();
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers(names(&[
+            "content-type",
+            "x-grpc-web",
+            "x-user-agent",
+            "grpc-timeout",
+            "authorization",
+        ]))
+        .expose_headers(names(&["grpc-status", "grpc-message", "grpc-status-details-bin"]))
+        .max_age(CORS_MAX_AGE)
+}
+
+/// Serves until `shutdown` completes, then drains in-flight calls.
+pub async fn serve(
+    listener: TcpListener,
+    api: PaymentApi,
+    cors_origins: &str,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let routes = routes(api).await?;
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(cors(cors_origins))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(RequestGuardLayer)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! The gRPC service: maps protobuf messages to domain values, calls the
+//! ledger and maps results and errors back. It knows nothing of DynamoDB.
+
+use crate::domain::{self, AccountId, HistoryPage, NewAccount, PageToken, PaymentOrder};
+use crate::ledger::{self, Ledger, PAYMENT_ATTEMPTS_MAX};
+use crate::pb;
+use crate::pb::payment_service_server::PaymentService;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+/// Entries buffered between the DynamoDB reader and a slow stream reader.
+const HISTORY_BUFFER_ENTRIES: usize = 128;
+
+/// The PaymentService implementation shared by the server and the Lambda.
+#[derive(Debug, Clone)]
+pub struct PaymentApi {
+    ledger: Ledger,
+}
+
+impl PaymentApi {
+    pub fn new(ledger: Ledger) -> Self {
+        Self { ledger }
+    }
+}
+
+/// The caller's deadline from the `grpc-timeout` header, if any.
+fn deadline<T>(request: &Request<T>) -> Option<tokio::time::Instant> {
+    let timeout = request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(domain::parse_grpc_timeout)?;
+    // Answer a little before the deadline, so that the caller gets our
+    // DEADLINE_EXCEEDED rather than the transport's CANCELLED.
+    let margin = (timeout / 10).min(Duration::from_millis(5));
+    Some(tokio::time::Instant::now() + timeout.saturating_sub(margin))
+}
+
+/// Runs `work` until the caller's deadline. A payment cut off by the
+/// deadline was either committed whole or not at all (it is one DynamoDB
+/// transaction); retrying it with the same idempotency key is always safe.
+async fn until<T>(
+    deadline: Option<tokio::time::Instant>,
+    work: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    match deadline {
+        None => work.await,
+        Some(at) => tokio::time::timeout_at(at, work).await.unwrap_or_else(|_| {
+            Err(Status::deadline_exceeded(
+                "the deadline expired before the ledger answered; a payment may or may not have been applied: retry with the same idempotency key to find out",
+            ))
+        }),
+    }
+}
+
+fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+fn account_message(account: ledger::Account) -> pb::Account {
+    pb::Account {
+        account_id: account.account_id,
+        display_name: account.display_name,
+        currency: account.currency,
+        balance: account.balance_minor,
+        created_at: Some(timestamp(account.created_at_ms)),
+        owner: account.owner,
+    }
+}
+
+fn transaction_message(payment: ledger::Payment) -> pb::Transaction {
+    pb::Transaction {
+        transaction_id: payment.transaction_id,
+        sender_id: payment.sender_id,
+        recipient_id: payment.recipient_id,
+        amount: payment.amount_minor,
+        currency: payment.currency,
+        memo: payment.memo,
+        created_at: Some(timestamp(payment.created_at_ms)),
+    }
+}
+
+fn entry_message(account_id: &AccountId, entry: ledger::Entry) -> pb::GetTransactionHistoryResponse {
+    let next_page_token = if entry.sequence > 1 {
+        PageToken {
+            account_id: account_id.clone(),
+            before_sequence: entry.sequence,
+        }
+        .encode()
+    } else {
+        String::new()
+    };
+    pb::GetTransactionHistoryResponse {
+        transaction: Some(transaction_message(entry.payment)),
+        direction: match entry.direction {
+            ledger::Direction::Debit => pb::Direction::Debit,
+            ledger::Direction::Credit => pb::Direction::Credit,
+        } as i32,
+        balance_after: entry.balance_after_minor,
+        next_page_token,
+        sequence: i64::try_from(entry.sequence).unwrap_or(i64::MAX),
+    }
+}
+
+type HistoryStream =
+    Pin<Box<dyn Stream<Item = Result<pb::GetTransactionHistoryResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl PaymentService for PaymentApi {
+    async fn add_account(
+        &self,
+        request: Request<pb::AddAccountRequest>,
+    ) -> Result<Response<pb::AddAccountResponse>, Status> {
+        let deadline = deadline(&request);
+        let r = request.into_inner();
+        let new = NewAccount::parse(&r.account_id, &r.display_name, &r.currency, r.initial_balance)?;
+        let account = until(deadline, async {
+            Ok(self.ledger.add_account(&new, "").await?)
+        })
+        .await?;
+        tracing::info!(account_id = %new.account_id, "account opened");
+        Ok(Response::new(pb::AddAccountResponse {
+            account: Some(account_message(account)),
+        }))
+    }
+
+    async fn make_payment(
+        &self,
+        request: Request<pb::MakePaymentRequest>,
+    ) -> Result<Response<pb::MakePaymentResponse>, Status> {
+        let deadline = deadline(&request);
+        let r = request.into_inner();
+        let order = PaymentOrder::parse(
+            &r.idempotency_key,
+            &r.sender_id,
+            &r.recipient_id,
+            r.amount,
+            &r.currency,
+            &r.memo,
+        )?;
+        let outcome = until(deadline, async {
+            Ok(self.ledger.make_payment(&order, None).await?)
+        })
+        .await?;
+        tracing::info!(
+            transaction_id = %outcome.payment.transaction_id,
+            replayed = outcome.replayed,
+            attempts_max = PAYMENT_ATTEMPTS_MAX,
+            "payment"
+        );
+        Ok(Response::new(pb::MakePaymentResponse {
+            transaction: Some(transaction_message(outcome.payment)),
+            replayed: outcome.replayed,
+        }))
+    }
+
+    async fn get_account_balance(
+        &self,
+        request: Request<pb::GetAccountBalanceRequest>,
+    ) -> Result<Response<pb::GetAccountBalanceResponse>, Status> {
+        let deadline = deadline(&request);
+        let account_id = AccountId::parse("account_id", &request.get_ref().account_id)?;
+        let account = until(deadline, async {
+            Ok(self.ledger.get_account(&account_id).await?)
+        })
+        .await?;
+        Ok(Response::new(pb::GetAccountBalanceResponse {
+            account: Some(account_message(account)),
+        }))
+    }
+
+    type GetTransactionHistoryStream = HistoryStream;
+
+    async fn get_transaction_history(
+        &self,
+        request: Request<pb::GetTransactionHistoryRequest>,
+    ) -> Result<Response<Self::GetTransactionHistoryStream>, Status> {
+        let deadline = deadline(&request);
+        let r = request.into_inner();
+        let page = HistoryPage::parse(&r.account_id, r.page_size, &r.page_token)?;
+        // NOT_FOUND and friends come before the stream starts, as a plain
+        // error response, not as a trailer after zero messages.
+        let account = until(deadline, async {
+            Ok(self.ledger.get_account(&page.account_id).await?)
+        })
+        .await?;
+        let (tx, rx) = mpsc::channel(HISTORY_BUFFER_ENTRIES);
+        let ledger = self.ledger.clone();
+        let newest_plus_one = account.version + 1;
+        let before = page
+            .before_sequence
+            .map_or(newest_plus_one, |b| b.min(newest_plus_one));
+        tokio::spawn(async move {
+            let send_all = stream_history(&ledger, &page, before, &tx);
+            if let Err(status) = until(deadline, send_all).await {
+                // The reader may be gone already; then there is nobody to tell.
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+async fn stream_history(
+    ledger: &Ledger,
+    page: &HistoryPage,
+    mut before: u64,
+    tx: &mpsc::Sender<Result<pb::GetTransactionHistoryResponse, Status>>,
+) -> Result<(), Status> {
+    let mut remaining = page.page_size;
+    while remaining > 0 && before > 1 {
+        let chunk = ledger
+            .history_chunk(&page.account_id, before, remaining)
+            .await?;
+        let Some(last) = chunk.last() else {
+            break;
+        };
+        if last.sequence >= before {
+            return Err(Status::internal("history query went backwards"));
+        }
+        before = last.sequence;
+        remaining -= u32::try_from(chunk.len()).unwrap_or(remaining).min(remaining);
+        for entry in chunk {
+            if tx.send(Ok(entry_message(&page.account_id, entry))).await.is_err() {
+                return Ok(()); // The caller hung up.
+            }
+        }
+    }
+    Ok(())
+}

@@ -416,18 +416,20 @@ impl Ledger {
         &self.tables
     }
 
+    /// The key schema of each table: (table name, [(attribute, HASH|RANGE)]).
+    /// All key attributes are strings and there are no indexes. template.yaml
+    /// must declare exactly this (a test checks it).
+    pub fn key_schemas(&self) -> [(&str, &'static [(&'static str, &'static str)]); 2] {
+        [
+            (&self.tables.accounts, &[("account_id", "HASH")]),
+            (&self.tables.ledger, &[("pk", "HASH"), ("sk", "RANGE")]),
+        ]
+    }
+
     /// Creates both tables if they are missing (for DynamoDB Local and
-    /// tests; deployed tables come from template.yaml, which must match the
-    /// key schemas here).
+    /// tests; deployed tables come from template.yaml).
     pub async fn create_tables(&self) -> Result<(), LedgerError> {
-        let specs: [(&str, &[(&str, KeyType)]); 2] = [
-            (&self.tables.accounts, &[("account_id", KeyType::Hash)]),
-            (
-                &self.tables.ledger,
-                &[("pk", KeyType::Hash), ("sk", KeyType::Range)],
-            ),
-        ];
-        for (table, keys) in specs {
+        for (table, keys) in self.key_schemas() {
             let mut request = self
                 .client
                 .create_table()
@@ -438,7 +440,7 @@ impl Ledger {
                     .key_schema(
                         KeySchemaElement::builder()
                             .attribute_name(*name)
-                            .key_type(key_type.clone())
+                            .key_type(KeyType::from(*key_type))
                             .build()
                             .map_err(|e| LedgerError::Internal(e.to_string()))?,
                     )

@@ -1,0 +1,58 @@
+// How one history entry is shown as a table row.
+
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { Direction, type GetTransactionHistoryResponse } from "./gen/payment/v1/payment_pb.js";
+import { formatAmount } from "./money.js";
+
+export interface HistoryRow {
+  sequence: string;
+  time: string;
+  timeIso: string;
+  direction: "debit" | "credit" | "unknown";
+  counterparty: string;
+  amount: string;
+  balanceAfter: string;
+  memo: string;
+  transactionId: string;
+}
+
+/** "2025-01-31 14:05:09" in the browser's time zone. */
+export function formatDate(d: Date): string {
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** A protobuf Timestamp as local text and as ISO 8601 (UTC). */
+export function formatTime(ts: Timestamp | undefined): { text: string; iso: string } {
+  if (!ts) return { text: "", iso: "" };
+  const d = timestampDate(ts);
+  return { text: formatDate(d), iso: d.toISOString() };
+}
+
+export function historyRow(entry: GetTransactionHistoryResponse): HistoryRow {
+  const tx = entry.transaction;
+  const currency = tx?.currency ?? "";
+  const amount = tx ? formatAmount(tx.amount, currency) : "";
+  const time = formatTime(tx?.createdAt);
+  const base = {
+    sequence: entry.sequence.toString(),
+    time: time.text,
+    timeIso: time.iso,
+    balanceAfter: `${formatAmount(entry.balanceAfter, currency)} ${currency}`,
+    memo: tx?.memo ?? "",
+    transactionId: tx?.transactionId ?? "",
+  };
+  switch (entry.direction) {
+    case Direction.DEBIT:
+      return { ...base, direction: "debit", counterparty: tx?.recipientId ?? "", amount: `-${amount} ${currency}` };
+    case Direction.CREDIT:
+      return {
+        ...base,
+        direction: "credit",
+        counterparty: tx?.senderId || "(opening balance)",
+        amount: `+${amount} ${currency}`,
+      };
+    default:
+      return { ...base, direction: "unknown", counterparty: "", amount: `${amount} ${currency}` };
+  }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the deployment-template tools into a Python venv at .tools/venv
+# (ignored by git): cfn-lint and the AWS SAM CLI, at pinned versions.
+# Idempotent: a second run only checks. Needs python3 (3.9+) with venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CFN_LINT_VERSION=1.58.0
+AWS_SAM_CLI_VERSION=1.170.0
+venv=.tools/venv
+
+command -v python3 >/dev/null 2>&1 || { echo "setup-serverless: 'python3' is required but not installed" >&2; exit 1; }
+
+installed() {
+  [ -x "$venv/bin/cfn-lint" ] && [ -x "$venv/bin/sam" ] || return 1
+  "$venv/bin/python" - "$CFN_LINT_VERSION" "$AWS_SAM_CLI_VERSION" <<'PY'
+import sys
+from importlib.metadata import version, PackageNotFoundError
+try:
+    ok = version("cfn-lint") == sys.argv[1] and version("aws-sam-cli") == sys.argv[2]
+except PackageNotFoundError:
+    ok = False
+sys.exit(0 if ok else 1)
+PY
+}
+
+if ! installed; then
+  mkdir -p .tools
+  if [ ! -x "$venv/bin/python" ]; then
+    echo "setup-serverless: creating $venv"
+    python3 -m venv "$venv"
+  fi
+  echo "setup-serverless: installing cfn-lint==$CFN_LINT_VERSION aws-sam-cli==$AWS_SAM_CLI_VERSION"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "cfn-lint==$CFN_LINT_VERSION" "aws-sam-cli==$AWS_SAM_CLI_VERSION"
+fi
+echo "setup-serverless: $("$venv/bin/cfn-lint" --version), $("$venv/bin/sam" --version)"

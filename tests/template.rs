@@ -1,0 +1,356 @@
+//! template.yaml (the AWS SAM deployment) checked against the code: the
+//! DynamoDB tables carry exactly the keys the ledger uses, the function is
+//! told their names through the environment variables the code reads, its IAM
+//! policy grants exactly the DynamoDB actions the ledger needs on those two
+//! tables and nothing broader, and the HTTP API routes the gRPC service's path.
+
+use payment::config::{ACCOUNTS_TABLE_ENV, LEDGER_TABLE_ENV};
+use payment::ledger::{Ledger, Tables};
+use payment::pb::payment_service_server::SERVICE_NAME;
+use serde_yaml_ng::{Mapping, Value};
+use std::collections::BTreeSet;
+
+/// The function's logical id in template.yaml.
+const FUNCTION: &str = "PaymentFunction";
+
+/// The only actions the function may have on DynamoDB. TransactWriteItems is
+/// authorized through the per-item PutItem/UpdateItem actions.
+const DYNAMODB_ACTIONS: [&str; 6] = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+];
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
+}
+
+/// The key schemas from the library: [accounts, ledger], each a list of
+/// (attribute, "HASH" | "RANGE").
+fn key_schemas() -> [Vec<(String, String)>; 2] {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let tables = Tables {
+        accounts: "a".into(),
+        ledger: "l".into(),
+    };
+    let ledger = Ledger::new(client, tables);
+    let [(accounts_name, accounts), (ledger_name, ledger_keys)] = ledger.key_schemas();
+    assert_eq!(
+        (accounts_name, ledger_name),
+        ("a", "l"),
+        "key_schemas() lists the accounts table first, then the ledger table"
+    );
+    let owned = |keys: &[(&str, &str)]| {
+        keys.iter()
+            .map(|(name, kind)| (name.to_string(), kind.to_string()))
+            .collect::<Vec<_>>()
+    };
+    [owned(accounts), owned(ledger_keys)]
+}
+
+fn mapping<'a>(value: &'a Value, what: &str) -> &'a Mapping {
+    value
+        .as_mapping()
+        .unwrap_or_else(|| panic!("{what} is not a mapping: {value:?}"))
+}
+
+fn get<'a>(value: &'a Value, key: &str, what: &str) -> &'a Value {
+    mapping(value, what)
+        .get(key)
+        .unwrap_or_else(|| panic!("{what} has no {key}"))
+}
+
+fn string<'a>(value: &'a Value, what: &str) -> &'a str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("{what} is not a string: {value:?}"))
+}
+
+fn sequence<'a>(value: &'a Value, what: &str) -> &'a [Value] {
+    value
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{what} is not a list: {value:?}"))
+}
+
+fn resource<'a>(template: &'a Value, logical_id: &str) -> &'a Value {
+    get(
+        get(template, "Resources", "template"),
+        logical_id,
+        "Resources",
+    )
+}
+
+fn resource_type<'a>(template: &'a Value, logical_id: &str) -> &'a str {
+    string(
+        get(resource(template, logical_id), "Type", logical_id),
+        logical_id,
+    )
+}
+
+fn properties<'a>(template: &'a Value, logical_id: &str) -> &'a Value {
+    get(resource(template, logical_id), "Properties", logical_id)
+}
+
+/// The argument of an intrinsic function written either as a short tag
+/// (`!Ref X`) or as a one-key mapping (`Ref: X`, `Fn::GetAtt: [X, Arn]`).
+fn intrinsic<'a>(value: &'a Value, tag: &str, long_name: &str) -> Option<&'a Value> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == tag => Some(&tagged.value),
+        Value::Mapping(map) if map.len() == 1 => map.get(long_name),
+        _ => None,
+    }
+}
+
+/// The logical id that `value` references with `!Ref`, if it is a Ref.
+fn ref_target(value: &Value) -> Option<&str> {
+    intrinsic(value, "Ref", "Ref").and_then(Value::as_str)
+}
+
+/// (logical id, attribute) of a `!GetAtt X.Attr` or `!GetAtt [X, Attr]`.
+fn get_att(value: &Value) -> Option<(String, String)> {
+    match intrinsic(value, "GetAtt", "Fn::GetAtt")? {
+        Value::String(dotted) => {
+            let (id, attribute) = dotted.split_once('.')?;
+            Some((id.to_owned(), attribute.to_owned()))
+        }
+        Value::Sequence(pair) => match pair.as_slice() {
+            [Value::String(id), Value::String(attribute)] => Some((id.clone(), attribute.clone())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The logical id of the table that the function's environment variable
+/// `name` references.
+fn table_of_env(template: &Value, name: &str) -> String {
+    let function = properties(template, FUNCTION);
+    let variables = get(
+        get(function, "Environment", FUNCTION),
+        "Variables",
+        "Environment",
+    );
+    let value = get(variables, name, "the function's environment variables");
+    let target = ref_target(value)
+        .unwrap_or_else(|| panic!("{name} must be a !Ref to a table, found {value:?}"));
+    assert_eq!(
+        resource_type(template, target),
+        "AWS::DynamoDB::Table",
+        "{name} references {target}, which is not a DynamoDB table"
+    );
+    target.to_owned()
+}
+
+/// The (accounts, ledger) tables' logical ids, found through the function's
+/// environment as the code finds their names.
+fn tables(template: &Value) -> (String, String) {
+    let accounts = table_of_env(template, ACCOUNTS_TABLE_ENV);
+    let ledger = table_of_env(template, LEDGER_TABLE_ENV);
+    assert_ne!(accounts, ledger, "the two variables name the same table");
+    (accounts, ledger)
+}
+
+/// A table's KeySchema as (attribute, key type), in template order.
+fn key_schema(template: &Value, table: &str) -> Vec<(String, String)> {
+    let props = properties(template, table);
+    sequence(get(props, "KeySchema", table), "KeySchema")
+        .iter()
+        .map(|key| {
+            (
+                string(get(key, "AttributeName", "KeySchema"), "AttributeName").to_owned(),
+                string(get(key, "KeyType", "KeySchema"), "KeyType").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A table's AttributeDefinitions as (attribute, type).
+fn attribute_definitions(template: &Value, table: &str) -> Vec<(String, String)> {
+    let props = properties(template, table);
+    sequence(
+        get(props, "AttributeDefinitions", table),
+        "AttributeDefinitions",
+    )
+    .iter()
+    .map(|attribute| {
+        (
+            string(
+                get(attribute, "AttributeName", "AttributeDefinitions"),
+                "AttributeName",
+            )
+            .to_owned(),
+            string(
+                get(attribute, "AttributeType", "AttributeDefinitions"),
+                "AttributeType",
+            )
+            .to_owned(),
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn tables_have_exactly_the_keys_the_ledger_uses() {
+    let template = template();
+    let (accounts, ledger) = tables(&template);
+    let [accounts_keys, ledger_keys] = key_schemas();
+
+    for (table, expected_keys) in [(&accounts, &accounts_keys), (&ledger, &ledger_keys)] {
+        assert_eq!(
+            &key_schema(&template, table),
+            expected_keys,
+            "KeySchema of {table} differs from Ledger::key_schemas()"
+        );
+        // Every key attribute is a string, and only key attributes are
+        // declared (DynamoDB rejects definitions of non-key attributes).
+        // Their order does not matter to DynamoDB, unlike the KeySchema's.
+        let expected_definitions: BTreeSet<(String, String)> = expected_keys
+            .iter()
+            .map(|(name, _)| (name.clone(), "S".to_owned()))
+            .collect();
+        let definitions = attribute_definitions(&template, table);
+        assert_eq!(
+            definitions.len(),
+            expected_definitions.len(),
+            "{table} declares an attribute twice or one too many: {definitions:?}"
+        );
+        assert_eq!(
+            definitions.into_iter().collect::<BTreeSet<_>>(),
+            expected_definitions,
+            "AttributeDefinitions of {table} differ from Ledger::key_schemas()"
+        );
+        let props = mapping(properties(&template, table), table);
+        for index in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"] {
+            assert!(
+                !props.contains_key(index),
+                "{table} declares {index}, which the ledger does not use"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_template_declares_only_the_two_ledger_tables() {
+    let template = template();
+    let (accounts, ledger) = tables(&template);
+    let declared: BTreeSet<String> = mapping(get(&template, "Resources", "template"), "Resources")
+        .iter()
+        .filter(|(_, resource)| {
+            resource.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table")
+        })
+        .map(|(id, _)| string(id, "a logical id").to_owned())
+        .collect();
+    assert_eq!(declared, BTreeSet::from([accounts.clone(), ledger.clone()]));
+
+    let outputs = get(&template, "Outputs", "template");
+    for (output, table) in [
+        ("AccountsTableName", &accounts),
+        ("LedgerTableName", &ledger),
+    ] {
+        let value = get(get(outputs, output, "Outputs"), "Value", output);
+        assert_eq!(ref_target(value), Some(table.as_str()), "output {output}");
+    }
+}
+
+#[test]
+fn function_may_use_only_the_ledger_actions_on_the_two_tables() {
+    let template = template();
+    let (accounts, ledger) = tables(&template);
+    let function = mapping(properties(&template, FUNCTION), FUNCTION);
+    assert!(
+        !function.contains_key("Role"),
+        "an explicit Role would replace the Policies checked here"
+    );
+
+    let mut actions = BTreeSet::new();
+    let mut resources = BTreeSet::new();
+    let policies = function
+        .get("Policies")
+        .unwrap_or_else(|| panic!("{FUNCTION} has no Policies"));
+    for policy in sequence(policies, "Policies") {
+        // Only inline policy documents: no managed policy names or ARNs and
+        // no SAM policy templates (DynamoDBCrudPolicy and the like).
+        let document = mapping(policy, "a policy (only inline documents are allowed)");
+        let keys: BTreeSet<&str> = document.keys().filter_map(Value::as_str).collect();
+        assert!(
+            keys.contains("Statement") && keys.is_subset(&BTreeSet::from(["Version", "Statement"])),
+            "not an inline policy document: {policy:?}"
+        );
+        for statement in sequence(get(policy, "Statement", "policy"), "Statement") {
+            assert_eq!(
+                statement.get("Effect").and_then(Value::as_str),
+                Some("Allow"),
+                "{statement:?}"
+            );
+            let action = get(statement, "Action", "statement");
+            let listed: Vec<&str> = match action {
+                Value::String(one) => vec![one.as_str()],
+                _ => sequence(action, "Action")
+                    .iter()
+                    .map(|a| string(a, "an action"))
+                    .collect(),
+            };
+            actions.extend(listed.into_iter().map(str::to_owned));
+            let resource = get(statement, "Resource", "statement");
+            let targets: Vec<&Value> = match resource {
+                Value::Sequence(list) => list.iter().collect(),
+                one => vec![one],
+            };
+            for target in targets {
+                let (id, attribute) = get_att(target).unwrap_or_else(|| {
+                    panic!("resources must be !GetAtt <table>.Arn, found {target:?}")
+                });
+                assert_eq!(attribute, "Arn", "{target:?}");
+                resources.insert(id);
+            }
+        }
+    }
+
+    let expected: BTreeSet<String> = DYNAMODB_ACTIONS.iter().map(|a| a.to_string()).collect();
+    assert_eq!(actions, expected, "the function's IAM actions");
+    assert_eq!(
+        resources,
+        BTreeSet::from([accounts, ledger]),
+        "the function's IAM resources must be exactly the two tables"
+    );
+}
+
+#[test]
+fn the_http_api_routes_the_grpc_service_to_the_function() {
+    let template = template();
+    let events = mapping(
+        get(properties(&template, FUNCTION), "Events", FUNCTION),
+        "Events",
+    );
+    let routes: Vec<(&str, &str, Option<&str>)> = events
+        .values()
+        .filter(|event| event.get("Type").and_then(Value::as_str) == Some("HttpApi"))
+        .map(|event| {
+            let props = get(event, "Properties", "event");
+            (
+                string(get(props, "Method", "event"), "Method"),
+                string(get(props, "Path", "event"), "Path"),
+                ref_target(get(props, "ApiId", "event")),
+            )
+        })
+        .collect();
+    let path = format!("/{SERVICE_NAME}/{{method}}");
+    assert_eq!(routes, [("POST", path.as_str(), Some("HttpApi"))]);
+
+    // A named stage would prefix the path and break gRPC routing.
+    assert_eq!(
+        resource_type(&template, "HttpApi"),
+        "AWS::Serverless::HttpApi"
+    );
+    let stage = get(properties(&template, "HttpApi"), "StageName", "HttpApi");
+    assert_eq!(stage.as_str(), Some("$default"));
+}

@@ -17,8 +17,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A gRPC-Web transport over HTTP/1.1 (with TLS for https endpoints).
-pub type GrpcWebTransport =
-    GrpcWebClientService<HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, GrpcWebCall<Body>>>;
+pub type GrpcWebTransport = GrpcWebClientService<
+    HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, GrpcWebCall<Body>>,
+>;
 
 /// Parses an endpoint URL; a path (such as `/lambda-url/payment-lambda`)
 /// becomes the prefix of every call's path.
@@ -42,7 +43,9 @@ pub async fn connect_grpc(endpoint: &str) -> Result<PaymentServiceClient<Channel
 }
 
 /// A gRPC-Web client (binary `application/grpc-web+proto`) over HTTP/1.1.
-pub fn connect_grpc_web(endpoint: &str) -> Result<PaymentServiceClient<GrpcWebTransport>, BoxError> {
+pub fn connect_grpc_web(
+    endpoint: &str,
+) -> Result<PaymentServiceClient<GrpcWebTransport>, BoxError> {
     let uri = endpoint_uri(endpoint)?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()?

@@ -44,17 +44,38 @@ pub fn tables_from_env() -> Tables {
 /// retries.
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     let shared = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(DYNAMODB_ATTEMPTS_MAX))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(DYNAMODB_CONNECT_TIMEOUT)
-                .operation_attempt_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
-                .operation_timeout(DYNAMODB_OPERATION_TIMEOUT)
-                .build(),
-        )
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .load()
         .await;
     aws_sdk_dynamodb::Client::new(&shared)
+}
+
+/// A client for DynamoDB Local at `endpoint` (tests and benchmarks), with
+/// fixed dummy credentials and the same retries and timeouts as production.
+pub fn local_dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("local", "local", None, None, "static"))
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+fn retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(DYNAMODB_ATTEMPTS_MAX)
+}
+
+fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(DYNAMODB_CONNECT_TIMEOUT)
+        .operation_attempt_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
+        .operation_timeout(DYNAMODB_OPERATION_TIMEOUT)
+        .build()
 }
 
 /// Sets up tracing: JSON lines when `PAYMENT_LOG_FORMAT=json` (as in Lambda),

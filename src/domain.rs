@@ -81,7 +81,10 @@ fn parse_text(field: &'static str, value: &str) -> Result<String, InvalidField> 
             ),
         ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(InvalidField::new(
             field,
             "contains control characters; only printable text, newlines and tabs are allowed",
@@ -129,9 +132,7 @@ pub struct Currency([u8; 3]);
 impl Currency {
     pub fn parse(field: &'static str, value: &str) -> Result<Self, InvalidField> {
         match value.as_bytes() {
-            [a, b, c] if [a, b, c].iter().all(|x| x.is_ascii_uppercase()) => {
-                Ok(Self([*a, *b, *c]))
-            }
+            [a, b, c] if [a, b, c].iter().all(|x| x.is_ascii_uppercase()) => Ok(Self([*a, *b, *c])),
             _ => Err(InvalidField::new(
                 field,
                 format!(
@@ -277,7 +278,9 @@ impl HistoryPage {
             _ => {
                 return Err(InvalidField::new(
                     "page_size",
-                    format!("is {page_size}; it must be between 0 (meaning {PAGE_SIZE_DEFAULT}) and {PAGE_SIZE_MAX}"),
+                    format!(
+                        "is {page_size}; it must be between 0 (meaning {PAGE_SIZE_DEFAULT}) and {PAGE_SIZE_MAX}"
+                    ),
                 ));
             }
         };
@@ -460,14 +463,8 @@ mod tests {
             let err = Currency::parse("currency", bad).unwrap_err();
             assert_eq!(err.field, "currency");
         }
-        assert_eq!(
-            Currency::parse("c", "JPY").unwrap().minor_unit_digits(),
-            0
-        );
-        assert_eq!(
-            Currency::parse("c", "KWD").unwrap().minor_unit_digits(),
-            3
-        );
+        assert_eq!(Currency::parse("c", "JPY").unwrap().minor_unit_digits(), 0);
+        assert_eq!(Currency::parse("c", "KWD").unwrap().minor_unit_digits(), 3);
     }
 
     #[test]
@@ -494,7 +491,10 @@ mod tests {
             "display_name"
         );
         assert_eq!(field(NewAccount::parse("a", "x", "eur", 0)), "currency");
-        assert_eq!(field(NewAccount::parse("a", "x", "EUR", -1)), "initial_balance");
+        assert_eq!(
+            field(NewAccount::parse("a", "x", "EUR", -1)),
+            "initial_balance"
+        );
         assert_eq!(
             field(NewAccount::parse("a", "x", "EUR", BALANCE_MAX_MINOR + 1)),
             "initial_balance"
@@ -508,15 +508,43 @@ mod tests {
     fn payment_orders_check_every_field() {
         assert!(PaymentOrder::parse("k", "a", "b", 1, "EUR", "rent").is_ok());
         let field = |r: Result<PaymentOrder, InvalidField>| r.unwrap_err().field;
-        assert_eq!(field(PaymentOrder::parse("", "a", "b", 1, "EUR", "")), "idempotency_key");
-        assert_eq!(field(PaymentOrder::parse("k", "", "b", 1, "EUR", "")), "sender_id");
-        assert_eq!(field(PaymentOrder::parse("k", "a", "", 1, "EUR", "")), "recipient_id");
-        assert_eq!(field(PaymentOrder::parse("k", "a", "a", 1, "EUR", "")), "recipient_id");
-        assert_eq!(field(PaymentOrder::parse("k", "a", "b", 0, "EUR", "")), "amount");
-        assert_eq!(field(PaymentOrder::parse("k", "a", "b", -5, "EUR", "")), "amount");
-        assert_eq!(field(PaymentOrder::parse("k", "a", "b", 1, "", "")), "currency");
         assert_eq!(
-            field(PaymentOrder::parse("k", "a", "b", 1, "EUR", &"m".repeat(257))),
+            field(PaymentOrder::parse("", "a", "b", 1, "EUR", "")),
+            "idempotency_key"
+        );
+        assert_eq!(
+            field(PaymentOrder::parse("k", "", "b", 1, "EUR", "")),
+            "sender_id"
+        );
+        assert_eq!(
+            field(PaymentOrder::parse("k", "a", "", 1, "EUR", "")),
+            "recipient_id"
+        );
+        assert_eq!(
+            field(PaymentOrder::parse("k", "a", "a", 1, "EUR", "")),
+            "recipient_id"
+        );
+        assert_eq!(
+            field(PaymentOrder::parse("k", "a", "b", 0, "EUR", "")),
+            "amount"
+        );
+        assert_eq!(
+            field(PaymentOrder::parse("k", "a", "b", -5, "EUR", "")),
+            "amount"
+        );
+        assert_eq!(
+            field(PaymentOrder::parse("k", "a", "b", 1, "", "")),
+            "currency"
+        );
+        assert_eq!(
+            field(PaymentOrder::parse(
+                "k",
+                "a",
+                "b",
+                1,
+                "EUR",
+                &"m".repeat(257)
+            )),
             "memo"
         );
     }
@@ -556,11 +584,23 @@ mod tests {
 
     #[test]
     fn history_pages_default_and_bound_the_page_size() {
-        assert_eq!(HistoryPage::parse("a", 0, "").unwrap().page_size, PAGE_SIZE_DEFAULT);
+        assert_eq!(
+            HistoryPage::parse("a", 0, "").unwrap().page_size,
+            PAGE_SIZE_DEFAULT
+        );
         assert_eq!(HistoryPage::parse("a", 1000, "").unwrap().page_size, 1000);
-        assert_eq!(HistoryPage::parse("a", 1001, "").unwrap_err().field, "page_size");
-        assert_eq!(HistoryPage::parse("a", -1, "").unwrap_err().field, "page_size");
-        assert_eq!(HistoryPage::parse("a", 5, "zz").unwrap_err().field, "page_token");
+        assert_eq!(
+            HistoryPage::parse("a", 1001, "").unwrap_err().field,
+            "page_size"
+        );
+        assert_eq!(
+            HistoryPage::parse("a", -1, "").unwrap_err().field,
+            "page_size"
+        );
+        assert_eq!(
+            HistoryPage::parse("a", 5, "zz").unwrap_err().field,
+            "page_token"
+        );
         let a = AccountId::parse("a", "a").unwrap();
         let token = PageToken {
             account_id: a,
@@ -578,7 +618,10 @@ mod tests {
         assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
         assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
         assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_grpc_timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
         for bad in ["", "S", "5", "5s", "123456789S", "-1S", "1.5S", "５S"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
         }
@@ -599,7 +642,15 @@ mod tests {
         assert_eq!(parse_money("500", "JPY"), Ok(500));
         // 0.1 + 0.2 style float errors cannot happen: every digit is exact.
         assert_eq!(parse_money("0.30", "EUR"), Ok(30));
-        for bad in ["", "1.234", "-1", "1,5", "1e3", ".5", "99999999999999999999"] {
+        for bad in [
+            "",
+            "1.234",
+            "-1",
+            "1,5",
+            "1e3",
+            ".5",
+            "99999999999999999999",
+        ] {
             assert!(parse_money(bad, "EUR").is_err(), "{bad}");
         }
         assert!(parse_money("1.5", "JPY").is_err());

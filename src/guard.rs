@@ -44,12 +44,14 @@ pub struct RequestGuard<S> {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-impl<S, B> Service<http::Request<B>> for RequestGuard<S>
+impl<S, B, ResBody> Service<http::Request<B>> for RequestGuard<S>
 where
-    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S: Service<http::Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -70,16 +72,22 @@ where
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|ct| ct.starts_with("application/grpc"));
-            if !is_grpc || parts.method != http::Method::POST {
-                return inner
-                    .call(http::Request::from_parts(parts, Body::new(body)))
-                    .await;
+            if parts.method != http::Method::POST {
+                return Ok(plain_error(
+                    http::StatusCode::METHOD_NOT_ALLOWED,
+                    "gRPC calls are HTTP POST requests",
+                ));
+            }
+            if !is_grpc {
+                return Ok(plain_error(
+                    http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "content-type must be application/grpc, application/grpc-web(+proto) or application/grpc-web-text",
+                ));
             }
             match checked_body(parts.uri.path(), body).await {
                 Ok(bytes) => {
-                    inner
-                        .call(http::Request::from_parts(parts, Body::new(Full::new(bytes))))
-                        .await
+                    let request = http::Request::from_parts(parts, Body::new(Full::new(bytes)));
+                    Ok(inner.call(request).await?.map(Body::new))
                 }
                 Err(status) => {
                     tracing::info!(
@@ -93,6 +101,18 @@ where
             }
         })
     }
+}
+
+/// A plain HTTP error for requests that are not gRPC at all.
+fn plain_error(status: http::StatusCode, message: &'static str) -> http::Response<Body> {
+    let mut response =
+        http::Response::new(Body::new(Full::new(Bytes::from_static(message.as_bytes()))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 async fn checked_body<B>(path: &str, body: B) -> Result<Bytes, Status>
@@ -164,8 +184,14 @@ fn single_frame(bytes: &Bytes) -> Result<Bytes, Status> {
 
 fn decodes_as(method: &str, message: Bytes) -> Result<(), Status> {
     let (name, result) = match method {
-        "AddAccount" => ("AddAccountRequest", pb::AddAccountRequest::decode(message).err()),
-        "MakePayment" => ("MakePaymentRequest", pb::MakePaymentRequest::decode(message).err()),
+        "AddAccount" => (
+            "AddAccountRequest",
+            pb::AddAccountRequest::decode(message).err(),
+        ),
+        "MakePayment" => (
+            "MakePaymentRequest",
+            pb::MakePaymentRequest::decode(message).err(),
+        ),
         "GetAccountBalance" => (
             "GetAccountBalanceRequest",
             pb::GetAccountBalanceRequest::decode(message).err(),
@@ -205,7 +231,10 @@ mod tests {
         assert!(single_frame(&frame(0, &ok)).is_ok());
         let code = |b: Bytes| single_frame(&b).unwrap_err().code();
         assert_eq!(code(Bytes::new()), tonic::Code::InvalidArgument);
-        assert_eq!(code(Bytes::from_static(&[0, 0])), tonic::Code::InvalidArgument);
+        assert_eq!(
+            code(Bytes::from_static(&[0, 0])),
+            tonic::Code::InvalidArgument
+        );
         let mut truncated = frame(0, &ok).to_vec();
         truncated.pop();
         assert_eq!(code(Bytes::from(truncated)), tonic::Code::InvalidArgument);
@@ -220,7 +249,12 @@ mod tests {
     fn messages_must_decode_as_the_method_request() {
         // Field 1 with wire type 7 does not exist in protobuf.
         let garbage = Bytes::from_static(&[0x0f, 0x01]);
-        for method in ["AddAccount", "MakePayment", "GetAccountBalance", "GetTransactionHistory"] {
+        for method in [
+            "AddAccount",
+            "MakePayment",
+            "GetAccountBalance",
+            "GetTransactionHistory",
+        ] {
             let err = decodes_as(method, garbage.clone()).unwrap_err();
             assert_eq!(err.code(), tonic::Code::InvalidArgument, "{method}");
         }

@@ -470,11 +470,7 @@ impl Ledger {
     /// Opens an account, with its opening credit as history entry 1 when the
     /// initial balance is positive. One conditional write: ALREADY_EXISTS
     /// comes from DynamoDB's condition, not from a read before the write.
-    pub async fn add_account(
-        &self,
-        new: &NewAccount,
-        owner: &str,
-    ) -> Result<Account, LedgerError> {
+    pub async fn add_account(&self, new: &NewAccount, owner: &str) -> Result<Account, LedgerError> {
         let opening = new.initial_balance_minor;
         let account = Account {
             account_id: new.account_id.as_str().to_owned(),
@@ -619,10 +615,12 @@ impl Ledger {
                     })
                 };
             }
-            let sender = snapshot.sender.ok_or_else(|| LedgerError::AccountNotFound {
-                role: "sender",
-                account_id: order.sender_id.as_str().to_owned(),
-            })?;
+            let sender = snapshot
+                .sender
+                .ok_or_else(|| LedgerError::AccountNotFound {
+                    role: "sender",
+                    account_id: order.sender_id.as_str().to_owned(),
+                })?;
             if let Some(owner) = sender_owner {
                 check_owner(&Some(sender.clone()), owner, order)?;
             }
@@ -772,10 +770,7 @@ impl Ledger {
         record.extend([
             ("pk".into(), s(payment_pk(&payment.sender_id))),
             ("sk".into(), s(payment_sk(order.idempotency_key.as_str()))),
-            (
-                "idempotency_key".into(),
-                s(order.idempotency_key.as_str()),
-            ),
+            ("idempotency_key".into(), s(order.idempotency_key.as_str())),
             ("sender_sequence".into(), n(sender_entry.sequence)),
             ("recipient_sequence".into(), n(recipient_entry.sequence)),
         ]);

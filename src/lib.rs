@@ -18,5 +18,6 @@ pub mod pb {
     tonic::include_proto!("payment.v1");
 
     /// The encoded descriptors of proto/, served by gRPC reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("payment_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("payment_descriptor");
 }

@@ -8,7 +8,6 @@ use http::{HeaderName, HeaderValue, Method};
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -43,7 +42,11 @@ pub fn cors(origins: &str) -> CorsLayer {
                 .filter_map(|o| HeaderValue::from_str(o).ok()),
         )
     };
-    let names = |list: &[&'static str]| list.iter().map(|h| HeaderName::from_static(h)).collect::<Vec<_>>();
+    let names = |list: &[&'static str]| {
+        list.iter()
+            .map(|h| HeaderName::from_static(h))
+            .collect::<Vec<_>>()
+    };
     CorsLayer::new()
         .allow_origin(allow_origin)
         .allow_methods([Method::POST, Method::OPTIONS])
@@ -54,25 +57,36 @@ pub fn cors(origins: &str) -> CorsLayer {
             "grpc-timeout",
             "authorization",
         ]))
-        .expose_headers(names(&["grpc-status", "grpc-message", "grpc-status-details-bin"]))
+        .expose_headers(names(&[
+            "grpc-status",
+            "grpc-message",
+            "grpc-status-details-bin",
+        ]))
         .max_age(CORS_MAX_AGE)
 }
 
 /// Serves until `shutdown` completes, then drains in-flight calls.
+///
+/// HTTP/1.1 and HTTP/2 are told apart per connection (axum's server on
+/// hyper), so native gRPC and gRPC-Web share the port. tonic's own
+/// `transport::Server` is not used because it answers an expired
+/// `grpc-timeout` with CANCELLED before the service can say
+/// DEADLINE_EXCEEDED; the service enforces deadlines itself, the same way
+/// under the server and the Lambda.
 pub async fn serve(
     listener: TcpListener,
     api: PaymentApi,
     cors_origins: &str,
-    shutdown: impl Future<Output = ()> + Send,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let routes = routes(api).await?;
-    tonic::transport::Server::builder()
-        .accept_http1(true)
+    let service = tower::ServiceBuilder::new()
+        .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
         .layer(cors(cors_origins))
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(RequestGuardLayer)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .service(routes(api).await?.prepare().into_axum_router());
+    axum::serve(listener, tower::make::Shared::new(service))
+        .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
 }

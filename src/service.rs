@@ -28,6 +28,15 @@ impl PaymentApi {
     }
 }
 
+/// Below this much time left, no DynamoDB call can finish: answer
+/// DEADLINE_EXCEEDED at once instead of starting work.
+const DEADLINE_BUDGET_MIN: Duration = Duration::from_millis(2);
+/// How much earlier than the caller's deadline the service gives up, so
+/// that the caller gets DEADLINE_EXCEEDED from the service rather than
+/// CANCELLED from the transport's own timer (tonic's server enforces
+/// grpc-timeout too, with millisecond timer granularity).
+const DEADLINE_MARGIN_MAX: Duration = Duration::from_millis(5);
+
 /// The caller's deadline from the `grpc-timeout` header, if any.
 fn deadline<T>(request: &Request<T>) -> Option<tokio::time::Instant> {
     let timeout = request
@@ -35,9 +44,7 @@ fn deadline<T>(request: &Request<T>) -> Option<tokio::time::Instant> {
         .get("grpc-timeout")
         .and_then(|v| v.to_str().ok())
         .and_then(domain::parse_grpc_timeout)?;
-    // Answer a little before the deadline, so that the caller gets our
-    // DEADLINE_EXCEEDED rather than the transport's CANCELLED.
-    let margin = (timeout / 10).min(Duration::from_millis(5));
+    let margin = (timeout / 10).clamp(DEADLINE_BUDGET_MIN, DEADLINE_MARGIN_MAX);
     Some(tokio::time::Instant::now() + timeout.saturating_sub(margin))
 }
 
@@ -48,13 +55,17 @@ async fn until<T>(
     deadline: Option<tokio::time::Instant>,
     work: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
+    let expired = || {
+        Err(Status::deadline_exceeded(
+            "the deadline expired before the ledger answered; a payment may or may not have been applied: retry with the same idempotency key to find out",
+        ))
+    };
     match deadline {
         None => work.await,
-        Some(at) => tokio::time::timeout_at(at, work).await.unwrap_or_else(|_| {
-            Err(Status::deadline_exceeded(
-                "the deadline expired before the ledger answered; a payment may or may not have been applied: retry with the same idempotency key to find out",
-            ))
-        }),
+        Some(at) if at <= tokio::time::Instant::now() + DEADLINE_BUDGET_MIN => expired(),
+        Some(at) => tokio::time::timeout_at(at, work)
+            .await
+            .unwrap_or_else(|_| expired()),
     }
 }
 
@@ -88,7 +99,10 @@ fn transaction_message(payment: ledger::Payment) -> pb::Transaction {
     }
 }
 
-fn entry_message(account_id: &AccountId, entry: ledger::Entry) -> pb::GetTransactionHistoryResponse {
+fn entry_message(
+    account_id: &AccountId,
+    entry: ledger::Entry,
+) -> pb::GetTransactionHistoryResponse {
     let next_page_token = if entry.sequence > 1 {
         PageToken {
             account_id: account_id.clone(),
@@ -121,7 +135,12 @@ impl PaymentService for PaymentApi {
     ) -> Result<Response<pb::AddAccountResponse>, Status> {
         let deadline = deadline(&request);
         let r = request.into_inner();
-        let new = NewAccount::parse(&r.account_id, &r.display_name, &r.currency, r.initial_balance)?;
+        let new = NewAccount::parse(
+            &r.account_id,
+            &r.display_name,
+            &r.currency,
+            r.initial_balance,
+        )?;
         let account = until(deadline, async {
             Ok(self.ledger.add_account(&new, "").await?)
         })
@@ -227,9 +246,15 @@ async fn stream_history(
             return Err(Status::internal("history query went backwards"));
         }
         before = last.sequence;
-        remaining -= u32::try_from(chunk.len()).unwrap_or(remaining).min(remaining);
+        remaining -= u32::try_from(chunk.len())
+            .unwrap_or(remaining)
+            .min(remaining);
         for entry in chunk {
-            if tx.send(Ok(entry_message(&page.account_id, entry))).await.is_err() {
+            if tx
+                .send(Ok(entry_message(&page.account_id, entry)))
+                .await
+                .is_err()
+            {
                 return Ok(()); // The caller hung up.
             }
         }

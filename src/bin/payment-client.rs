@@ -17,7 +17,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[command(version)]
 struct Cli {
     /// The service's URL; a path (as with cargo lambda watch) prefixes every call.
-    #[arg(long, global = true, env = "PAYMENT_ENDPOINT", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "PAYMENT_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
     endpoint: String,
     /// Speak gRPC-Web over HTTP/1.1 (as through API Gateway) instead of native gRPC.
     #[arg(long, global = true)]
@@ -70,9 +75,7 @@ enum Command {
         key: Option<String>,
     },
     /// Show an account and its balance.
-    Balance {
-        account_id: String,
-    },
+    Balance { account_id: String },
     /// Stream an account's history, newest first.
     History {
         account_id: String,
@@ -177,7 +180,9 @@ where
             key,
         } => {
             let amount = parse_money(amount, currency).map_err(|e| format!("--amount: {e}"))?;
-            let key = key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let key = key
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             if !cli.json {
                 println!("idempotency key: {key}");
             }

@@ -31,7 +31,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(address = %listener.local_addr()?, tables = ?ledger.tables(), "payment-server listening");
-    server::serve(listener, PaymentApi::new(ledger), &args.cors_origins, shutdown_signal()).await?;
+    server::serve(
+        listener,
+        PaymentApi::new(ledger),
+        &args.cors_origins,
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("payment-server stopped");
     Ok(())
 }

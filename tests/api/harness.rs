@@ -1,0 +1,202 @@
+//! Test harness: a real DynamoDB Local (AWS's emulator) and a real server on
+//! 127.0.0.1, per test with fresh tables.
+//!
+//! One DynamoDB Local process serves the whole test binary; it is started on
+//! first use on a free port and killed when the test process exits
+//! (PR_SET_PDEATHSIG). If it cannot start, the tests fail loudly: nothing is
+//! skipped and nothing is mocked.
+
+use payment::ledger::{Ledger, Tables};
+use payment::pb::payment_service_client::PaymentServiceClient;
+use payment::service::PaymentApi;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// How long DynamoDB Local may take to start accepting connections.
+const DYNAMODB_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+/// A DynamoDB Local process.
+pub struct DynamoLocal {
+    pub port: u16,
+    child: Child,
+}
+
+impl DynamoLocal {
+    /// Starts DynamoDB Local on `port`, in memory or with its files in
+    /// `data_dir`, and waits until it accepts connections.
+    pub fn start(port: u16, data_dir: Option<&Path>) -> DynamoLocal {
+        let script = repo_root().join("scripts/dynamodb-local.sh");
+        let mut command = Command::new(&script);
+        command.arg(port.to_string());
+        if let Some(dir) = data_dir {
+            command.arg(dir);
+        }
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe; it asks the kernel to kill the
+        // child when the thread that spawned it exits.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start DynamoDB Local with {}: {e}; run scripts/setup.sh first",
+                script.display()
+            )
+        });
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "DynamoDB Local exited with {status} before listening on port {port}; run scripts/setup.sh (it needs java)"
+                );
+            }
+            assert!(
+                started.elapsed() < DYNAMODB_START_TIMEOUT,
+                "DynamoDB Local did not listen on 127.0.0.1:{port} within {DYNAMODB_START_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        DynamoLocal { port, child }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for DynamoLocal {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The endpoint of the DynamoDB Local shared by this test binary.
+pub fn shared_dynamodb() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // A thread that lives as long as the process owns the child, so the
+        // parent-death signal fires only when the test binary exits.
+        std::thread::spawn(move || {
+            let mut local = DynamoLocal::start(free_port(), None);
+            tx.send(local.endpoint()).expect("test harness gone");
+            let _ = local.child.wait();
+        });
+        rx.recv_timeout(DYNAMODB_START_TIMEOUT + Duration::from_secs(5))
+            .expect("DynamoDB Local did not start; see the panic above")
+    })
+}
+
+/// Fresh, unique table names, so tests never see each other's data.
+pub fn unique_tables() -> Tables {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    Tables {
+        accounts: format!("t-{id}-accounts"),
+        ledger: format!("t-{id}-ledger"),
+    }
+}
+
+/// A ledger with new tables on the shared DynamoDB Local.
+pub async fn fresh_ledger() -> Ledger {
+    let client = payment::config::local_dynamodb_client(shared_dynamodb());
+    let ledger = Ledger::new(client, unique_tables());
+    ledger.create_tables().await.expect("create tables");
+    ledger
+}
+
+/// A payment-server serving `ledger` on 127.0.0.1 on a free port until
+/// dropped.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub ledger: Ledger,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::serve(fresh_ledger().await).await
+    }
+
+    pub async fn serve(ledger: Ledger) -> TestApp {
+        payment::config::init_tracing();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let api = PaymentApi::new(ledger.clone());
+        let task = tokio::spawn(async move {
+            payment::server::serve(listener, api, "*", async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server failed");
+        });
+        TestApp {
+            addr,
+            ledger,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn grpc(&self) -> PaymentServiceClient<Channel> {
+        payment::client::connect_grpc(&self.url())
+            .await
+            .expect("connect")
+    }
+
+    pub fn grpc_web(&self) -> PaymentServiceClient<payment::client::GrpcWebTransport> {
+        payment::client::connect_grpc_web(&self.url()).expect("connect")
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Small wrappers over the generated client, so that tests read like the rules.
+
+use payment::pb::{self, payment_service_client::PaymentServiceClient};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+pub type Client = PaymentServiceClient<Channel>;
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub async fn add(
+    client: &mut Client,
+    account_id: &str,
+    currency: &str,
+    initial_balance: i64,
+) -> Result<pb::Account, Status> {
+    client
+        .add_account(pb::AddAccountRequest {
+            account_id: account_id.into(),
+            display_name: format!("{account_id} display"),
+            currency: currency.into(),
+            initial_balance,
+        })
+        .await
+        .map(|r| r.into_inner().account.expect("account in response"))
+}
+
+pub fn order(key: &str, from: &str, to: &str, amount: i64) -> pb::MakePaymentRequest {
+    pb::MakePaymentRequest {
+        idempotency_key: key.into(),
+        sender_id: from.into(),
+        recipient_id: to.into(),
+        amount,
+        currency: "EUR".into(),
+        memo: "test".into(),
+    }
+}
+
+pub async fn pay(
+    client: &mut Client,
+    request: pb::MakePaymentRequest,
+) -> Result<pb::MakePaymentResponse, Status> {
+    client.make_payment(request).await.map(|r| r.into_inner())
+}
+
+pub async fn balance(client: &mut Client, account_id: &str) -> Result<i64, Status> {
+    client
+        .get_account_balance(pb::GetAccountBalanceRequest {
+            account_id: account_id.into(),
+        })
+        .await
+        .map(|r| r.into_inner().account.expect("account").balance)
+}
+
+/// One call of GetTransactionHistory, all its messages.
+pub async fn history_page(
+    client: &mut Client,
+    account_id: &str,
+    page_size: i32,
+    page_token: &str,
+) -> Result<Vec<pb::GetTransactionHistoryResponse>, Status> {
+    let mut stream = client
+        .get_transaction_history(pb::GetTransactionHistoryRequest {
+            account_id: account_id.into(),
+            page_size,
+            page_token: page_token.into(),
+        })
+        .await?
+        .into_inner();
+    let mut entries = Vec::new();
+    while let Some(entry) = stream.message().await? {
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// The whole history, newest first, following page tokens.
+pub async fn history_all(
+    client: &mut Client,
+    account_id: &str,
+) -> Vec<pb::GetTransactionHistoryResponse> {
+    let mut all = Vec::new();
+    let mut token = String::new();
+    // Bounded: 100 pages of 1000 entries is far more than any test makes.
+    for _ in 0..100 {
+        let page = history_page(client, account_id, 1000, &token)
+            .await
+            .expect("history page");
+        let Some(last) = page.last() else { break };
+        token = last.next_page_token.clone();
+        all.extend(page);
+        if token.is_empty() {
+            return all;
+        }
+    }
+    all
+}
+
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, needle: &str) {
+    match result {
+        Ok(value) => panic!("expected {code:?} mentioning {needle:?}, got Ok({value:?})"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "message: {}", status.message());
+            assert!(
+                status.message().contains(needle),
+                "{code:?} message {:?} does not mention {needle:?}",
+                status.message()
+            );
+        }
+    }
+}
+
+/// Balance recomputed from the history: credits minus debits.
+pub fn history_sum(entries: &[pb::GetTransactionHistoryResponse]) -> i64 {
+    entries
+        .iter()
+        .map(|e| {
+            let amount = e.transaction.as_ref().expect("transaction").amount;
+            if e.direction == pb::Direction::Debit as i32 {
+                -amount
+            } else {
+                amount
+            }
+        })
+        .sum()
+}

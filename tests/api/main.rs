@@ -1,0 +1,8 @@
+//! Integration tests: the real server on 127.0.0.1, DynamoDB Local behind it.
+//! One binary (faster to link), one module per area.
+
+mod concurrency;
+mod harness;
+mod helpers;
+mod rules;
+mod transport;

@@ -1,0 +1,479 @@
+//! The transports: gRPC-Web (binary and text) on the same port as native
+//! gRPC, malformed bodies, CORS, health and reflection.
+
+use crate::harness::TestApp;
+use crate::helpers::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+use payment::pb;
+use prost::Message;
+use tonic::Code;
+
+/// A gRPC-Web reply split into its messages and trailers.
+#[derive(Debug, Default)]
+struct WebReply {
+    http_status: u16,
+    headers: http::HeaderMap,
+    messages: Vec<Bytes>,
+    trailers: Vec<(String, String)>,
+}
+
+impl WebReply {
+    /// grpc-status from the trailer frame, or from the headers of a
+    /// trailers-only reply.
+    fn grpc_status(&self) -> Option<String> {
+        self.trailers
+            .iter()
+            .find(|(k, _)| k == "grpc-status")
+            .map(|(_, v)| v.clone())
+            .or_else(|| {
+                self.headers
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+    }
+    fn grpc_message(&self) -> String {
+        self.trailers
+            .iter()
+            .find(|(k, _)| k == "grpc-message")
+            .map(|(_, v)| v.clone())
+            .or_else(|| {
+                self.headers
+                    .get("grpc-message")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub fn frame(message: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8];
+    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+/// Splits a gRPC-Web body into data messages and the trailer frame.
+fn parse_frames(mut body: &[u8]) -> (Vec<Bytes>, Vec<(String, String)>) {
+    let (mut messages, mut trailers) = (Vec::new(), Vec::new());
+    while body.len() >= 5 {
+        let flag = body[0];
+        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+        let payload = &body[5..5 + len];
+        if flag & 0x80 != 0 {
+            assert!(trailers.is_empty(), "two trailer frames");
+            for line in String::from_utf8_lossy(payload)
+                .split("\r\n")
+                .filter(|l| !l.is_empty())
+            {
+                let (k, v) = line.split_once(':').expect("trailer line");
+                trailers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        } else {
+            assert!(trailers.is_empty(), "data frame after the trailer frame");
+            messages.push(Bytes::copy_from_slice(payload));
+        }
+        body = &body[5 + len..];
+    }
+    assert!(body.is_empty(), "trailing bytes after the last frame");
+    (messages, trailers)
+}
+
+/// Decodes a grpc-web-text body: several padded base64 chunks, decoded one
+/// by one.
+fn decode_text_body(body: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(body).expect("text body");
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        // A chunk ends after its padding, or at the end.
+        let end = rest
+            .find('=')
+            .map(|i| i + rest[i..].chars().take_while(|c| *c == '=').count())
+            .unwrap_or(rest.len());
+        out.extend(B64.decode(&rest[..end]).expect("base64 chunk"));
+        rest = &rest[end..];
+    }
+    out
+}
+
+async fn raw(
+    app: &TestApp,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> WebReply {
+    let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", app.url()));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = client
+        .request(request.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .expect("HTTP/1.1 request");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes();
+    let text = parts
+        .headers
+        .get("content-type")
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc-web-text"));
+    let decoded = if text {
+        decode_text_body(&bytes)
+    } else {
+        bytes.to_vec()
+    };
+    let grpc = parts
+        .headers
+        .get("content-type")
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
+    let (messages, trailers) = if grpc {
+        parse_frames(&decoded)
+    } else {
+        (vec![], vec![])
+    };
+    WebReply {
+        http_status: parts.status.as_u16(),
+        headers: parts.headers,
+        messages,
+        trailers,
+    }
+}
+
+const WEB: &[(&str, &str)] = &[
+    ("content-type", "application/grpc-web+proto"),
+    ("x-grpc-web", "1"),
+];
+const BALANCE: &str = "/payment.v1.PaymentService/GetAccountBalance";
+const HISTORY: &str = "/payment.v1.PaymentService/GetTransactionHistory";
+
+#[tokio::test]
+async fn grpc_web_client_makes_every_call() {
+    let app = TestApp::spawn().await;
+    let mut web = app.grpc_web();
+    let (a, b) = (unique("a"), unique("b"));
+    for (id, initial) in [(&a, 5_000), (&b, 0)] {
+        web.add_account(pb::AddAccountRequest {
+            account_id: id.clone(),
+            display_name: "web".into(),
+            currency: "EUR".into(),
+            initial_balance: initial,
+        })
+        .await
+        .unwrap();
+    }
+    for i in 0..3 {
+        web.make_payment(order(&format!("w{i}"), &a, &b, 100))
+            .await
+            .unwrap();
+    }
+    let account = web
+        .get_account_balance(pb::GetAccountBalanceRequest {
+            account_id: a.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(account.balance, 4_700);
+    // A streamed reply whose messages and trailer arrive together: every
+    // message and then a clean end (regression guard for lost trailers).
+    let mut stream = web
+        .get_transaction_history(pb::GetTransactionHistoryRequest {
+            account_id: a.clone(),
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut sequences = Vec::new();
+    while let Some(entry) = stream.message().await.unwrap() {
+        sequences.push(entry.sequence);
+    }
+    assert_eq!(sequences, vec![4, 3, 2, 1]);
+    let status = web
+        .get_account_balance(pb::GetAccountBalanceRequest {
+            account_id: unique("ghost"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = web
+        .make_payment(order("w9", &a, &b, 1_000_000))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("insufficient funds"));
+}
+
+#[tokio::test]
+async fn grpc_web_text_replies_decode_chunk_by_chunk() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let (a, b) = (unique("a"), unique("b"));
+    add(&mut c, &a, "EUR", 1_000).await.unwrap();
+    add(&mut c, &b, "EUR", 0).await.unwrap();
+    pay(&mut c, order("t1", &a, &b, 10)).await.unwrap();
+    let text = [
+        ("content-type", "application/grpc-web-text"),
+        ("accept", "application/grpc-web-text"),
+        ("x-grpc-web", "1"),
+    ];
+    let request = pb::GetTransactionHistoryRequest {
+        account_id: a.clone(),
+        page_size: 0,
+        page_token: String::new(),
+    };
+    let body = B64.encode(frame(&request.encode_to_vec())).into_bytes();
+    let reply = raw(&app, http::Method::POST, HISTORY, &text, body).await;
+    assert_eq!(reply.http_status, 200);
+    assert_eq!(
+        reply.grpc_status().as_deref(),
+        Some("0"),
+        "{}",
+        reply.grpc_message()
+    );
+    let entries: Vec<_> = reply
+        .messages
+        .iter()
+        .map(|m| pb::GetTransactionHistoryResponse::decode(m.clone()).unwrap())
+        .collect();
+    assert_eq!(
+        entries.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+
+    let request = pb::GetAccountBalanceRequest {
+        account_id: b.clone(),
+    };
+    let body = B64.encode(frame(&request.encode_to_vec())).into_bytes();
+    let reply = raw(&app, http::Method::POST, BALANCE, &text, body).await;
+    let account = pb::GetAccountBalanceResponse::decode(reply.messages[0].clone())
+        .unwrap()
+        .account
+        .unwrap();
+    assert_eq!(account.balance, 10);
+}
+
+#[tokio::test]
+async fn malformed_grpc_web_requests_get_a_clear_status_never_internal() {
+    let app = TestApp::spawn().await;
+    let valid = frame(
+        &pb::GetAccountBalanceRequest {
+            account_id: "a".into(),
+        }
+        .encode_to_vec(),
+    );
+    let mut truncated = valid.clone();
+    truncated.truncate(valid.len() - 1);
+    let mut two_messages = valid.clone();
+    two_messages.extend_from_slice(&valid);
+    let text = [
+        ("content-type", "application/grpc-web-text"),
+        ("x-grpc-web", "1"),
+    ];
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Vec<u8>, &'a str);
+    let cases: Vec<Case> = vec![
+        ("empty body", WEB, vec![], "3"),
+        ("short header", WEB, vec![0, 0, 0], "3"),
+        ("truncated message", WEB, truncated, "3"),
+        ("two messages for a unary call", WEB, two_messages, "3"),
+        ("not protobuf", WEB, frame(&[0x0f, 0xff, 0xff]), "3"),
+        (
+            "invalid UTF-8 in a string",
+            WEB,
+            frame(&[0x0a, 0x02, 0xff, 0xfe]),
+            "3",
+        ),
+        (
+            "compressed flag",
+            WEB,
+            {
+                let mut f = valid.clone();
+                f[0] = 1;
+                f
+            },
+            "12",
+        ),
+        (
+            "unknown flag",
+            WEB,
+            {
+                let mut f = valid.clone();
+                f[0] = 0x40;
+                f
+            },
+            "3",
+        ),
+        ("oversized", WEB, frame(&vec![b'a'; 100_000]), "8"),
+        ("invalid base64", &text, b"!!!not base64!!!".to_vec(), "3"),
+    ];
+    for (name, headers, body, expected) in cases {
+        let reply = raw(&app, http::Method::POST, BALANCE, headers, body).await;
+        assert_eq!(reply.http_status, 200, "{name}");
+        assert_eq!(
+            reply.grpc_status().as_deref(),
+            Some(expected),
+            "{name}: {}",
+            reply.grpc_message()
+        );
+        assert!(!reply.grpc_message().is_empty(), "{name}: no message");
+    }
+    // Not gRPC at all: plain HTTP errors.
+    let json = raw(
+        &app,
+        http::Method::POST,
+        BALANCE,
+        &[("content-type", "application/json")],
+        b"{}".to_vec(),
+    )
+    .await;
+    // tonic-web answers 400 to HTTP/1.1 that is not gRPC-Web; the guard 415 over HTTP/2.
+    assert!(
+        json.http_status == 400 || json.http_status == 415,
+        "JSON answered {}",
+        json.http_status
+    );
+    let get = raw(&app, http::Method::GET, BALANCE, &[], vec![]).await;
+    assert!(
+        (400..500).contains(&get.http_status),
+        "GET answered {}",
+        get.http_status
+    );
+    // Unknown method: UNIMPLEMENTED.
+    let unknown = raw(
+        &app,
+        http::Method::POST,
+        "/payment.v1.PaymentService/Steal",
+        WEB,
+        valid.clone(),
+    )
+    .await;
+    assert_eq!(unknown.grpc_status().as_deref(), Some("12"));
+    // The server is still fine.
+    let ok = raw(&app, http::Method::POST, BALANCE, WEB, valid).await;
+    assert_eq!(
+        ok.grpc_status().as_deref(),
+        Some("5"),
+        "{}",
+        ok.grpc_message()
+    );
+}
+
+#[tokio::test]
+async fn cors_preflight_allows_grpc_web_headers() {
+    let app = TestApp::spawn().await;
+    let reply = raw(
+        &app,
+        http::Method::OPTIONS,
+        BALANCE,
+        &[
+            ("origin", "http://localhost:5173"),
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "content-type,x-grpc-web,x-user-agent,authorization",
+            ),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(reply.http_status, 200);
+    let header = |name: &str| {
+        reply
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    assert_eq!(header("access-control-allow-origin"), "*");
+    for h in [
+        "content-type",
+        "x-grpc-web",
+        "authorization",
+        "grpc-timeout",
+    ] {
+        assert!(header("access-control-allow-headers").contains(h), "{h}");
+    }
+    let actual = raw(
+        &app,
+        http::Method::POST,
+        BALANCE,
+        &[
+            ("content-type", "application/grpc-web+proto"),
+            ("origin", "http://localhost:5173"),
+        ],
+        frame(
+            &pb::GetAccountBalanceRequest {
+                account_id: "nobody".into(),
+            }
+            .encode_to_vec(),
+        ),
+    )
+    .await;
+    let exposed = actual
+        .headers
+        .get("access-control-expose-headers")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("grpc-status") && exposed.contains("grpc-message"),
+        "{exposed}"
+    );
+}
+
+#[tokio::test]
+async fn health_and_reflection_are_served() {
+    let app = TestApp::spawn().await;
+    let channel = tonic::transport::Endpoint::from_shared(app.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let reply = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "payment.v1.PaymentService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        reply.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("unexpected reflection reply");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"payment.v1.PaymentService"), "{names:?}");
+}

@@ -25,9 +25,9 @@ describe("normalizeEndpoint", () => {
 });
 
 describe("loadEndpoint / saveEndpoint", () => {
-  it("defaults to the build-time endpoint", () => {
-    expect(DEFAULT_ENDPOINT).toBe("http://127.0.0.1:50051");
-    expect(loadEndpoint(memoryStorage())).toBe("http://127.0.0.1:50051");
+  it("defaults to the build-time endpoint, else a local server", () => {
+    expect(DEFAULT_ENDPOINT).toBe(import.meta.env.VITE_PAYMENT_ENDPOINT || "http://127.0.0.1:50051");
+    expect(loadEndpoint(memoryStorage())).toBe(normalizeEndpoint(DEFAULT_ENDPOINT));
   });
 
   it("remembers the chosen endpoint", () => {

@@ -185,7 +185,11 @@ function readPayForm(): PaymentFields {
 }
 
 function renderPayKey(): void {
-  el("pay-key").textContent = payKeys.pendingKey() ?? "(a new one for the next payment)";
+  const pending = payKeys.pendingKey();
+  el("pay-key").textContent = pending ?? "(a new one for the next payment)";
+  el("pay-key-note").textContent = pending
+    ? "— kept for retries of this payment until it succeeds, so it cannot be paid twice"
+    : "";
 }
 
 el<HTMLFormElement>("pay-form").addEventListener("submit", (event) => {

@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # Installs the deployment-template tools into a Python venv at .tools/venv
-# (ignored by git): cfn-lint and the AWS SAM CLI, at pinned versions.
+# (ignored by git): cfn-lint, the AWS SAM CLI and cargo-lambda (for `cargo
+# lambda watch` and `sam build`), at pinned versions.
 # Idempotent: a second run only checks. Needs python3 (3.9+) with venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CFN_LINT_VERSION=1.58.0
 AWS_SAM_CLI_VERSION=1.170.0
+CARGO_LAMBDA_VERSION=1.9.2
 venv=.tools/venv
 
 command -v python3 >/dev/null 2>&1 || { echo "setup-serverless: 'python3' is required but not installed" >&2; exit 1; }
 
 installed() {
-  [ -x "$venv/bin/cfn-lint" ] && [ -x "$venv/bin/sam" ] || return 1
-  "$venv/bin/python" - "$CFN_LINT_VERSION" "$AWS_SAM_CLI_VERSION" <<'PY'
+  [ -x "$venv/bin/cfn-lint" ] && [ -x "$venv/bin/sam" ] && [ -x "$venv/bin/cargo-lambda" ] || return 1
+  "$venv/bin/python" - "$CFN_LINT_VERSION" "$AWS_SAM_CLI_VERSION" "$CARGO_LAMBDA_VERSION" <<'PY'
 import sys
 from importlib.metadata import version, PackageNotFoundError
 try:
-    ok = version("cfn-lint") == sys.argv[1] and version("aws-sam-cli") == sys.argv[2]
+    ok = (version("cfn-lint") == sys.argv[1] and version("aws-sam-cli") == sys.argv[2]
+          and version("cargo-lambda") == sys.argv[3])
 except PackageNotFoundError:
     ok = False
 sys.exit(0 if ok else 1)
@@ -30,8 +33,8 @@ if ! installed; then
     echo "setup-serverless: creating $venv"
     python3 -m venv "$venv"
   fi
-  echo "setup-serverless: installing cfn-lint==$CFN_LINT_VERSION aws-sam-cli==$AWS_SAM_CLI_VERSION"
+  echo "setup-serverless: installing cfn-lint==$CFN_LINT_VERSION aws-sam-cli==$AWS_SAM_CLI_VERSION cargo-lambda==$CARGO_LAMBDA_VERSION"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "cfn-lint==$CFN_LINT_VERSION" "aws-sam-cli==$AWS_SAM_CLI_VERSION"
+    "cfn-lint==$CFN_LINT_VERSION" "aws-sam-cli==$AWS_SAM_CLI_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION"
 fi
-echo "setup-serverless: $("$venv/bin/cfn-lint" --version), $("$venv/bin/sam" --version)"
+echo "setup-serverless: $("$venv/bin/cfn-lint" --version), $("$venv/bin/sam" --version), $("$venv/bin/cargo-lambda" lambda --version)"

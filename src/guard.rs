@@ -50,7 +50,7 @@ where
     S::Future: Send,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
-    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     ResBody::Error: Into<BoxError>,
 {
     type Response = http::Response<Body>;
@@ -87,7 +87,10 @@ where
             match checked_body(parts.uri.path(), body).await {
                 Ok(bytes) => {
                     let request = http::Request::from_parts(parts, Body::new(Full::new(bytes)));
-                    Ok(inner.call(request).await?.map(Body::new))
+                    Ok(inner
+                        .call(request)
+                        .await?
+                        .map(|body| Body::new(EndAfterTrailers::new(body))))
                 }
                 Err(status) => {
                     tracing::info!(
@@ -100,6 +103,60 @@ where
                 }
             }
         })
+    }
+}
+
+/// A response body that ends right after its trailers.
+///
+/// Whoever reads a body to its end (lambda_http collects it) may poll again
+/// after the trailers frame; a failed stream then produced data frames after
+/// the error trailer, which is malformed gRPC-Web. Ending the body after the
+/// first trailers frame makes the trailer the last thing sent, always.
+#[derive(Debug)]
+pub struct EndAfterTrailers<B> {
+    inner: B,
+    done: bool,
+}
+
+impl<B> EndAfterTrailers<B> {
+    pub fn new(inner: B) -> Self {
+        Self { inner, done: false }
+    }
+}
+
+impl<B> http_body::Body for EndAfterTrailers<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => self.done = true,
+            Poll::Ready(None | Some(Err(_))) => self.done = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        if self.done {
+            http_body::SizeHint::with_exact(0)
+        } else {
+            self.inner.size_hint()
+        }
     }
 }
 
@@ -220,6 +277,24 @@ mod tests {
         v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         v.extend_from_slice(payload);
         Bytes::from(v)
+    }
+
+    #[tokio::test]
+    async fn bodies_end_after_their_trailers() {
+        use http_body_util::StreamBody;
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("13"));
+        let frames: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> = vec![
+            Ok(http_body::Frame::data(Bytes::from_static(b"one"))),
+            Ok(http_body::Frame::trailers(trailers)),
+            Ok(http_body::Frame::data(Bytes::from_static(
+                b"after the trailer",
+            ))),
+        ];
+        let body = EndAfterTrailers::new(StreamBody::new(tokio_stream::iter(frames)));
+        let collected = body.collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["grpc-status"], "13");
+        assert_eq!(collected.to_bytes(), Bytes::from_static(b"one"));
     }
 
     #[test]

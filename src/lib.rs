@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod guard;
+pub mod lambda;
 pub mod ledger;
 pub mod server;
 pub mod service;

@@ -65,6 +65,23 @@ pub fn cors(origins: &str) -> CorsLayer {
         .max_age(CORS_MAX_AGE)
 }
 
+/// The HTTP service both entry points run: CORS, then gRPC-Web translation,
+/// then the request guard, then the gRPC routes.
+pub async fn http_service(
+    api: PaymentApi,
+    cors_origins: &str,
+) -> Result<HttpService, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(tower::ServiceBuilder::new()
+        .layer(cors(cors_origins))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(RequestGuardLayer)
+        .service(routes(api).await?.prepare().into_axum_router()))
+}
+
+/// The type of [`http_service`].
+pub type HttpService =
+    tower_http::cors::Cors<tonic_web::GrpcWebService<crate::guard::RequestGuard<axum::Router>>>;
+
 /// Serves until `shutdown` completes, then drains in-flight calls.
 ///
 /// HTTP/1.1 and HTTP/2 are told apart per connection (axum's server on
@@ -81,10 +98,7 @@ pub async fn serve(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let service = tower::ServiceBuilder::new()
         .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
-        .layer(cors(cors_origins))
-        .layer(tonic_web::GrpcWebLayer::new())
-        .layer(RequestGuardLayer)
-        .service(routes(api).await?.prepare().into_axum_router());
+        .service(http_service(api, cors_origins).await?);
     axum::serve(listener, tower::make::Shared::new(service))
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -200,3 +200,111 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// The Lambda function run by `cargo lambda watch` (cargo-lambda from
+/// scripts/setup-serverless.sh), on 127.0.0.1 on a free port, against
+/// `ledger`'s tables on the shared DynamoDB Local. Stopped when dropped.
+pub struct LambdaWatch {
+    pub port: u16,
+    child: Child,
+}
+
+/// How long `cargo lambda watch` may take to build and serve the function.
+const LAMBDA_WATCH_START_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl LambdaWatch {
+    pub async fn start(ledger: &Ledger) -> LambdaWatch {
+        let port = free_port();
+        let tools = repo_root().join(".tools/venv/bin");
+        assert!(
+            tools.join("cargo-lambda").exists(),
+            "cargo-lambda is not installed; run scripts/setup-serverless.sh"
+        );
+        let path = format!(
+            "{}:{}",
+            tools.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let tables = ledger.tables();
+        let env_vars = format!(
+            "AWS_ENDPOINT_URL_DYNAMODB={},AWS_REGION=us-east-1,AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,PAYMENT_ACCOUNTS_TABLE={},PAYMENT_LEDGER_TABLE={}",
+            shared_dynamodb(),
+            tables.accounts,
+            tables.ledger
+        );
+        let log =
+            std::fs::File::create(std::env::temp_dir().join(format!("lambda-watch-{port}.log")))
+                .expect("log file");
+        let mut command = Command::new("cargo");
+        command
+            .current_dir(repo_root())
+            .env("PATH", path)
+            .args([
+                "lambda",
+                "watch",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(port.to_string())
+            .args([
+                "--ignore-changes",
+                "--disable-cors",
+                "--bin",
+                "payment-lambda",
+                "--env-vars",
+            ])
+            .arg(env_vars)
+            .stdout(Stdio::null())
+            .stderr(log)
+            // Its own process group, so that drop stops the function too.
+            .process_group(0);
+        let child = command.spawn().expect("cannot run cargo lambda watch");
+        let watch = LambdaWatch { port, child };
+        watch.wait_ready().await;
+        watch
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/lambda-url/payment-lambda", self.port)
+    }
+
+    async fn wait_ready(&self) {
+        let started = Instant::now();
+        loop {
+            let mut client = payment::client::connect_grpc_web(&self.url()).expect("client");
+            let probe = client
+                .get_account_balance(payment::pb::GetAccountBalanceRequest {
+                    account_id: "readiness-probe".into(),
+                })
+                .await;
+            match probe {
+                Err(status) if status.code() == tonic::Code::NotFound => return,
+                other => {
+                    assert!(
+                        started.elapsed() < LAMBDA_WATCH_START_TIMEOUT,
+                        "cargo lambda watch did not serve the function within {LAMBDA_WATCH_START_TIMEOUT:?}: last answer {other:?}; log in {}",
+                        std::env::temp_dir()
+                            .join(format!("lambda-watch-{}.log", self.port))
+                            .display()
+                    );
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for LambdaWatch {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's process group.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGTERM);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}

@@ -4,5 +4,7 @@
 mod concurrency;
 mod harness;
 mod helpers;
+mod lambda;
+mod lambda_watch;
 mod rules;
 mod transport;

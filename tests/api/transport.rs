@@ -15,17 +15,17 @@ use tonic::Code;
 
 /// A gRPC-Web reply split into its messages and trailers.
 #[derive(Debug, Default)]
-struct WebReply {
-    http_status: u16,
-    headers: http::HeaderMap,
-    messages: Vec<Bytes>,
-    trailers: Vec<(String, String)>,
+pub struct WebReply {
+    pub http_status: u16,
+    pub headers: http::HeaderMap,
+    pub messages: Vec<Bytes>,
+    pub trailers: Vec<(String, String)>,
 }
 
 impl WebReply {
     /// grpc-status from the trailer frame, or from the headers of a
     /// trailers-only reply.
-    fn grpc_status(&self) -> Option<String> {
+    pub fn grpc_status(&self) -> Option<String> {
         self.trailers
             .iter()
             .find(|(k, _)| k == "grpc-status")
@@ -37,7 +37,7 @@ impl WebReply {
                     .map(str::to_owned)
             })
     }
-    fn grpc_message(&self) -> String {
+    pub fn grpc_message(&self) -> String {
         self.trailers
             .iter()
             .find(|(k, _)| k == "grpc-message")
@@ -60,7 +60,7 @@ pub fn frame(message: &[u8]) -> Vec<u8> {
 }
 
 /// Splits a gRPC-Web body into data messages and the trailer frame.
-fn parse_frames(mut body: &[u8]) -> (Vec<Bytes>, Vec<(String, String)>) {
+pub fn parse_frames(mut body: &[u8]) -> (Vec<Bytes>, Vec<(String, String)>) {
     let (mut messages, mut trailers) = (Vec::new(), Vec::new());
     while body.len() >= 5 {
         let flag = body[0];
@@ -87,7 +87,7 @@ fn parse_frames(mut body: &[u8]) -> (Vec<Bytes>, Vec<(String, String)>) {
 
 /// Decodes a grpc-web-text body: several padded base64 chunks, decoded one
 /// by one.
-fn decode_text_body(body: &[u8]) -> Vec<u8> {
+pub fn decode_text_body(body: &[u8]) -> Vec<u8> {
     let text = std::str::from_utf8(body).expect("text body");
     let mut out = Vec::new();
     let mut rest = text;
@@ -110,10 +110,21 @@ async fn raw(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> WebReply {
+    raw_at(&app.url(), method, path, headers, body).await
+}
+
+/// One raw HTTP/1.1 request to `base` + `path`, its reply parsed as gRPC-Web.
+pub async fn raw_at(
+    base: &str,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> WebReply {
     let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut request = http::Request::builder()
         .method(method)
-        .uri(format!("{}{path}", app.url()));
+        .uri(format!("{base}{path}"));
     for (k, v) in headers {
         request = request.header(*k, *v);
     }

@@ -1,0 +1,18 @@
+//! payment-lambda: the payment service as an AWS Lambda function behind API
+//! Gateway (HTTP API, payload format 2.0) or a function URL, speaking
+//! gRPC-Web. Everything costly is built once per container, before the
+//! first event.
+
+use payment::{config, ledger::Ledger, server, service::PaymentApi};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    config::init_tracing();
+    let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env());
+    let cors_origins = std::env::var("PAYMENT_CORS_ORIGINS").unwrap_or_else(|_| "*".into());
+    let service = server::http_service(PaymentApi::new(ledger), &cors_origins).await?;
+    lambda_http::run(lambda_http::service_fn(move |event| {
+        payment::lambda::handle(service.clone(), event)
+    }))
+    .await
+}

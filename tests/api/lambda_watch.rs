@@ -1,0 +1,227 @@
+//! End to end through `cargo lambda watch`: the real function binary,
+//! served the way the local Lambda emulator serves it, over gRPC-Web binary
+//! and text, every RPC including the streamed history, and the error codes.
+
+use crate::harness::{LambdaWatch, fresh_ledger};
+use crate::helpers::{assert_code, unique};
+use crate::transport::{frame, raw_at};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use payment::pb;
+use prost::Message;
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_function_under_cargo_lambda_watch_serves_every_call() {
+    let ledger = fresh_ledger().await;
+    let watch = LambdaWatch::start(&ledger).await;
+    let mut web = payment::client::connect_grpc_web(&watch.url()).unwrap();
+    let (a, b) = (unique("a"), unique("b"));
+    for (id, initial) in [(&a, 10_000), (&b, 0)] {
+        web.add_account(pb::AddAccountRequest {
+            account_id: id.clone(),
+            display_name: String::new(),
+            currency: "EUR".into(),
+            initial_balance: initial,
+        })
+        .await
+        .unwrap();
+    }
+    let order = |key: &str, amount: i64| pb::MakePaymentRequest {
+        idempotency_key: key.into(),
+        sender_id: a.clone(),
+        recipient_id: b.clone(),
+        amount,
+        currency: "EUR".into(),
+        memo: "via lambda".into(),
+    };
+    let first = web
+        .make_payment(order("l1", 2_500))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = web
+        .make_payment(order("l1", 2_500))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.replayed && again.replayed);
+    assert_eq!(first.transaction, again.transaction);
+    web.make_payment(order("l2", 500)).await.unwrap();
+
+    let balance = web
+        .get_account_balance(pb::GetAccountBalanceRequest {
+            account_id: a.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap()
+        .balance;
+    assert_eq!(balance, 7_000);
+    let mut stream = web
+        .get_transaction_history(pb::GetTransactionHistoryRequest {
+            account_id: a.clone(),
+            page_size: 2,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut page = Vec::new();
+    while let Some(entry) = stream.message().await.unwrap() {
+        page.push(entry);
+    }
+    assert_eq!(
+        page.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        vec![3, 2]
+    );
+    let mut rest = web
+        .get_transaction_history(pb::GetTransactionHistoryRequest {
+            account_id: a.clone(),
+            page_size: 0,
+            page_token: page[1].next_page_token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let last = rest.message().await.unwrap().unwrap();
+    assert_eq!((last.sequence, last.next_page_token.as_str()), (1, ""));
+    assert!(rest.message().await.unwrap().is_none());
+
+    // Error codes come through the function as gRPC statuses.
+    let ghost = unique("ghost");
+    let balance_of = |id: &str| pb::GetAccountBalanceRequest {
+        account_id: id.into(),
+    };
+    assert_code(
+        web.get_account_balance(balance_of(&ghost)).await,
+        Code::NotFound,
+        &ghost,
+    );
+    assert_code(
+        web.get_account_balance(balance_of("bad id")).await,
+        Code::InvalidArgument,
+        "account_id",
+    );
+    assert_code(
+        web.make_payment(order("l3", 1_000_000)).await,
+        Code::FailedPrecondition,
+        "insufficient funds",
+    );
+    assert_code(
+        web.make_payment(order("l1", 1)).await,
+        Code::AlreadyExists,
+        "different payment",
+    );
+    assert_code(
+        web.add_account(pb::AddAccountRequest {
+            account_id: a.clone(),
+            currency: "EUR".into(),
+            ..Default::default()
+        })
+        .await,
+        Code::AlreadyExists,
+        "already exists",
+    );
+    let mut self_pay = order("l4", 1);
+    self_pay.recipient_id = a.clone();
+    assert_code(
+        web.make_payment(self_pay).await,
+        Code::InvalidArgument,
+        "recipient_id",
+    );
+    let mut stream = web
+        .get_transaction_history(pb::GetTransactionHistoryRequest {
+            account_id: a.clone(),
+            page_size: 5,
+            page_token: "forged".into(),
+        })
+        .await;
+    if let Ok(s) = &mut stream {
+        // The status may come as the stream's first (and only) item.
+        let status = s.get_mut().message().await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+    } else {
+        assert_code(stream.map(|_| ()), Code::InvalidArgument, "page_token");
+    }
+
+    // grpc-web-text: every RPC, replies decoded chunk by chunk.
+    let text = [
+        ("content-type", "application/grpc-web-text"),
+        ("accept", "application/grpc-web-text"),
+        ("x-grpc-web", "1"),
+    ];
+    let base = format!("{}/payment.v1.PaymentService/", watch.url());
+    let call = |method: &'static str, message: Vec<u8>| {
+        let base = base.clone();
+        async move {
+            let body = B64.encode(frame(&message)).into_bytes();
+            raw_at(&base, http::Method::POST, method, &text, body).await
+        }
+    };
+    let c = unique("c");
+    let reply = call(
+        "AddAccount",
+        pb::AddAccountRequest {
+            account_id: c.clone(),
+            currency: "EUR".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    )
+    .await;
+    assert_eq!(
+        reply.grpc_status().as_deref(),
+        Some("0"),
+        "{}",
+        reply.grpc_message()
+    );
+    let reply = call(
+        "MakePayment",
+        pb::MakePaymentRequest {
+            recipient_id: c.clone(),
+            ..order("t1", 100)
+        }
+        .encode_to_vec(),
+    )
+    .await;
+    let paid = pb::MakePaymentResponse::decode(reply.messages[0].clone()).unwrap();
+    assert_eq!(paid.transaction.unwrap().recipient_id, c);
+    let reply = call("GetAccountBalance", balance_of(&c).encode_to_vec()).await;
+    let account = pb::GetAccountBalanceResponse::decode(reply.messages[0].clone())
+        .unwrap()
+        .account
+        .unwrap();
+    assert_eq!(account.balance, 100);
+    let reply = call(
+        "GetTransactionHistory",
+        pb::GetTransactionHistoryRequest {
+            account_id: a.clone(),
+            page_size: 0,
+            page_token: String::new(),
+        }
+        .encode_to_vec(),
+    )
+    .await;
+    assert_eq!(reply.messages.len(), 4);
+    assert_eq!(reply.grpc_status().as_deref(), Some("0"));
+    let reply = call("GetAccountBalance", balance_of(&ghost).encode_to_vec()).await;
+    assert_eq!(reply.grpc_status().as_deref(), Some("5"));
+    let reply = raw_at(
+        &base,
+        http::Method::POST,
+        "GetAccountBalance",
+        &text,
+        b"%%%".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        reply.grpc_status().as_deref(),
+        Some("3"),
+        "{}",
+        reply.grpc_message()
+    );
+    drop(watch);
+}

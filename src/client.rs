@@ -33,13 +33,17 @@ pub fn endpoint_uri(endpoint: &str) -> Result<http::Uri, BoxError> {
 
 /// A native gRPC client (HTTP/2; TLS with the system's roots for https).
 pub async fn connect_grpc(endpoint: &str) -> Result<PaymentServiceClient<Channel>, BoxError> {
+    Ok(PaymentServiceClient::new(connect_channel(endpoint).await?))
+}
+
+/// The HTTP/2 channel of [`connect_grpc`].
+pub async fn connect_channel(endpoint: &str) -> Result<Channel, BoxError> {
     let uri = endpoint_uri(endpoint)?;
     let mut builder = Endpoint::from(uri.clone()).connect_timeout(CONNECT_TIMEOUT);
     if uri.scheme_str() == Some("https") {
         builder = builder.tls_config(ClientTlsConfig::new().with_native_roots())?;
     }
-    let channel = builder.connect().await?;
-    Ok(PaymentServiceClient::new(channel))
+    Ok(builder.connect().await?)
 }
 
 /// A gRPC-Web client (binary `application/grpc-web+proto`) over HTTP/1.1.
@@ -47,14 +51,21 @@ pub fn connect_grpc_web(
     endpoint: &str,
 ) -> Result<PaymentServiceClient<GrpcWebTransport>, BoxError> {
     let uri = endpoint_uri(endpoint)?;
+    Ok(PaymentServiceClient::with_origin(
+        grpc_web_transport()?,
+        uri,
+    ))
+}
+
+/// The HTTP/1.1 transport of [`connect_grpc_web`] (https or http).
+pub fn grpc_web_transport() -> Result<GrpcWebTransport, BoxError> {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()?
         .https_or_http()
         .enable_http1()
         .build();
     let http = HttpClient::builder(TokioExecutor::new()).build(https);
-    let transport = GrpcWebClientLayer::new().layer(http);
-    Ok(PaymentServiceClient::with_origin(transport, uri))
+    Ok(GrpcWebClientLayer::new().layer(http))
 }
 
 use tower::Layer as _;

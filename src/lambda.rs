@@ -4,10 +4,13 @@
 //! tonic routes); the reply is buffered into one body, as a buffered API
 //! Gateway integration returns it.
 
+use crate::auth::AuthorizerClaims;
 use crate::server::HttpService;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use lambda_http::Body as LambdaBody;
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
 use std::convert::Infallible;
 use tower::ServiceExt;
 
@@ -15,8 +18,11 @@ use tower::ServiceExt;
 /// becomes an HTTP 4xx or a gRPC status in the reply.
 pub async fn handle(
     service: HttpService,
-    request: lambda_http::Request,
+    mut request: lambda_http::Request,
 ) -> Result<http::Response<LambdaBody>, Infallible> {
+    if let Some(claims) = authorizer_claims(&request) {
+        request.extensions_mut().insert(claims);
+    }
     let response = match service.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -39,5 +45,18 @@ pub async fn handle(
             let status = tonic::Status::unavailable("the reply could not be completed; retry");
             Ok(status.into_http::<LambdaBody>())
         }
+    }
+}
+
+/// The claims an API Gateway JWT authorizer verified, from the event's
+/// request context (never from headers or the body, which the caller sets).
+fn authorizer_claims(request: &lambda_http::Request) -> Option<AuthorizerClaims> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => {
+            let jwt = context.authorizer.as_ref()?.jwt.as_ref()?;
+            Some(AuthorizerClaims(jwt.claims.clone()))
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
 }

@@ -585,11 +585,11 @@ impl Ledger {
 
     /// Moves money exactly once per (sender, idempotency key). Two DynamoDB
     /// requests per round: one BatchGetItem and one TransactWriteItems.
-    /// `sender_owner`, when given, must be the sender account's owner.
+    /// `payer` must own the sender account.
     pub async fn make_payment(
         &self,
         order: &PaymentOrder,
-        sender_owner: Option<&str>,
+        payer: Payer<'_>,
     ) -> Result<PaymentOutcome, LedgerError> {
         for attempt in 1..=PAYMENT_ATTEMPTS_MAX {
             if attempt > 1 {
@@ -600,9 +600,7 @@ impl Ledger {
                 None => continue, // DynamoDB left keys unprocessed: throttled.
             };
             if let Some(stored) = snapshot.stored {
-                if let Some(owner) = sender_owner {
-                    check_owner(&snapshot.sender, owner, order)?;
-                }
+                check_owner(&snapshot.sender, &payer, order)?;
                 return if stored.matches(order) {
                     Ok(PaymentOutcome {
                         payment: stored,
@@ -615,15 +613,15 @@ impl Ledger {
                     })
                 };
             }
+            // Ownership first: an unknown sender is "not yours", so that
+            // nobody can probe which account ids exist.
+            check_owner(&snapshot.sender, &payer, order)?;
             let sender = snapshot
                 .sender
                 .ok_or_else(|| LedgerError::AccountNotFound {
                     role: "sender",
                     account_id: order.sender_id.as_str().to_owned(),
                 })?;
-            if let Some(owner) = sender_owner {
-                check_owner(&Some(sender.clone()), owner, order)?;
-            }
             let recipient = snapshot
                 .recipient
                 .ok_or_else(|| LedgerError::AccountNotFound {
@@ -867,17 +865,29 @@ struct PaymentSnapshot {
 
 fn check_owner(
     sender: &Option<Account>,
-    owner: &str,
+    payer: &Payer<'_>,
     order: &PaymentOrder,
 ) -> Result<(), LedgerError> {
     match sender {
-        Some(account) if account.owner == owner => Ok(()),
-        // An unknown sender is reported as not owned, so that nobody can
-        // probe which account ids exist.
+        Some(account) if account.owner == payer.sub => Ok(()),
+        // Admins may know which accounts exist.
+        None if payer.admin => Err(LedgerError::AccountNotFound {
+            role: "sender",
+            account_id: order.sender_id.as_str().to_owned(),
+        }),
+        // For anyone else an unknown sender is reported as not owned, so
+        // that nobody can probe which account ids exist.
         _ => Err(LedgerError::NotOwner {
             account_id: order.sender_id.as_str().to_owned(),
         }),
     }
+}
+
+/// Who asks for a payment: only the sender account's owner may pay from it.
+#[derive(Debug, Clone, Copy)]
+pub struct Payer<'a> {
+    pub sub: &'a str,
+    pub admin: bool,
 }
 
 fn check_payable(

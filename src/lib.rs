@@ -3,6 +3,7 @@
 //! Data flows one way: transport (`server`, the Lambda) → [`service`] →
 //! [`domain`] checks → [`ledger`] → DynamoDB.
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod domain;

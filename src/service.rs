@@ -1,17 +1,18 @@
 //! The gRPC service: maps protobuf messages to domain values, calls the
 //! ledger and maps results and errors back. It knows nothing of DynamoDB.
 
+use crate::auth::{ADMIN_SCOPE, Authenticator, Caller};
 use crate::domain::{self, AccountId, HistoryPage, NewAccount, PageToken, PaymentOrder};
-use crate::ledger::{self, Ledger, PAYMENT_ATTEMPTS_MAX};
+use crate::ledger::{self, Ledger, LedgerError, Payer};
 use crate::pb;
 use crate::pb::payment_service_server::PaymentService;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 /// Entries buffered between the DynamoDB reader and a slow stream reader.
 const HISTORY_BUFFER_ENTRIES: usize = 128;
@@ -20,11 +21,12 @@ const HISTORY_BUFFER_ENTRIES: usize = 128;
 #[derive(Debug, Clone)]
 pub struct PaymentApi {
     ledger: Ledger,
+    auth: Authenticator,
 }
 
 impl PaymentApi {
-    pub fn new(ledger: Ledger) -> Self {
-        Self { ledger }
+    pub fn new(ledger: Ledger, auth: Authenticator) -> Self {
+        Self { ledger, auth }
     }
 }
 
@@ -127,10 +129,53 @@ fn entry_message(
 type HistoryStream =
     Pin<Box<dyn Stream<Item = Result<pb::GetTransactionHistoryResponse, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl PaymentService for PaymentApi {
-    async fn add_account(
+/// Logs one line per call: method, caller, status code and latency.
+fn log_call<T>(
+    method: &'static str,
+    caller: Option<&Caller>,
+    started: Instant,
+    result: &Result<T, Status>,
+) {
+    let code = match result {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    };
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let caller = caller.map_or("-", |c| c.sub.as_str());
+    match code {
+        Code::Internal | Code::Unknown | Code::Unavailable => {
+            tracing::warn!(method, caller, code = ?code, latency_ms, "call")
+        }
+        _ => tracing::info!(method, caller, code = ?code, latency_ms, "call"),
+    }
+}
+
+impl PaymentApi {
+    /// The owner, or an admin, may read an account. Anyone else gets
+    /// PERMISSION_DENIED whether or not the account exists, so that account
+    /// ids cannot be probed; an admin gets NOT_FOUND for an unknown one.
+    async fn readable_account(
         &self,
+        caller: &Caller,
+        account_id: &AccountId,
+    ) -> Result<ledger::Account, Status> {
+        let denied = || {
+            Status::permission_denied(format!(
+                "{} may not read account \"{account_id}\": only its owner or an admin may",
+                caller.sub
+            ))
+        };
+        match self.ledger.get_account(account_id).await {
+            Ok(account) if account.owner == caller.sub || caller.admin => Ok(account),
+            Ok(_) => Err(denied()),
+            Err(LedgerError::AccountNotFound { .. }) if !caller.admin => Err(denied()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn add_account_call(
+        &self,
+        caller: &Caller,
         request: Request<pb::AddAccountRequest>,
     ) -> Result<Response<pb::AddAccountResponse>, Status> {
         let deadline = deadline(&request);
@@ -141,18 +186,23 @@ impl PaymentService for PaymentApi {
             &r.currency,
             r.initial_balance,
         )?;
+        if new.initial_balance_minor > 0 && !caller.admin {
+            return Err(Status::permission_denied(format!(
+                "a positive initial_balance creates money: only an admin (scope {ADMIN_SCOPE}) may set one; open the account with 0 and pay into it"
+            )));
+        }
         let account = until(deadline, async {
-            Ok(self.ledger.add_account(&new, "").await?)
+            Ok(self.ledger.add_account(&new, &caller.sub).await?)
         })
         .await?;
-        tracing::info!(account_id = %new.account_id, "account opened");
         Ok(Response::new(pb::AddAccountResponse {
             account: Some(account_message(account)),
         }))
     }
 
-    async fn make_payment(
+    async fn make_payment_call(
         &self,
+        caller: &Caller,
         request: Request<pb::MakePaymentRequest>,
     ) -> Result<Response<pb::MakePaymentResponse>, Status> {
         let deadline = deadline(&request);
@@ -166,13 +216,16 @@ impl PaymentService for PaymentApi {
             &r.memo,
         )?;
         let outcome = until(deadline, async {
-            Ok(self.ledger.make_payment(&order, None).await?)
+            let payer = Payer {
+                sub: &caller.sub,
+                admin: caller.admin,
+            };
+            Ok(self.ledger.make_payment(&order, payer).await?)
         })
         .await?;
-        tracing::info!(
+        tracing::debug!(
             transaction_id = %outcome.payment.transaction_id,
             replayed = outcome.replayed,
-            attempts_max = PAYMENT_ATTEMPTS_MAX,
             "payment"
         );
         Ok(Response::new(pb::MakePaymentResponse {
@@ -181,36 +234,30 @@ impl PaymentService for PaymentApi {
         }))
     }
 
-    async fn get_account_balance(
+    async fn get_account_balance_call(
         &self,
+        caller: &Caller,
         request: Request<pb::GetAccountBalanceRequest>,
     ) -> Result<Response<pb::GetAccountBalanceResponse>, Status> {
         let deadline = deadline(&request);
         let account_id = AccountId::parse("account_id", &request.get_ref().account_id)?;
-        let account = until(deadline, async {
-            Ok(self.ledger.get_account(&account_id).await?)
-        })
-        .await?;
+        let account = until(deadline, self.readable_account(caller, &account_id)).await?;
         Ok(Response::new(pb::GetAccountBalanceResponse {
             account: Some(account_message(account)),
         }))
     }
 
-    type GetTransactionHistoryStream = HistoryStream;
-
-    async fn get_transaction_history(
+    async fn get_transaction_history_call(
         &self,
+        caller: &Caller,
         request: Request<pb::GetTransactionHistoryRequest>,
-    ) -> Result<Response<Self::GetTransactionHistoryStream>, Status> {
+    ) -> Result<Response<HistoryStream>, Status> {
         let deadline = deadline(&request);
         let r = request.into_inner();
         let page = HistoryPage::parse(&r.account_id, r.page_size, &r.page_token)?;
-        // NOT_FOUND and friends come before the stream starts, as a plain
-        // error response, not as a trailer after zero messages.
-        let account = until(deadline, async {
-            Ok(self.ledger.get_account(&page.account_id).await?)
-        })
-        .await?;
+        // Errors found before the stream starts (NOT_FOUND, PERMISSION_DENIED)
+        // come as a plain error response, not as a trailer after zero messages.
+        let account = until(deadline, self.readable_account(caller, &page.account_id)).await?;
         let (tx, rx) = mpsc::channel(HISTORY_BUFFER_ENTRIES);
         let ledger = self.ledger.clone();
         let newest_plus_one = account.version + 1;
@@ -220,11 +267,64 @@ impl PaymentService for PaymentApi {
         tokio::spawn(async move {
             let send_all = stream_history(&ledger, &page, before, &tx);
             if let Err(status) = until(deadline, send_all).await {
+                tracing::warn!(code = ?status.code(), message = status.message(), "history stream failed midway");
                 // The reader may be gone already; then there is nobody to tell.
                 let _ = tx.send(Err(status)).await;
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Authenticates, runs one call and logs it.
+macro_rules! call {
+    ($self:ident, $method:literal, $request:ident, $handler:ident) => {{
+        let started = Instant::now();
+        let caller = $self.auth.caller(&$request).await;
+        let result = match &caller {
+            Ok(caller) => $self.$handler(caller, $request).await,
+            Err(status) => Err(status.clone()),
+        };
+        log_call($method, caller.as_ref().ok(), started, &result);
+        result
+    }};
+}
+
+#[tonic::async_trait]
+impl PaymentService for PaymentApi {
+    async fn add_account(
+        &self,
+        request: Request<pb::AddAccountRequest>,
+    ) -> Result<Response<pb::AddAccountResponse>, Status> {
+        call!(self, "AddAccount", request, add_account_call)
+    }
+
+    async fn make_payment(
+        &self,
+        request: Request<pb::MakePaymentRequest>,
+    ) -> Result<Response<pb::MakePaymentResponse>, Status> {
+        call!(self, "MakePayment", request, make_payment_call)
+    }
+
+    async fn get_account_balance(
+        &self,
+        request: Request<pb::GetAccountBalanceRequest>,
+    ) -> Result<Response<pb::GetAccountBalanceResponse>, Status> {
+        call!(self, "GetAccountBalance", request, get_account_balance_call)
+    }
+
+    type GetTransactionHistoryStream = HistoryStream;
+
+    async fn get_transaction_history(
+        &self,
+        request: Request<pb::GetTransactionHistoryRequest>,
+    ) -> Result<Response<Self::GetTransactionHistoryStream>, Status> {
+        call!(
+            self,
+            "GetTransactionHistory",
+            request,
+            get_transaction_history_call
+        )
     }
 }
 

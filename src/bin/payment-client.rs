@@ -1,6 +1,7 @@
 //! payment-client: a command-line client for the payment service.
 
 use clap::{Parser, Subcommand};
+use payment::auth::{DevToken, mint_dev_token};
 use payment::client::{connect_grpc, connect_grpc_web};
 use payment::domain::{format_money, parse_money};
 use payment::pb::{self, payment_service_client::PaymentServiceClient};
@@ -30,6 +31,9 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Bearer token (JWT) sent with every call; see the `token` command for a dev token.
+    #[arg(long, global = true, env = "PAYMENT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Deadline of each call, sent as grpc-timeout (e.g. 500ms, 10s).
     #[arg(long, global = true, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -39,6 +43,27 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Mint a development token signed with PAYMENT_DEV_JWT_SECRET (HS256) and print it.
+    Token {
+        /// The caller's identity (the JWT sub claim).
+        #[arg(long)]
+        sub: String,
+        /// Add the payments/admin scope (may set opening balances, read every account).
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime of the token, e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// The shared dev secret the server was started with.
+        #[arg(long, env = "PAYMENT_DEV_JWT_SECRET", hide_env_values = true)]
+        secret: String,
+        /// iss claim, if the server checks one (PAYMENT_JWT_ISSUER).
+        #[arg(long, env = "PAYMENT_JWT_ISSUER")]
+        issuer: Option<String>,
+        /// aud claim, if the server checks one (PAYMENT_JWT_AUDIENCE).
+        #[arg(long, env = "PAYMENT_JWT_AUDIENCE")]
+        audience: Option<String>,
+    },
     /// Open an account.
     AddAccount {
         /// The new account's id: 1-128 characters of [A-Za-z0-9._:@-].
@@ -91,6 +116,33 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Token {
+        sub,
+        admin,
+        ttl,
+        secret,
+        issuer,
+        audience,
+    } = &cli.command
+    {
+        let options = DevToken {
+            sub,
+            admin: *admin,
+            ttl: *ttl,
+            issuer: issuer.as_deref(),
+            audience: audience.as_deref(),
+        };
+        return match mint_dev_token(secret.as_bytes(), &options) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = if cli.grpc_web {
         match connect_grpc_web(&cli.endpoint) {
             Ok(client) => run(client, &cli).await,
@@ -135,10 +187,16 @@ fn screaming(code: &str) -> String {
     out
 }
 
-fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+fn request<T>(message: T, cli: &Cli) -> Result<tonic::Request<T>, BoxError> {
     let mut request = tonic::Request::new(message);
-    request.set_timeout(timeout);
-    request
+    request.set_timeout(cli.timeout);
+    if let Some(token) = cli.token.as_deref().filter(|t| !t.trim().is_empty()) {
+        let value = format!("Bearer {}", token.trim())
+            .parse()
+            .map_err(|_| "--token is not a valid header value")?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    Ok(request)
 }
 
 async fn run<T>(mut client: PaymentServiceClient<T>, cli: &Cli) -> Result<(), BoxError>
@@ -149,6 +207,8 @@ where
     <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
 {
     match &cli.command {
+        // Minted in main, before connecting.
+        Command::Token { .. } => {}
         Command::AddAccount {
             account_id,
             currency,
@@ -165,8 +225,8 @@ where
                         currency: currency.clone(),
                         initial_balance,
                     },
-                    cli.timeout,
-                ))
+                    cli,
+                )?)
                 .await?
                 .into_inner();
             print_account("opened", response.account.unwrap_or_default(), cli.json);
@@ -196,8 +256,8 @@ where
                         currency: currency.clone(),
                         memo: memo.clone(),
                     },
-                    cli.timeout,
-                ))
+                    cli,
+                )?)
                 .await?
                 .into_inner();
             let tx = response.transaction.unwrap_or_default();
@@ -228,8 +288,8 @@ where
                     pb::GetAccountBalanceRequest {
                         account_id: account_id.clone(),
                     },
-                    cli.timeout,
-                ))
+                    cli,
+                )?)
                 .await?
                 .into_inner();
             print_account("account", response.account.unwrap_or_default(), cli.json);
@@ -246,8 +306,8 @@ where
                         page_size: *page_size,
                         page_token: page_token.clone(),
                     },
-                    cli.timeout,
-                ))
+                    cli,
+                )?)
                 .await?
                 .into_inner();
             let mut last_token = String::new();

@@ -3,14 +3,16 @@
 //! gRPC-Web. Everything costly is built once per container, before the
 //! first event.
 
-use payment::{config, ledger::Ledger, server, service::PaymentApi};
+use payment::{auth::Authenticator, config, ledger::Ledger, server, service::PaymentApi};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     config::init_tracing();
     let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env());
     let cors_origins = std::env::var("PAYMENT_CORS_ORIGINS").unwrap_or_else(|_| "*".into());
-    let service = server::http_service(PaymentApi::new(ledger), &cors_origins).await?;
+    let auth = Authenticator::from_env().await?;
+    tracing::info!(auth = ?auth, "payment-lambda ready");
+    let service = server::http_service(PaymentApi::new(ledger, auth), &cors_origins).await?;
     lambda_http::run(lambda_http::service_fn(move |event| {
         payment::lambda::handle(service.clone(), event)
     }))

@@ -1,12 +1,15 @@
 //! payment-server: the payment service as a standalone gRPC + gRPC-Web server.
 
 use clap::Parser;
-use payment::{config, ledger::Ledger, server, service::PaymentApi};
+use payment::{auth::Authenticator, config, ledger::Ledger, server, service::PaymentApi};
 use std::net::SocketAddr;
 
 /// Serves the payment ledger over native gRPC (HTTP/2) and gRPC-Web
 /// (HTTP/1.1) on one port. DynamoDB is configured the standard AWS way
-/// (AWS_REGION, credentials chain, AWS_ENDPOINT_URL_DYNAMODB).
+/// (AWS_REGION, credentials chain, AWS_ENDPOINT_URL_DYNAMODB). Callers are
+/// verified from their bearer JWT: PAYMENT_DEV_JWT_SECRET (HS256, local
+/// development) and/or PAYMENT_JWKS_URL / PAYMENT_JWKS_FILE (RS256/ES256),
+/// with PAYMENT_JWT_ISSUER / PAYMENT_JWT_AUDIENCE checked when set.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -25,6 +28,10 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
     config::init_tracing();
+    let auth = Authenticator::from_env().await?;
+    if matches!(auth, Authenticator::ApiGateway) {
+        return Err("PAYMENT_AUTH_MODE=apigateway is only for the Lambda behind API Gateway; payment-server verifies bearer tokens itself (PAYMENT_AUTH_MODE=jwt)".into());
+    }
     let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env());
     if args.create_tables {
         ledger.create_tables().await?;
@@ -33,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     tracing::info!(address = %listener.local_addr()?, tables = ?ledger.tables(), "payment-server listening");
     server::serve(
         listener,
-        PaymentApi::new(ledger),
+        PaymentApi::new(ledger, auth),
         &args.cors_origins,
         shutdown_signal(),
     )

@@ -6,6 +6,7 @@
 //! (PR_SET_PDEATHSIG). If it cannot start, the tests fail loudly: nothing is
 //! skipped and nothing is mocked.
 
+use payment::auth::{Authenticator, DevToken, JwtVerifier, mint_dev_token};
 use payment::ledger::{Ledger, Tables};
 use payment::pb::payment_service_client::PaymentServiceClient;
 use payment::service::PaymentApi;
@@ -16,7 +17,70 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// The HS256 secret the test servers accept (dev mode).
+pub const DEV_SECRET: &str = "test-secret-test-secret-test-secret";
+
+/// A dev token for `sub`, valid for an hour.
+pub fn token(sub: &str, admin: bool) -> String {
+    mint_dev_token(
+        DEV_SECRET.as_bytes(),
+        &DevToken {
+            sub,
+            admin,
+            ttl: Duration::from_secs(3600),
+            ..Default::default()
+        },
+    )
+    .expect("mint token")
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::AsciiMetadataValue>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Self {
+        Self(Some(
+            format!("Bearer {token}").parse().expect("header value"),
+        ))
+    }
+    pub fn none() -> Self {
+        Self(None)
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type AuthedClient<T> = PaymentServiceClient<InterceptedService<T, Bearer>>;
+
+/// The authenticator of the test servers: the dev secret.
+pub fn dev_auth() -> Authenticator {
+    Authenticator::Jwt(std::sync::Arc::new(
+        JwtVerifier::new(None, None)
+            .with_dev_secret(DEV_SECRET.as_bytes())
+            .expect("dev secret"),
+    ))
+}
+
+/// The caller most tests act as: an admin (so it may set opening balances)
+/// who owns the accounts it opens.
+pub const TESTER: &str = "tester";
 
 /// How long DynamoDB Local may take to start accepting connections.
 const DYNAMODB_START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -146,13 +210,17 @@ impl TestApp {
     }
 
     pub async fn serve(ledger: Ledger) -> TestApp {
+        Self::serve_with(ledger, dev_auth()).await
+    }
+
+    pub async fn serve_with(ledger: Ledger, auth: Authenticator) -> TestApp {
         payment::config::init_tracing();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let api = PaymentApi::new(ledger.clone());
+        let api = PaymentApi::new(ledger.clone(), auth);
         let task = tokio::spawn(async move {
             payment::server::serve(listener, api, "*", async {
                 let _ = rx.await;
@@ -172,14 +240,26 @@ impl TestApp {
         format!("http://{}", self.addr)
     }
 
-    pub async fn grpc(&self) -> PaymentServiceClient<Channel> {
-        payment::client::connect_grpc(&self.url())
-            .await
-            .expect("connect")
+    /// A native gRPC client acting as [`TESTER`], an admin.
+    pub async fn grpc(&self) -> AuthedClient<Channel> {
+        self.grpc_with(Bearer::new(&token(TESTER, true))).await
     }
 
-    pub fn grpc_web(&self) -> PaymentServiceClient<payment::client::GrpcWebTransport> {
-        payment::client::connect_grpc_web(&self.url()).expect("connect")
+    /// A native gRPC client acting as `sub`.
+    pub async fn grpc_as(&self, sub: &str, admin: bool) -> AuthedClient<Channel> {
+        self.grpc_with(Bearer::new(&token(sub, admin))).await
+    }
+
+    pub async fn grpc_with(&self, bearer: Bearer) -> AuthedClient<Channel> {
+        let channel = payment::client::connect_channel(&self.url())
+            .await
+            .expect("connect");
+        PaymentServiceClient::with_interceptor(channel, bearer)
+    }
+
+    /// A gRPC-Web client acting as [`TESTER`], an admin.
+    pub fn grpc_web(&self) -> AuthedClient<payment::client::GrpcWebTransport> {
+        web_client(&self.url(), Bearer::new(&token(TESTER, true)))
     }
 
     /// Stops the server and waits for it to finish.
@@ -199,6 +279,13 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// A gRPC-Web client for `url` with `bearer`.
+pub fn web_client(url: &str, bearer: Bearer) -> AuthedClient<payment::client::GrpcWebTransport> {
+    let uri = payment::client::endpoint_uri(url).expect("url");
+    let transport = payment::client::grpc_web_transport().expect("transport");
+    PaymentServiceClient::with_origin(InterceptedService::new(transport, bearer), uri)
 }
 
 /// The Lambda function run by `cargo lambda watch` (cargo-lambda from
@@ -227,7 +314,7 @@ impl LambdaWatch {
         );
         let tables = ledger.tables();
         let env_vars = format!(
-            "AWS_ENDPOINT_URL_DYNAMODB={},AWS_REGION=us-east-1,AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,PAYMENT_ACCOUNTS_TABLE={},PAYMENT_LEDGER_TABLE={}",
+            "AWS_ENDPOINT_URL_DYNAMODB={},AWS_REGION=us-east-1,AWS_ACCESS_KEY_ID=local,AWS_SECRET_ACCESS_KEY=local,PAYMENT_ACCOUNTS_TABLE={},PAYMENT_LEDGER_TABLE={},PAYMENT_DEV_JWT_SECRET={DEV_SECRET}",
             shared_dynamodb(),
             tables.accounts,
             tables.ledger
@@ -272,7 +359,7 @@ impl LambdaWatch {
     async fn wait_ready(&self) {
         let started = Instant::now();
         loop {
-            let mut client = payment::client::connect_grpc_web(&self.url()).expect("client");
+            let mut client = web_client(&self.url(), Bearer::new(&token(TESTER, true)));
             let probe = client
                 .get_account_balance(payment::pb::GetAccountBalanceRequest {
                     account_id: "readiness-probe".into(),

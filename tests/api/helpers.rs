@@ -1,10 +1,10 @@
 //! Small wrappers over the generated client, so that tests read like the rules.
 
-use payment::pb::{self, payment_service_client::PaymentServiceClient};
+use payment::pb;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-pub type Client = PaymentServiceClient<Channel>;
+pub type Client = crate::harness::AuthedClient<Channel>;
 
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

@@ -79,7 +79,12 @@ async fn invoke(service: &HttpService, event_json: &str) -> Reply {
 }
 
 async fn lambda_service(ledger: Ledger) -> HttpService {
-    http_service(PaymentApi::new(ledger), "*").await.unwrap()
+    http_service(
+        PaymentApi::new(ledger, payment::auth::Authenticator::ApiGateway),
+        "*",
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -273,6 +278,8 @@ async fn a_stream_failing_midway_ends_with_one_trailer_through_the_lambda() {
             text,
         );
         let mut event: serde_json::Value = serde_json::from_str(&event).unwrap();
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] =
+            crate::harness::TESTER.into();
         if text {
             event["headers"]["content-type"] = "application/grpc-web-text".into();
             event["headers"]["accept"] = "application/grpc-web-text".into();

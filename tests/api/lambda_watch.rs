@@ -2,7 +2,7 @@
 //! served the way the local Lambda emulator serves it, over gRPC-Web binary
 //! and text, every RPC including the streamed history, and the error codes.
 
-use crate::harness::{LambdaWatch, fresh_ledger};
+use crate::harness::{Bearer, LambdaWatch, TESTER, fresh_ledger, token, web_client};
 use crate::helpers::{assert_code, unique};
 use crate::transport::{frame, raw_at};
 use base64::Engine as _;
@@ -15,7 +15,7 @@ use tonic::Code;
 async fn the_function_under_cargo_lambda_watch_serves_every_call() {
     let ledger = fresh_ledger().await;
     let watch = LambdaWatch::start(&ledger).await;
-    let mut web = payment::client::connect_grpc_web(&watch.url()).unwrap();
+    let mut web = web_client(&watch.url(), Bearer::new(&token(TESTER, true)));
     let (a, b) = (unique("a"), unique("b"));
     for (id, initial) in [(&a, 10_000), (&b, 0)] {
         web.add_account(pb::AddAccountRequest {
@@ -147,11 +147,32 @@ async fn the_function_under_cargo_lambda_watch_serves_every_call() {
         assert_code(stream.map(|_| ()), Code::InvalidArgument, "page_token");
     }
 
+    // Auth is enforced by the function itself here (no API Gateway).
+    let mut anonymous = web_client(&watch.url(), Bearer::none());
+    assert_code(
+        anonymous.get_account_balance(balance_of(&a)).await,
+        Code::Unauthenticated,
+        "Bearer",
+    );
+    let mut mallory = web_client(&watch.url(), Bearer::new(&token("mallory", false)));
+    assert_code(
+        mallory.get_account_balance(balance_of(&a)).await,
+        Code::PermissionDenied,
+        "owner",
+    );
+    assert_code(
+        mallory.make_payment(order("m1", 1)).await,
+        Code::PermissionDenied,
+        "does not own",
+    );
+
     // grpc-web-text: every RPC, replies decoded chunk by chunk.
+    let authorization = format!("Bearer {}", token(TESTER, true));
     let text = [
         ("content-type", "application/grpc-web-text"),
         ("accept", "application/grpc-web-text"),
         ("x-grpc-web", "1"),
+        ("authorization", authorization.as_str()),
     ];
     let base = format!("{}/payment.v1.PaymentService/", watch.url());
     let call = |method: &'static str, message: Vec<u8>| {

@@ -160,10 +160,21 @@ pub async fn raw_at(
     }
 }
 
-const WEB: &[(&str, &str)] = &[
-    ("content-type", "application/grpc-web+proto"),
-    ("x-grpc-web", "1"),
-];
+/// `authorization: Bearer <token of TESTER, an admin>`.
+static TESTER_AUTH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "Bearer {}",
+        crate::harness::token(crate::harness::TESTER, true)
+    )
+});
+
+static WEB_HEADERS: std::sync::LazyLock<[(&str, &str); 3]> = std::sync::LazyLock::new(|| {
+    [
+        ("content-type", "application/grpc-web+proto"),
+        ("x-grpc-web", "1"),
+        ("authorization", TESTER_AUTH.as_str()),
+    ]
+});
 const BALANCE: &str = "/payment.v1.PaymentService/GetAccountBalance";
 const HISTORY: &str = "/payment.v1.PaymentService/GetTransactionHistory";
 
@@ -240,6 +251,7 @@ async fn grpc_web_text_replies_decode_chunk_by_chunk() {
         ("content-type", "application/grpc-web-text"),
         ("accept", "application/grpc-web-text"),
         ("x-grpc-web", "1"),
+        ("authorization", TESTER_AUTH.as_str()),
     ];
     let request = pb::GetTransactionHistoryRequest {
         account_id: a.clone(),
@@ -279,6 +291,7 @@ async fn grpc_web_text_replies_decode_chunk_by_chunk() {
 
 #[tokio::test]
 async fn malformed_grpc_web_requests_get_a_clear_status_never_internal() {
+    let web: &[(&str, &str)] = &*WEB_HEADERS;
     let app = TestApp::spawn().await;
     let valid = frame(
         &pb::GetAccountBalanceRequest {
@@ -296,20 +309,20 @@ async fn malformed_grpc_web_requests_get_a_clear_status_never_internal() {
     ];
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Vec<u8>, &'a str);
     let cases: Vec<Case> = vec![
-        ("empty body", WEB, vec![], "3"),
-        ("short header", WEB, vec![0, 0, 0], "3"),
-        ("truncated message", WEB, truncated, "3"),
-        ("two messages for a unary call", WEB, two_messages, "3"),
-        ("not protobuf", WEB, frame(&[0x0f, 0xff, 0xff]), "3"),
+        ("empty body", web, vec![], "3"),
+        ("short header", web, vec![0, 0, 0], "3"),
+        ("truncated message", web, truncated, "3"),
+        ("two messages for a unary call", web, two_messages, "3"),
+        ("not protobuf", web, frame(&[0x0f, 0xff, 0xff]), "3"),
         (
             "invalid UTF-8 in a string",
-            WEB,
+            web,
             frame(&[0x0a, 0x02, 0xff, 0xfe]),
             "3",
         ),
         (
             "compressed flag",
-            WEB,
+            web,
             {
                 let mut f = valid.clone();
                 f[0] = 1;
@@ -319,7 +332,7 @@ async fn malformed_grpc_web_requests_get_a_clear_status_never_internal() {
         ),
         (
             "unknown flag",
-            WEB,
+            web,
             {
                 let mut f = valid.clone();
                 f[0] = 0x40;
@@ -327,7 +340,7 @@ async fn malformed_grpc_web_requests_get_a_clear_status_never_internal() {
             },
             "3",
         ),
-        ("oversized", WEB, frame(&vec![b'a'; 100_000]), "8"),
+        ("oversized", web, frame(&vec![b'a'; 100_000]), "8"),
         ("invalid base64", &text, b"!!!not base64!!!".to_vec(), "3"),
     ];
     for (name, headers, body, expected) in cases {
@@ -367,13 +380,13 @@ async fn malformed_grpc_web_requests_get_a_clear_status_never_internal() {
         &app,
         http::Method::POST,
         "/payment.v1.PaymentService/Steal",
-        WEB,
+        web,
         valid.clone(),
     )
     .await;
     assert_eq!(unknown.grpc_status().as_deref(), Some("12"));
     // The server is still fine.
-    let ok = raw(&app, http::Method::POST, BALANCE, WEB, valid).await;
+    let ok = raw(&app, http::Method::POST, BALANCE, web, valid).await;
     assert_eq!(
         ok.grpc_status().as_deref(),
         Some("5"),

@@ -920,3 +920,285 @@ fn check_payable(
     }
     Ok(())
 }
+
+/// Most parallel Scan segments an audit may use.
+pub const AUDIT_SEGMENTS_MAX: u32 = 64;
+/// Most discrepancies an audit lists (it counts them all).
+pub const AUDIT_LISTED_MAX: usize = 1000;
+
+/// What an audit found; see [`Ledger::audit`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditReport {
+    pub accounts: u64,
+    pub entries: u64,
+    pub payments: u64,
+    pub total_balance_minor: i128,
+    pub total_opening_minor: i128,
+    /// Up to [`AUDIT_LISTED_MAX`] discrepancies, in words.
+    pub discrepancies: Vec<String>,
+    pub discrepancies_total: u64,
+}
+
+impl AuditReport {
+    pub fn is_clean(&self) -> bool {
+        self.discrepancies_total == 0
+    }
+
+    fn flag(&mut self, what: String) {
+        self.discrepancies_total += 1;
+        if self.discrepancies.len() < AUDIT_LISTED_MAX {
+            self.discrepancies.push(what);
+        }
+    }
+}
+
+#[derive(Default)]
+struct AccountTally {
+    entries: u64,
+    sequence_max: u64,
+    sum_minor: i128,
+    newest_balance_after: Option<i64>,
+    opening_minor: Option<i64>,
+}
+
+#[derive(Default)]
+struct PaymentTally {
+    record: Option<(Payment, u64, u64)>,
+    /// (account, sequence, direction, amount, currency) of each entry seen.
+    entries: Vec<(String, u64, Direction, i64, String)>,
+}
+
+impl Ledger {
+    /// Reads every item of a table with `segments` parallel Scan segments,
+    /// strongly consistent, calling `seen` with the running item count.
+    async fn scan_all(
+        &self,
+        table: &str,
+        segments: u32,
+        seen: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<Item>, LedgerError> {
+        let segments = segments.clamp(1, AUDIT_SEGMENTS_MAX);
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for segment in 0..segments {
+            let (client, table, counter) = (self.client.clone(), table.to_owned(), counter.clone());
+            tasks.spawn(async move {
+                let mut items = Vec::new();
+                let mut start_key = None;
+                loop {
+                    let output = client
+                        .scan()
+                        .table_name(&table)
+                        .segment(segment as i32)
+                        .total_segments(segments as i32)
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start_key)
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error("Scan", e))?;
+                    let page = output.items().to_vec();
+                    counter.fetch_add(page.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    items.extend(page);
+                    start_key = output.last_evaluated_key().cloned();
+                    if start_key.is_none() {
+                        return Ok::<_, LedgerError>(items);
+                    }
+                }
+            });
+        }
+        let mut all = Vec::new();
+        let mut ticker = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    None => break,
+                    Some(Ok(items)) => all.extend(items?),
+                    Some(Err(e)) => return Err(LedgerError::Internal(format!("scan task failed: {e}"))),
+                },
+                _ = ticker.tick() => seen(counter.load(std::sync::atomic::Ordering::Relaxed)),
+            }
+        }
+        seen(counter.load(std::sync::atomic::Ordering::Relaxed));
+        Ok(all)
+    }
+
+    /// Walks the whole ledger with parallel Scan segments and checks that
+    /// every account's balance equals the sum of its history (with gapless
+    /// sequences and a matching newest balance_after), that every payment
+    /// has exactly its two entries with matching amounts, that every entry
+    /// belongs to a payment or is an opening credit, and that the sum of all
+    /// balances equals the sum of all opening balances.
+    ///
+    /// It reads a moving ledger item by item, not as a snapshot: run it when
+    /// no payments are in flight, or re-run it on a discrepancy. Memory grows
+    /// with the number of accounts and payments.
+    pub async fn audit(
+        &self,
+        segments: u32,
+        progress: &(dyn Fn(&str, u64) + Sync),
+    ) -> Result<AuditReport, LedgerError> {
+        let account_items = self
+            .scan_all(&self.tables.accounts, segments, &|n| {
+                progress("accounts", n)
+            })
+            .await?;
+        let ledger_items = self
+            .scan_all(&self.tables.ledger, segments, &|n| {
+                progress("ledger items", n)
+            })
+            .await?;
+        let mut report = AuditReport::default();
+        let mut accounts = HashMap::new();
+        for item in &account_items {
+            let account = Account::from_item(item)?;
+            report.accounts += 1;
+            report.total_balance_minor += i128::from(account.balance_minor);
+            report.total_opening_minor += i128::from(account.opening_balance_minor);
+            accounts.insert(account.account_id.clone(), account);
+        }
+        let mut tallies: HashMap<String, AccountTally> = HashMap::new();
+        let mut payments: HashMap<String, PaymentTally> = HashMap::new();
+        for item in &ledger_items {
+            let pk = get_s(item, "pk")?;
+            if pk.starts_with("A#") {
+                report.entries += 1;
+                let entry = Entry::from_item(item)?;
+                let account_id = get_s(item, "account_id")?;
+                let tally = tallies.entry(account_id.clone()).or_default();
+                tally.entries += 1;
+                tally.sequence_max = tally.sequence_max.max(entry.sequence);
+                let amount = i128::from(entry.payment.amount_minor);
+                tally.sum_minor += match entry.direction {
+                    Direction::Debit => -amount,
+                    Direction::Credit => amount,
+                };
+                if accounts
+                    .get(&account_id)
+                    .is_some_and(|a| a.version == entry.sequence)
+                {
+                    tally.newest_balance_after = Some(entry.balance_after_minor);
+                }
+                if entry.payment.sender_id.is_empty() {
+                    if entry.sequence != 1 || entry.direction != Direction::Credit {
+                        report.flag(format!(
+                            "account {account_id}: entry {} has no sender but is not the opening credit",
+                            entry.sequence
+                        ));
+                    }
+                    tally.opening_minor = Some(entry.payment.amount_minor);
+                    continue;
+                }
+                payments
+                    .entry(entry.payment.transaction_id.clone())
+                    .or_default()
+                    .entries
+                    .push((
+                        account_id,
+                        entry.sequence,
+                        entry.direction,
+                        entry.payment.amount_minor,
+                        entry.payment.currency.clone(),
+                    ));
+            } else if pk.starts_with("P#") {
+                report.payments += 1;
+                let payment = Payment::from_item(item)?;
+                let sender_sequence = get_n(item, "sender_sequence")?;
+                let recipient_sequence = get_n(item, "recipient_sequence")?;
+                let tx_id = payment.transaction_id.clone();
+                payments.entry(tx_id).or_default().record =
+                    Some((payment, sender_sequence, recipient_sequence));
+            } else {
+                report.flag(format!("ledger item with unknown key {pk}"));
+            }
+        }
+        let mut account_ids: Vec<_> = accounts.keys().cloned().collect();
+        account_ids.sort();
+        for id in &account_ids {
+            let account = &accounts[id];
+            let tally = tallies.remove(id).unwrap_or_default();
+            if account.balance_minor < 0 {
+                report.flag(format!(
+                    "account {id}: negative balance {}",
+                    account.balance_minor
+                ));
+            }
+            if tally.sum_minor != i128::from(account.balance_minor) {
+                report.flag(format!(
+                    "account {id}: balance {} but its history sums to {}",
+                    account.balance_minor, tally.sum_minor
+                ));
+            }
+            if tally.entries != account.version || tally.sequence_max != account.version {
+                report.flag(format!(
+                    "account {id}: version {} but {} entries up to sequence {}",
+                    account.version, tally.entries, tally.sequence_max
+                ));
+            }
+            if account.version > 0 && tally.newest_balance_after != Some(account.balance_minor) {
+                report.flag(format!(
+                    "account {id}: newest entry's balance_after {:?} differs from balance {}",
+                    tally.newest_balance_after, account.balance_minor
+                ));
+            }
+            let opening = tally.opening_minor.unwrap_or(0);
+            if opening != account.opening_balance_minor {
+                report.flag(format!(
+                    "account {id}: opening balance {} but opening credit {opening}",
+                    account.opening_balance_minor
+                ));
+            }
+        }
+        let mut orphans: Vec<_> = tallies.into_keys().collect();
+        orphans.sort();
+        for id in orphans {
+            report.flag(format!("history entries for unknown account {id}"));
+        }
+        let mut tx_ids: Vec<_> = payments.keys().cloned().collect();
+        tx_ids.sort();
+        for tx_id in tx_ids {
+            let tally = &payments[&tx_id];
+            let Some((payment, sender_sequence, recipient_sequence)) = &tally.record else {
+                report.flag(format!(
+                    "transaction {tx_id}: entries without a payment record"
+                ));
+                continue;
+            };
+            let expected = [
+                (&payment.sender_id, *sender_sequence, Direction::Debit),
+                (
+                    &payment.recipient_id,
+                    *recipient_sequence,
+                    Direction::Credit,
+                ),
+            ];
+            let matches = tally.entries.len() == 2
+                && expected.iter().all(|(account, sequence, direction)| {
+                    tally.entries.iter().any(|(a, s, d, amount, currency)| {
+                        a == *account
+                            && s == sequence
+                            && d == direction
+                            && *amount == payment.amount_minor
+                            && *currency == payment.currency
+                    })
+                });
+            if !matches {
+                report.flag(format!(
+                    "transaction {tx_id}: expected a debit of {} at {}#{} and a credit at {}#{}, found {:?}",
+                    payment.amount_minor,
+                    payment.sender_id,
+                    sender_sequence,
+                    payment.recipient_id,
+                    recipient_sequence,
+                    tally.entries
+                ));
+            }
+        }
+        if report.total_balance_minor != report.total_opening_minor {
+            report.flag(format!(
+                "all balances sum to {} but all opening balances to {}: money was created or lost",
+                report.total_balance_minor, report.total_opening_minor
+            ));
+        }
+        Ok(report)
+    }
+}

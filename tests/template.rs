@@ -15,13 +15,12 @@ const FUNCTION: &str = "PaymentFunction";
 
 /// The only actions the function may have on DynamoDB. TransactWriteItems is
 /// authorized through the per-item PutItem/UpdateItem actions.
-const DYNAMODB_ACTIONS: [&str; 6] = [
+const DYNAMODB_ACTIONS: [&str; 5] = [
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
-    "dynamodb:Scan",
 ];
 
 fn template() -> Value {

@@ -43,6 +43,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Audit the whole ledger, reading DynamoDB directly (admin only: needs AWS
+    /// credentials allowed to Scan the tables; PAYMENT_ACCOUNTS_TABLE,
+    /// PAYMENT_LEDGER_TABLE, AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB as for the
+    /// server). Exits non-zero if anything does not add up.
+    Audit {
+        /// Parallel Scan segments per table (1-64).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+        segments: u32,
+    },
     /// Mint a development token signed with PAYMENT_DEV_JWT_SECRET (HS256) and print it.
     Token {
         /// The caller's identity (the JWT sub claim).
@@ -143,6 +152,9 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if let Command::Audit { segments } = &cli.command {
+        return audit(*segments, cli.json).await;
+    }
     let result = if cli.grpc_web {
         match connect_grpc_web(&cli.endpoint) {
             Ok(client) => run(client, &cli).await,
@@ -207,8 +219,8 @@ where
     <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
 {
     match &cli.command {
-        // Minted in main, before connecting.
-        Command::Token { .. } => {}
+        // Handled in main, without connecting to the service.
+        Command::Token { .. } | Command::Audit { .. } => {}
         Command::AddAccount {
             account_id,
             currency,
@@ -327,6 +339,62 @@ where
         }
     }
     Ok(())
+}
+
+async fn audit(segments: u32, as_json: bool) -> ExitCode {
+    let ledger = payment::ledger::Ledger::new(
+        payment::config::dynamodb_client().await,
+        payment::config::tables_from_env(),
+    );
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let progress = |what: &str, n: u64| bar.set_message(format!("scanning: {n} {what}"));
+    let result = ledger.audit(segments, &progress).await;
+    bar.finish_and_clear();
+    let report = match result {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("error: audit failed: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "clean": report.is_clean(),
+                "accounts": report.accounts,
+                "entries": report.entries,
+                "payments": report.payments,
+                "total_balance_minor": report.total_balance_minor.to_string(),
+                "total_opening_minor": report.total_opening_minor.to_string(),
+                "discrepancies_total": report.discrepancies_total,
+                "discrepancies": report.discrepancies,
+            })
+        );
+    } else {
+        println!(
+            "audited {} accounts, {} history entries, {} payments; balances sum to {} minor units, opening balances to {}",
+            report.accounts,
+            report.entries,
+            report.payments,
+            report.total_balance_minor,
+            report.total_opening_minor
+        );
+        for line in &report.discrepancies {
+            println!("DISCREPANCY: {line}");
+        }
+        if report.is_clean() {
+            println!("clean: every balance equals its history and no money was created or lost");
+        } else {
+            println!("{} discrepancies", report.discrepancies_total);
+        }
+    }
+    if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn time_text(ts: Option<&prost_types::Timestamp>) -> String {

@@ -169,6 +169,8 @@ async fn concurrent_payments_conserve_money_exactly() {
         o.aborted
     );
     audit(&mut c, &ids, OPENING * ACCOUNTS as i64, &o.committed).await;
+    let report = app.ledger.audit(4, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1, DynamoDB Local behind it.
 //! One binary (faster to link), one module per area.
 
+mod audit;
 mod auth;
 mod concurrency;
 mod harness;

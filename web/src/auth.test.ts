@@ -33,6 +33,11 @@ describe("readToken", () => {
   it("recognises admin in roles or scope", () => {
     expect(readToken(fakeJwt({ sub: "a", roles: ["admin"] })).admin).toBe(true);
     expect(readToken(fakeJwt({ sub: "a", scope: "read admin" })).admin).toBe(true);
+    // The scope payment-client token --admin puts in, as the service checks it.
+    expect(readToken(fakeJwt({ sub: "a", scope: "payments/admin" })).admin).toBe(true);
+    expect(readToken(fakeJwt({ sub: "a", scope: "payments/read  payments/admin" })).admin).toBe(true);
+    expect(readToken(fakeJwt({ sub: "a", scope: "payments/read" })).admin).toBe(false);
+    expect(readToken(fakeJwt({ sub: "a", scope: "billing/admin" })).admin).toBe(false);
     expect(readToken(fakeJwt({ sub: "a", admin: "yes" })).admin).toBe(false);
   });
 

@@ -68,11 +68,17 @@ export function readToken(pasted: string): TokenInfo {
   return info;
 }
 
-/** An "admin": true claim, or "admin" among "roles" / "scope". */
+/** Scopes that make a caller an admin: the service's own (payments/admin), or a plain "admin". */
+const ADMIN_SCOPES = ["payments/admin", "admin"];
+
+/**
+ * An "admin": true claim, "admin" among "roles", or an admin scope in
+ * "scope" (space-separated). Only for showing: the service decides.
+ */
 function isAdmin(claims: Record<string, unknown>): boolean {
   if (claims.admin === true) return true;
   if (Array.isArray(claims.roles) && claims.roles.includes("admin")) return true;
-  if (typeof claims.scope === "string" && claims.scope.split(" ").includes("admin")) return true;
+  if (typeof claims.scope === "string" && claims.scope.split(/\s+/).some((s) => ADMIN_SCOPES.includes(s))) return true;
   return false;
 }
 

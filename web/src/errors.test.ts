@@ -42,6 +42,15 @@ describe("describeError", () => {
     expect(fail(Code.AlreadyExists, 'idempotency key "k" was already used by sender "a"').summary).toMatch(/key was already used/);
     expect(fail(Code.FailedPrecondition, 'sender account "a" holds EUR, but the payment is in USD').summary).toMatch(/currency/);
     expect(fail(Code.FailedPrecondition, "recipient account would exceed the balance limit").summary).toMatch(/limit/);
+    expect(fail(Code.PermissionDenied, 'bob may not read account "a": only its owner or an admin may').summary).toBe(
+      "You are not allowed to do this: the account belongs to someone else",
+    );
+    expect(fail(Code.PermissionDenied, 'the caller does not own sender account "a"').summary).toBe(
+      "You may only pay from your own accounts",
+    );
+    expect(
+      fail(Code.PermissionDenied, "a positive initial_balance creates money: only an admin (scope payments/admin) may set one").summary,
+    ).toMatch(/^Only an admin may open an account with money in it/);
   });
 
   it("reports a failed fetch (server down, CORS) as UNAVAILABLE", () => {

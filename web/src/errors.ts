@@ -70,6 +70,8 @@ const SPECIFIC: Array<{ code: Code; pattern: RegExp; summary: string }> = [
   { code: Code.FailedPrecondition, pattern: /balance limit/i, summary: "The recipient's balance would exceed the limit" },
   { code: Code.AlreadyExists, pattern: /idempotency key/i, summary: "This payment's key was already used for a different payment" },
   { code: Code.AlreadyExists, pattern: /^account .* already exists/i, summary: "An account with this id already exists" },
+  { code: Code.PermissionDenied, pattern: /initial_balance/, summary: "Only an admin may open an account with money in it" },
+  { code: Code.PermissionDenied, pattern: /does not own sender account/, summary: "You may only pay from your own accounts" },
   { code: Code.NotFound, pattern: /^sender account/i, summary: "The sender account does not exist" },
   { code: Code.NotFound, pattern: /^recipient account/i, summary: "The recipient account does not exist" },
 ];

@@ -118,6 +118,7 @@ function renderSignedIn(): void {
 
 function signIn(pasted: string): void {
   const info = readToken(pasted);
+  if (info.subject !== signedIn?.subject) forgetAccountView();
   signedIn = info;
   sessionStorage.setItem(TOKEN_STORAGE_KEY, info.token);
   renderSignedIn();
@@ -136,6 +137,7 @@ el<HTMLFormElement>("sign-in-form").addEventListener("submit", (event) => {
 });
 
 button("sign-out").addEventListener("click", () => {
+  if (signedIn) forgetAccountView();
   signedIn = undefined;
   sessionStorage.removeItem(TOKEN_STORAGE_KEY);
   el<HTMLTextAreaElement>("token").value = "";
@@ -381,6 +383,29 @@ async function loadHistory(accountId: string, pageToken: string): Promise<void> 
       delete state.abort;
     }
   }
+}
+
+/**
+ * Clears the account card (balance and history) when the person signed in
+ * changes, so that nobody sees what the previous one was allowed to read.
+ */
+function forgetAccountView(): void {
+  history?.abort?.abort();
+  history = undefined;
+  el("history-rows").replaceChildren();
+  const status = el("history-status");
+  delete status.dataset.state;
+  show(status, "");
+  clearError(el("history-error"));
+  button("history-more").hidden = true;
+  shownAccount = undefined;
+  const view = el("balance-view");
+  view.hidden = true;
+  delete view.dataset.account;
+  el("balance").textContent = "";
+  el("balance-details").textContent = "";
+  button("balance-refresh").disabled = true;
+  clearError(el("balance-error"));
 }
 
 el<HTMLFormElement>("history-form").addEventListener("submit", (event) => {

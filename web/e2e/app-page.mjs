@@ -60,6 +60,21 @@ export async function signIn(page, token) {
   return await waitForText(page, "#signed-in-as", /^Signed in as /);
 }
 
+/** Who the page says is signed in: the subject, or "" when nobody is. */
+export async function signedInSubject(page) {
+  return (await page.locator("#signed-in-as").getAttribute("data-subject")) ?? "";
+}
+
+/** What the account card shows: the balance (or undefined when hidden) and the history rows. */
+export async function accountCard(page) {
+  const balanceVisible = await page.locator("#balance-view").isVisible();
+  return {
+    balance: balanceVisible ? ((await page.locator("#balance").textContent()) ?? "") : undefined,
+    rows: (await historyRows(page)).length,
+    status: (await page.locator("#history-status").textContent()) ?? "",
+  };
+}
+
 export async function signOut(page) {
   await page.click("#sign-out");
   await waitForText(page, "#signed-in-as", /^Not signed in/);

@@ -1,15 +1,28 @@
 # The targets read like the README.
-.PHONY: run test setup lint fmt
+.PHONY: run test lambda web bench setup lint fmt
 
-## Run the service locally: DynamoDB Local (data in .data/), tables, payment-server.
+## Run the service locally: DynamoDB Local (data in .data/), tables, payment-server on 127.0.0.1:50051.
 run:
 	scripts/run-local.sh
 
-## Run every test.
+## Run every test (Rust, proto and template lint, browser app), installing what is missing.
 test:
 	scripts/test.sh
 
-## Install the local tools into .tools/ (DynamoDB Local, buf, cfn-lint, SAM CLI).
+## Run the Lambda locally under cargo lambda watch (instead of `make run`, not beside it).
+lambda:
+	scripts/run-lambda.sh
+
+## Serve the browser app on http://127.0.0.1:5173 (beside `make run` or `make lambda`).
+web:
+	scripts/web-setup.sh
+	cd web && npm run dev -- --host 127.0.0.1
+
+## Benchmark payments through the service against direct DynamoDB (args: BENCH_ARGS="--grpc-web").
+bench:
+	scripts/bench.sh $(BENCH_ARGS)
+
+## Install the local tools into .tools/ (DynamoDB Local, buf, cfn-lint, SAM CLI, cargo-lambda).
 setup:
 	scripts/setup.sh
 	scripts/setup-serverless.sh

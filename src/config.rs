@@ -43,27 +43,77 @@ pub fn tables_from_env() -> Tables {
 /// `AWS_ENDPOINT_URL`) for a local endpoint, with bounded timeouts and
 /// retries.
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(dynamodb_config().await.build())
+}
+
+/// The configuration of [`dynamodb_client`], to add to (the benchmark adds
+/// a [`RequestCounter`]).
+pub async fn dynamodb_config() -> aws_sdk_dynamodb::config::Builder {
     let shared = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
         .timeout_config(timeout_config())
         .load()
         .await;
-    aws_sdk_dynamodb::Client::new(&shared)
+    aws_sdk_dynamodb::config::Builder::from(&shared)
+}
+
+/// Counts the HTTP requests a DynamoDB client sends (every attempt,
+/// retries included), by operation name.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter {
+    counts: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+}
+
+impl RequestCounter {
+    /// Requests sent so far, per operation.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
+        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Requests sent so far, all operations.
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let operation = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map_or("unknown", |m| m.name())
+            .to_owned();
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry(operation).or_default() += 1;
+        }
+        Ok(())
+    }
 }
 
 /// A client for DynamoDB Local at `endpoint` (tests and benchmarks), with
 /// fixed dummy credentials and the same retries and timeouts as production.
 pub fn local_dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(local_dynamodb_config(endpoint).build())
+}
+
+/// The configuration of [`local_dynamodb_client`], to add to.
+pub fn local_dynamodb_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
     use aws_sdk_dynamodb::config::{Credentials, Region};
-    let config = aws_sdk_dynamodb::Config::builder()
+    aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("local", "local", None, None, "static"))
         .retry_config(retry_config())
         .timeout_config(timeout_config())
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
 }
 
 fn retry_config() -> RetryConfig {

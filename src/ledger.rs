@@ -171,6 +171,59 @@ pub struct PaymentOutcome {
 pub struct Ledger {
     client: Client,
     tables: Tables,
+    locks: std::sync::Arc<AccountLocks>,
+}
+
+/// Shards of the in-process lock table: a fixed size, so memory stays
+/// bounded however many accounts there are.
+const ACCOUNT_LOCK_SHARDS: usize = 1024;
+
+/// In-process queueing of payments that touch the same account.
+///
+/// Correctness never depends on it: the DynamoDB conditions alone keep the
+/// ledger exact across processes (and Lambda containers, which serve one
+/// request at a time). It only stops payments inside one server from racing
+/// each other in DynamoDB, where all but one of them would lose the round
+/// and come back, wasting requests.
+struct AccountLocks {
+    shards: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for AccountLocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AccountLocks({} shards)", self.shards.len())
+    }
+}
+
+impl AccountLocks {
+    fn new() -> Self {
+        Self {
+            shards: (0..ACCOUNT_LOCK_SHARDS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    fn shard(account_id: &str) -> usize {
+        // FNV-1a: stable and cheap; the distribution only affects queueing.
+        let hash = account_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        (hash % ACCOUNT_LOCK_SHARDS as u64) as usize
+    }
+
+    /// Locks the shards of both accounts, in index order (no deadlock).
+    async fn lock_pair(&self, a: &str, b: &str) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let (mut first, mut second) = (Self::shard(a), Self::shard(b));
+        if first > second {
+            std::mem::swap(&mut first, &mut second);
+        }
+        let mut guards = vec![self.shards[first].lock().await];
+        if second != first {
+            guards.push(self.shards[second].lock().await);
+        }
+        guards
+    }
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -409,7 +462,11 @@ fn backoff(attempt: u32) -> Duration {
 
 impl Ledger {
     pub fn new(client: Client, tables: Tables) -> Self {
-        Self { client, tables }
+        Self {
+            client,
+            tables,
+            locks: std::sync::Arc::new(AccountLocks::new()),
+        }
     }
 
     pub fn tables(&self) -> &Tables {
@@ -591,6 +648,10 @@ impl Ledger {
         order: &PaymentOrder,
         payer: Payer<'_>,
     ) -> Result<PaymentOutcome, LedgerError> {
+        let _queued = self
+            .locks
+            .lock_pair(order.sender_id.as_str(), order.recipient_id.as_str())
+            .await;
         for attempt in 1..=PAYMENT_ATTEMPTS_MAX {
             if attempt > 1 {
                 tokio::time::sleep(backoff(attempt - 1)).await;

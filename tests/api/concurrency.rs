@@ -94,7 +94,16 @@ async fn audit(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_payments_conserve_money_exactly() {
     let app = TestApp::spawn().await;
+    // A second server on the same tables, with its own in-process queues, so
+    // that payments also race across processes (as Lambda containers do) and
+    // only the DynamoDB conditions keep the ledger exact.
+    let twin = TestApp::serve(payment::ledger::Ledger::new(
+        payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+        app.ledger.tables().clone(),
+    ))
+    .await;
     let mut c = app.grpc().await;
+    let twin_client = twin.grpc().await;
     let prefix = unique("conc");
     let ids: Vec<String> = (0..ACCOUNTS).map(|i| format!("{prefix}-{i}")).collect();
     for id in &ids {
@@ -103,9 +112,13 @@ async fn concurrent_payments_conserve_money_exactly() {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
     let mut callers = tokio::task::JoinSet::new();
-    for _ in 0..CALLERS {
+    for caller in 0..CALLERS {
         let (mut client, ids, next, outcomes, prefix) = (
-            c.clone(),
+            if caller % 2 == 0 {
+                c.clone()
+            } else {
+                twin_client.clone()
+            },
             ids.clone(),
             next.clone(),
             outcomes.clone(),

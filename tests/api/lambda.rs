@@ -3,38 +3,15 @@
 
 use crate::harness::{TestApp, fresh_ledger, shared_dynamodb};
 use crate::helpers::*;
-use crate::transport::{decode_text_body, frame, parse_frames};
+use crate::transport::{WebReply, decode_text_body, frame, parse_frames};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use bytes::Bytes;
 use payment::ledger::Ledger;
 use payment::pb;
 use payment::server::{HttpService, http_service};
 use payment::service::PaymentApi;
 use prost::Message;
-
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    messages: Vec<Bytes>,
-    trailers: Vec<(String, String)>,
-}
-
-impl Reply {
-    fn grpc_status(&self) -> String {
-        self.trailers
-            .iter()
-            .find(|(k, _)| k == "grpc-status")
-            .map(|(_, v)| v.clone())
-            .or_else(|| {
-                self.headers
-                    .get("grpc-status")
-                    .map(|v| v.to_str().unwrap().to_owned())
-            })
-            .unwrap_or_default()
-    }
-}
 
 fn event_file(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,7 +20,7 @@ fn event_file(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-async fn invoke(service: &HttpService, event_json: &str) -> Reply {
+async fn invoke(service: &HttpService, event_json: &str) -> WebReply {
     let request = lambda_http::request::from_str(event_json).expect("event parses");
     let response = payment::lambda::handle(service.clone(), request)
         .await
@@ -70,8 +47,8 @@ async fn invoke(service: &HttpService, event_json: &str) -> Reply {
     } else {
         (vec![], vec![])
     };
-    Reply {
-        status: parts.status.as_u16(),
+    WebReply {
+        http_status: parts.status.as_u16(),
         headers: parts.headers,
         messages,
         trailers,
@@ -91,7 +68,7 @@ async fn lambda_service(ledger: Ledger) -> HttpService {
 async fn every_event_file_invokes_cleanly() {
     let service = lambda_service(fresh_ledger().await).await;
     let reply = invoke(&service, &event_file("add-account-alice")).await;
-    assert_eq!((reply.status, reply.grpc_status().as_str()), (200, "0"));
+    assert_eq!((reply.http_status, reply.code().as_str()), (200, "0"));
     let account = pb::AddAccountResponse::decode(reply.messages[0].clone())
         .unwrap()
         .account
@@ -104,18 +81,18 @@ async fn every_event_file_invokes_cleanly() {
     assert_eq!(
         invoke(&service, &event_file("add-account-alice"))
             .await
-            .grpc_status(),
+            .code(),
         "6"
     );
     assert_eq!(
         invoke(&service, &event_file("add-account-bob"))
             .await
-            .grpc_status(),
+            .code(),
         "0"
     );
 
     let reply = invoke(&service, &event_file("make-payment")).await;
-    assert_eq!(reply.grpc_status(), "0");
+    assert_eq!(reply.code(), "0");
     let paid = pb::MakePaymentResponse::decode(reply.messages[0].clone()).unwrap();
     assert!(!paid.replayed);
     assert_eq!(paid.transaction.as_ref().unwrap().amount, 1_234);
@@ -149,7 +126,7 @@ async fn every_event_file_invokes_cleanly() {
         ("get-transaction-history-text", vec![1]),
     ] {
         let reply = invoke(&service, &event_file(name)).await;
-        assert_eq!(reply.grpc_status(), "0", "{name}");
+        assert_eq!(reply.code(), "0", "{name}");
         let sequences: Vec<i64> = reply
             .messages
             .iter()
@@ -163,7 +140,7 @@ async fn every_event_file_invokes_cleanly() {
     }
 
     let reply = invoke(&service, &event_file("cors-preflight")).await;
-    assert_eq!(reply.status, 200);
+    assert_eq!(reply.http_status, 200);
     assert_eq!(reply.headers["access-control-allow-origin"], "*");
     assert!(
         reply.headers["access-control-allow-headers"]
@@ -211,30 +188,30 @@ async fn malformed_events_get_4xx_or_a_grpc_status_never_5xx() {
     ];
     for (event, expected) in cases {
         let reply = invoke(&service, &event).await;
-        assert_eq!(reply.status, 200);
-        assert_eq!(reply.grpc_status(), expected);
+        assert_eq!(reply.http_status, 200);
+        assert_eq!(reply.code(), expected);
     }
     // Invalid base64 inside a grpc-web-text body.
     let mut text: serde_json::Value =
         serde_json::from_str(&event_file("get-account-balance-text")).unwrap();
     text["body"] = B64.encode("@@@@ not base64").into();
-    assert_eq!(invoke(&service, &text.to_string()).await.grpc_status(), "3");
+    assert_eq!(invoke(&service, &text.to_string()).await.code(), "3");
     // Not gRPC-Web at all: wrong method, wrong content type.
     let mut get: serde_json::Value = serde_json::from_str(&base).unwrap();
     get["requestContext"]["http"]["method"] = "GET".into();
     let reply = invoke(&service, &get.to_string()).await;
     assert!(
-        (400..500).contains(&reply.status),
+        (400..500).contains(&reply.http_status),
         "GET gave {}",
-        reply.status
+        reply.http_status
     );
     let mut json: serde_json::Value = serde_json::from_str(&base).unwrap();
     json["headers"]["content-type"] = "application/json".into();
     let reply = invoke(&service, &json.to_string()).await;
     assert!(
-        (400..500).contains(&reply.status),
+        (400..500).contains(&reply.http_status),
         "JSON gave {}",
-        reply.status
+        reply.http_status
     );
 }
 
@@ -287,7 +264,7 @@ async fn a_stream_failing_midway_ends_with_one_trailer_through_the_lambda() {
         // parse_frames asserts that no data frame follows the trailer frame.
         let reply = invoke(&service, &event.to_string()).await;
         assert_eq!(reply.messages.len(), 100, "text={text}");
-        assert_eq!(reply.grpc_status(), "13", "text={text}");
+        assert_eq!(reply.code(), "13", "text={text}");
         assert_eq!(
             reply
                 .trailers

@@ -37,6 +37,11 @@ impl WebReply {
                     .map(str::to_owned)
             })
     }
+    /// The grpc-status, or "" when there is none.
+    pub fn code(&self) -> String {
+        self.grpc_status().unwrap_or_default()
+    }
+
     pub fn grpc_message(&self) -> String {
         self.trailers
             .iter()

@@ -42,6 +42,7 @@ import os
 import pathlib
 import platform
 import queue
+import shlex
 import signal
 import socket
 import struct
@@ -196,14 +197,20 @@ class RuntimeApi:
                                        daemon=True)
         self.thread.start()
 
-    def invoke(self, event: bytes, timeout: float) -> tuple[float, dict]:
+    def invoke(self, event: bytes, timeout: float, alive) -> tuple[float, dict]:
         """Queues one event and waits for its response: (duration ms, result)."""
         request_id = str(uuid.uuid4())
         self.events.put((request_id, event))
-        try:
-            result = self.results.get(timeout=timeout)
-        except queue.Empty:
-            raise BenchError(f"no response to event {request_id} within {timeout:.0f} s") from None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                result = self.results.get(timeout=0.01)
+                break
+            except queue.Empty:
+                if not alive():
+                    raise BenchError(f"the function exited before answering event {request_id}") from None
+                if time.monotonic() > deadline:
+                    raise BenchError(f"no response to event {request_id} within {timeout:.0f} s") from None
         if result["kind"] == "init-error":
             raise BenchError(f"init error: {result['body'][:500]!r}")
         if result.get("id") != request_id:
@@ -405,6 +412,24 @@ def lambda_env(runtime_port: int, dynamodb_endpoint: str, home: pathlib.Path) ->
     }
 
 
+def cpu_ms_and_faults(pid: int) -> tuple[float | None, int | None]:
+    """CPU time used so far by all the process's threads (from their
+    schedstat, in ns: unaffected by waiting for a CPU on a busy machine) and
+    its minor page faults."""
+    cpu_ns, faults = 0, None
+    try:
+        for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+            try:
+                cpu_ns += int((task / "schedstat").read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                pass
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+        faults = int(stat[stat.rindex(")") + 2:].split()[7])  # field 10, minflt
+    except (OSError, ValueError, IndexError):
+        return None, None
+    return cpu_ns / 1e6, faults
+
+
 def peak_rss_mb(pid: int) -> float | None:
     try:
         for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -419,7 +444,7 @@ class Sandbox:
     """One execution environment: a process of the binary and its Runtime API."""
 
     def __init__(self, binary: pathlib.Path, dynamodb_endpoint: str, workdir: pathlib.Path,
-                 log_name: str, timeout: float):
+                 log_name: str, timeout: float, wrapper: list[str]):
         self.api = RuntimeApi(deadline_s=20)
         self.timeout = timeout
         home = workdir / "home"
@@ -428,8 +453,13 @@ class Sandbox:
         self.log = open(self.log_path, "wb")
         env = lambda_env(self.api.port, dynamodb_endpoint, home)
         self.spawn_ms = now_ms()
-        self.proc = subprocess.Popen([str(binary)], env=env, cwd=str(home), stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            self.proc = subprocess.Popen(wrapper + [str(binary)], env=env, cwd=str(home),
+                                         stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        except OSError as e:  # e.g. an arm64 binary on an x86_64 host
+            self.api.close()
+            self.log.close()
+            raise BenchError(f"cannot run {binary}: {e}") from None
 
     def wait_init(self) -> float:
         deadline = time.monotonic() + self.timeout
@@ -441,11 +471,13 @@ class Sandbox:
                 raise BenchError(f"init error: {self.api.results.get()['body'][:500]!r}")
             if time.monotonic() > deadline:
                 raise BenchError(f"no GET .../invocation/next within {self.timeout:.0f} s; log:\n{self.log_text()}")
+        # The process now waits in its long poll: what it used so far is init's.
+        self.init_cpu_ms, self.init_faults = cpu_ms_and_faults(self.proc.pid)
         return self.api.first_next_ms - self.spawn_ms
 
     def invoke(self, event: bytes, accept: set[int], what: str) -> tuple[float, int, dict]:
         try:
-            duration, result = self.api.invoke(event, self.timeout)
+            duration, result = self.api.invoke(event, self.timeout, lambda: self.proc.poll() is None)
         except BenchError as e:
             raise BenchError(f"{what}: {e}; exit code {self.proc.poll()}; log:\n{self.log_text()}") from None
         return duration, check_status(result, accept, what), result
@@ -523,6 +555,9 @@ def main() -> int:
     parser.add_argument("--dynamodb-endpoint",
                         help="use this DynamoDB Local (http://127.0.0.1:PORT) instead of starting one")
     parser.add_argument("--timeout", type=float, default=15.0, help="bound on each wait, seconds (default: %(default)s)")
+    parser.add_argument("--wrapper", default="",
+                        help="command the binary is run under, for diagnosis, e.g. 'strace -f -tt -o /tmp/trace' "
+                             "(it is timed too)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--check", action="store_true",
                         help=f"exit 1 when init p90 >= {INIT_TARGET_MS:g} ms or the binary >= {SIZE_TARGET_MB:g} MB")
@@ -534,6 +569,7 @@ def main() -> int:
     binary = args.binary.resolve()
     if not os.access(binary, os.X_OK):
         parser.error(f"{binary}: not an executable; build it with scripts/bench-cold-start.sh")
+    wrapper = shlex.split(args.wrapper)
     accept = {int(s) for s in args.accept_status.split(",") if s.strip()}
     event = args.event.read_bytes()
     json.loads(event)
@@ -549,9 +585,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGHUP, interrupted)
 
+    load_before = os.getloadavg()[0]
     size = binary.stat().st_size
     info = elf_info(binary)
-    inits, firsts, totals, warms, rss = [], [], [], [], []
+    inits, firsts, totals, warms, rss, init_cpu, init_faults = [], [], [], [], [], [], []
     statuses: dict[str, set[int]] = {"first": set(), "warm": set()}
     ddb = None
     with tempfile.TemporaryDirectory(prefix="bench-cold-start.") as tmp:
@@ -570,7 +607,7 @@ def main() -> int:
 
             if seed is not None or args.warmup:
                 progress(f"bench: warm-up (seed event and {args.warmup} unmeasured requests)")
-                box = Sandbox(binary, endpoint, workdir, "warmup.log", args.timeout)
+                box = Sandbox(binary, endpoint, workdir, "warmup.log", args.timeout, wrapper)
                 try:
                     box.wait_init()
                     if seed is not None:
@@ -581,9 +618,12 @@ def main() -> int:
                     box.stop()
 
             for run in range(args.runs):
-                box = Sandbox(binary, endpoint, workdir, f"run-{run}.log", args.timeout)
+                box = Sandbox(binary, endpoint, workdir, f"run-{run}.log", args.timeout, wrapper)
                 try:
                     inits.append(box.wait_init())
+                    if box.init_cpu_ms is not None:
+                        init_cpu.append(box.init_cpu_ms)
+                        init_faults.append(box.init_faults)
                     duration, status, result = box.invoke(event, accept, f"run {run + 1}: first request")
                     firsts.append(duration)
                     totals.append(result["t"] - box.spawn_ms)
@@ -612,13 +652,17 @@ def main() -> int:
     result = {
         "binary": str(binary), "arch": info["arch"], "stripped": info["stripped"],
         "binary_bytes": size, "binary_mb": round(size_mb, 2),
-        "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "kernel": platform.release()},
+        "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "kernel": platform.release(),
+                 "loadavg_1m_before": load_before, "loadavg_1m_after": os.getloadavg()[0]},
         "event": str(args.event), "runs": args.runs, "warm_requests": args.warm,
         "grpc_status": {k: sorted(v) for k, v in statuses.items()},
         "init_ms": init, "first_request_ms": first, "spawn_to_first_response_ms": total,
         "warm_request_ms": warm,
+        "init_cpu_ms": summary(init_cpu) if init_cpu else None,
+        "init_minor_faults": summary(init_faults) if init_faults else None,
         "peak_rss_mb": summary(rss) if rss else None,
-        "samples": {"init_ms": inits, "first_request_ms": firsts, "warm_request_ms": warms},
+        "samples": {"init_ms": inits, "init_cpu_ms": init_cpu, "first_request_ms": firsts,
+                    "warm_request_ms": warms},
         "targets": {"init_ms": INIT_TARGET_MS, "binary_mb": SIZE_TARGET_MB,
                     "init_p90_met": init["p90"] < INIT_TARGET_MS, "binary_met": size_mb < SIZE_TARGET_MB},
     }
@@ -630,13 +674,18 @@ def main() -> int:
         names = lambda s: ", ".join(f"{c} {GRPC_STATUS_NAMES.get(c, '')}" for c in sorted(s))
         print(f"payment-lambda cold start: {args.runs} cold starts, {args.warm} warm requests, "
               f"event {args.event.name} (grpc-status {names(statuses['first'] | statuses['warm'])})")
-        print(f"  host: {platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}; "
-              f"function: {MEMORY_MB} MB env, DynamoDB Local on 127.0.0.1")
+        print(f"  host: {platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
+              f"load average {load_before:.2f} before / {os.getloadavg()[0]:.2f} after; "
+              f"DynamoDB Local on 127.0.0.1")
         print(f"  binary: {binary} ({info['arch']}, {'stripped' if info['stripped'] else 'NOT stripped'})")
         print(f"  binary size      {size_mb:7.2f} MB ({size} bytes)          "
               f"target < {SIZE_TARGET_MB:g} MB: {ok(size_mb < SIZE_TARGET_MB)}")
         print(f"  init duration    min {init['min']:6.2f}  p50 {init['p50']:6.2f}  p90 {init['p90']:6.2f}  "
               f"max {init['max']:6.2f} ms   target < {INIT_TARGET_MS:g} ms (p90): {ok(init['p90'] < INIT_TARGET_MS)}")
+        if init_cpu:
+            c = summary(init_cpu)
+            print(f"  init CPU time    min {c['min']:6.2f}  p50 {c['p50']:6.2f}  p90 {c['p90']:6.2f}  "
+                  f"max {c['max']:6.2f} ms   (all threads; {percentile(init_faults, 50):.0f} page faults)")
         print(f"  first request    min {first['min']:6.2f}  p50 {first['p50']:6.2f}  p90 {first['p90']:6.2f}  "
               f"max {first['max']:6.2f} ms")
         print(f"  spawn->response  min {total['min']:6.2f}  p50 {total['p50']:6.2f}  p90 {total['p90']:6.2f}  "

@@ -1,0 +1,60 @@
+//! Raw bytes as the body of a gRPC(-Web) call, straight into the Lambda
+//! adapter and the real HTTP stack (see grpc_web_event), so that the fuzzer
+//! spends its time on frame parsing, base64 decoding and protobuf decoding
+//! rather than on JSON.
+//!
+//! Input: one selector byte, then the body.
+//! * bits 0-1, content type (and accept): application/grpc-web,
+//!   application/grpc-web+proto, application/grpc-web-text, application/grpc;
+//! * bits 2-4, path: AddAccount, MakePayment, GetAccountBalance,
+//!   GetTransactionHistory, an unknown method, another service's method,
+//!   the bare service prefix, a method with a trailing segment;
+//! * bits 5-6, the dummy's reply shape (see `payment_ledger_fuzz`);
+//! * bit 7, HTTP/2 instead of HTTP/1.1 (native gRPC is served on HTTP/2 only).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+const CONTENT_TYPES: [&str; 4] = [
+    "application/grpc-web",
+    "application/grpc-web+proto",
+    "application/grpc-web-text",
+    "application/grpc",
+];
+
+const PATHS: [&str; 8] = [
+    "/payment.v1.PaymentService/AddAccount",
+    "/payment.v1.PaymentService/MakePayment",
+    "/payment.v1.PaymentService/GetAccountBalance",
+    "/payment.v1.PaymentService/GetTransactionHistory",
+    "/payment.v1.PaymentService/NoSuchMethod",
+    "/grpc.health.v1.Health/Check",
+    "/payment.v1.PaymentService/",
+    "/payment.v1.PaymentService/MakePayment/extra",
+];
+
+fuzz_target!(init: payment_ledger_fuzz::init(), |data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let content_type = CONTENT_TYPES[usize::from(selector & 0b11)];
+    let path = PATHS[usize::from((selector >> 2) & 0b111)];
+    let shape = (selector >> 5) & 0b11;
+    let version = if selector & 0x80 != 0 {
+        http::Version::HTTP_2
+    } else {
+        http::Version::HTTP_11
+    };
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(format!("https://abcdef1234.execute-api.us-east-1.amazonaws.com{path}"))
+        .version(version)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::ACCEPT, content_type)
+        .header("x-grpc-web", "1")
+        .header(payment_ledger_fuzz::SHAPE_HEADER, shape.to_string())
+        .header("x-fuzz-echo-selector", selector.to_string())
+        .body(lambda_http::Body::Binary(body.to_vec()))
+        .expect("a valid request");
+    payment_ledger_fuzz::exercise(request);
+});

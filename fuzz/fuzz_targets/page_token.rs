@@ -1,0 +1,143 @@
+//! Page tokens: `PageToken::decode`, `PageToken::encode` and
+//! `HistoryPage::parse` on arbitrary text.
+//!
+//! Input: a mode byte, then up to four lines:
+//! `<account_id>\n<token>\n<page_size>\n<sequence>`.
+//! Mode `p` takes the token line as the token's plaintext (it is encoded
+//! as URL-safe base64 first), so the fuzzer works on `v1|<account>|<seq>`
+//! directly; any other mode byte takes the token line as the token itself.
+//!
+//! Properties:
+//! * whatever decodes re-encodes to the same token (one token per
+//!   position), is no longer than PAGE_TOKEN_BYTES_MAX, belongs to the
+//!   account it was decoded for, and carries a sequence of at least 2;
+//! * a token decodes exactly when its plaintext is `v1|<account>|<n>` with
+//!   the caller's account and n a canonical decimal from 2 to u64::MAX;
+//! * a token of one account never decodes for another;
+//! * `HistoryPage::parse` accepts exactly a valid account id, a page size
+//!   from 0 to PAGE_SIZE_MAX and an empty or decodable token, with the page
+//!   size defaulted and the token's sequence;
+//! * for every valid account id and sequence, decode(encode(t)) == t when
+//!   the sequence is at least 2 (every token the service issues is
+//!   accepted back, whatever its length), and an error below 2.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use payment::domain::{
+    AccountId, HistoryPage, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_TOKEN_BYTES_MAX, PageToken,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    let mut lines = text.split('\n');
+    let account = lines.next().unwrap_or("");
+    let token_line = lines.next().unwrap_or("");
+    let page_size = lines.next().and_then(|l| l.trim().parse::<i32>().ok());
+    let sequence = lines.next().and_then(|l| l.trim().parse::<u64>().ok());
+
+    let (token, plaintext) = if mode == b'p' {
+        (
+            payment_ledger_fuzz::base64_url(token_line.as_bytes()),
+            Some(token_line.as_bytes().to_vec()),
+        )
+    } else {
+        (token_line.to_owned(), None)
+    };
+
+    let account_id = AccountId::parse("account_id", account).ok();
+    if let Some(account_id) = &account_id {
+        check_decode(&token, account_id, plaintext.as_deref());
+        if let Some(sequence) = sequence {
+            round_trip(account_id, sequence);
+        }
+        round_trip(account_id, 2);
+        round_trip(account_id, u64::MAX);
+    }
+
+    let page_size = page_size.unwrap_or(0);
+    let page = HistoryPage::parse(account, page_size, &token);
+    let size_ok = (0..=PAGE_SIZE_MAX as i64).contains(&i64::from(page_size));
+    let decoded = match &account_id {
+        Some(id) if !token.is_empty() => PageToken::decode(&token, id).ok(),
+        _ => None,
+    };
+    let token_ok = token.is_empty() || decoded.is_some();
+    assert_eq!(
+        page.is_ok(),
+        account_id.is_some() && size_ok && token_ok,
+        "HistoryPage::parse({account:?}, {page_size}, {token:?}) = {page:?}"
+    );
+    if let Ok(page) = page {
+        assert_eq!(Some(&page.account_id), account_id.as_ref());
+        let expected_size = if page_size == 0 {
+            PAGE_SIZE_DEFAULT
+        } else {
+            page_size as u32
+        };
+        assert_eq!(page.page_size, expected_size);
+        assert!((1..=PAGE_SIZE_MAX).contains(&page.page_size));
+        assert_eq!(page.before_sequence, decoded.map(|t| t.before_sequence));
+    }
+});
+
+fn check_decode(token: &str, account_id: &AccountId, plaintext: Option<&[u8]>) {
+    let decoded = PageToken::decode(token, account_id);
+    if let Ok(t) = &decoded {
+        assert_eq!(&t.account_id, account_id, "a token decoded for another account");
+        assert!(t.before_sequence >= 2, "a token with sequence {}", t.before_sequence);
+        assert_eq!(t.encode(), token, "a decodable token that is not canonical");
+        assert!(token.len() <= PAGE_TOKEN_BYTES_MAX);
+        let other = AccountId::parse("account_id", &format!("{account_id}x"))
+            .or_else(|_| AccountId::parse("account_id", "x"))
+            .expect("a valid account id");
+        if &other != account_id {
+            assert!(
+                PageToken::decode(token, &other).is_err(),
+                "a token of {account_id} decoded for {other}"
+            );
+        }
+    }
+    if let Some(plaintext) = plaintext {
+        let expected = canonical(plaintext, account_id);
+        assert_eq!(
+            decoded.as_ref().ok().map(|t| t.before_sequence),
+            expected,
+            "decode of the plaintext {:?} for {account_id}",
+            String::from_utf8_lossy(plaintext)
+        );
+    }
+}
+
+/// The sequence of a well-formed token plaintext for `account_id`.
+fn canonical(plaintext: &[u8], account_id: &AccountId) -> Option<u64> {
+    let text = std::str::from_utf8(plaintext).ok()?;
+    if text.len() > PAGE_TOKEN_BYTES_MAX * 3 / 4 {
+        return None; // The encoded token would be over the limit.
+    }
+    let rest = text.strip_prefix("v1|")?;
+    let digits = rest.strip_prefix(account_id.as_str())?.strip_prefix('|')?;
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || digits.starts_with('0')
+    {
+        return None;
+    }
+    digits.parse::<u64>().ok().filter(|&n| n >= 2)
+}
+
+fn round_trip(account_id: &AccountId, sequence: u64) {
+    let token = PageToken {
+        account_id: account_id.clone(),
+        before_sequence: sequence,
+    };
+    let text = token.encode();
+    let decoded = PageToken::decode(&text, account_id);
+    if sequence >= 2 {
+        assert_eq!(decoded, Ok(token), "an issued token {text:?} is not accepted back");
+    } else {
+        assert!(decoded.is_err(), "a token before sequence {sequence} decoded");
+    }
+}

@@ -1,0 +1,359 @@
+//! Request validation: `NewAccount::parse`, `PaymentOrder::parse`,
+//! `HistoryPage::parse`, `parse_grpc_timeout`, `parse_money` /
+//! `format_money`, and each request message decoded with prost and then
+//! validated the way the service does.
+//!
+//! Input: an [`Input`] built by `arbitrary` (derive). Properties: no panic;
+//! each parser accepts exactly what an independent statement of the
+//! documented rules (proto/payment/v1 and the constants in src/domain.rs)
+//! accepts, and what it accepts is within those limits; money round-trips
+//! exactly through format_money and parse_money; a valid MakePayment is
+//! under 1 KiB encoded, as src/guard.rs assumes.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use payment::domain::{
+    self, AMOUNT_MAX_MINOR, BALANCE_MAX_MINOR, HistoryPage, ID_LEN_MAX, NewAccount,
+    PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PageToken, PaymentOrder, TEXT_BYTES_MAX,
+};
+use payment::pb;
+use prost::Message;
+use std::time::Duration;
+
+#[derive(Arbitrary, Debug)]
+enum Input {
+    NewAccount {
+        account_id: String,
+        display_name: String,
+        currency: String,
+        initial_balance: i64,
+    },
+    Payment {
+        idempotency_key: String,
+        sender_id: String,
+        recipient_id: String,
+        amount: i64,
+        currency: String,
+        memo: String,
+    },
+    History {
+        account_id: String,
+        page_size: i32,
+        page_token: String,
+    },
+    GrpcTimeout(String),
+    Money {
+        currency: String,
+        amount: i64,
+        text: String,
+    },
+    /// A protobuf message: `kind % 4` picks AddAccountRequest,
+    /// MakePaymentRequest, GetAccountBalanceRequest or
+    /// GetTransactionHistoryRequest.
+    Message { kind: u8, bytes: RawBytes },
+}
+
+/// Bytes as they come: all the rest of the input when last (the derive for
+/// `Vec<u8>` spends two input bytes per byte).
+#[derive(Debug)]
+struct RawBytes(Vec<u8>);
+
+impl<'a> Arbitrary<'a> for RawBytes {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        <&[u8]>::arbitrary(u).map(|b| RawBytes(b.to_vec()))
+    }
+    fn arbitrary_take_rest(u: arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(RawBytes(u.take_rest().to_vec()))
+    }
+}
+
+fuzz_target!(|input: Input| {
+    match input {
+        Input::NewAccount {
+            account_id,
+            display_name,
+            currency,
+            initial_balance,
+        } => new_account(&account_id, &display_name, &currency, initial_balance),
+        Input::Payment {
+            idempotency_key,
+            sender_id,
+            recipient_id,
+            amount,
+            currency,
+            memo,
+        } => payment(&idempotency_key, &sender_id, &recipient_id, amount, &currency, &memo),
+        Input::History {
+            account_id,
+            page_size,
+            page_token,
+        } => history(&account_id, page_size, &page_token),
+        Input::GrpcTimeout(value) => grpc_timeout(&value),
+        Input::Money {
+            currency,
+            amount,
+            text,
+        } => money(&currency, amount, &text),
+        Input::Message { kind, bytes } => message(kind, &bytes.0),
+    }
+});
+
+// The documented rules, stated independently of src/domain.rs.
+
+/// 1 to 128 characters of [A-Za-z0-9._:@-].
+fn valid_id(s: &str) -> bool {
+    (1..=ID_LEN_MAX).contains(&s.chars().count())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".:_@-".contains(&b))
+}
+
+/// At most 256 bytes of UTF-8, no control characters but newline and tab.
+fn valid_text(s: &str) -> bool {
+    s.len() <= TEXT_BYTES_MAX && s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t')
+}
+
+/// Three upper-case ASCII letters.
+fn valid_currency(s: &str) -> bool {
+    s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+fn new_account(account_id: &str, display_name: &str, currency: &str, balance: i64) {
+    let parsed = NewAccount::parse(account_id, display_name, currency, balance);
+    let valid = valid_id(account_id)
+        && valid_text(display_name)
+        && valid_currency(currency)
+        && (0..=BALANCE_MAX_MINOR).contains(&balance);
+    assert_eq!(parsed.is_ok(), valid, "NewAccount::parse: {parsed:?}");
+    match parsed {
+        Ok(a) => {
+            assert_eq!(a.account_id.as_str(), account_id);
+            assert_eq!(a.display_name, display_name);
+            assert_eq!(a.currency.as_str(), currency);
+            assert_eq!(a.initial_balance_minor, balance);
+        }
+        Err(e) => assert!(
+            ["account_id", "display_name", "currency", "initial_balance"].contains(&e.field),
+            "{e}"
+        ),
+    }
+}
+
+fn payment(key: &str, sender: &str, recipient: &str, amount: i64, currency: &str, memo: &str) {
+    let parsed = PaymentOrder::parse(key, sender, recipient, amount, currency, memo);
+    let valid = valid_id(key)
+        && valid_id(sender)
+        && valid_id(recipient)
+        && sender != recipient
+        && (1..=AMOUNT_MAX_MINOR).contains(&amount)
+        && valid_currency(currency)
+        && valid_text(memo);
+    assert_eq!(parsed.is_ok(), valid, "PaymentOrder::parse: {parsed:?}");
+    match parsed {
+        Ok(p) => {
+            assert_eq!(p.idempotency_key.as_str(), key);
+            assert_eq!(p.sender_id.as_str(), sender);
+            assert_eq!(p.recipient_id.as_str(), recipient);
+            assert_eq!(p.amount_minor, amount);
+            assert_eq!(p.currency.as_str(), currency);
+            assert_eq!(p.memo, memo);
+        }
+        Err(e) => assert!(
+            [
+                "idempotency_key",
+                "sender_id",
+                "recipient_id",
+                "amount",
+                "currency",
+                "memo"
+            ]
+            .contains(&e.field),
+            "{e}"
+        ),
+    }
+}
+
+fn history(account_id: &str, page_size: i32, page_token: &str) {
+    let parsed = HistoryPage::parse(account_id, page_size, page_token);
+    let token = match domain::AccountId::parse("account_id", account_id) {
+        Ok(id) if !page_token.is_empty() => PageToken::decode(page_token, &id).ok(),
+        _ => None,
+    };
+    let valid = valid_id(account_id)
+        && (0..=PAGE_SIZE_MAX as i64).contains(&i64::from(page_size))
+        && (page_token.is_empty() || token.is_some());
+    assert_eq!(parsed.is_ok(), valid, "HistoryPage::parse: {parsed:?}");
+    if let Ok(page) = parsed {
+        assert_eq!(page.account_id.as_str(), account_id);
+        let expected = if page_size == 0 {
+            PAGE_SIZE_DEFAULT
+        } else {
+            page_size as u32
+        };
+        assert_eq!(page.page_size, expected);
+        assert!((1..=PAGE_SIZE_MAX).contains(&page.page_size));
+        assert_eq!(page.before_sequence, token.map(|t| t.before_sequence));
+    }
+}
+
+/// gRPC over HTTP/2: TimeoutValue is 1 to 8 ASCII digits, TimeoutUnit one of
+/// H M S m u n.
+fn grpc_timeout(value: &str) {
+    let parsed = domain::parse_grpc_timeout(value);
+    let b = value.as_bytes();
+    let expected = if (2..=9).contains(&b.len())
+        && b[..b.len() - 1].iter().all(u8::is_ascii_digit)
+    {
+        let n: u128 = value[..b.len() - 1].parse().expect("digits");
+        let nanos_per_unit: Option<u128> = match b[b.len() - 1] {
+            b'H' => Some(3_600_000_000_000),
+            b'M' => Some(60_000_000_000),
+            b'S' => Some(1_000_000_000),
+            b'm' => Some(1_000_000),
+            b'u' => Some(1_000),
+            b'n' => Some(1),
+            _ => None,
+        };
+        nanos_per_unit.map(|unit| n * unit)
+    } else {
+        None
+    };
+    assert_eq!(
+        parsed.map(|d| d.as_nanos()),
+        expected,
+        "parse_grpc_timeout({value:?}) = {parsed:?}"
+    );
+    if let Some(d) = parsed {
+        assert!(d <= Duration::from_secs(99_999_999 * 3600));
+    }
+}
+
+fn money(currency: &str, amount: i64, text: &str) {
+    let digits = domain::Currency::parse("currency", currency)
+        .ok()
+        .map(|c| c.minor_unit_digits());
+    // format_money accepts any amount and any currency string.
+    let formatted = domain::format_money(amount, currency);
+    assert!(formatted.ends_with(&format!(" {currency}")));
+
+    if let Some(digits) = digits {
+        assert!(digits <= 4);
+        // The round trip, for amounts in 0..=10^15.
+        let x = amount.rem_euclid(AMOUNT_MAX_MINOR + 1);
+        for x in [x, 0, AMOUNT_MAX_MINOR] {
+            let formatted = domain::format_money(x, currency);
+            let number = formatted
+                .strip_suffix(&format!(" {currency}"))
+                .expect("the currency suffix");
+            assert_eq!(
+                domain::parse_money(number, currency),
+                Ok(x),
+                "format_money({x}, {currency}) = {formatted:?}"
+            );
+        }
+    }
+
+    // parse_money on arbitrary text: accepted amounts are non-negative and
+    // format back to the same value.
+    match domain::parse_money(text, currency) {
+        Ok(value) => {
+            let digits = digits.expect("parse_money accepted an invalid currency");
+            assert!(value >= 0, "parse_money({text:?}) = {value}");
+            let formatted = domain::format_money(value, currency);
+            let number = formatted.strip_suffix(&format!(" {currency}")).unwrap();
+            assert_eq!(domain::parse_money(number, currency), Ok(value));
+            // Same value as the digits say, computed in u128.
+            let t = text.trim();
+            let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
+            let expected = whole.parse::<u128>().unwrap() * 10u128.pow(digits)
+                + format!("{fraction:0<width$}", width = digits as usize)
+                    .parse::<u128>()
+                    .unwrap_or(0);
+            assert_eq!(value as u128, expected, "parse_money({text:?}, {currency})");
+        }
+        Err(_) => {
+            if let Some(digits) = digits {
+                // Reject only what is not a plain decimal with at most the
+                // currency's decimals, or what does not fit an i64.
+                let t = text.trim();
+                let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
+                let plain = !whole.is_empty()
+                    && whole.bytes().all(|b| b.is_ascii_digit())
+                    && fraction.bytes().all(|b| b.is_ascii_digit())
+                    && fraction.len() <= digits as usize;
+                if plain {
+                    let value = whole.parse::<u128>().ok().and_then(|w| {
+                        w.checked_mul(10u128.pow(digits))?.checked_add(
+                            format!("{fraction:0<width$}", width = digits as usize)
+                                .parse::<u128>()
+                                .unwrap_or(0),
+                        )
+                    });
+                    assert!(
+                        value.is_none_or(|v| v > i64::MAX as u128),
+                        "parse_money({text:?}, {currency}) rejected {value:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn message(kind: u8, bytes: &[u8]) {
+    match kind % 4 {
+        0 => {
+            let Ok(m) = pb::AddAccountRequest::decode(bytes) else {
+                return;
+            };
+            round_trips(&m);
+            new_account(&m.account_id, &m.display_name, &m.currency, m.initial_balance);
+        }
+        1 => {
+            let Ok(m) = pb::MakePaymentRequest::decode(bytes) else {
+                return;
+            };
+            round_trips(&m);
+            payment(
+                &m.idempotency_key,
+                &m.sender_id,
+                &m.recipient_id,
+                m.amount,
+                &m.currency,
+                &m.memo,
+            );
+            if PaymentOrder::parse(
+                &m.idempotency_key,
+                &m.sender_id,
+                &m.recipient_id,
+                m.amount,
+                &m.currency,
+                &m.memo,
+            )
+            .is_ok()
+            {
+                // src/guard.rs: "The largest valid request ... is under 1 KiB."
+                assert!(m.encoded_len() + 5 < 1024, "{} bytes", m.encoded_len());
+            }
+        }
+        2 => {
+            let Ok(m) = pb::GetAccountBalanceRequest::decode(bytes) else {
+                return;
+            };
+            round_trips(&m);
+            let parsed = domain::AccountId::parse("account_id", &m.account_id);
+            assert_eq!(parsed.is_ok(), valid_id(&m.account_id));
+        }
+        _ => {
+            let Ok(m) = pb::GetTransactionHistoryRequest::decode(bytes) else {
+                return;
+            };
+            round_trips(&m);
+            history(&m.account_id, m.page_size, &m.page_token);
+        }
+    }
+}
+
+fn round_trips<M: Message + Default + PartialEq + std::fmt::Debug>(m: &M) {
+    let again = M::decode(m.encode_to_vec().as_slice()).expect("re-encoded message decodes");
+    assert_eq!(&again, m);
+}

@@ -4,9 +4,11 @@
 mod audit;
 mod auth;
 mod concurrency;
+mod faults;
 mod harness;
 mod helpers;
 mod lambda;
 mod lambda_watch;
+mod matrix;
 mod rules;
 mod transport;

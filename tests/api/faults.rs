@@ -1,0 +1,778 @@
+//! Fault tests: DynamoDB Local (with its data on disk) killed in the middle
+//! of a concurrent payment load and restarted, a hot-account storm, and
+//! deadlines shorter than a DynamoDB call.
+//!
+//! The rule in each: a caller may be told UNAVAILABLE, ABORTED or
+//! DEADLINE_EXCEEDED, but never a wrong answer; a retry with the same
+//! idempotency key settles every payment exactly once; money is conserved
+//! exactly and the ledger audit is clean.
+
+use crate::harness::{DynamoLocal, TESTER, TestApp, free_port, token, unique_tables};
+use crate::helpers::*;
+use crate::matrix::{Reply, frame, send};
+use payment::ledger::Ledger;
+use payment::pb;
+use prost::Message;
+use rand::Rng;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use tonic::Code;
+
+/// A directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free port below the kernel's ephemeral range, so that no outgoing
+/// connection takes it while DynamoDB Local is down between kill and
+/// restart. Falls back to any free port.
+fn port_for_restarts() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = (
+        low.saturating_sub(12_000).max(1024),
+        low.saturating_sub(1_000),
+    );
+    let mut rng = rand::rng();
+    for _ in 0..100 {
+        if from >= to {
+            break;
+        }
+        let port = rng.random_range(from..to);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    free_port()
+}
+
+/// How one MakePayment call ended.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Paid(pb::MakePaymentResponse),
+    Refused(Code, String),
+}
+
+impl Outcome {
+    fn of(result: Result<pb::MakePaymentResponse, tonic::Status>) -> Outcome {
+        match result {
+            Ok(r) => Outcome::Paid(r),
+            Err(s) => Outcome::Refused(s.code(), s.message().to_owned()),
+        }
+    }
+    fn code(&self) -> Code {
+        match self {
+            Outcome::Paid(_) => Code::Ok,
+            Outcome::Refused(code, _) => *code,
+        }
+    }
+    /// OK or insufficient funds: the payment's fate is known.
+    fn settled(&self) -> bool {
+        matches!(self.code(), Code::Ok | Code::FailedPrecondition)
+    }
+}
+
+/// The answers a payment may get while DynamoDB fails; anything else (a
+/// NOT_FOUND for an account that exists, INTERNAL, ...) is a wrong answer.
+fn allowed_under_faults(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Paid(_) => true,
+        Outcome::Refused(Code::FailedPrecondition, m) => m.contains("insufficient funds"),
+        Outcome::Refused(code, _) => matches!(
+            code,
+            Code::Unavailable | Code::Aborted | Code::DeadlineExceeded
+        ),
+    }
+}
+
+/// Checks the committed payments against every account's history: each
+/// committed transaction is debited once from its sender and credited once
+/// to its recipient, as committed; no entry belongs to anything else;
+/// balances equal their histories; and the total is `opening_total`.
+async fn check_exactly_once(
+    c: &mut Client,
+    ids: &[String],
+    opening_total: i64,
+    committed: &HashMap<String, pb::Transaction>,
+) {
+    let mut total = 0;
+    let mut debits: HashMap<String, usize> = HashMap::new();
+    let mut credits: HashMap<String, usize> = HashMap::new();
+    for id in ids {
+        let balance = balance(c, id).await.expect("balance");
+        assert!(balance >= 0, "{id} is negative: {balance}");
+        total += balance;
+        let history = history_all(c, id).await;
+        assert_eq!(history_sum(&history), balance, "{id}: history vs balance");
+        for (i, entry) in history.iter().enumerate() {
+            assert_eq!(
+                entry.sequence as usize,
+                history.len() - i,
+                "{id}: sequence gap"
+            );
+            let tx = entry.transaction.as_ref().expect("transaction");
+            if tx.sender_id.is_empty() {
+                continue; // the opening credit
+            }
+            let side = if entry.direction == pb::Direction::Debit as i32 {
+                assert_eq!(&tx.sender_id, id);
+                &mut debits
+            } else {
+                assert_eq!(&tx.recipient_id, id);
+                &mut credits
+            };
+            *side.entry(tx.transaction_id.clone()).or_default() += 1;
+            let original = committed.get(&tx.transaction_id).unwrap_or_else(|| {
+                panic!("{id}: an entry for a payment no caller was told about: {tx:?}")
+            });
+            assert_eq!(
+                original, tx,
+                "{id}: entry differs from the committed payment"
+            );
+        }
+    }
+    assert_eq!(total, opening_total, "money was created or lost");
+    for tx_id in committed.keys() {
+        assert_eq!(debits.get(tx_id), Some(&1), "{tx_id}: debits");
+        assert_eq!(credits.get(tx_id), Some(&1), "{tx_id}: credits");
+    }
+    assert_eq!(debits.len(), committed.len());
+    assert_eq!(credits.len(), committed.len());
+}
+
+async fn assert_audit_clean(ledger: &Ledger, what: &str) -> payment::ledger::AuditReport {
+    let report = ledger.audit(4, &|_, _| {}).await.expect("audit");
+    assert!(
+        report.is_clean(),
+        "{what}: audit found {} discrepancies: {:?}",
+        report.discrepancies_total,
+        report.discrepancies
+    );
+    report
+}
+
+/// Longest any one call may take, even with DynamoDB gone: the SDK gives
+/// up on a request after 8 s, and a payment makes at most two per round.
+const CALL_TIME_MAX: Duration = Duration::from_secs(30);
+
+const KILL_ACCOUNTS: usize = 8;
+const KILL_OPENING: i64 = 20_000;
+const KILL_CALLERS: usize = 16;
+const KILL_PAYMENTS: usize = 400;
+/// How long DynamoDB Local stays dead before it is started again (which
+/// takes a few seconds more): longer than the SDK's retries of a request.
+const KILL_OUTAGE: Duration = Duration::from_secs(4);
+/// How long after acknowledging a TransactWriteItems DynamoDB Local may
+/// still lose it to SIGKILL (measured: under 100 ms).
+const DYNAMODB_LOCAL_DURABILITY_LAG_MAX: Duration = Duration::from_secs(1);
+/// Retries of one unsettled payment after the restart.
+const SETTLE_ATTEMPTS_MAX: usize = 40;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_killed_mid_load_then_restarted_settles_every_payment_once() {
+    let started = Instant::now();
+    // Declared before DynamoDB Local, so it is removed after it is stopped.
+    let data = TempDir::new("payment-faults-dynamodb");
+    let port = port_for_restarts();
+    // Started from the test's own thread (not a pool thread that may exit):
+    // the harness ties the process's life to the thread that spawned it.
+    let mut local = DynamoLocal::start(port, Some(data.path()));
+    let endpoint = local.endpoint();
+    let ledger = Ledger::new(
+        payment::config::local_dynamodb_client(&endpoint),
+        unique_tables(),
+    );
+    ledger.create_tables().await.expect("create tables");
+    let app = TestApp::serve(ledger.clone()).await;
+    let mut c = app.grpc().await;
+    let prefix = unique("kill");
+    let ids: Vec<String> = (0..KILL_ACCOUNTS)
+        .map(|i| format!("{prefix}-{i}"))
+        .collect();
+    for id in &ids {
+        add(&mut c, id, "EUR", KILL_OPENING).await.expect("open");
+    }
+
+    // The load: unique keys, random pairs and amounts (some overdraw).
+    let requests: Vec<pb::MakePaymentRequest> = {
+        let mut rng = rand::rng();
+        (0..KILL_PAYMENTS)
+            .map(|n| {
+                let from = rng.random_range(0..KILL_ACCOUNTS);
+                let to = (from + rng.random_range(1..KILL_ACCOUNTS)) % KILL_ACCOUNTS;
+                order(
+                    &format!("{prefix}-p{n}"),
+                    &ids[from],
+                    &ids[to],
+                    rng.random_range(1..=6_000),
+                )
+            })
+            .collect()
+    };
+    let requests = Arc::new(requests);
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let outcomes: Arc<Mutex<HashMap<usize, Vec<Outcome>>>> = Arc::default();
+    let answered_at: Arc<Mutex<HashMap<usize, Instant>>> = Arc::default();
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..KILL_CALLERS {
+        let (mut client, requests, next, done, outcomes, answered_at) = (
+            c.clone(),
+            requests.clone(),
+            next.clone(),
+            done.clone(),
+            outcomes.clone(),
+            answered_at.clone(),
+        );
+        callers.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= requests.len() {
+                    return;
+                }
+                let result =
+                    tokio::time::timeout(CALL_TIME_MAX, pay(&mut client, requests[n].clone()))
+                        .await
+                        .unwrap_or_else(|_| panic!("payment {n} took more than {CALL_TIME_MAX:?}"));
+                let answered = Instant::now();
+                let mut outcomes = outcomes.lock().await;
+                outcomes.entry(n).or_default().push(Outcome::of(result));
+                answered_at.lock().await.insert(n, answered);
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+
+    // Kill DynamoDB Local a quarter of the way in, let the load run on
+    // against nothing for a while, then restart it on the same port.
+    let wait_started = Instant::now();
+    while done.load(Ordering::Relaxed) < KILL_PAYMENTS / 4 {
+        assert!(
+            wait_started.elapsed() < Duration::from_secs(120),
+            "the load made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    local.kill();
+    let killed_at = Instant::now();
+    let done_at_kill = done.load(Ordering::Relaxed);
+    tokio::time::sleep(KILL_OUTAGE).await;
+    let done_while_down = done.load(Ordering::Relaxed) - done_at_kill;
+    // Blocks this thread only; the callers run on the runtime's workers.
+    local = DynamoLocal::start(port, Some(data.path()));
+    let restarted_at = Instant::now();
+    while let Some(joined) = callers.join_next().await {
+        joined.expect("caller");
+    }
+    let load_ended_after_restart = restarted_at.elapsed();
+
+    // Every answer during the load was an allowed one, and a first call
+    // with a fresh key never claims to be a replay.
+    let mut outcomes = Arc::try_unwrap(outcomes)
+        .expect("callers are done")
+        .into_inner();
+    assert_eq!(outcomes.len(), KILL_PAYMENTS);
+    let mut codes: HashMap<String, usize> = HashMap::new();
+    let mut wrong = Vec::new();
+    for (n, calls) in &outcomes {
+        let outcome = &calls[0];
+        *codes.entry(format!("{:?}", outcome.code())).or_default() += 1;
+        if !allowed_under_faults(outcome) {
+            wrong.push(format!("payment {n}: {outcome:?}"));
+        }
+        if let Outcome::Paid(r) = outcome {
+            assert!(!r.replayed, "payment {n}: the first call says replayed");
+        }
+    }
+    assert!(wrong.is_empty(), "wrong answers under faults: {wrong:#?}");
+    assert!(
+        codes.get("Unavailable").copied().unwrap_or(0) > 0,
+        "no call noticed that DynamoDB was gone: {codes:?}"
+    );
+
+    // Retry every unsettled payment with the same key until it settles.
+    let mut settle_calls = 0;
+    let mut applied_by_the_failed_call = 0;
+    for n in 0..KILL_PAYMENTS {
+        let calls = outcomes.get_mut(&n).expect("every payment was tried");
+        let mut attempts = 0;
+        while !calls.last().expect("an outcome").settled() {
+            attempts += 1;
+            assert!(
+                attempts <= SETTLE_ATTEMPTS_MAX,
+                "payment {n} did not settle: {calls:?}"
+            );
+            if attempts > 1 {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            let outcome = Outcome::of(
+                tokio::time::timeout(CALL_TIME_MAX, pay(&mut c, requests[n].clone()))
+                    .await
+                    .expect("retry took too long"),
+            );
+            assert!(
+                allowed_under_faults(&outcome),
+                "payment {n}: retry answered {outcome:?}"
+            );
+            settle_calls += 1;
+            if let Outcome::Paid(r) = &outcome {
+                applied_by_the_failed_call += usize::from(r.replayed);
+            }
+            calls.push(outcome);
+        }
+    }
+
+    // The one OK answer of each key names its transaction.
+    let answered_at = answered_at.lock().await;
+    let mut answered: Vec<(usize, pb::Transaction)> = Vec::new();
+    for (n, calls) in &outcomes {
+        let paid: Vec<&pb::MakePaymentResponse> = calls
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Paid(r) => Some(r),
+                Outcome::Refused(..) => None,
+            })
+            .collect();
+        assert!(paid.len() <= 1, "payment {n} answered OK twice: {calls:?}");
+        if let Some(r) = paid.first() {
+            let tx = r.transaction.clone().expect("transaction");
+            let request = &requests[*n];
+            assert_eq!(
+                (&tx.sender_id, &tx.recipient_id, tx.amount),
+                (&request.sender_id, &request.recipient_id, request.amount),
+                "payment {n}"
+            );
+            if r.replayed {
+                // Only a call that ended without an answer may have applied it.
+                assert!(
+                    calls.len() > 1 && !calls[0].settled(),
+                    "payment {n}: replayed without an earlier unsettled call: {calls:?}"
+                );
+            }
+            answered.push((*n, tx));
+        }
+    }
+    answered.sort_by_key(|(n, _)| *n);
+
+    // Replaying every key now returns its one transaction and moves nothing.
+    // One exception belongs to DynamoDB Local, not to the service: it
+    // acknowledges a TransactWriteItems some tens of milliseconds before the
+    // write is on disk, so SIGKILL right after an acknowledgement can lose
+    // that transaction (whole: the audit below stays clean). Such a loss is
+    // accepted only for a payment acknowledged just before the kill; the
+    // replay then applies it, once.
+    let mut committed: HashMap<String, pb::Transaction> = HashMap::new();
+    let mut lost_by_dynamodb_local = Vec::new();
+    for (n, tx) in answered {
+        let again = pay(&mut c, requests[n].clone()).await;
+        if let Ok(again) = &again
+            && again.replayed
+        {
+            assert_eq!(
+                again.transaction.as_ref(),
+                Some(&tx),
+                "payment {n}: the replay names another transaction"
+            );
+            assert!(
+                committed.insert(tx.transaction_id.clone(), tx).is_none(),
+                "two keys share one transaction"
+            );
+            continue;
+        }
+        // The ledger does not know the payment any more.
+        let calls = &outcomes[&n];
+        let acked_before_kill = matches!(calls[0], Outcome::Paid(_))
+            .then(|| killed_at.checked_duration_since(answered_at[&n]))
+            .flatten();
+        assert!(
+            acked_before_kill.is_some_and(|d| d <= DYNAMODB_LOCAL_DURABILITY_LAG_MAX),
+            "payment {n}: the ledger lost a payment it had acknowledged \
+             ({acked_before_kill:?} before the kill): {calls:?}; replay: {again:?}"
+        );
+        lost_by_dynamodb_local.push((n, acked_before_kill));
+        // The replay applied it now, or found the funds gone meanwhile.
+        match again {
+            Ok(again) => {
+                let tx = again.transaction.expect("transaction");
+                assert!(
+                    committed.insert(tx.transaction_id.clone(), tx).is_none(),
+                    "two keys share one transaction"
+                );
+            }
+            Err(s) => assert_code(
+                Err::<(), _>(s),
+                Code::FailedPrecondition,
+                "insufficient funds",
+            ),
+        }
+    }
+    check_exactly_once(
+        &mut c,
+        &ids,
+        KILL_OPENING * KILL_ACCOUNTS as i64,
+        &committed,
+    )
+    .await;
+    let report = assert_audit_clean(&ledger, "after the restart").await;
+    assert_eq!(report.payments as usize, committed.len());
+    eprintln!(
+        "faults/kill: {KILL_PAYMENTS} payments by {KILL_CALLERS} callers; first answers {codes:?}; \
+         {done_at_kill} done before the kill, {done_while_down} answered while DynamoDB was down, \
+         load ended {load_ended_after_restart:.1?} after the restart; {settle_calls} retries settled \
+         the rest ({applied_by_the_failed_call} had been applied by the failed call); \
+         {} committed; acknowledged but lost by DynamoDB Local's SIGKILL: {lost_by_dynamodb_local:?}; \
+         {:.1?} in all",
+        committed.len(),
+        started.elapsed()
+    );
+    app.stop().await;
+    local.kill();
+}
+
+/// Server instances the storm's callers are spread over, each with its own
+/// `Ledger` value, as separate processes or Lambda containers have. One
+/// server queues the payments of an account in-process, so only payments
+/// from different servers race each other in DynamoDB; several servers make
+/// the storm reach DynamoDB's conditions.
+const STORM_SERVERS: usize = 6;
+const STORM_CALLERS: usize = 24;
+const STORM_PAYMENTS_PER_CALLER: usize = 8;
+const STORM_RECIPIENTS: usize = 8;
+const STORM_OPENING: i64 = 1_000_000_000;
+/// Calls one storm payment may take (the first and its ABORTED retries).
+const STORM_CALLS_PER_PAYMENT_MAX: usize = 10;
+/// At most one ABORTED answer per this many payments, all told.
+const STORM_ABORTED_PER_PAYMENTS: usize = 4;
+/// Longest one storm call may take.
+const STORM_CALL_TIME_MAX: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_account_storm_conserves_money_with_bounded_retries() {
+    let started = Instant::now();
+    // A DynamoDB Local of its own (in memory): the storm's queue on the hot
+    // item is not lengthened by other tests' load on the shared one.
+    let mut local = DynamoLocal::start(free_port(), None);
+    let tables = unique_tables();
+    let new_ledger = || {
+        Ledger::new(
+            payment::config::local_dynamodb_client(&local.endpoint()),
+            tables.clone(),
+        )
+    };
+    let first = new_ledger();
+    first.create_tables().await.expect("create tables");
+    let mut servers = vec![TestApp::serve(first).await];
+    for _ in 1..STORM_SERVERS {
+        servers.push(TestApp::serve(new_ledger()).await);
+    }
+    let mut clients = Vec::new();
+    for server in &servers {
+        clients.push(server.grpc().await);
+    }
+    let mut c = clients[0].clone();
+    let hot = unique("hot");
+    add(&mut c, &hot, "EUR", STORM_OPENING).await.expect("open");
+    let recipients: Vec<String> = (0..STORM_RECIPIENTS)
+        .map(|i| unique(&format!("cold{i}")))
+        .collect();
+    for id in &recipients {
+        add(&mut c, id, "EUR", 0).await.expect("open");
+    }
+    let start = Arc::new(tokio::sync::Barrier::new(STORM_CALLERS));
+    let mut callers = tokio::task::JoinSet::new();
+    for caller in 0..STORM_CALLERS {
+        let (mut client, hot, recipients, start) = (
+            clients[caller % STORM_SERVERS].clone(),
+            hot.clone(),
+            recipients.clone(),
+            start.clone(),
+        );
+        callers.spawn(async move {
+            start.wait().await;
+            let mut results = Vec::new();
+            for p in 0..STORM_PAYMENTS_PER_CALLER {
+                let to = &recipients[(caller + p) % STORM_RECIPIENTS];
+                let request = order(
+                    &format!("storm-{caller}-{p}"),
+                    &hot,
+                    to,
+                    1 + (caller * STORM_PAYMENTS_PER_CALLER + p) as i64,
+                );
+                let mut aborted = 0;
+                let mut times = Vec::new();
+                let outcome = loop {
+                    let call_started = Instant::now();
+                    let result = pay(&mut client, request.clone()).await;
+                    times.push(call_started.elapsed());
+                    match result {
+                        Err(s)
+                            if s.code() == Code::Aborted
+                                && aborted + 1 < STORM_CALLS_PER_PAYMENT_MAX =>
+                        {
+                            // As the status says: retry with the same key,
+                            // after a (jittered) pause.
+                            aborted += 1;
+                            let pause = rand::rng().random_range(50..250);
+                            tokio::time::sleep(Duration::from_millis(pause)).await;
+                        }
+                        other => break Outcome::of(other),
+                    }
+                };
+                results.push((request, outcome, aborted, times));
+            }
+            results
+        });
+    }
+    let mut committed = HashMap::new();
+    let (mut aborted_total, mut aborted_max) = (0, 0);
+    let mut times = Vec::new();
+    let mut failures = Vec::new();
+    while let Some(joined) = callers.join_next().await {
+        for (request, outcome, aborted, call_times) in joined.expect("caller") {
+            aborted_total += aborted;
+            aborted_max = aborted_max.max(aborted);
+            times.extend(call_times);
+            match outcome {
+                Outcome::Paid(r) => {
+                    assert!(
+                        !r.replayed,
+                        "{}: a new key replayed",
+                        request.idempotency_key
+                    );
+                    let tx = r.transaction.expect("transaction");
+                    assert_eq!(tx.amount, request.amount);
+                    committed.insert(tx.transaction_id.clone(), tx);
+                }
+                other => failures.push(format!("{}: {other:?}", request.idempotency_key)),
+            }
+        }
+    }
+    let payments = STORM_CALLERS * STORM_PAYMENTS_PER_CALLER;
+    times.sort();
+    let percentile = |p: usize| times[(times.len() - 1) * p / 100];
+    let slowest = *times.last().expect("calls");
+    eprintln!(
+        "faults/storm: {payments} payments by {STORM_CALLERS} callers on {STORM_SERVERS} servers out of one account: \
+         {} committed, {aborted_total} ABORTED answers (at most {aborted_max} for one payment); \
+         call time p50 {:.1?}, p90 {:.1?}, max {slowest:.1?}; {:.1?} in all",
+        committed.len(),
+        percentile(50),
+        percentile(90),
+        started.elapsed()
+    );
+    // Bounded retries: every payment got through within its retry budget,
+    // so ABORTED answers are at most (budget - 1) per payment.
+    assert!(
+        failures.is_empty(),
+        "payments that did not get through within {STORM_CALLS_PER_PAYMENT_MAX} calls: {failures:#?}"
+    );
+    assert!(
+        aborted_total <= payments / STORM_ABORTED_PER_PAYMENTS,
+        "{aborted_total} ABORTED answers for {payments} payments"
+    );
+    assert!(
+        slowest <= STORM_CALL_TIME_MAX,
+        "a call took {slowest:?}, more than {STORM_CALL_TIME_MAX:?}"
+    );
+    assert_eq!(committed.len(), payments);
+    // The hot account's history has exactly one debit per success.
+    let hot_history = history_all(&mut c, &hot).await;
+    let debits = hot_history
+        .iter()
+        .filter(|e| e.direction == pb::Direction::Debit as i32)
+        .count();
+    assert_eq!(debits, committed.len(), "debits of the hot account");
+    let paid_out: i64 = committed.values().map(|tx| tx.amount).sum();
+    assert_eq!(
+        balance(&mut c, &hot).await.expect("balance"),
+        STORM_OPENING - paid_out
+    );
+    let mut ids = recipients.clone();
+    ids.push(hot.clone());
+    check_exactly_once(&mut c, &ids, STORM_OPENING, &committed).await;
+    assert_audit_clean(&servers[0].ledger, "after the storm").await;
+    for server in servers {
+        server.stop().await;
+    }
+    local.kill();
+}
+
+/// grpc-timeout values from far below one DynamoDB call (which takes a
+/// few to a few tens of milliseconds on DynamoDB Local) to a few calls long.
+const DEADLINES: [&str; 14] = [
+    "1n", "500u", "1m", "2m", "3m", "5m", "8m", "12m", "20m", "30m", "50m", "80m", "150m", "400m",
+];
+const DEADLINE_ROUNDS: usize = 4;
+const DEADLINE_OPENING: i64 = 10_000_000;
+
+/// One MakePayment as a raw request with a `grpc-timeout` header: native
+/// gRPC over HTTP/2, or gRPC-Web over HTTP/1.1. Raw, because tonic's own
+/// client would time the call out itself and report CANCELLED.
+async fn pay_with_deadline(
+    url: &str,
+    http2: bool,
+    request: &pb::MakePaymentRequest,
+    timeout: &str,
+) -> Reply {
+    let auth = format!("Bearer {}", token(TESTER, true));
+    let mut headers = vec![("authorization", auth.as_str()), ("grpc-timeout", timeout)];
+    if http2 {
+        headers.extend([("content-type", "application/grpc"), ("te", "trailers")]);
+    } else {
+        headers.extend([
+            ("content-type", "application/grpc-web+proto"),
+            ("x-grpc-web", "1"),
+        ]);
+    }
+    send(
+        http2,
+        url,
+        http::Method::POST,
+        "/payment.v1.PaymentService/MakePayment",
+        &headers,
+        frame(&request.encode_to_vec()),
+    )
+    .await
+    .expect("reply")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deadlines_shorter_than_a_dynamodb_call_leave_no_half_done_payment() {
+    let started = Instant::now();
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    // One lane per timeout and transport, each with its own two accounts,
+    // so that calls do not queue behind each other in the server: each
+    // deadline races the DynamoDB calls of its own payment.
+    let lanes: Vec<(&str, bool)> = DEADLINES
+        .iter()
+        .flat_map(|t| [(*t, false), (*t, true)])
+        .collect();
+    let payers: Vec<String> = (0..lanes.len())
+        .map(|i| unique(&format!("payer{i}")))
+        .collect();
+    let payees: Vec<String> = (0..lanes.len())
+        .map(|i| unique(&format!("payee{i}")))
+        .collect();
+    for (payer, payee) in payers.iter().zip(&payees) {
+        add(&mut c, payer, "EUR", DEADLINE_OPENING)
+            .await
+            .expect("open");
+        add(&mut c, payee, "EUR", 0).await.expect("open");
+    }
+    let mut requests = Vec::new();
+    let mut first: HashMap<String, (String, bool, Reply)> = HashMap::new();
+    for round in 0..DEADLINE_ROUNDS {
+        let mut calls = tokio::task::JoinSet::new();
+        for (lane, (timeout, http2)) in lanes.iter().copied().enumerate() {
+            let request = order(
+                &format!("deadline-{round}-{lane}"),
+                &payers[lane],
+                &payees[lane],
+                1 + (round * lanes.len() + lane) as i64,
+            );
+            requests.push(request.clone());
+            let url = app.url();
+            calls.spawn(async move {
+                let reply = pay_with_deadline(&url, http2, &request, timeout).await;
+                (request.idempotency_key, timeout.to_owned(), http2, reply)
+            });
+        }
+        while let Some(joined) = calls.join_next().await {
+            let (key, timeout, http2, reply) = joined.expect("call");
+            first.insert(key, (timeout, http2, reply));
+        }
+    }
+    // Every answer is DEADLINE_EXCEEDED or OK, never anything else.
+    let mut by_code: HashMap<String, usize> = HashMap::new();
+    for (key, (timeout, http2, reply)) in &first {
+        let transport = if *http2 { "HTTP/2" } else { "gRPC-Web" };
+        assert_eq!(reply.http_status, 200, "{key} ({timeout}, {transport})");
+        let code = reply.code();
+        assert!(
+            matches!(code, Some(Code::Ok | Code::DeadlineExceeded)),
+            "{key} (grpc-timeout {timeout}, {transport}): {code:?} {}",
+            reply.message
+        );
+        if code == Some(Code::DeadlineExceeded) {
+            assert!(
+                reply.message.contains("idempotency key"),
+                "{}",
+                reply.message
+            );
+            assert!(reply.messages.is_empty());
+        }
+        *by_code.entry(format!("{code:?}")).or_default() += 1;
+    }
+    assert!(
+        by_code.contains_key("Some(DeadlineExceeded)"),
+        "no deadline expired: {by_code:?}"
+    );
+    // A payment cut off by its deadline may still be committing inside
+    // DynamoDB Local; give it a moment, then the ledger must be whole.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let report = assert_audit_clean(&app.ledger, "after the deadlines").await;
+    let applied_before_retry = report.payments as usize;
+
+    // Each key, retried without a deadline, applies at most once: a key
+    // that was answered OK replays the same transaction.
+    let mut committed = HashMap::new();
+    let mut cut_but_applied = 0;
+    for request in &requests {
+        let key = &request.idempotency_key;
+        let retry = pay(&mut c, request.clone()).await.expect("retry");
+        let tx = retry.transaction.clone().expect("transaction");
+        let (_, _, reply) = &first[key];
+        if reply.code() == Some(Code::Ok) {
+            let original = pb::MakePaymentResponse::decode(reply.messages[0].clone())
+                .expect("MakePaymentResponse");
+            assert!(!original.replayed, "{key}: first call replayed");
+            assert!(retry.replayed, "{key}: answered OK, then applied again");
+            assert_eq!(original.transaction, retry.transaction, "{key}");
+        } else if retry.replayed {
+            cut_but_applied += 1;
+        }
+        assert_eq!(tx.amount, request.amount, "{key}");
+        committed.insert(tx.transaction_id.clone(), tx);
+    }
+    assert_eq!(committed.len(), requests.len(), "one transaction per key");
+    let ids: Vec<String> = payers.iter().chain(&payees).cloned().collect();
+    check_exactly_once(
+        &mut c,
+        &ids,
+        DEADLINE_OPENING * payers.len() as i64,
+        &committed,
+    )
+    .await;
+    let report = assert_audit_clean(&app.ledger, "after the retries").await;
+    assert_eq!(report.payments as usize, requests.len());
+    eprintln!(
+        "faults/deadlines: {} payments with grpc-timeout {DEADLINES:?} over gRPC-Web and HTTP/2: \
+         {by_code:?}; {applied_before_retry} applied before the retries, of which \
+         {cut_but_applied} had answered DEADLINE_EXCEEDED; {:.1?} in all",
+        requests.len(),
+        started.elapsed()
+    );
+    app.stop().await;
+}

@@ -185,8 +185,17 @@ where
             )));
         }
         Err(err) => {
+            // tonic-web reports invalid base64 as a Status; say what it says,
+            // not its code (INTERNAL), which would mislead.
+            let reason = match err.downcast_ref::<Status>() {
+                Some(status) => status
+                    .message()
+                    .trim_start_matches("tonic-web: ")
+                    .to_owned(),
+                None => err.to_string(),
+            };
             return Err(Status::invalid_argument(format!(
-                "request body could not be read: {err}"
+                "request body could not be read: {reason}"
             )));
         }
     };

@@ -5,7 +5,10 @@
 # time), the tables created, the dev JWT secret of .data/dev-jwt-secret.
 # The function answers gRPC-Web at
 #   http://127.0.0.1:${LAMBDA_PORT:-9000}/lambda-url/payment-lambda
-# Ctrl-C stops everything.
+# PAYMENT_AUTH_MODE=apigateway makes the function trust the authorizer claims
+# of API Gateway events, as deployed (for `cargo lambda invoke --data-file
+# events/...`); by default it verifies bearer tokens itself. Ctrl-C stops
+# everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -29,7 +32,7 @@ secret=$(dev_secret)
 
 # Create the tables once with the server binary (the function never creates them).
 tables_port=$(free_port)
-PAYMENT_DEV_JWT_SECRET=$secret PAYMENT_LISTEN="127.0.0.1:$tables_port" RUST_LOG=warn \
+PAYMENT_AUTH_MODE=jwt PAYMENT_DEV_JWT_SECRET=$secret PAYMENT_LISTEN="127.0.0.1:$tables_port" RUST_LOG=warn \
   target/debug/payment-server --create-tables &
 tables_pid=$!
 wait_port "$tables_port" "$tables_pid" payment-server
@@ -44,4 +47,4 @@ run-lambda: in another shell:
 MSG
 cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$lambda_port" --disable-cors \
   --bin payment-lambda \
-  --env-vars "AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB,AWS_REGION=$AWS_REGION,AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY,PAYMENT_DEV_JWT_SECRET=$secret"
+  --env-vars "AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB,AWS_REGION=$AWS_REGION,AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY,PAYMENT_DEV_JWT_SECRET=$secret,PAYMENT_AUTH_MODE=${PAYMENT_AUTH_MODE:-jwt}"

@@ -66,19 +66,21 @@ for target in "${targets[@]}"; do
         -- "${options[@]}" >"$log" 2>&1
     status=$?
     set -e
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-    speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-    cov=$(grep -oE '(DONE|INITED|pulse|NEW|REDUCE) +cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1 |
-        sed -E 's/.*cov: ([0-9]+) ft: ([0-9]+)/cov \1, ft \2/')
+    # libFuzzer's final statistics (absent when it stopped on a crash before
+    # its first report).
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1 || true)
+    speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1 || true)
+    cov=$( (grep -oE '(DONE|INITED|pulse|NEW|REDUCE) +cov: [0-9]+ ft: [0-9]+' "$log" || true) |
+        tail -n 1 | sed -E 's/.*cov: ([0-9]+) ft: ([0-9]+)/cov \1, ft \2/')
     if ((status == 0)); then
         result=ok
     else
         result="FAILED (exit $status)"
         failed=1
         echo "---- $target: last lines of $log"
-        tail -n 40 "$log"
+        tail -n 40 "$log" | cut -c1-300
         echo "----"
-        ls -1 "fuzz/artifacts/$target" | sed "s|^|artifact: fuzz/artifacts/$target/|"
+        grep -E '^(artifact_prefix|Test unit written)' "$log" || true
     fi
     summary+=("$(printf '%-16s %10s execs %7s exec/s %4ss  %-20s %s' \
         "$target" "${runs:-?}" "${speed:-?}" "$seconds" "${cov:-cov ?}" "$result")")

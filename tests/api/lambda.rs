@@ -3,7 +3,7 @@
 
 use crate::harness::{TestApp, fresh_ledger, shared_dynamodb};
 use crate::helpers::*;
-use crate::transport::{WebReply, decode_text_body, frame, parse_frames};
+use crate::transport::{WebReply, frame};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -32,27 +32,7 @@ async fn invoke(service: &HttpService, event_json: &str) -> WebReply {
         lambda_http::Body::Binary(b) => b,
         _ => panic!("unexpected body kind"),
     };
-    let content_type = parts
-        .headers
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let decoded = if content_type.starts_with("application/grpc-web-text") {
-        decode_text_body(&bytes)
-    } else {
-        bytes
-    };
-    let (messages, trailers) = if content_type.starts_with("application/grpc") {
-        parse_frames(&decoded)
-    } else {
-        (vec![], vec![])
-    };
-    WebReply {
-        http_status: parts.status.as_u16(),
-        headers: parts.headers,
-        messages,
-        trailers,
-    }
+    WebReply::from_parts(parts, &bytes)
 }
 
 async fn lambda_service(ledger: Ledger) -> HttpService {

@@ -139,29 +139,35 @@ pub async fn raw_at(
         .expect("HTTP/1.1 request");
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.expect("body").to_bytes();
-    let text = parts
-        .headers
-        .get("content-type")
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc-web-text"));
-    let decoded = if text {
-        decode_text_body(&bytes)
-    } else {
-        bytes.to_vec()
-    };
-    let grpc = parts
-        .headers
-        .get("content-type")
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
-    let (messages, trailers) = if grpc {
-        parse_frames(&decoded)
-    } else {
-        (vec![], vec![])
-    };
-    WebReply {
-        http_status: parts.status.as_u16(),
-        headers: parts.headers,
-        messages,
-        trailers,
+    WebReply::from_parts(parts, &bytes)
+}
+
+impl WebReply {
+    /// Splits a reply into messages and trailers by its content type
+    /// (grpc-web-text is decoded chunk by chunk first).
+    pub fn from_parts(parts: http::response::Parts, body: &[u8]) -> WebReply {
+        let content_type = parts
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let decoded = if content_type.starts_with("application/grpc-web-text") {
+            decode_text_body(body)
+        } else {
+            body.to_vec()
+        };
+        let (messages, trailers) = if content_type.starts_with("application/grpc") {
+            parse_frames(&decoded)
+        } else {
+            (vec![], vec![])
+        };
+        WebReply {
+            http_status: parts.status.as_u16(),
+            headers: parts.headers,
+            messages,
+            trailers,
+        }
     }
 }
 

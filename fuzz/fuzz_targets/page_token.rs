@@ -86,8 +86,15 @@ fuzz_target!(|data: &[u8]| {
 fn check_decode(token: &str, account_id: &AccountId, plaintext: Option<&[u8]>) {
     let decoded = PageToken::decode(token, account_id);
     if let Ok(t) = &decoded {
-        assert_eq!(&t.account_id, account_id, "a token decoded for another account");
-        assert!(t.before_sequence >= 2, "a token with sequence {}", t.before_sequence);
+        assert_eq!(
+            &t.account_id, account_id,
+            "a token decoded for another account"
+        );
+        assert!(
+            t.before_sequence >= 2,
+            "a token with sequence {}",
+            t.before_sequence
+        );
         assert_eq!(t.encode(), token, "a decodable token that is not canonical");
         assert!(token.len() <= PAGE_TOKEN_BYTES_MAX);
         let other = AccountId::parse("account_id", &format!("{account_id}x"))
@@ -119,10 +126,7 @@ fn canonical(plaintext: &[u8], account_id: &AccountId) -> Option<u64> {
     }
     let rest = text.strip_prefix("v1|")?;
     let digits = rest.strip_prefix(account_id.as_str())?.strip_prefix('|')?;
-    if digits.is_empty()
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-        || digits.starts_with('0')
-    {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.starts_with('0') {
         return None;
     }
     digits.parse::<u64>().ok().filter(|&n| n >= 2)
@@ -136,8 +140,15 @@ fn round_trip(account_id: &AccountId, sequence: u64) {
     let text = token.encode();
     let decoded = PageToken::decode(&text, account_id);
     if sequence >= 2 {
-        assert_eq!(decoded, Ok(token), "an issued token {text:?} is not accepted back");
+        assert_eq!(
+            decoded,
+            Ok(token),
+            "an issued token {text:?} is not accepted back"
+        );
     } else {
-        assert!(decoded.is_err(), "a token before sequence {sequence} decoded");
+        assert!(
+            decoded.is_err(),
+            "a token before sequence {sequence} decoded"
+        );
     }
 }

@@ -51,7 +51,10 @@ enum Input {
     /// A protobuf message: `kind % 4` picks AddAccountRequest,
     /// MakePaymentRequest, GetAccountBalanceRequest or
     /// GetTransactionHistoryRequest.
-    Message { kind: u8, bytes: RawBytes },
+    Message {
+        kind: u8,
+        bytes: RawBytes,
+    },
 }
 
 /// Bytes as they come: all the rest of the input when last (the derive for
@@ -83,7 +86,14 @@ fuzz_target!(|input: Input| {
             amount,
             currency,
             memo,
-        } => payment(&idempotency_key, &sender_id, &recipient_id, amount, &currency, &memo),
+        } => payment(
+            &idempotency_key,
+            &sender_id,
+            &recipient_id,
+            amount,
+            &currency,
+            &memo,
+        ),
         Input::History {
             account_id,
             page_size,
@@ -201,8 +211,7 @@ fn history(account_id: &str, page_size: i32, page_token: &str) {
 fn grpc_timeout(value: &str) {
     let parsed = domain::parse_grpc_timeout(value);
     let b = value.as_bytes();
-    let expected = if (2..=9).contains(&b.len())
-        && b[..b.len() - 1].iter().all(u8::is_ascii_digit)
+    let expected = if (2..=9).contains(&b.len()) && b[..b.len() - 1].iter().all(u8::is_ascii_digit)
     {
         let n: u128 = value[..b.len() - 1].parse().expect("digits");
         let nanos_per_unit: Option<u128> = match b[b.len() - 1] {
@@ -306,7 +315,12 @@ fn message(kind: u8, bytes: &[u8]) {
                 return;
             };
             round_trips(&m);
-            new_account(&m.account_id, &m.display_name, &m.currency, m.initial_balance);
+            new_account(
+                &m.account_id,
+                &m.display_name,
+                &m.currency,
+                m.initial_balance,
+            );
         }
         1 => {
             let Ok(m) = pb::MakePaymentRequest::decode(bytes) else {

@@ -34,7 +34,7 @@ use http_body_util::BodyExt;
 use lambda_http::Body as LambdaBody;
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
-use payment::auth::{ADMIN_SCOPE, AuthorizerClaims, Authenticator, SUB_BYTES_MAX};
+use payment::auth::{ADMIN_SCOPE, Authenticator, AuthorizerClaims, SUB_BYTES_MAX};
 use payment::guard::REQUEST_BYTES_MAX;
 use payment::pb;
 use payment::server::HttpService;
@@ -429,17 +429,16 @@ impl Expected {
             }
         };
         if reached.is_some() {
-            assert_eq!(text, self.text_reply, "reply encoding does not follow accept");
+            assert_eq!(
+                text, self.text_reply,
+                "reply encoding does not follow accept"
+            );
         }
         let body = match response.body() {
             LambdaBody::Binary(bytes) => Bytes::copy_from_slice(bytes),
             _ => Bytes::new(),
         };
-        let body = if text {
-            decode_text_reply(&body)
-        } else {
-            body
-        };
+        let body = if text { decode_text_reply(&body) } else { body };
         let reply = parse_grpc_web_reply(body);
 
         let header_status = response.headers().get("grpc-status").cloned();
@@ -466,7 +465,10 @@ impl Expected {
                 if reached.shape == 1 {
                     assert!(reply.trailers.is_none() && reply.data.is_empty());
                 } else {
-                    assert_eq!(reply.data, reached.body, "the dummy's reply came back changed");
+                    assert_eq!(
+                        reply.data, reached.body,
+                        "the dummy's reply came back changed"
+                    );
                     let trailers = reply.trailers.as_ref().expect("trailers");
                     for (name, value) in &reached.echoed {
                         assert!(

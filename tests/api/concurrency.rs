@@ -25,72 +25,6 @@ struct Outcomes {
     aborted: usize,
 }
 
-/// Reads every account's full history and checks that it reconciles with
-/// its balance, that balances are never negative, that the total is
-/// conserved, and that the committed payments are exactly the entries.
-async fn audit(
-    c: &mut Client,
-    ids: &[String],
-    opening_total: i64,
-    committed: &HashMap<String, pb::Transaction>,
-) {
-    let mut total = 0;
-    let mut debits: HashMap<String, usize> = HashMap::new();
-    let mut credits: HashMap<String, usize> = HashMap::new();
-    for id in ids {
-        let balance = balance(c, id).await.unwrap();
-        assert!(balance >= 0, "{id} went negative: {balance}");
-        total += balance;
-        let history = history_all(c, id).await;
-        assert_eq!(
-            history_sum(&history),
-            balance,
-            "{id}'s history does not add up to its balance"
-        );
-        for (i, entry) in history.iter().enumerate() {
-            assert_eq!(
-                entry.sequence as usize,
-                history.len() - i,
-                "{id}: gap in sequences"
-            );
-            assert!(entry.balance_after >= 0);
-            let tx = entry.transaction.as_ref().unwrap();
-            if tx.sender_id.is_empty() {
-                continue; // opening credit
-            }
-            let side = if entry.direction == pb::Direction::Debit as i32 {
-                assert_eq!(&tx.sender_id, id);
-                &mut debits
-            } else {
-                assert_eq!(&tx.recipient_id, id);
-                &mut credits
-            };
-            *side.entry(tx.transaction_id.clone()).or_default() += 1;
-            let original = committed
-                .get(&tx.transaction_id)
-                .unwrap_or_else(|| panic!("entry for a payment nobody was told about: {tx:?}"));
-            assert_eq!(original, tx);
-        }
-    }
-    assert_eq!(total, opening_total, "money was created or lost");
-    for tx_id in committed.keys() {
-        assert_eq!(
-            debits.get(tx_id),
-            Some(&1),
-            "{tx_id} debited {:?} times",
-            debits.get(tx_id)
-        );
-        assert_eq!(
-            credits.get(tx_id),
-            Some(&1),
-            "{tx_id} credited {:?} times",
-            credits.get(tx_id)
-        );
-    }
-    assert_eq!(debits.len(), committed.len());
-    assert_eq!(credits.len(), committed.len());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_payments_conserve_money_exactly() {
     let app = TestApp::spawn().await;
@@ -181,7 +115,7 @@ async fn concurrent_payments_conserve_money_exactly() {
         o.insufficient,
         o.aborted
     );
-    audit(&mut c, &ids, OPENING * ACCOUNTS as i64, &o.committed).await;
+    check_exactly_once(&mut c, &ids, OPENING * ACCOUNTS as i64, &o.committed).await;
     let report = app.ledger.audit(4, &|_, _| {}).await.unwrap();
     assert!(report.is_clean(), "{:?}", report.discrepancies);
 }
@@ -244,5 +178,5 @@ async fn concurrent_replays_apply_each_payment_once() {
         committed.insert(tx.transaction_id.clone(), tx);
     }
     assert_eq!(committed.len(), PAYMENTS_REPLAYED);
-    audit(&mut c, &ids, 4_000_000, &committed).await;
+    check_exactly_once(&mut c, &ids, 4_000_000, &committed).await;
 }

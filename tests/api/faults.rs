@@ -106,61 +106,6 @@ fn allowed_under_faults(outcome: &Outcome) -> bool {
     }
 }
 
-/// Checks the committed payments against every account's history: each
-/// committed transaction is debited once from its sender and credited once
-/// to its recipient, as committed; no entry belongs to anything else;
-/// balances equal their histories; and the total is `opening_total`.
-async fn check_exactly_once(
-    c: &mut Client,
-    ids: &[String],
-    opening_total: i64,
-    committed: &HashMap<String, pb::Transaction>,
-) {
-    let mut total = 0;
-    let mut debits: HashMap<String, usize> = HashMap::new();
-    let mut credits: HashMap<String, usize> = HashMap::new();
-    for id in ids {
-        let balance = balance(c, id).await.expect("balance");
-        assert!(balance >= 0, "{id} is negative: {balance}");
-        total += balance;
-        let history = history_all(c, id).await;
-        assert_eq!(history_sum(&history), balance, "{id}: history vs balance");
-        for (i, entry) in history.iter().enumerate() {
-            assert_eq!(
-                entry.sequence as usize,
-                history.len() - i,
-                "{id}: sequence gap"
-            );
-            let tx = entry.transaction.as_ref().expect("transaction");
-            if tx.sender_id.is_empty() {
-                continue; // the opening credit
-            }
-            let side = if entry.direction == pb::Direction::Debit as i32 {
-                assert_eq!(&tx.sender_id, id);
-                &mut debits
-            } else {
-                assert_eq!(&tx.recipient_id, id);
-                &mut credits
-            };
-            *side.entry(tx.transaction_id.clone()).or_default() += 1;
-            let original = committed.get(&tx.transaction_id).unwrap_or_else(|| {
-                panic!("{id}: an entry for a payment no caller was told about: {tx:?}")
-            });
-            assert_eq!(
-                original, tx,
-                "{id}: entry differs from the committed payment"
-            );
-        }
-    }
-    assert_eq!(total, opening_total, "money was created or lost");
-    for tx_id in committed.keys() {
-        assert_eq!(debits.get(tx_id), Some(&1), "{tx_id}: debits");
-        assert_eq!(credits.get(tx_id), Some(&1), "{tx_id}: credits");
-    }
-    assert_eq!(debits.len(), committed.len());
-    assert_eq!(credits.len(), committed.len());
-}
-
 async fn assert_audit_clean(ledger: &Ledger, what: &str) -> payment::ledger::AuditReport {
     let report = ledger.audit(4, &|_, _| {}).await.expect("audit");
     assert!(

@@ -86,6 +86,7 @@ fn account_message(account: ledger::Account) -> pb::Account {
         balance: account.balance_minor,
         created_at: Some(timestamp(account.created_at_ms)),
         owner: account.owner,
+        balance_shards: 1,
     }
 }
 
@@ -123,6 +124,7 @@ fn entry_message(
         balance_after: entry.balance_after_minor,
         next_page_token,
         sequence: i64::try_from(entry.sequence).unwrap_or(i64::MAX),
+        shard: 0,
     }
 }
 

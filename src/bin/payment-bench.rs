@@ -292,6 +292,7 @@ where
                 display_name: "bench".into(),
                 currency: "EUR".into(),
                 initial_balance: OPENING_MINOR,
+                ..Default::default()
             },
             &token,
         ))

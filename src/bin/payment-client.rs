@@ -236,6 +236,7 @@ where
                         display_name: name.clone(),
                         currency: currency.clone(),
                         initial_balance,
+                        ..Default::default()
                     },
                     cli,
                 )?)

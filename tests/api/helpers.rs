@@ -22,6 +22,7 @@ pub async fn add(
             display_name: format!("{account_id} display"),
             currency: currency.into(),
             initial_balance,
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner().account.expect("account in response"))

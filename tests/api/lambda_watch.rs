@@ -23,6 +23,7 @@ async fn the_function_under_cargo_lambda_watch_serves_every_call() {
             display_name: String::new(),
             currency: "EUR".into(),
             initial_balance: initial,
+            ..Default::default()
         })
         .await
         .unwrap();

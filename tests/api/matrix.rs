@@ -512,6 +512,7 @@ fn open(id: &str, name: &str, currency: &str, initial: i64) -> Body {
         display_name: name.into(),
         currency: currency.into(),
         initial_balance: initial,
+        ..Default::default()
     })
 }
 

@@ -286,6 +286,7 @@ async fn every_field_is_bounded_with_a_message_naming_it() {
         display_name: "n".repeat(257),
         currency: "EUR".into(),
         initial_balance: 0,
+        ..Default::default()
     };
     assert_code(
         c.add_account(long_name).await.map(|_| ()),

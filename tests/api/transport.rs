@@ -200,6 +200,7 @@ async fn grpc_web_client_makes_every_call() {
             display_name: "web".into(),
             currency: "EUR".into(),
             initial_balance: initial,
+            ..Default::default()
         })
         .await
         .unwrap();

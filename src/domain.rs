@@ -24,12 +24,17 @@ pub const AMOUNT_MAX_MINOR: i64 = 1_000_000_000_000_000;
 /// push the recipient past it is refused.
 pub const BALANCE_MAX_MINOR: i64 = 1_000_000_000_000_000;
 /// History entries streamed when the caller asks for page_size 0.
+/// Most balance shards one account may have. A payment drawn from every
+/// shard of a sender is still one DynamoDB transaction: 32 shard updates and
+/// 32 entries, plus the credit, its entry and the payment record, make 67
+/// items of the 100 a transaction may hold.
+pub const BALANCE_SHARDS_MAX: u32 = 32;
 pub const PAGE_SIZE_DEFAULT: u32 = 50;
 /// Most history entries one call streams. 1000 entries of at most ~1 KiB
 /// each stay well below API Gateway's 6 MB response limit.
 pub const PAGE_SIZE_MAX: u32 = 1000;
 /// Longest page token accepted, in bytes; real ones are far shorter.
-pub const PAGE_TOKEN_BYTES_MAX: usize = 512;
+pub const PAGE_TOKEN_BYTES_MAX: usize = 1024;
 
 /// A request field that failed validation: the field's name and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +45,7 @@ pub struct InvalidField {
 }
 
 impl InvalidField {
-    fn new(field: &'static str, reason: impl Into<String>) -> Self {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Self {
             field,
             reason: reason.into(),
@@ -187,6 +192,8 @@ pub struct NewAccount {
     pub display_name: String,
     pub currency: Currency,
     pub initial_balance_minor: i64,
+    /// 1 for an ordinary account, up to [`BALANCE_SHARDS_MAX`].
+    pub balance_shards: u32,
 }
 
 impl NewAccount {
@@ -195,15 +202,38 @@ impl NewAccount {
         display_name: &str,
         currency: &str,
         initial_balance_minor: i64,
+        balance_shards: i32,
     ) -> Result<Self, InvalidField> {
         let account_id = AccountId::parse("account_id", account_id)?;
         let display_name = parse_text("display_name", display_name)?;
         let currency = Currency::parse("currency", currency)?;
-        if !(0..=BALANCE_MAX_MINOR).contains(&initial_balance_minor) {
+        let balance_shards = match u32::try_from(balance_shards) {
+            Ok(0) => 1,
+            Ok(n) if n <= BALANCE_SHARDS_MAX => n,
+            _ => {
+                return Err(InvalidField::new(
+                    "balance_shards",
+                    format!(
+                        "is {balance_shards}; it must be between 0 (meaning 1) and {BALANCE_SHARDS_MAX}"
+                    ),
+                ));
+            }
+        };
+        // The shards share the balance limit equally, so that their sum can
+        // never pass it; the opening balance lands in shard 0.
+        let limit = shard_balance_max_minor(balance_shards);
+        if !(0..=limit).contains(&initial_balance_minor) {
             return Err(InvalidField::new(
                 "initial_balance",
                 format!(
-                    "is {initial_balance_minor}; it must be between 0 and {BALANCE_MAX_MINOR} minor units"
+                    "is {initial_balance_minor}; it must be between 0 and {limit} minor units{}",
+                    if balance_shards > 1 {
+                        format!(
+                            " (the balance limit of {BALANCE_MAX_MINOR} shared by {balance_shards} shards)"
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             ));
         }
@@ -212,8 +242,16 @@ impl NewAccount {
             display_name,
             currency,
             initial_balance_minor,
+            balance_shards,
         })
     }
+}
+
+/// The most one balance shard of an account with `shards` shards may hold:
+/// an equal share of [`BALANCE_MAX_MINOR`], so that the shards together
+/// never hold more than the limit.
+pub fn shard_balance_max_minor(shards: u32) -> i64 {
+    BALANCE_MAX_MINOR / i64::from(shards.max(1))
 }
 
 /// A validated request to move money.
@@ -264,9 +302,12 @@ impl PaymentOrder {
 pub struct HistoryPage {
     pub account_id: AccountId,
     pub page_size: u32,
-    /// Continue with entries older than this sequence number; None starts
-    /// from the newest entry.
+    /// Continue with entries older than this sequence number (of shard 0);
+    /// None starts from the newest entry.
     pub before_sequence: Option<u64>,
+    /// For a sharded account, where the other shards continue (see
+    /// [`PageToken`]); empty otherwise.
+    pub other_shards: Vec<u64>,
 }
 
 impl HistoryPage {
@@ -284,37 +325,72 @@ impl HistoryPage {
                 ));
             }
         };
-        let before_sequence = if page_token.is_empty() {
-            None
+        let (before_sequence, other_shards) = if page_token.is_empty() {
+            (None, Vec::new())
         } else {
-            Some(PageToken::decode(page_token, &account_id)?.before_sequence)
+            let token = PageToken::decode(page_token, &account_id)?;
+            (Some(token.before_sequence), token.other_shards)
         };
         Ok(Self {
             account_id,
             page_size,
             before_sequence,
+            other_shards,
         })
     }
 }
 
-/// Where a history stream continues: right after (older than) the entry with
-/// sequence `before_sequence`, for one account. Encoded as URL-safe base64 of
-/// `v1|<account_id>|<sequence>`; the account id in it makes a token from
-/// another account's history an error instead of a silent wrong page.
+/// Where a history stream continues: right after (older than) the entry
+/// with sequence `before_sequence` of shard 0, for one account, and for a
+/// sharded account before `other_shards[k - 1]` in each shard k >= 1 (1
+/// there means that shard has nothing older). Encoded as URL-safe base64 of
+/// `v1|<account_id>|<sequence>` for an ordinary account and
+/// `v2|<account_id>|<shard 0>.<shard 1>...` for a sharded one; the account
+/// id in it makes a token from another account's history an error instead
+/// of a silent wrong page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageToken {
     pub account_id: AccountId,
     pub before_sequence: u64,
+    /// Empty for an ordinary account.
+    pub other_shards: Vec<u64>,
 }
 
 const PAGE_TOKEN_VERSION: &str = "v1";
+const PAGE_TOKEN_VERSION_SHARDED: &str = "v2";
+
+/// A cursor as it appears in a token: decimal, no sign, no leading zero.
+fn parse_cursor(text: &str) -> Option<u64> {
+    if text.starts_with(['0', '+']) {
+        return None;
+    }
+    text.parse().ok()
+}
 
 impl PageToken {
     pub fn encode(&self) -> String {
+        if self.other_shards.is_empty() {
+            return URL_SAFE_NO_PAD.encode(format!(
+                "{PAGE_TOKEN_VERSION}|{}|{}",
+                self.account_id, self.before_sequence
+            ));
+        }
+        let cursors: Vec<String> = std::iter::once(self.before_sequence)
+            .chain(self.other_shards.iter().copied())
+            .map(|c| c.to_string())
+            .collect();
         URL_SAFE_NO_PAD.encode(format!(
-            "{PAGE_TOKEN_VERSION}|{}|{}",
-            self.account_id, self.before_sequence
+            "{PAGE_TOKEN_VERSION_SHARDED}|{}|{}",
+            self.account_id,
+            cursors.join(".")
         ))
+    }
+
+    /// The cursor of every shard, shard 0 first.
+    pub fn cursors(&self) -> Vec<u64> {
+        std::iter::once(self.before_sequence)
+            .chain(self.other_shards.iter().copied())
+            .collect()
     }
 
     pub fn decode(token: &str, account_id: &AccountId) -> Result<Self, InvalidField> {
@@ -330,31 +406,52 @@ impl PageToken {
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| malformed())?;
         let text = String::from_utf8(bytes).map_err(|_| malformed())?;
         let mut parts = text.split('|');
-        let (Some(version), Some(account), Some(sequence), None) =
+        let (Some(version), Some(account), Some(position), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(malformed());
         };
-        if version != PAGE_TOKEN_VERSION {
+        let token_account = AccountId::parse("page_token", account).map_err(|_| malformed())?;
+        if version != PAGE_TOKEN_VERSION && version != PAGE_TOKEN_VERSION_SHARDED {
             return Err(malformed());
         }
-        let token_account = AccountId::parse("page_token", account).map_err(|_| malformed())?;
         if &token_account != account_id {
             return Err(InvalidField::new(
                 "page_token",
                 "belongs to another account's history; start with an empty page_token",
             ));
         }
-        // Sequences start at 1, and a token continues before an existing entry,
-        // so a valid token carries at least 2. Leading zeros and signs are
-        // rejected so that every position has exactly one token.
-        let before_sequence: u64 = sequence.parse().map_err(|_| malformed())?;
-        if before_sequence < 2 || sequence.starts_with(['0', '+']) {
+        if version == PAGE_TOKEN_VERSION {
+            // Sequences start at 1, and a token continues before an existing
+            // entry, so a valid token carries at least 2. Leading zeros and
+            // signs are rejected so that every position has exactly one token.
+            let before_sequence = parse_cursor(position)
+                .filter(|&c| c >= 2)
+                .ok_or_else(malformed)?;
+            return Ok(Self {
+                account_id: token_account,
+                before_sequence,
+                other_shards: Vec::new(),
+            });
+        }
+        // Sharded: 2 to BALANCE_SHARDS_MAX cursors, each at least 1 (that
+        // shard is done), and at least one shard with something older.
+        let cursors = position
+            .split('.')
+            .map(parse_cursor)
+            .collect::<Option<Vec<u64>>>()
+            .ok_or_else(malformed)?;
+        let shards = u32::try_from(cursors.len()).map_err(|_| malformed())?;
+        if !(2..=BALANCE_SHARDS_MAX).contains(&shards)
+            || cursors.contains(&0)
+            || cursors.iter().all(|&c| c < 2)
+        {
             return Err(malformed());
         }
         Ok(Self {
             account_id: token_account,
-            before_sequence,
+            before_sequence: cursors[0],
+            other_shards: cursors[1..].to_vec(),
         })
     }
 }
@@ -478,30 +575,57 @@ mod tests {
 
     #[test]
     fn new_accounts_check_every_field() {
-        assert!(NewAccount::parse("a", "Alice", "EUR", 0).is_ok());
-        assert!(NewAccount::parse("a", "", "EUR", BALANCE_MAX_MINOR).is_ok());
+        assert!(NewAccount::parse("a", "Alice", "EUR", 0, 0).is_ok());
         let field = |r: Result<NewAccount, InvalidField>| r.unwrap_err().field;
-        assert_eq!(field(NewAccount::parse("", "x", "EUR", 0)), "account_id");
         assert_eq!(
-            field(NewAccount::parse("a", &"x".repeat(257), "EUR", 0)),
+            NewAccount::parse("a", "", "EUR", 0, 0)
+                .unwrap()
+                .balance_shards,
+            1
+        );
+        assert_eq!(
+            NewAccount::parse("a", "", "EUR", 0, 32)
+                .unwrap()
+                .balance_shards,
+            32
+        );
+        assert_eq!(
+            field(NewAccount::parse("a", "", "EUR", 0, 33)),
+            "balance_shards"
+        );
+        assert_eq!(
+            field(NewAccount::parse("a", "", "EUR", 0, -1)),
+            "balance_shards"
+        );
+        let shard_max = shard_balance_max_minor(4);
+        assert_eq!(shard_max * 4, BALANCE_MAX_MINOR);
+        assert!(NewAccount::parse("a", "", "EUR", shard_max, 4).is_ok());
+        assert_eq!(
+            field(NewAccount::parse("a", "", "EUR", shard_max + 1, 4)),
+            "initial_balance"
+        );
+        assert!(NewAccount::parse("a", "", "EUR", BALANCE_MAX_MINOR, 0).is_ok());
+        assert_eq!(field(NewAccount::parse("", "x", "EUR", 0, 0)), "account_id");
+        assert_eq!(
+            field(NewAccount::parse("a", &"x".repeat(257), "EUR", 0, 0)),
             "display_name"
         );
         assert_eq!(
-            field(NewAccount::parse("a", "bell\u{7}", "EUR", 0)),
+            field(NewAccount::parse("a", "bell\u{7}", "EUR", 0, 0)),
             "display_name"
         );
-        assert_eq!(field(NewAccount::parse("a", "x", "eur", 0)), "currency");
+        assert_eq!(field(NewAccount::parse("a", "x", "eur", 0, 0)), "currency");
         assert_eq!(
-            field(NewAccount::parse("a", "x", "EUR", -1)),
+            field(NewAccount::parse("a", "x", "EUR", -1, 0)),
             "initial_balance"
         );
         assert_eq!(
-            field(NewAccount::parse("a", "x", "EUR", BALANCE_MAX_MINOR + 1)),
+            field(NewAccount::parse("a", "x", "EUR", BALANCE_MAX_MINOR + 1, 0)),
             "initial_balance"
         );
         // 256 bytes of multi-byte text is at the limit, one more byte is past it.
-        assert!(NewAccount::parse("a", &"é".repeat(128), "EUR", 0).is_ok());
-        assert!(NewAccount::parse("a", &format!("{}x", "é".repeat(128)), "EUR", 0).is_err());
+        assert!(NewAccount::parse("a", &"é".repeat(128), "EUR", 0, 0).is_ok());
+        assert!(NewAccount::parse("a", &format!("{}x", "é".repeat(128)), "EUR", 0, 0).is_err());
     }
 
     #[test]
@@ -556,6 +680,7 @@ mod tests {
         let token = PageToken {
             account_id: alice.clone(),
             before_sequence: 42,
+            other_shards: Vec::new(),
         };
         let text = token.encode();
         assert_eq!(PageToken::decode(&text, &alice), Ok(token));
@@ -605,6 +730,7 @@ mod tests {
         let token = PageToken {
             account_id: a,
             before_sequence: 7,
+            other_shards: Vec::new(),
         }
         .encode();
         assert_eq!(

@@ -2,8 +2,10 @@
 //! ledger and maps results and errors back. It knows nothing of DynamoDB.
 
 use crate::auth::{ADMIN_SCOPE, Authenticator, Caller};
-use crate::domain::{self, AccountId, HistoryPage, NewAccount, PageToken, PaymentOrder};
-use crate::ledger::{self, Ledger, LedgerError, Payer};
+use crate::domain::{
+    self, AccountId, HistoryPage, InvalidField, NewAccount, PageToken, PaymentOrder,
+};
+use crate::ledger::{self, HistoryCursor, Ledger, LedgerError, Payer};
 use crate::pb;
 use crate::pb::payment_service_server::PaymentService;
 use std::future::Future;
@@ -79,6 +81,7 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
 }
 
 fn account_message(account: ledger::Account) -> pb::Account {
+    let balance_shards = i32::try_from(account.shards()).unwrap_or(i32::MAX);
     pb::Account {
         account_id: account.account_id,
         display_name: account.display_name,
@@ -86,7 +89,7 @@ fn account_message(account: ledger::Account) -> pb::Account {
         balance: account.balance_minor,
         created_at: Some(timestamp(account.created_at_ms)),
         owner: account.owner,
-        balance_shards: 1,
+        balance_shards,
     }
 }
 
@@ -102,19 +105,20 @@ fn transaction_message(payment: ledger::Payment) -> pb::Transaction {
     }
 }
 
+/// One history entry, with the token that continues right after it.
 fn entry_message(
     account_id: &AccountId,
     entry: ledger::Entry,
+    position: Option<Vec<u64>>,
 ) -> pb::GetTransactionHistoryResponse {
-    let next_page_token = if entry.sequence > 1 {
+    let next_page_token = position.map_or_else(String::new, |cursors| {
         PageToken {
             account_id: account_id.clone(),
-            before_sequence: entry.sequence,
+            before_sequence: cursors[0],
+            other_shards: cursors[1..].to_vec(),
         }
         .encode()
-    } else {
-        String::new()
-    };
+    });
     pb::GetTransactionHistoryResponse {
         transaction: Some(transaction_message(entry.payment)),
         direction: match entry.direction {
@@ -124,7 +128,7 @@ fn entry_message(
         balance_after: entry.balance_after_minor,
         next_page_token,
         sequence: i64::try_from(entry.sequence).unwrap_or(i64::MAX),
-        shard: 0,
+        shard: i32::try_from(entry.shard).unwrap_or(i32::MAX),
     }
 }
 
@@ -187,6 +191,7 @@ impl PaymentApi {
             &r.display_name,
             &r.currency,
             r.initial_balance,
+            r.balance_shards,
         )?;
         if new.initial_balance_minor > 0 && !caller.admin {
             return Err(Status::permission_denied(format!(
@@ -260,14 +265,21 @@ impl PaymentApi {
         // Errors found before the stream starts (NOT_FOUND, PERMISSION_DENIED)
         // come as a plain error response, not as a trailer after zero messages.
         let account = until(deadline, self.readable_account(caller, &page.account_id)).await?;
+        let cursors: Option<Vec<u64>> = page.before_sequence.map(|first| {
+            std::iter::once(first)
+                .chain(page.other_shards.iter().copied())
+                .collect()
+        });
+        let cursor = HistoryCursor::new(&account, cursors.as_deref()).ok_or_else(|| {
+            InvalidField::new(
+                "page_token",
+                "does not fit the shards of this account; start with an empty page_token",
+            )
+        })?;
         let (tx, rx) = mpsc::channel(HISTORY_BUFFER_ENTRIES);
         let ledger = self.ledger.clone();
-        let newest_plus_one = account.version + 1;
-        let before = page
-            .before_sequence
-            .map_or(newest_plus_one, |b| b.min(newest_plus_one));
         tokio::spawn(async move {
-            let send_all = stream_history(&ledger, &page, before, &tx);
+            let send_all = stream_history(&ledger, &page, cursor, &tx);
             if let Err(status) = until(deadline, send_all).await {
                 tracing::warn!(code = ?status.code(), message = status.message(), "history stream failed midway");
                 // The reader may be gone already; then there is nobody to tell.
@@ -333,32 +345,18 @@ impl PaymentService for PaymentApi {
 async fn stream_history(
     ledger: &Ledger,
     page: &HistoryPage,
-    mut before: u64,
+    mut cursor: HistoryCursor,
     tx: &mpsc::Sender<Result<pb::GetTransactionHistoryResponse, Status>>,
 ) -> Result<(), Status> {
     let mut remaining = page.page_size;
-    while remaining > 0 && before > 1 {
-        let chunk = ledger
-            .history_chunk(&page.account_id, before, remaining)
-            .await?;
-        let Some(last) = chunk.last() else {
+    while remaining > 0 {
+        let Some(entry) = cursor.next(ledger, remaining).await? else {
             break;
         };
-        if last.sequence >= before {
-            return Err(Status::internal("history query went backwards"));
-        }
-        before = last.sequence;
-        remaining -= u32::try_from(chunk.len())
-            .unwrap_or(remaining)
-            .min(remaining);
-        for entry in chunk {
-            if tx
-                .send(Ok(entry_message(&page.account_id, entry)))
-                .await
-                .is_err()
-            {
-                return Ok(()); // The caller hung up.
-            }
+        remaining -= 1;
+        let message = entry_message(&page.account_id, entry, cursor.position());
+        if tx.send(Ok(message)).await.is_err() {
+            return Ok(()); // The caller hung up.
         }
     }
     Ok(())

@@ -136,6 +136,7 @@ fn round_trip(account_id: &AccountId, sequence: u64) {
     let token = PageToken {
         account_id: account_id.clone(),
         before_sequence: sequence,
+        other_shards: Vec::new(),
     };
     let text = token.encode();
     let decoded = PageToken::decode(&text, account_id);

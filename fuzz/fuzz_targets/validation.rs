@@ -129,7 +129,7 @@ fn valid_currency(s: &str) -> bool {
 }
 
 fn new_account(account_id: &str, display_name: &str, currency: &str, balance: i64) {
-    let parsed = NewAccount::parse(account_id, display_name, currency, balance);
+    let parsed = NewAccount::parse(account_id, display_name, currency, balance, 0);
     let valid = valid_id(account_id)
         && valid_text(display_name)
         && valid_currency(currency)

@@ -446,7 +446,7 @@ async fn direct_phase(
             .collect(),
     );
     for id in ids.iter() {
-        let new = payment::domain::NewAccount::parse(id, "bench", "EUR", OPENING_MINOR)?;
+        let new = payment::domain::NewAccount::parse(id, "bench", "EUR", OPENING_MINOR, 0)?;
         ledger.add_account(&new, BENCH_SUB).await?;
     }
     let (accounts, hot, hot_percent) = (args.accounts, args.hot_accounts, args.hot_percent);

@@ -151,12 +151,15 @@ pub async fn check_exactly_once(
             balance,
             "{id}'s history does not add up to its balance"
         );
+        check_balance_chain(id, balance, &history);
         for (i, entry) in history.iter().enumerate() {
-            assert_eq!(
-                entry.sequence as usize,
-                history.len() - i,
-                "{id}: gap in sequences"
-            );
+            if entry.shard == 0 && history.iter().all(|e| e.shard == 0) {
+                assert_eq!(
+                    entry.sequence as usize,
+                    history.len() - i,
+                    "{id}: gap in sequences"
+                );
+            }
             assert!(entry.balance_after >= 0);
             let tx = entry.transaction.as_ref().unwrap();
             if tx.sender_id.is_empty() {
@@ -193,4 +196,51 @@ pub async fn check_exactly_once(
     }
     assert_eq!(debits.len(), committed.len());
     assert_eq!(credits.len(), committed.len());
+}
+
+/// Signed amount of one history entry: credits positive, debits negative.
+fn signed_amount(entry: &pb::GetTransactionHistoryResponse) -> i64 {
+    let amount = entry.transaction.as_ref().expect("transaction").amount;
+    if entry.direction == pb::Direction::Debit as i32 {
+        -amount
+    } else {
+        amount
+    }
+}
+
+/// Every balance_after in a whole history (newest first) follows from the
+/// entries below it: the newest equals the balance, each is the one below
+/// plus its own amount, and the oldest is its own amount. For a sharded
+/// account it also checks that the shards' sequences have no gaps.
+#[track_caller]
+pub fn check_balance_chain(id: &str, balance: i64, history: &[pb::GetTransactionHistoryResponse]) {
+    if let Some(newest) = history.first() {
+        assert_eq!(newest.balance_after, balance, "{id}: newest balance_after");
+    } else {
+        assert_eq!(balance, 0, "{id}: a balance without history");
+    }
+    for (i, entry) in history.iter().enumerate() {
+        let below = history.get(i + 1).map_or(0, |e| e.balance_after);
+        assert_eq!(
+            entry.balance_after,
+            below + signed_amount(entry),
+            "{id}: entry {i} (shard {} sequence {}) does not follow from the one below",
+            entry.shard,
+            entry.sequence
+        );
+        assert!(entry.balance_after >= 0, "{id}: negative balance_after");
+    }
+    let mut per_shard: std::collections::BTreeMap<i32, Vec<i64>> = Default::default();
+    for entry in history {
+        per_shard
+            .entry(entry.shard)
+            .or_default()
+            .push(entry.sequence);
+    }
+    for (shard, sequences) in per_shard {
+        assert!(
+            sequences.windows(2).all(|w| w[0] > w[1]),
+            "{id}: shard {shard} sequences out of order: {sequences:?}"
+        );
+    }
 }

@@ -7,6 +7,7 @@ mod concurrency;
 mod faults;
 mod harness;
 mod helpers;
+mod hot;
 mod lambda;
 mod lambda_watch;
 mod matrix;

@@ -617,6 +617,7 @@ fn cases() -> Vec<Case> {
     let foreign_token = PageToken {
         account_id: payment::domain::AccountId::parse("page_token", B).expect("id"),
         before_sequence: 2,
+        other_shards: Vec::new(),
     }
     .encode();
     let tok = |text: String| URL_SAFE_NO_PAD.encode(text);
@@ -1002,7 +1003,7 @@ async fn seed(ledger: &Ledger) {
         (SINK.to_owned(), 0),
         (id128_existing(), 0),
     ] {
-        let new = NewAccount::parse(&id, "fixture", "EUR", balance).expect("fixture account");
+        let new = NewAccount::parse(&id, "fixture", "EUR", balance, 0).expect("fixture account");
         ledger
             .add_account(&new, TESTER)
             .await

@@ -470,36 +470,3 @@ async fn missing_tables_are_unavailable_not_internal() {
     let mut c = app.grpc().await;
     assert_code(balance(&mut c, "a").await, Code::Unavailable, "unavailable");
 }
-
-#[tokio::test]
-async fn a_payment_costs_two_dynamodb_requests() {
-    let counter = payment::config::RequestCounter::default();
-    let config = payment::config::local_dynamodb_config(crate::harness::shared_dynamodb())
-        .interceptor(counter.clone());
-    let ledger = payment::ledger::Ledger::new(
-        aws_sdk_dynamodb::Client::from_conf(config.build()),
-        crate::harness::unique_tables(),
-    );
-    ledger.create_tables().await.unwrap();
-    let app = TestApp::serve(ledger).await;
-    let mut c = app.grpc().await;
-    let (a, b) = (unique("a"), unique("b"));
-    add(&mut c, &a, "EUR", 1_000).await.unwrap();
-    add(&mut c, &b, "EUR", 0).await.unwrap();
-    let before = counter.total();
-    pay(&mut c, order("k1", &a, &b, 10)).await.unwrap();
-    let after_payment = counter.snapshot();
-    assert_eq!(counter.total() - before, 2, "{after_payment:?}");
-    assert_eq!(after_payment.get("BatchGetItem"), Some(&1));
-    assert_eq!(
-        after_payment.get("TransactWriteItems"),
-        Some(&2),
-        "opening credit + payment"
-    );
-    let before = counter.total();
-    assert!(pay(&mut c, order("k1", &a, &b, 10)).await.unwrap().replayed);
-    assert_eq!(counter.total() - before, 1, "a replay is one read");
-    let before = counter.total();
-    balance(&mut c, &a).await.unwrap();
-    assert_eq!(counter.total() - before, 1, "a balance is one read");
-}

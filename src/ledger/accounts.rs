@@ -1,0 +1,194 @@
+//! Opening accounts and reading them.
+
+use super::layout::{
+    AccountFacts, AccountsItem, Item, ShardState, StoredEntry, account_item, build_error,
+    new_transaction_id, now_ms, s, sdk_error, shard_item,
+};
+use super::shards::account_from;
+use super::{Account, Direction, Ledger, LedgerError, Payment};
+use crate::domain::{AccountId, NewAccount};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+
+impl Ledger {
+    /// Opens an account, with its opening credit as history entry 1 of
+    /// shard 0 when the initial balance is positive, and its further balance
+    /// shards, all in one transaction (or one PutItem for an ordinary
+    /// account that opens empty). ALREADY_EXISTS comes from DynamoDB's
+    /// condition, not from a read before the write.
+    pub async fn add_account(&self, new: &NewAccount, owner: &str) -> Result<Account, LedgerError> {
+        let opening = new.initial_balance_minor;
+        let facts = AccountFacts {
+            account_id: new.account_id.as_str().to_owned(),
+            display_name: new.display_name.clone(),
+            currency: new.currency.as_str().to_owned(),
+            created_at_ms: now_ms(),
+            owner: owner.to_owned(),
+            opening_balance_minor: opening,
+            shards: new.balance_shards,
+        };
+        let shard0 = ShardState {
+            version: u64::from(opening > 0),
+            balance_minor: opening,
+            updated_at_ms: facts.created_at_ms,
+            need: Default::default(),
+        };
+        let empty = ShardState {
+            updated_at_ms: facts.created_at_ms,
+            ..ShardState::default()
+        };
+        let account = account_from(
+            &facts,
+            std::iter::once(&shard0).chain(std::iter::repeat_n(&empty, facts.shards as usize - 1)),
+        );
+        let exists = || LedgerError::AccountExists(facts.account_id.clone());
+        let root = account_item(&facts, &shard0);
+        if opening == 0 && facts.shards == 1 {
+            return match self
+                .client
+                .put_item()
+                .table_name(&self.tables.accounts)
+                .set_item(Some(root))
+                .condition_expression("attribute_not_exists(account_id)")
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    self.remember_new(&facts, &shard0, &empty);
+                    Ok(account)
+                }
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Err(exists())
+                }
+                Err(err) => Err(sdk_error("PutItem", err)),
+            };
+        }
+        let mut items = vec![self.put_account_item(root)?];
+        for shard in 1..facts.shards {
+            items.push(self.put_account_item(shard_item(&facts.account_id, shard, &empty))?);
+        }
+        if opening > 0 {
+            let entry = StoredEntry {
+                account_id: facts.account_id.clone(),
+                shard: 0,
+                sequence: 1,
+                direction: Direction::Credit,
+                amount_minor: opening,
+                balance_after_minor: opening,
+                payment: Payment {
+                    transaction_id: new_transaction_id(),
+                    sender_id: String::new(),
+                    recipient_id: facts.account_id.clone(),
+                    amount_minor: opening,
+                    currency: facts.currency.clone(),
+                    memo: "opening balance".into(),
+                    created_at_ms: facts.created_at_ms,
+                },
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .put(self.put_new(entry.to_item())?)
+                    .build(),
+            );
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(uuid::Uuid::new_v4().to_string())
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                self.remember_new(&facts, &shard0, &empty);
+                Ok(account)
+            }
+            Err(err) => {
+                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+                let account_taken = match err.as_service_error() {
+                    Some(E::TransactionCanceledException(cancelled)) => cancelled
+                        .cancellation_reasons()
+                        .first()
+                        .is_some_and(|r| r.code() == Some("ConditionalCheckFailed")),
+                    _ => false,
+                };
+                if account_taken {
+                    Err(exists())
+                } else {
+                    Err(sdk_error("TransactWriteItems", err))
+                }
+            }
+        }
+    }
+
+    fn remember_new(&self, facts: &AccountFacts, shard0: &ShardState, empty: &ShardState) {
+        self.known.remember(facts);
+        self.known.observe(&facts.account_id, 0, shard0);
+        for shard in 1..facts.shards {
+            self.known.observe(&facts.account_id, shard, empty);
+        }
+    }
+
+    fn put_account_item(&self, item: Item) -> Result<TransactWriteItem, LedgerError> {
+        let put = Put::builder()
+            .table_name(&self.tables.accounts)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(account_id)")
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Reads one account: its balance is strongly consistent and includes
+    /// every payment committed before the call. One GetItem for an ordinary
+    /// account; for a sharded one a consistent snapshot of its shards (one
+    /// BatchGetItem when its facts are known, after a GetItem otherwise).
+    pub async fn get_account(&self, account_id: &AccountId) -> Result<Account, LedgerError> {
+        let known = self.known.get(account_id.as_str()).map(|k| k.facts);
+        let facts = match known {
+            Some(facts) if facts.shards > 1 => facts,
+            // An ordinary account: one strongly consistent GetItem, always.
+            _ => match self.read_account_item(account_id.as_str()).await? {
+                Some((facts, state)) if facts.shards == 1 => {
+                    return Ok(account_from(&facts, std::iter::once(&state)));
+                }
+                Some((facts, _)) => facts,
+                None => {
+                    return Err(LedgerError::AccountNotFound {
+                        role: "the",
+                        account_id: account_id.as_str().to_owned(),
+                    });
+                }
+            },
+        };
+        self.snapshot(&facts).await
+    }
+
+    /// One strongly consistent GetItem of an account's own item: its facts
+    /// and shard 0, remembered.
+    async fn read_account_item(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<(AccountFacts, ShardState)>, LedgerError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.accounts)
+            .key("account_id", s(account_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        match output.item().map(AccountsItem::from_item).transpose()? {
+            Some(AccountsItem::Account(facts, state)) => {
+                self.known.remember(&facts);
+                self.known.observe(account_id, 0, &state);
+                Ok(Some((facts, state)))
+            }
+            _ => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The whole-ledger audit: parallel Scans of both tables, checked in memory.
+
+use super::layout::{AccountsItem, Item, StoredEntry, get_s, record_legs, sdk_error};
+use super::{Direction, Ledger, LedgerError, Payment};
+use crate::domain::{BALANCE_MAX_MINOR, shard_balance_max_minor};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// Most parallel Scan segments an audit may use.
+pub const AUDIT_SEGMENTS_MAX: u32 = 64;
+/// Most discrepancies an audit lists (it counts them all).
+pub const AUDIT_LISTED_MAX: usize = 1000;
+
+/// What an audit found; see [`Ledger::audit`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditReport {
+    pub accounts: u64,
+    pub entries: u64,
+    pub payments: u64,
+    pub total_balance_minor: i128,
+    pub total_opening_minor: i128,
+    /// Up to [`AUDIT_LISTED_MAX`] discrepancies, in words.
+    pub discrepancies: Vec<String>,
+    pub discrepancies_total: u64,
+}
+
+impl AuditReport {
+    pub fn is_clean(&self) -> bool {
+        self.discrepancies_total == 0
+    }
+
+    fn flag(&mut self, what: String) {
+        self.discrepancies_total += 1;
+        if self.discrepancies.len() < AUDIT_LISTED_MAX {
+            self.discrepancies.push(what);
+        }
+    }
+}
+
+#[derive(Default)]
+struct ShardTally {
+    entries: u64,
+    sequence_max: u64,
+    sum_minor: i128,
+    /// (sequence, balance_after) of the newest entry seen.
+    newest: Option<(u64, i64)>,
+    opening_minor: Option<i64>,
+}
+
+/// An entry's place and size: (account, shard, sequence, direction,
+/// amount, currency).
+type EntryKey = (String, u32, u64, Direction, i64, String);
+
+#[derive(Default)]
+struct PaymentTally {
+    record: Option<(Payment, super::layout::RecordLegs)>,
+    entries: Vec<EntryKey>,
+}
+
+#[derive(Default)]
+struct AccountTally {
+    shards_declared: u32,
+    opening_minor: i64,
+    /// Balance and version of each shard item found.
+    shard_items: BTreeMap<u32, (i64, u64)>,
+}
+
+impl Ledger {
+    /// Reads every item of a table with `segments` parallel Scan segments,
+    /// strongly consistent, calling `seen` with the running item count.
+    async fn scan_all(
+        &self,
+        table: &str,
+        segments: u32,
+        seen: &(dyn Fn(u64) + Sync),
+    ) -> Result<Vec<Item>, LedgerError> {
+        let segments = segments.clamp(1, AUDIT_SEGMENTS_MAX);
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for segment in 0..segments {
+            let (client, table, counter) = (self.client.clone(), table.to_owned(), counter.clone());
+            tasks.spawn(async move {
+                let mut items = Vec::new();
+                let mut start_key = None;
+                loop {
+                    let output = client
+                        .scan()
+                        .table_name(&table)
+                        .segment(segment as i32)
+                        .total_segments(segments as i32)
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start_key)
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error("Scan", e))?;
+                    let page = output.items().to_vec();
+                    counter.fetch_add(page.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    items.extend(page);
+                    start_key = output.last_evaluated_key().cloned();
+                    if start_key.is_none() {
+                        return Ok::<_, LedgerError>(items);
+                    }
+                }
+            });
+        }
+        let mut all = Vec::new();
+        let mut ticker = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    None => break,
+                    Some(Ok(items)) => all.extend(items?),
+                    Some(Err(e)) => return Err(LedgerError::Internal(format!("scan task failed: {e}"))),
+                },
+                _ = ticker.tick() => seen(counter.load(std::sync::atomic::Ordering::Relaxed)),
+            }
+        }
+        seen(counter.load(std::sync::atomic::Ordering::Relaxed));
+        Ok(all)
+    }
+
+    /// Walks the whole ledger with parallel Scan segments and checks that
+    /// every shard's balance equals the sum of its history (with gapless
+    /// sequences and a matching newest balance_after) and stays within its
+    /// share of the limit, that every account has all its shards, that
+    /// every payment has exactly the entries its record names with matching
+    /// amounts, that every entry belongs to a payment or is an opening
+    /// credit, and that the sum of all balances equals the sum of all
+    /// opening balances. An item that does not decode is reported, and the
+    /// audit goes on.
+    ///
+    /// It reads a moving ledger item by item, not as a snapshot: run it when
+    /// no payments are in flight, or re-run it on a discrepancy. Memory grows
+    /// with the number of accounts and payments.
+    pub async fn audit(
+        &self,
+        segments: u32,
+        progress: &(dyn Fn(&str, u64) + Sync),
+    ) -> Result<AuditReport, LedgerError> {
+        let account_items = self
+            .scan_all(&self.tables.accounts, segments, &|n| {
+                progress("accounts", n)
+            })
+            .await?;
+        let ledger_items = self
+            .scan_all(&self.tables.ledger, segments, &|n| {
+                progress("ledger items", n)
+            })
+            .await?;
+        let mut report = AuditReport::default();
+        let mut accounts: BTreeMap<String, AccountTally> = BTreeMap::new();
+        for item in &account_items {
+            let key = get_s(item, "account_id").unwrap_or_else(|_| "?".into());
+            match AccountsItem::from_item(item) {
+                Ok(AccountsItem::Account(facts, state)) => {
+                    report.accounts += 1;
+                    report.total_opening_minor += i128::from(facts.opening_balance_minor);
+                    let tally = accounts.entry(facts.account_id.clone()).or_default();
+                    tally.shards_declared = facts.shards;
+                    tally.opening_minor = facts.opening_balance_minor;
+                    tally
+                        .shard_items
+                        .insert(0, (state.balance_minor, state.version));
+                }
+                Ok(AccountsItem::Shard {
+                    account_id,
+                    shard,
+                    state,
+                }) => {
+                    accounts
+                        .entry(account_id)
+                        .or_default()
+                        .shard_items
+                        .insert(shard, (state.balance_minor, state.version));
+                }
+                Err(err) => report.flag(format!("accounts item {key}: does not decode: {err}")),
+            }
+        }
+        let mut tallies: HashMap<(String, u32), ShardTally> = HashMap::new();
+        let mut payments: HashMap<String, PaymentTally> = HashMap::new();
+        for item in &ledger_items {
+            let pk = get_s(item, "pk").unwrap_or_default();
+            if pk.starts_with("A#") {
+                report.entries += 1;
+                let entry = match StoredEntry::from_item(item) {
+                    Ok(entry) => entry,
+                    Err(err) => {
+                        report.flag(format!("history entry {pk}: does not decode: {err}"));
+                        continue;
+                    }
+                };
+                let key = (entry.account_id.clone(), entry.shard);
+                let tally = tallies.entry(key.clone()).or_default();
+                tally.entries += 1;
+                tally.sequence_max = tally.sequence_max.max(entry.sequence);
+                let amount = i128::from(entry.amount_minor);
+                tally.sum_minor += match entry.direction {
+                    Direction::Debit => -amount,
+                    Direction::Credit => amount,
+                };
+                if tally.newest.is_none_or(|(seq, _)| seq < entry.sequence) {
+                    tally.newest = Some((entry.sequence, entry.balance_after_minor));
+                }
+                if entry.payment.sender_id.is_empty() {
+                    if entry.sequence != 1
+                        || entry.shard != 0
+                        || entry.direction != Direction::Credit
+                    {
+                        report.flag(format!(
+                            "account {} shard {}: entry {} has no sender but is not the opening credit",
+                            entry.account_id, entry.shard, entry.sequence
+                        ));
+                    }
+                    tally.opening_minor = Some(entry.amount_minor);
+                    continue;
+                }
+                payments
+                    .entry(entry.payment.transaction_id.clone())
+                    .or_default()
+                    .entries
+                    .push((
+                        entry.account_id,
+                        entry.shard,
+                        entry.sequence,
+                        entry.direction,
+                        entry.amount_minor,
+                        entry.payment.currency,
+                    ));
+            } else if pk.starts_with("P#") {
+                report.payments += 1;
+                match Payment::from_item(item).and_then(|p| Ok((p, record_legs(item)?))) {
+                    Ok((payment, legs)) => {
+                        let tx_id = payment.transaction_id.clone();
+                        payments.entry(tx_id).or_default().record = Some((payment, legs));
+                    }
+                    Err(err) => report.flag(format!("payment record {pk}: does not decode: {err}")),
+                }
+            } else {
+                report.flag(format!("ledger item with unknown key {pk:?}"));
+            }
+        }
+        for (id, account) in &accounts {
+            if account.shards_declared == 0 {
+                report.flag(format!("shard items for unknown account {id}"));
+                continue;
+            }
+            let declared: Vec<u32> = (0..account.shards_declared).collect();
+            let found: Vec<u32> = account.shard_items.keys().copied().collect();
+            if found != declared {
+                report.flag(format!(
+                    "account {id}: declares {} shards but has shard items {found:?}",
+                    account.shards_declared
+                ));
+            }
+            let limit = shard_balance_max_minor(account.shards_declared);
+            let mut total = 0i128;
+            for (&shard, &(balance, version)) in &account.shard_items {
+                total += i128::from(balance);
+                report.total_balance_minor += i128::from(balance);
+                let tally = tallies.remove(&(id.clone(), shard)).unwrap_or_default();
+                let at = if account.shards_declared == 1 {
+                    format!("account {id}")
+                } else {
+                    format!("account {id} shard {shard}")
+                };
+                if balance < 0 || balance > limit {
+                    report.flag(format!("{at}: balance {balance} outside 0..={limit}"));
+                }
+                if tally.sum_minor != i128::from(balance) {
+                    report.flag(format!(
+                        "{at}: balance {balance} but its history sums to {}",
+                        tally.sum_minor
+                    ));
+                }
+                if tally.entries != version || tally.sequence_max != version {
+                    report.flag(format!(
+                        "{at}: version {version} but {} entries up to sequence {}",
+                        tally.entries, tally.sequence_max
+                    ));
+                }
+                if version > 0 && tally.newest != Some((version, balance)) {
+                    report.flag(format!(
+                        "{at}: newest entry (sequence, balance_after) {:?} differs from ({version}, {balance})",
+                        tally.newest
+                    ));
+                }
+                if shard == 0 && tally.opening_minor.unwrap_or(0) != account.opening_minor {
+                    report.flag(format!(
+                        "account {id}: opening balance {} but opening credit {}",
+                        account.opening_minor,
+                        tally.opening_minor.unwrap_or(0)
+                    ));
+                }
+            }
+            if total > i128::from(BALANCE_MAX_MINOR) {
+                report.flag(format!("account {id}: balance {total} above the limit"));
+            }
+        }
+        let mut orphans: Vec<_> = tallies.into_keys().collect();
+        orphans.sort();
+        for (id, shard) in orphans {
+            report.flag(format!(
+                "history entries for unknown account {id} shard {shard}"
+            ));
+        }
+        let mut tx_ids: Vec<_> = payments.keys().cloned().collect();
+        tx_ids.sort();
+        for tx_id in tx_ids {
+            let tally = &payments[&tx_id];
+            let Some((payment, legs)) = &tally.record else {
+                report.flag(format!(
+                    "transaction {tx_id}: entries without a payment record"
+                ));
+                continue;
+            };
+            let mut expected: Vec<EntryKey> = legs
+                .debits
+                .iter()
+                .map(|(shard, sequence, part)| {
+                    (
+                        payment.sender_id.clone(),
+                        *shard,
+                        *sequence,
+                        Direction::Debit,
+                        *part,
+                        payment.currency.clone(),
+                    )
+                })
+                .collect();
+            expected.push((
+                payment.recipient_id.clone(),
+                legs.credit.0,
+                legs.credit.1,
+                Direction::Credit,
+                payment.amount_minor,
+                payment.currency.clone(),
+            ));
+            let parts: i128 = legs.debits.iter().map(|(_, _, p)| i128::from(*p)).sum();
+            let mut found = tally.entries.clone();
+            found.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
+            expected.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
+            if found != expected || parts != i128::from(payment.amount_minor) {
+                report.flag(format!(
+                    "transaction {tx_id}: expected entries {expected:?} (debits summing to {}), found {found:?}",
+                    payment.amount_minor
+                ));
+            }
+        }
+        if report.total_balance_minor != report.total_opening_minor {
+            report.flag(format!(
+                "all balances sum to {} but all opening balances to {}: money was created or lost",
+                report.total_balance_minor, report.total_opening_minor
+            ));
+        }
+        Ok(report)
+    }
+}

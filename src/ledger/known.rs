@@ -1,0 +1,162 @@
+//! What one ledger instance (a server, a Lambda container) remembers about
+//! accounts, so that a warm instance pays with one DynamoDB request.
+//!
+//! It may remember only what cannot silently go wrong: accounts never
+//! disappear and their facts (currency, owner, shard count) never change;
+//! a shard's version and balance come from this instance's own commits or
+//! from the items DynamoDB returns when a condition fails. A stale version
+//! can never commit anything: every write is conditioned on it, so the
+//! worst a stale memory costs is one more round. Correctness never rests
+//! here, which is why Lambda containers that share nothing stay correct.
+
+use super::layout::{AccountFacts, ShardState};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Most accounts one instance remembers; past it, it forgets them all and
+/// starts over (reads are the only cost). At a few hundred bytes each this
+/// bounds the memory to a few megabytes.
+const KNOWN_ACCOUNTS_MAX: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub(super) struct KnownAccount {
+    pub facts: AccountFacts,
+    /// The newest state this instance saw of each shard, if any.
+    pub shards: Vec<Option<ShardState>>,
+}
+
+/// Which shard this instance credits for a sharded account: it sticks to
+/// one shard while that works (so that containers, each serving one
+/// request at a time, settle on different shards) and moves to a random
+/// other one when it lost a race there. Its own concurrent payments take
+/// the next free shards after it.
+#[derive(Debug, Default)]
+struct CreditSlots {
+    start: u32,
+    /// Shards this instance is crediting right now (bit per shard).
+    busy: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    accounts: HashMap<String, KnownAccount>,
+    slots: HashMap<String, CreditSlots>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Known {
+    inner: Mutex<Inner>,
+}
+
+impl Known {
+    pub(super) fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave a half-written
+        // account behind (every update is one assignment), so a poisoned
+        // lock is safe to use.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn get(&self, account_id: &str) -> Option<KnownAccount> {
+        self.lock().accounts.get(account_id).cloned()
+    }
+
+    /// Remembers an account's facts (keeping any shard states known).
+    pub(super) fn remember(&self, facts: &AccountFacts) {
+        let mut inner = self.lock();
+        if inner.accounts.len() >= KNOWN_ACCOUNTS_MAX
+            && !inner.accounts.contains_key(&facts.account_id)
+        {
+            inner.accounts.clear();
+            inner.slots.retain(|_, slots| slots.busy != 0);
+        }
+        inner
+            .accounts
+            .entry(facts.account_id.clone())
+            .or_insert_with(|| KnownAccount {
+                facts: facts.clone(),
+                shards: vec![None; facts.shards as usize],
+            });
+    }
+
+    /// Records a shard's state, unless a newer one is known already.
+    pub(super) fn observe(&self, account_id: &str, shard: u32, state: &ShardState) {
+        let mut inner = self.lock();
+        if let Some(slot) = inner
+            .accounts
+            .get_mut(account_id)
+            .and_then(|a| a.shards.get_mut(shard as usize))
+            && slot
+                .as_ref()
+                .is_none_or(|known| known.version <= state.version)
+        {
+            *slot = Some(state.clone());
+        }
+    }
+
+    /// Forgets a shard's state (after an answer that left it unknown).
+    pub(super) fn forget(&self, account_id: &str, shard: u32) {
+        if let Some(slot) = self
+            .lock()
+            .accounts
+            .get_mut(account_id)
+            .and_then(|a| a.shards.get_mut(shard as usize))
+        {
+            *slot = None;
+        }
+    }
+
+    /// Takes the shard this instance should credit next for a sharded
+    /// account, marking it busy until the returned slot is dropped.
+    pub(super) fn take_credit_slot(self: &Arc<Self>, account_id: &str, shards: u32) -> CreditSlot {
+        let mut inner = self.lock();
+        let slots = inner
+            .slots
+            .entry(account_id.to_owned())
+            .or_insert_with(|| CreditSlots {
+                start: rand::random_range(0..shards),
+                busy: 0,
+            });
+        let shard = (0..shards)
+            .map(|offset| (slots.start + offset) % shards)
+            .find(|shard| slots.busy & (1 << shard) == 0)
+            .unwrap_or(slots.start % shards);
+        slots.busy |= 1 << shard;
+        CreditSlot {
+            known: self.clone(),
+            account_id: account_id.to_owned(),
+            shard,
+        }
+    }
+
+    /// After a lost race on `shard`: start from a random other shard.
+    pub(super) fn move_away(&self, account_id: &str, shard: u32, shards: u32) {
+        if shards < 2 {
+            return;
+        }
+        if let Some(slots) = self.lock().slots.get_mut(account_id)
+            && slots.start == shard
+        {
+            slots.start = (shard + rand::random_range(1..shards)) % shards;
+        }
+    }
+}
+
+/// A shard this instance is crediting; released when dropped.
+#[derive(Debug)]
+pub(super) struct CreditSlot {
+    known: Arc<Known>,
+    account_id: String,
+    pub shard: u32,
+}
+
+impl Drop for CreditSlot {
+    fn drop(&mut self) {
+        if let Some(slots) = self.known.lock().slots.get_mut(&self.account_id) {
+            slots.busy &= !(1 << self.shard);
+        }
+    }
+}

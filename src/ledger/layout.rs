@@ -1,0 +1,496 @@
+//! The DynamoDB layout: keys, item codecs and error mapping. Nothing else in
+//! the crate builds or reads an item.
+
+use super::{Direction, Ledger, LedgerError, Payment};
+use crate::domain::PaymentOrder;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(super) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// FNV-1a: stable and cheap, for spreading accounts over in-process slots.
+pub(super) fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Key of shard `shard` of an account in the accounts table: the account's
+/// own id for shard 0, `<account>#<shard>` for the others (`#` cannot occur
+/// in an account id, so these never collide with an account).
+pub(super) fn shard_key(account_id: &str, shard: u32) -> String {
+    if shard == 0 {
+        account_id.to_owned()
+    } else {
+        format!("{account_id}#{shard}")
+    }
+}
+
+/// Partition of one shard's history.
+pub(super) fn entry_pk(account_id: &str, shard: u32) -> String {
+    format!("A#{}", shard_key(account_id, shard))
+}
+
+pub(super) fn entry_sk(sequence: u64) -> String {
+    format!("E#{sequence:020}")
+}
+
+pub(super) fn payment_pk(sender_id: &str) -> String {
+    format!("P#{sender_id}")
+}
+
+pub(super) fn payment_sk(key: &str) -> String {
+    format!("K#{key}")
+}
+
+pub(super) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub(super) fn new_transaction_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+pub(super) fn get_s(item: &Item, name: &str) -> Result<String, LedgerError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(LedgerError::Internal(format!(
+            "stored item lacks string attribute {name}"
+        ))),
+    }
+}
+
+pub(super) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, LedgerError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| {
+            LedgerError::Internal(format!("stored attribute {name} is out of range: {v}"))
+        }),
+        _ => Err(LedgerError::Internal(format!(
+            "stored item lacks number attribute {name}"
+        ))),
+    }
+}
+
+/// A number attribute that items written before it existed lack.
+fn get_n_or<T: std::str::FromStr>(item: &Item, name: &str, default: T) -> Result<T, LedgerError> {
+    if item.contains_key(name) {
+        get_n(item, name)
+    } else {
+        Ok(default)
+    }
+}
+
+/// The state of one balance shard, as of its `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(super) struct ShardState {
+    pub version: u64,
+    pub balance_minor: i64,
+    /// Time of the newest entry; the next entry's time is later.
+    pub updated_at_ms: i64,
+    /// For each other shard, the version it must have reached for a
+    /// snapshot that includes this shard's version (see `shards`).
+    pub need: BTreeMap<u32, u64>,
+}
+
+impl ShardState {
+    fn from_item(item: &Item, created_at_ms: i64) -> Result<Self, LedgerError> {
+        let mut need = BTreeMap::new();
+        if let Some(AttributeValue::M(map)) = item.get("need") {
+            for (shard, version) in map {
+                let (Ok(shard), AttributeValue::N(version)) = (shard.parse::<u32>(), version)
+                else {
+                    return Err(LedgerError::Internal("stored need map is malformed".into()));
+                };
+                let version = version.parse().map_err(|_| {
+                    LedgerError::Internal("stored need version is malformed".into())
+                })?;
+                need.insert(shard, version);
+            }
+        }
+        Ok(Self {
+            version: get_n(item, "version")?,
+            balance_minor: get_n(item, "balance")?,
+            updated_at_ms: get_n_or(item, "updated_at", created_at_ms)?,
+            need,
+        })
+    }
+
+    fn attributes(&self) -> Item {
+        let mut item = HashMap::from([
+            ("version".into(), n(self.version)),
+            ("balance".into(), n(self.balance_minor)),
+            ("updated_at".into(), n(self.updated_at_ms)),
+        ]);
+        if !self.need.is_empty() {
+            item.insert("need".into(), need_value(&self.need));
+        }
+        item
+    }
+}
+
+pub(super) fn need_value(need: &BTreeMap<u32, u64>) -> AttributeValue {
+    AttributeValue::M(
+        need.iter()
+            .map(|(shard, version)| (shard.to_string(), n(version)))
+            .collect(),
+    )
+}
+
+/// What never changes about an account once it is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct AccountFacts {
+    pub account_id: String,
+    pub display_name: String,
+    pub currency: String,
+    pub created_at_ms: i64,
+    pub owner: String,
+    pub opening_balance_minor: i64,
+    pub shards: u32,
+}
+
+/// One item of the accounts table, decoded.
+pub(super) enum AccountsItem {
+    /// An account's own item: its facts and shard 0.
+    Account(AccountFacts, ShardState),
+    /// Shard `shard` (1 or more) of account `account_id`.
+    Shard {
+        account_id: String,
+        shard: u32,
+        state: ShardState,
+    },
+}
+
+impl AccountsItem {
+    pub(super) fn from_item(item: &Item) -> Result<Self, LedgerError> {
+        if item.contains_key("shard_of") {
+            return Ok(Self::Shard {
+                account_id: get_s(item, "shard_of")?,
+                shard: get_n(item, "shard")?,
+                state: ShardState::from_item(item, 0)?,
+            });
+        }
+        let created_at_ms = get_n(item, "created_at")?;
+        let facts = AccountFacts {
+            account_id: get_s(item, "account_id")?,
+            display_name: get_s(item, "display_name")?,
+            currency: get_s(item, "currency")?,
+            created_at_ms,
+            owner: get_s(item, "owner")?,
+            opening_balance_minor: get_n(item, "opening_balance")?,
+            shards: get_n_or(item, "shards", 1)?,
+        };
+        Ok(Self::Account(
+            facts,
+            ShardState::from_item(item, created_at_ms)?,
+        ))
+    }
+}
+
+pub(super) fn account_item(facts: &AccountFacts, shard0: &ShardState) -> Item {
+    let mut item = shard0.attributes();
+    item.extend([
+        ("account_id".into(), s(&facts.account_id)),
+        ("display_name".into(), s(&facts.display_name)),
+        ("currency".into(), s(&facts.currency)),
+        ("created_at".into(), n(facts.created_at_ms)),
+        ("owner".into(), s(&facts.owner)),
+        ("opening_balance".into(), n(facts.opening_balance_minor)),
+        ("shards".into(), n(facts.shards)),
+    ]);
+    item
+}
+
+pub(super) fn shard_item(account_id: &str, shard: u32, state: &ShardState) -> Item {
+    let mut item = state.attributes();
+    item.extend([
+        ("account_id".into(), s(shard_key(account_id, shard))),
+        ("shard_of".into(), s(account_id)),
+        ("shard".into(), n(shard)),
+    ]);
+    item
+}
+
+impl Payment {
+    pub(super) fn attributes(&self) -> Item {
+        HashMap::from([
+            ("transaction_id".into(), s(&self.transaction_id)),
+            ("sender_id".into(), s(&self.sender_id)),
+            ("recipient_id".into(), s(&self.recipient_id)),
+            ("amount".into(), n(self.amount_minor)),
+            ("currency".into(), s(&self.currency)),
+            ("memo".into(), s(&self.memo)),
+            ("created_at".into(), n(self.created_at_ms)),
+        ])
+    }
+
+    pub(super) fn from_item(item: &Item) -> Result<Self, LedgerError> {
+        Ok(Self {
+            transaction_id: get_s(item, "transaction_id")?,
+            sender_id: get_s(item, "sender_id")?,
+            recipient_id: get_s(item, "recipient_id")?,
+            amount_minor: get_n(item, "amount")?,
+            currency: get_s(item, "currency")?,
+            memo: get_s(item, "memo")?,
+            created_at_ms: get_n(item, "created_at")?,
+        })
+    }
+
+    /// Whether a stored payment was made by the same order (same key and
+    /// sender are implied by the record's key).
+    pub(super) fn matches(&self, order: &PaymentOrder) -> bool {
+        self.recipient_id == order.recipient_id.as_str()
+            && self.amount_minor == order.amount_minor
+            && self.currency == order.currency.as_str()
+            && self.memo == order.memo
+    }
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Debit => "DEBIT",
+            Direction::Credit => "CREDIT",
+        }
+    }
+}
+
+/// One history entry as stored in one shard: `amount_minor` is what this
+/// shard gave or got (for a payment drawn from several shards, its part),
+/// and `balance_after_minor` is the shard's balance after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct StoredEntry {
+    pub account_id: String,
+    pub shard: u32,
+    pub sequence: u64,
+    pub direction: Direction,
+    pub amount_minor: i64,
+    pub balance_after_minor: i64,
+    pub payment: Payment,
+}
+
+impl StoredEntry {
+    pub(super) fn to_item(&self) -> Item {
+        let mut item = self.payment.attributes();
+        item.extend([
+            ("pk".into(), s(entry_pk(&self.account_id, self.shard))),
+            ("sk".into(), s(entry_sk(self.sequence))),
+            ("account_id".into(), s(&self.account_id)),
+            ("shard".into(), n(self.shard)),
+            ("sequence".into(), n(self.sequence)),
+            ("direction".into(), s(self.direction.as_str())),
+            ("entry_amount".into(), n(self.amount_minor)),
+            ("balance_after".into(), n(self.balance_after_minor)),
+        ]);
+        item
+    }
+
+    pub(super) fn from_item(item: &Item) -> Result<Self, LedgerError> {
+        let direction = match get_s(item, "direction")?.as_str() {
+            "DEBIT" => Direction::Debit,
+            "CREDIT" => Direction::Credit,
+            other => {
+                return Err(LedgerError::Internal(format!(
+                    "stored entry has direction {other:?}"
+                )));
+            }
+        };
+        let payment = Payment::from_item(item)?;
+        Ok(Self {
+            account_id: get_s(item, "account_id")?,
+            shard: get_n_or(item, "shard", 0)?,
+            sequence: get_n(item, "sequence")?,
+            direction,
+            amount_minor: get_n_or(item, "entry_amount", payment.amount_minor)?,
+            balance_after_minor: get_n(item, "balance_after")?,
+            payment,
+        })
+    }
+}
+
+/// Where a payment's entries are: (shard, sequence, amount) of each debit
+/// and the credit's (shard, sequence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RecordLegs {
+    pub debits: Vec<(u32, u64, i64)>,
+    pub credit: (u32, u64),
+}
+
+pub(super) fn record_item(payment: &Payment, key: &str, legs: &RecordLegs) -> Item {
+    let mut item = payment.attributes();
+    item.extend([
+        ("pk".into(), s(payment_pk(&payment.sender_id))),
+        ("sk".into(), s(payment_sk(key))),
+        ("idempotency_key".into(), s(key)),
+        ("sender_sequence".into(), n(legs.debits[0].1)),
+        ("recipient_sequence".into(), n(legs.credit.1)),
+        ("recipient_shard".into(), n(legs.credit.0)),
+        (
+            "debit_legs".into(),
+            AttributeValue::L(
+                legs.debits
+                    .iter()
+                    .map(|(shard, sequence, amount)| s(format!("{shard}:{sequence}:{amount}")))
+                    .collect(),
+            ),
+        ),
+    ]);
+    item
+}
+
+/// The legs of a stored payment record; records written before sharding
+/// have one debit and one credit, both in shard 0.
+pub(super) fn record_legs(item: &Item) -> Result<RecordLegs, LedgerError> {
+    let malformed =
+        || LedgerError::Internal("stored payment record has malformed debit_legs".into());
+    let debits = match item.get("debit_legs") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|leg| {
+                let AttributeValue::S(text) = leg else {
+                    return Err(malformed());
+                };
+                let mut parts = text.split(':');
+                match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                    (Some(shard), Some(sequence), Some(amount), None) => Ok((
+                        shard.parse().map_err(|_| malformed())?,
+                        sequence.parse().map_err(|_| malformed())?,
+                        amount.parse().map_err(|_| malformed())?,
+                    )),
+                    _ => Err(malformed()),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => vec![(0, get_n(item, "sender_sequence")?, get_n(item, "amount")?)],
+    };
+    if debits.is_empty() {
+        return Err(malformed());
+    }
+    Ok(RecordLegs {
+        debits,
+        credit: (
+            get_n_or(item, "recipient_shard", 0)?,
+            get_n(item, "recipient_sequence")?,
+        ),
+    })
+}
+
+/// Maps an SDK error of any operation: throttling, timeouts and connection
+/// failures are UNAVAILABLE (retryable); a missing table is UNAVAILABLE too,
+/// since it is an operator's error that the caller cannot fix; anything else
+/// is a bug in the request we built.
+pub(super) fn sdk_error<E, R>(operation: &str, err: SdkError<E, R>) -> LedgerError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown");
+            let message = service.err().message().unwrap_or("");
+            match code {
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "LimitExceededException" => {
+                    LedgerError::Unavailable(format!("{operation}: {code}: {message}"))
+                }
+                "ResourceNotFoundException" => LedgerError::Unavailable(format!(
+                    "{operation}: a ledger table does not exist ({message}); create the tables (payment-server --create-tables, or sam deploy)"
+                )),
+                _ => LedgerError::Internal(format!("{operation}: {code}: {message}")),
+            }
+        }
+        _ => LedgerError::Unavailable(format!(
+            "{operation}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&err)
+        )),
+    }
+}
+
+pub(super) fn build_error(err: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Internal(format!("building a DynamoDB request: {err}"))
+}
+
+impl Ledger {
+    /// The key schema of each table: (table name, [(attribute, HASH|RANGE)]).
+    /// All key attributes are strings and there are no indexes. template.yaml
+    /// must declare exactly this (a test checks it).
+    pub fn key_schemas(&self) -> [(&str, &'static [(&'static str, &'static str)]); 2] {
+        [
+            (&self.tables.accounts, &[("account_id", "HASH")]),
+            (&self.tables.ledger, &[("pk", "HASH"), ("sk", "RANGE")]),
+        ]
+    }
+
+    /// Creates both tables if they are missing (for DynamoDB Local and
+    /// tests; deployed tables come from template.yaml).
+    pub async fn create_tables(&self) -> Result<(), LedgerError> {
+        for (table, keys) in self.key_schemas() {
+            let mut request = self
+                .client
+                .create_table()
+                .table_name(table)
+                .billing_mode(BillingMode::PayPerRequest);
+            for (name, key_type) in keys {
+                request = request
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name(*name)
+                            .key_type(KeyType::from(*key_type))
+                            .build()
+                            .map_err(build_error)?,
+                    )
+                    .attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name(*name)
+                            .attribute_type(ScalarAttributeType::S)
+                            .build()
+                            .map_err(build_error)?,
+                    );
+            }
+            match request.send().await {
+                Ok(_) => tracing::info!(table, "created table"),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_in_use_exception()) =>
+                {
+                    tracing::debug!(table, "table exists")
+                }
+                Err(err) => return Err(sdk_error("CreateTable", err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// A Put of a new ledger item (an entry or a payment record).
+    pub(super) fn put_new(&self, item: Item) -> Result<Put, LedgerError> {
+        Put::builder()
+            .table_name(&self.tables.ledger)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .build()
+            .map_err(build_error)
+    }
+}

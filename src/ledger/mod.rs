@@ -1,0 +1,220 @@
+//! The ledger: the only module that knows the DynamoDB layout and conditions.
+//!
+//! # Parts
+//!
+//! - [`layout`]: table keys, item codecs and error mapping (the DynamoDB
+//!   layout lives there alone);
+//! - [`accounts`]: opening accounts and reading them;
+//! - [`shards`]: the hot-account mechanism: balance shards, their
+//!   consistent snapshot, and which shard a credit goes to;
+//! - [`known`]: what a warm server remembers so that a payment costs one
+//!   request (it only ever saves requests; DynamoDB's conditions decide);
+//! - [`payments`]: MakePayment, one TransactWriteItems per round;
+//! - [`history`]: reading an account's history, merged over its shards;
+//! - [`audit`]: the whole-ledger check.
+//!
+//! # Layout
+//!
+//! Accounts table (key `account_id`):
+//! - the account item, keyed by the account id: currency, owner, opening
+//!   balance, the number of balance shards, and the state of shard 0;
+//! - for an account with `shards` > 1, one item per further shard k, keyed
+//!   `<account>#k` (`#` cannot occur in an account id), with `shard_of`.
+//!
+//! A shard's state is its `balance`, its `version` (the number of history
+//! entries in that shard, which is also the newest entry's sequence), its
+//! `updated_at` (the newest entry's time; entry times strictly increase per
+//! shard) and `need` (see [`shards`]). An ordinary account has one shard,
+//! its own item, exactly as before sharding existed.
+//!
+//! Ledger table (key `pk`, `sk`):
+//! - history entry: `pk = "A#<account>"` (shard 0) or `"A#<account>#k"`,
+//!   `sk = "E#<sequence, 20 digits>"`, one per shard touched by a payment,
+//!   plus the opening credit;
+//! - payment record: `pk = "P#<sender>"`, `sk = "K#<idempotency key>"`, the
+//!   durable idempotency record of a payment, with the shards and sequences
+//!   of its entries.
+//!
+//! # Why money is never created or lost
+//!
+//! A payment commits one TransactWriteItems: an update of every shard it
+//! touches (the sender's, one or more; the recipient's, exactly one), their
+//! history entries and the payment record. Each shard update is conditioned
+//! on the shard's `version` as the writer knew it, so entry sequences are
+//! exact and a concurrent change cancels the whole transaction; the debit is
+//! also conditioned on `balance >= amount` and the credit on the shard's
+//! share of the balance limit; the payment record and the entries are
+//! conditioned on not existing, so a payment applies at most once per key.
+//! What the writer knew may come from its own earlier commits: when it is
+//! stale, the conditions fail and DynamoDB returns the current items
+//! (ReturnValuesOnConditionCheckFailure), and the payment goes round again.
+
+mod accounts;
+mod audit;
+mod history;
+mod known;
+mod layout;
+mod locks;
+mod payments;
+mod shards;
+
+pub use audit::{AUDIT_LISTED_MAX, AUDIT_SEGMENTS_MAX, AuditReport};
+pub use history::{HISTORY_CHUNK_MAX, HistoryCursor};
+pub use payments::PAYMENT_ATTEMPTS_MAX;
+pub use shards::BALANCE_SHARDS_MAX;
+
+use crate::domain::BALANCE_MAX_MINOR;
+use aws_sdk_dynamodb::Client;
+use std::sync::Arc;
+
+/// Names of the two DynamoDB tables.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub accounts: String,
+    pub ledger: String,
+}
+
+/// Everything that can go wrong in the ledger. Status codes are decided from
+/// this in one place (`crate::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("account {0:?} already exists")]
+    AccountExists(String),
+    #[error("{role} account {account_id:?} does not exist")]
+    AccountNotFound {
+        role: &'static str,
+        account_id: String,
+    },
+    #[error(
+        "{role} account {account_id:?} holds {account_currency}, but the payment is in {currency}"
+    )]
+    CurrencyMismatch {
+        role: &'static str,
+        account_id: String,
+        account_currency: String,
+        currency: String,
+    },
+    #[error(
+        "insufficient funds: sender account {account_id:?} holds {balance_minor} minor units, the payment needs {amount_minor}"
+    )]
+    InsufficientFunds {
+        account_id: String,
+        balance_minor: i64,
+        amount_minor: i64,
+    },
+    #[error(
+        "recipient account {account_id:?} would exceed the balance limit of {BALANCE_MAX_MINOR} minor units"
+    )]
+    BalanceLimit { account_id: String },
+    #[error(
+        "idempotency key {key:?} was already used by sender {sender_id:?} for a different payment; use a new key for a new payment"
+    )]
+    IdempotencyKeyReused { key: String, sender_id: String },
+    #[error("the caller does not own sender account {account_id:?}")]
+    NotOwner { account_id: String },
+    #[error(
+        "the payment lost {attempts} races with concurrent payments on the same accounts; retry with the same idempotency key"
+    )]
+    Contended { attempts: u32 },
+    #[error("DynamoDB is unavailable or throttling: {0}")]
+    Unavailable(String),
+    #[error("ledger error: {0}")]
+    Internal(String),
+}
+
+/// An account as stored: its fixed facts and its balance over all shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub account_id: String,
+    pub display_name: String,
+    pub currency: String,
+    /// The sum of the shards' balances.
+    pub balance_minor: i64,
+    pub created_at_ms: i64,
+    pub owner: String,
+    pub opening_balance_minor: i64,
+    /// Each shard's version (its number of history entries), shard 0 first;
+    /// one element for an ordinary account. Together with the balance they
+    /// are one consistent snapshot: the balance is the sum of exactly the
+    /// history entries up to these versions.
+    pub shard_versions: Vec<u64>,
+}
+
+impl Account {
+    /// How many balance shards the account has.
+    pub fn shards(&self) -> u32 {
+        u32::try_from(self.shard_versions.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// A committed payment (or an opening credit, with an empty sender).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub transaction_id: String,
+    pub sender_id: String,
+    pub recipient_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub memo: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Debit,
+    Credit,
+}
+
+/// One side of a payment in one account's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The shard the entry is in (0 for an ordinary account); for a payment
+    /// drawn from several shards, the lowest of them.
+    pub shard: u32,
+    /// Its position in that shard's history (1 = oldest).
+    pub sequence: u64,
+    pub direction: Direction,
+    pub payment: Payment,
+    /// The account's balance over all shards right after this entry.
+    pub balance_after_minor: i64,
+}
+
+/// The result of MakePayment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentOutcome {
+    pub payment: Payment,
+    pub replayed: bool,
+}
+
+/// Who asks for a payment: only the sender account's owner may pay from it.
+#[derive(Debug, Clone, Copy)]
+pub struct Payer<'a> {
+    pub sub: &'a str,
+    pub admin: bool,
+}
+
+/// The DynamoDB ledger. Cheap to clone: clones share the SDK client, the
+/// in-process queue and what the instance knows of accounts. Two ledgers
+/// made with [`Ledger::new`] share nothing, like two Lambda containers.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    client: Client,
+    tables: Tables,
+    locks: Arc<locks::AccountLocks>,
+    known: Arc<known::Known>,
+}
+
+impl Ledger {
+    pub fn new(client: Client, tables: Tables) -> Self {
+        Self {
+            client,
+            tables,
+            locks: Arc::new(locks::AccountLocks::new()),
+            known: Arc::new(known::Known::new()),
+        }
+    }
+
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+}

@@ -1,0 +1,307 @@
+//! Hot accounts and the one-request payment: a merchant paid by many
+//! independent containers, sharded balances read and paid out exactly, and
+//! what a payment costs in DynamoDB requests on a warm and a cold server.
+
+use crate::harness::TestApp;
+use crate::helpers::*;
+use payment::config::RequestCounter;
+use payment::ledger::Ledger;
+use payment::pb;
+use std::collections::{HashMap, HashSet};
+use tonic::Code;
+
+/// A ledger instance with its own client (and so its own memory of
+/// accounts) on the given tables, counting its DynamoDB requests.
+fn instance(tables: &payment::ledger::Tables) -> (Ledger, RequestCounter) {
+    let counter = RequestCounter::default();
+    let config = payment::config::local_dynamodb_config(crate::harness::shared_dynamodb())
+        .interceptor(counter.clone());
+    let ledger = Ledger::new(
+        aws_sdk_dynamodb::Client::from_conf(config.build()),
+        tables.clone(),
+    );
+    (ledger, counter)
+}
+
+async fn add_sharded(
+    c: &mut Client,
+    account_id: &str,
+    shards: i32,
+) -> Result<pb::Account, tonic::Status> {
+    c.add_account(pb::AddAccountRequest {
+        account_id: account_id.into(),
+        display_name: "merchant".into(),
+        currency: "EUR".into(),
+        initial_balance: 0,
+        balance_shards: shards,
+    })
+    .await
+    .map(|r| r.into_inner().account.expect("account"))
+}
+
+const CONTAINERS: usize = 8;
+const CUSTOMERS_PER_CONTAINER: usize = 2;
+const PAYMENTS: usize = 320;
+const OPENING: i64 = 1_000_000;
+const MERCHANT_SHARDS: i32 = 16;
+
+/// The Lambda shape: eight servers that share nothing in-process, each
+/// serving one request at a time, all paying one merchant. Every payment
+/// must commit (no ABORTED), and the ledger must stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_merchant_paid_by_independent_containers_takes_every_payment() {
+    let first = TestApp::spawn().await;
+    let tables = first.ledger.tables().clone();
+    let mut apps = vec![first];
+    for _ in 1..CONTAINERS {
+        apps.push(TestApp::serve(instance(&tables).0).await);
+    }
+    let mut admin = apps[0].grpc().await;
+    let prefix = unique("merchant");
+    let merchant = format!("{prefix}-shop");
+    let account = add_sharded(&mut admin, &merchant, MERCHANT_SHARDS)
+        .await
+        .unwrap();
+    assert_eq!(account.balance_shards, MERCHANT_SHARDS);
+    let customers: Vec<String> = (0..CONTAINERS * CUSTOMERS_PER_CONTAINER)
+        .map(|i| format!("{prefix}-c{i}"))
+        .collect();
+    for id in &customers {
+        add(&mut admin, id, "EUR", OPENING).await.unwrap();
+    }
+    let mut callers = tokio::task::JoinSet::new();
+    for (container, app) in apps.iter().enumerate() {
+        let mut client = app.grpc().await;
+        let (customers, merchant, prefix) = (customers.clone(), merchant.clone(), prefix.clone());
+        callers.spawn(async move {
+            let mut committed = Vec::new();
+            // One request at a time per container, like a Lambda container.
+            for n in (container..PAYMENTS).step_by(CONTAINERS) {
+                let customer =
+                    &customers[container * CUSTOMERS_PER_CONTAINER + n % CUSTOMERS_PER_CONTAINER];
+                let amount = 1 + (n as i64 * 7919) % 1000;
+                let reply = pay(
+                    &mut client,
+                    order(&format!("{prefix}-p{n}"), customer, &merchant, amount),
+                )
+                .await
+                .unwrap_or_else(|s| panic!("payment {n} failed: {:?} {}", s.code(), s.message()));
+                assert!(!reply.replayed);
+                committed.push(reply.transaction.expect("transaction"));
+            }
+            committed
+        });
+    }
+    let mut committed = HashMap::new();
+    while let Some(joined) = callers.join_next().await {
+        for tx in joined.unwrap() {
+            committed.insert(tx.transaction_id.clone(), tx);
+        }
+    }
+    assert_eq!(committed.len(), PAYMENTS, "every payment commits");
+    let mut ids = customers.clone();
+    ids.push(merchant.clone());
+    check_exactly_once(
+        &mut admin,
+        &ids,
+        OPENING * customers.len() as i64,
+        &committed,
+    )
+    .await;
+    let paid: i64 = committed.values().map(|t| t.amount).sum();
+    assert_eq!(balance(&mut admin, &merchant).await.unwrap(), paid);
+    let shards_used: HashSet<i32> = history_all(&mut admin, &merchant)
+        .await
+        .iter()
+        .map(|e| e.shard)
+        .collect();
+    assert!(
+        shards_used.len() >= CONTAINERS / 2,
+        "credits spread over shards: {shards_used:?}"
+    );
+    let report = apps[0].ledger.audit(4, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+    for app in apps {
+        app.stop().await;
+    }
+}
+
+/// A sharded account pays out more than any one shard holds: one payment
+/// drawn from several shards, one entry in its history, and the history
+/// pages and balance_after chain agree with the balance.
+#[tokio::test]
+async fn a_sharded_account_pays_out_across_shards_and_reads_exactly() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let prefix = unique("payout");
+    let shop = format!("{prefix}-shop");
+    add_sharded(&mut c, &shop, 4).await.unwrap();
+    let customers: Vec<String> = (0..3).map(|i| format!("{prefix}-c{i}")).collect();
+    for id in &customers {
+        add(&mut c, id, "EUR", 10_000).await.unwrap();
+    }
+    // Concurrent payments land on different shards of one instance.
+    let mut committed = HashMap::new();
+    let mut calls = tokio::task::JoinSet::new();
+    for (i, id) in customers.iter().enumerate() {
+        for k in 0..4 {
+            let (mut c, id, shop, key) = (
+                c.clone(),
+                id.clone(),
+                shop.clone(),
+                format!("{prefix}-{i}-{k}"),
+            );
+            calls.spawn(async move { pay(&mut c, order(&key, &id, &shop, 1_000)).await });
+        }
+    }
+    while let Some(joined) = calls.join_next().await {
+        let tx = joined.unwrap().unwrap().transaction.unwrap();
+        committed.insert(tx.transaction_id.clone(), tx);
+    }
+    assert_eq!(balance(&mut c, &shop).await.unwrap(), 12_000);
+    let before = history_all(&mut c, &shop).await;
+    let shards: HashSet<i32> = before.iter().map(|e| e.shard).collect();
+    assert!(shards.len() > 1, "credits on several shards: {shards:?}");
+    let largest_shard = shards
+        .iter()
+        .map(|s| {
+            before
+                .iter()
+                .filter(|e| e.shard == *s)
+                .map(|e| e.transaction.as_ref().unwrap().amount)
+                .sum::<i64>()
+        })
+        .max()
+        .unwrap();
+    // More than any one shard holds, less than the account: several shards.
+    let payout = largest_shard + 500;
+    let reply = pay(
+        &mut c,
+        order(&format!("{prefix}-out"), &shop, &customers[0], payout),
+    )
+    .await
+    .unwrap();
+    let tx = reply.transaction.unwrap();
+    committed.insert(tx.transaction_id.clone(), tx.clone());
+    assert_eq!(balance(&mut c, &shop).await.unwrap(), 12_000 - payout);
+    // The whole account cannot be paid out twice.
+    assert_code(
+        pay(
+            &mut c,
+            order(&format!("{prefix}-too-much"), &shop, &customers[1], 12_000),
+        )
+        .await,
+        Code::FailedPrecondition,
+        "insufficient funds",
+    );
+    let history = history_all(&mut c, &shop).await;
+    assert_eq!(history.len(), 13, "12 credits and one payout entry");
+    let newest = &history[0];
+    assert_eq!(
+        newest.transaction.as_ref().unwrap().transaction_id,
+        tx.transaction_id
+    );
+    assert_eq!(newest.direction, pb::Direction::Debit as i32);
+    assert_eq!(newest.transaction.as_ref().unwrap().amount, payout);
+    check_balance_chain(&shop, 12_000 - payout, &history);
+    // Paging by 2 gives the same entries in the same order.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    for _ in 0..20 {
+        let page = history_page(&mut c, &shop, 2, &token).await.unwrap();
+        token = page
+            .last()
+            .map(|e| e.next_page_token.clone())
+            .unwrap_or_default();
+        paged.extend(page);
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(paged, history);
+    let mut ids = customers.clone();
+    ids.push(shop.clone());
+    check_exactly_once(&mut c, &ids, 30_000, &committed).await;
+    let report = app.ledger.audit(2, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+    // A token from the sharded history does not fit an ordinary account.
+    let other = &customers[2];
+    let shop_token = history_page(&mut c, &shop, 1, "").await.unwrap()[0]
+        .next_page_token
+        .clone();
+    assert_code(
+        history_page(&mut c, other, 1, &shop_token).await,
+        Code::InvalidArgument,
+        "another account",
+    );
+}
+
+/// What a payment costs: one TransactWriteItems on a warm instance; a cold
+/// instance reads both accounts once first; a stale instance learns the
+/// new state from the failed write itself, without a read.
+#[tokio::test]
+async fn a_warm_payment_costs_one_dynamodb_request() {
+    let tables = crate::harness::unique_tables();
+    let (warm, counter) = instance(&tables);
+    warm.create_tables().await.unwrap();
+    let app = TestApp::serve(warm).await;
+    let mut c = app.grpc().await;
+    let (a, b) = (unique("a"), unique("b"));
+    add(&mut c, &a, "EUR", 1_000).await.unwrap();
+    add(&mut c, &b, "EUR", 0).await.unwrap();
+    let cost = |before: std::collections::BTreeMap<String, u64>| {
+        let now = counter.snapshot();
+        now.iter()
+            .filter_map(|(op, n)| {
+                let d = n - before.get(op).copied().unwrap_or(0);
+                (d > 0).then(|| (op.clone(), d))
+            })
+            .collect::<Vec<_>>()
+    };
+    let tx = |n: u64| vec![("TransactWriteItems".to_owned(), n)];
+    for k in ["k1", "k2", "k3"] {
+        let before = counter.snapshot();
+        pay(&mut c, order(k, &a, &b, 10)).await.unwrap();
+        assert_eq!(cost(before), tx(1), "a warm payment is one write");
+    }
+    let before = counter.snapshot();
+    assert!(pay(&mut c, order("k1", &a, &b, 10)).await.unwrap().replayed);
+    assert_eq!(
+        cost(before),
+        tx(1),
+        "a replay is answered by the failed write"
+    );
+    let before = counter.snapshot();
+    assert_eq!(balance(&mut c, &a).await.unwrap(), 970);
+    assert_eq!(
+        cost(before),
+        vec![("GetItem".to_owned(), 1)],
+        "a balance is one strongly consistent read"
+    );
+
+    // A second instance (a cold container) on the same tables.
+    let (cold, cold_counter) = instance(&tables);
+    let other = TestApp::serve(cold).await;
+    let mut o = other.grpc().await;
+    let before = cold_counter.total();
+    pay(&mut o, order("k4", &a, &b, 10)).await.unwrap();
+    let snapshot = cold_counter.snapshot();
+    assert_eq!(cold_counter.total() - before, 2, "{snapshot:?}");
+    assert_eq!(snapshot.get("BatchGetItem"), Some(&1));
+    let before = cold_counter.total();
+    pay(&mut o, order("k5", &a, &b, 10)).await.unwrap();
+    assert_eq!(cold_counter.total() - before, 1, "warm now");
+
+    // The first instance's memory of a and b is stale now: its write fails
+    // and returns the current items, and the next round commits.
+    let before = counter.snapshot();
+    let reply = pay(&mut c, order("k6", &a, &b, 10)).await.unwrap();
+    assert!(!reply.replayed);
+    assert_eq!(cost(before), tx(2), "stale: a failed write, then the write");
+    assert_eq!(balance(&mut c, &a).await.unwrap(), 940);
+    assert_eq!(balance(&mut c, &b).await.unwrap(), 60);
+    let report = app.ledger.audit(2, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+    other.stop().await;
+    app.stop().await;
+}

@@ -86,6 +86,11 @@ enum Command {
         /// Opening balance as a decimal, e.g. 100.00.
         #[arg(long, default_value = "0")]
         initial_balance: String,
+        /// Balance shards (1-32): more than 1 for an account that many
+        /// independent callers pay at once, e.g. a merchant
+        /// (docs/hot-accounts.md).
+        #[arg(long, default_value_t = 1)]
+        shards: i32,
     },
     /// Pay from one account to another, exactly once per idempotency key.
     Pay {
@@ -226,6 +231,7 @@ where
             currency,
             name,
             initial_balance,
+            shards,
         } => {
             let initial_balance = parse_money(initial_balance, currency)
                 .map_err(|e| format!("--initial-balance: {e}"))?;
@@ -236,7 +242,7 @@ where
                         display_name: name.clone(),
                         currency: currency.clone(),
                         initial_balance,
-                        ..Default::default()
+                        balance_shards: *shards,
                     },
                     cli,
                 )?)
@@ -422,6 +428,7 @@ fn print_account(what: &str, a: pb::Account, as_json: bool) {
                 "balance": a.balance,
                 "owner": a.owner,
                 "created_at": time_text(a.created_at.as_ref()),
+                "balance_shards": a.balance_shards,
             })
         );
     } else {
@@ -430,8 +437,13 @@ fn print_account(what: &str, a: pb::Account, as_json: bool) {
         } else {
             format!(" ({})", a.display_name)
         };
+        let shards = if a.balance_shards > 1 {
+            format!("  ({} balance shards)", a.balance_shards)
+        } else {
+            String::new()
+        };
         println!(
-            "{what} {}{name}: balance {}  opened {}",
+            "{what} {}{name}: balance {}  opened {}{shards}",
             a.account_id,
             format_money(a.balance, &a.currency),
             time_text(a.created_at.as_ref())
@@ -461,6 +473,7 @@ fn print_entry(entry: &pb::GetTransactionHistoryResponse, as_json: bool) {
             "{}",
             json!({
                 "sequence": entry.sequence,
+                "shard": entry.shard,
                 "direction": direction,
                 "balance_after": entry.balance_after,
                 "next_page_token": entry.next_page_token,
@@ -481,9 +494,13 @@ fn print_entry(entry: &pb::GetTransactionHistoryResponse, as_json: bool) {
     } else {
         format!("  \"{}\"", tx.memo)
     };
+    let position = if entry.shard > 0 {
+        format!("{}:{}", entry.shard, entry.sequence)
+    } else {
+        entry.sequence.to_string()
+    };
     println!(
-        "#{:<4} {}  {:<6} {sign}{:>16}  balance {:>16}  {other}{memo}",
-        entry.sequence,
+        "#{position:<4} {}  {:<6} {sign}{:>16}  balance {:>16}  {other}{memo}",
         time_text(tx.created_at.as_ref()),
         direction,
         format_money(tx.amount, &tx.currency),

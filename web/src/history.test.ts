@@ -25,6 +25,13 @@ function entry(direction: Direction, senderId: string, recipientId: string) {
 }
 
 describe("historyRow", () => {
+  it("names the shard of an entry of a sharded account", () => {
+    const sharded = entry(Direction.CREDIT, "alice", "shop");
+    sharded.shard = 3;
+    expect(historyRow(sharded).sequence).toBe("3:2");
+    expect(historyRow(entry(Direction.CREDIT, "alice", "shop")).sequence).toBe("2");
+  });
+
   it("shows a debit with the recipient as counterparty and a minus sign", () => {
     expect(historyRow(entry(Direction.DEBIT, "alice", "bob"))).toMatchObject({
       sequence: "2",

@@ -5,6 +5,7 @@ import { Direction, type GetTransactionHistoryResponse } from "./gen/payment/v1/
 import { formatAmount } from "./money.js";
 
 export interface HistoryRow {
+  /** The entry's position: "7" in an ordinary account, "3:7" (shard 3, its 7th entry) in a sharded one. */
   sequence: string;
   time: string;
   timeIso: string;
@@ -35,7 +36,7 @@ export function historyRow(entry: GetTransactionHistoryResponse): HistoryRow {
   const amount = tx ? formatAmount(tx.amount, currency) : "";
   const time = formatTime(tx?.createdAt);
   const base = {
-    sequence: entry.sequence.toString(),
+    sequence: entry.shard > 0 ? `${entry.shard}:${entry.sequence}` : entry.sequence.toString(),
     time: time.text,
     timeIso: time.iso,
     balanceAfter: `${formatAmount(entry.balanceAfter, currency)} ${currency}`,

@@ -260,6 +260,7 @@ async function showBalance(accountId: string): Promise<void> {
       `account ${account.accountId}`,
       account.owner ? `owned by ${account.owner}` : "",
       account.createdAt ? `opened ${formatTime(account.createdAt).text}` : "",
+      account.balanceShards > 1 ? `${account.balanceShards} balance shards` : "",
     ].filter(Boolean);
     el("balance-details").textContent = details.join(" · ");
     view.hidden = false;

@@ -8,9 +8,10 @@
 //!   [`JWKS_FETCH_TIMEOUT`]).
 //! - A token naming an unknown `kid` may be a rotated key: it triggers a
 //!   fetch too.
-//! - Fetches start at most once per `refresh_interval_min`, whatever the
-//!   callers send, so random key ids cannot make the service hammer the
-//!   identity provider.
+//! - One fetch at a time, and the next one starts at least
+//!   `refresh_interval_min` after the last one ended, whatever the callers
+//!   send: random key ids cannot make the service hammer the identity
+//!   provider.
 //! - A fetch runs in a task of its own and no lock is held while it runs:
 //!   verifications with known keys go on; callers that need its result wait
 //!   for it (bounded by [`JWKS_FETCH_TIMEOUT`]) without blocking anyone.
@@ -162,7 +163,8 @@ struct KeySet {
 }
 
 struct RefreshState {
-    last_started: Instant,
+    /// When the last fetch started or, once it is over, ended.
+    last_fetch: Instant,
     in_flight: bool,
 }
 
@@ -194,7 +196,7 @@ impl JwksCache {
                 fetched_at: now,
             })),
             refresh: Mutex::new(RefreshState {
-                last_started: now,
+                last_fetch: now,
                 in_flight: false,
             }),
             fetched: watch::channel(0).0,
@@ -241,17 +243,17 @@ impl JwksCache {
         find_key(&keys.set, kid, alg).ok_or_else(unauthenticated)
     }
 
-    /// Starts a fetch unless one is running or one started less than
+    /// Starts a fetch unless one is running or the last one ended less than
     /// `refresh_interval_min` ago; returns a receiver that changes when the
     /// running fetch ends, or None when no fetch runs.
     fn start_refresh(self: &Arc<Self>) -> Option<watch::Receiver<u64>> {
         let mut state = self.refresh.lock().unwrap_or_else(PoisonError::into_inner);
         if !state.in_flight {
-            if state.last_started.elapsed() < self.timing.refresh_interval_min {
+            if state.last_fetch.elapsed() < self.timing.refresh_interval_min {
                 return None;
             }
             state.in_flight = true;
-            state.last_started = Instant::now();
+            state.last_fetch = Instant::now();
             // A task of its own, so that a caller that goes away cannot
             // leave the fetch half done.
             tokio::spawn(self.clone().refresh());
@@ -273,6 +275,7 @@ impl JwksCache {
         }
         let mut state = self.refresh.lock().unwrap_or_else(PoisonError::into_inner);
         state.in_flight = false;
+        state.last_fetch = Instant::now();
         // Under the lock: whoever subscribed while the fetch ran sees this.
         self.fetched.send_modify(|n| *n += 1);
     }

@@ -11,4 +11,5 @@ mod lambda;
 mod lambda_watch;
 mod matrix;
 mod rules;
+mod tokens;
 mod transport;

@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod concurrency;
+mod cors;
 mod faults;
 mod harness;
 mod helpers;

@@ -521,7 +521,7 @@ async fn an_unreachable_jwks_keeps_the_last_keys_until_stale_max() {
 
 /// Runs `binary` with only `envs` (plus PATH) and returns its exit status and
 /// stderr; it must exit within 30 s.
-fn run_until_exit(binary: &str, envs: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+pub fn run_until_exit(binary: &str, envs: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
     let mut child = std::process::Command::new(binary)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

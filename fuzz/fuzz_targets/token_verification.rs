@@ -81,8 +81,8 @@ fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
         use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
-        let rsa_pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-            .expect("RSA key");
+        let rsa_pair =
+            aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("RSA key");
         let rsa_der: Pkcs8V1Der = rsa_pair.as_der().expect("PKCS#8");
         let rsa = EncodingKey::from_rsa_pem(pem("PRIVATE KEY", rsa_der.as_ref()).as_bytes())
             .expect("RSA encoding key");

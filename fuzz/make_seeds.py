@@ -10,7 +10,9 @@ they live in the corpus as `regression-*` files and are kept.
 grpc_web_event seeds are the events of events/ and variants of them;
 grpc_web_body seeds are a selector byte and a body (see
 fuzz_targets/grpc_web_body.rs); page_token seeds are text lines (see
-fuzz_targets/page_token.rs); validation seeds are encoded the way the
+fuzz_targets/page_token.rs); token_verification seeds are a mode byte
+and a header and claims in JSON (see fuzz_targets/token_verification.rs);
+validation seeds are encoded the way the
 `arbitrary` crate (1.x) decodes fuzz_targets/validation.rs's `Input`, and
 `cargo fuzz fmt validation <seed>` prints what one decodes to.
 """
@@ -367,11 +369,52 @@ def validations():
     w("message-largest-payment", m(1, longest))
 
 
+# -- token_verification -------------------------------------------------------
+
+ISSUER = "https://issuer.example.com"
+AUDIENCE = "payments"
+FAR_FUTURE = 4102444800  # 2100-01-01
+
+
+def token_verifications():
+    def w(name, mode, header, claims):
+        text = json.dumps(header, separators=(",", ":")) + "\n"
+        text += claims if isinstance(claims, str) else json.dumps(claims, separators=(",", ":"))
+        write("token_verification", name, mode + text)
+
+    ok = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": FAR_FUTURE}
+    cognito = {"iss": ISSUER, "client_id": AUDIENCE, "token_use": "access", "sub": "alice",
+               "exp": FAR_FUTURE, "scope": "openid payments/admin"}
+    hs, rs, es = {"alg": "HS256", "typ": "JWT"}, {"alg": "RS256", "kid": "rsa"}, {"alg": "ES256", "kid": "ec"}
+    w("hs256-ok", "h", hs, ok)
+    w("hs256-cognito-access", "h", hs, cognito)
+    w("hs256-cognito-id-token", "h", hs, {**cognito, "token_use": "id", "aud": AUDIENCE})
+    w("hs256-aud-list", "h", hs, {**ok, "aud": ["other", AUDIENCE]})
+    w("hs256-nbf-future", "h", hs, {**ok, "nbf": FAR_FUTURE})
+    w("hs256-nbf-past", "h", hs, {**ok, "nbf": 1})
+    w("hs256-expired", "h", hs, {**ok, "exp": 1})
+    w("hs256-wrong-issuer", "h", hs, {**ok, "iss": "https://other.example.com"})
+    w("hs256-no-sub", "h", hs, {k: v for k, v in ok.items() if k != "sub"})
+    w("hs256-control-sub", "h", hs, {**ok, "sub": "a\u0000b"})
+    w("hs256-kid-of-rsa", "h", {"alg": "HS256", "kid": "rsa"}, ok)
+    w("hs256-not-json", "h", hs, "{\"sub\":")
+    w("rs256-ok", "r", rs, ok)
+    w("rs256-cognito-access", "r", rs, cognito)
+    w("rs256-kid-of-ec", "r", {"alg": "RS256", "kid": "ec"}, ok)
+    w("rs256-unknown-kid", "r", {"alg": "RS256", "kid": "rotated"}, ok)
+    w("es256-ok", "e", es, ok)
+    w("es256-no-kid", "e", {"alg": "ES256"}, ok)
+    write("token_verification", "free-alg-none",
+          b"xeyJhbGciOiJub25lIn0.eyJzdWIiOiJhIiwiZXhwIjo0MTAyNDQ0ODAwfQ.")
+    write("token_verification", "free-three-parts", b"xa.b.c")
+
+
 def main():
     events()
     bodies()
     page_tokens()
     validations()
+    token_verifications()
 
 
 if __name__ == "__main__":

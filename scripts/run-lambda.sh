@@ -2,7 +2,8 @@
 # Runs the Lambda function locally under `cargo lambda watch`, with what it
 # needs: DynamoDB Local on 127.0.0.1:${DYNAMODB_PORT:-8000} (data in
 # .data/dynamodb, shared with scripts/run-local.sh: run one of the two at a
-# time), the tables created, the dev JWT secret of .data/dev-jwt-secret.
+# time), the tables created, the dev JWT secret of .data/dev-jwt-secret, CORS
+# for the dev origins of `make web` (PAYMENT_CORS_ORIGINS changes them).
 # The function answers gRPC-Web at
 #   http://127.0.0.1:${LAMBDA_PORT:-9000}/lambda-url/payment-lambda
 # PAYMENT_AUTH_MODE=apigateway makes the function trust the authorizer claims
@@ -45,6 +46,19 @@ run-lambda: in another shell:
   export PAYMENT_TOKEN=\$(target/debug/payment-client token --sub alice --admin)
   target/debug/payment-client --grpc-web --endpoint http://127.0.0.1:$lambda_port/lambda-url/payment-lambda balance alice
 MSG
+# The function's environment, in a file: --env-vars cannot carry the commas
+# of an origin list. CORS for the dev origins of `make web` only (the
+# function sends no CORS headers without PAYMENT_CORS_ORIGINS).
+env_file=.data/lambda-watch.env
+(umask 077 && cat >"$env_file" <<ENV
+AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB
+AWS_REGION=$AWS_REGION
+AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
+AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+PAYMENT_DEV_JWT_SECRET=$secret
+PAYMENT_AUTH_MODE=${PAYMENT_AUTH_MODE:-jwt}
+PAYMENT_CORS_ORIGINS=${PAYMENT_CORS_ORIGINS:-http://127.0.0.1:5173,http://localhost:5173}
+ENV
+)
 cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$lambda_port" --disable-cors \
-  --bin payment-lambda \
-  --env-vars "AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB,AWS_REGION=$AWS_REGION,AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY,PAYMENT_DEV_JWT_SECRET=$secret,PAYMENT_AUTH_MODE=${PAYMENT_AUTH_MODE:-jwt}"
+  --bin payment-lambda --env-file "$env_file"

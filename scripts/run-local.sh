@@ -5,7 +5,9 @@
 #   ${PAYMENT_LISTEN:-127.0.0.1:50051} (native gRPC and gRPC-Web).
 # Callers are verified with a development HS256 secret (PAYMENT_DEV_JWT_SECRET,
 # generated once into .data/dev-jwt-secret unless set); the script prints how
-# to get a token. Ctrl-C stops both.
+# to get a token. Browsers may call from the dev origins of `make web`
+# (PAYMENT_CORS_ORIGINS, default http://127.0.0.1:5173,http://localhost:5173);
+# without it payment-server sends no CORS headers. Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -24,9 +26,10 @@ echo "run-local: DynamoDB Local on 127.0.0.1:$ddb_port (data in .data/dynamodb)"
 
 export PAYMENT_LISTEN=${PAYMENT_LISTEN:-127.0.0.1:50051}
 export PAYMENT_DEV_JWT_SECRET=${PAYMENT_DEV_JWT_SECRET:-$(dev_secret)}
+export PAYMENT_CORS_ORIGINS=${PAYMENT_CORS_ORIGINS:-http://127.0.0.1:5173,http://localhost:5173}
 
 cat <<MSG
-run-local: payment-server on $PAYMENT_LISTEN (native gRPC and gRPC-Web)
+run-local: payment-server on $PAYMENT_LISTEN (native gRPC and gRPC-Web), CORS for $PAYMENT_CORS_ORIGINS
 run-local: callers need a token; in another shell:
   export PAYMENT_DEV_JWT_SECRET=\$(cat .data/dev-jwt-secret)
   export PAYMENT_TOKEN=\$(target/debug/payment-client token --sub alice --admin)

@@ -353,3 +353,37 @@ fn the_http_api_routes_the_grpc_service_to_the_function() {
     let stage = get(properties(&template, "HttpApi"), "StageName", "HttpApi");
     assert_eq!(stage.as_str(), Some("$default"));
 }
+
+#[test]
+fn the_function_allows_the_same_browser_origins_as_the_http_api() {
+    let template = template();
+    let function = properties(&template, FUNCTION);
+    let variables = get(
+        get(function, "Environment", FUNCTION),
+        "Variables",
+        "Environment",
+    );
+    let origins = get(
+        variables,
+        "PAYMENT_CORS_ORIGINS",
+        "the function's environment variables",
+    );
+    let join = intrinsic(origins, "Join", "Fn::Join")
+        .unwrap_or_else(|| panic!("PAYMENT_CORS_ORIGINS must be a !Join, found {origins:?}"));
+    let [separator, list] = sequence(join, "!Join") else {
+        panic!("!Join takes [separator, list]: {join:?}");
+    };
+    assert_eq!(separator.as_str(), Some(","));
+    assert_eq!(ref_target(list), Some("AllowedOrigins"));
+    // The HTTP API's own CORS lists the same parameter.
+    let body = get(
+        properties(&template, "HttpApi"),
+        "DefinitionBody",
+        "HttpApi",
+    );
+    let cors = get(body, "x-amazon-apigateway-cors", "DefinitionBody");
+    assert_eq!(
+        ref_target(get(cors, "allowOrigins", "x-amazon-apigateway-cors")),
+        Some("AllowedOrigins")
+    );
+}

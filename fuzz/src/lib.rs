@@ -99,7 +99,7 @@ pub fn service() -> HttpService {
     SERVICE
         .get_or_init(|| {
             tower::ServiceBuilder::new()
-                .layer(payment::server::cors("*"))
+                .option_layer(payment::server::cors("*").expect("CORS for any origin"))
                 .layer(tonic_web::GrpcWebLayer::new())
                 .layer(payment::guard::RequestGuardLayer)
                 .service(axum::Router::new().fallback_service(tower::service_fn(dummy)))

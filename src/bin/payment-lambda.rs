@@ -6,13 +6,27 @@
 use payment::{auth::Authenticator, config, ledger::Ledger, server, service::PaymentApi};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // Display, not Debug: configuration errors say what to set.
+            eprintln!("payment-lambda: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), lambda_http::Error> {
     config::init_tracing();
     let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env());
-    let cors_origins = std::env::var("PAYMENT_CORS_ORIGINS").unwrap_or_else(|_| "*".into());
     let auth = Authenticator::from_env().await?;
     tracing::info!(auth = ?auth, "payment-lambda ready");
-    let service = server::http_service(PaymentApi::new(ledger, auth), &cors_origins).await?;
+    let service = server::http_service(
+        PaymentApi::new(ledger, auth),
+        &server::cors_origins_from_env(),
+    )
+    .await?;
     lambda_http::run(lambda_http::service_fn(move |event| {
         payment::lambda::handle(service.clone(), event)
     }))

@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 /// (HTTP/1.1) on one port. DynamoDB is configured the standard AWS way
 /// (AWS_REGION, credentials chain, AWS_ENDPOINT_URL_DYNAMODB). Callers are
 /// verified from their bearer JWT: PAYMENT_DEV_JWT_SECRET (HS256, local
-/// development) and/or PAYMENT_JWKS_URL / PAYMENT_JWKS_FILE (RS256/ES256),
-/// with PAYMENT_JWT_ISSUER / PAYMENT_JWT_AUDIENCE checked when set.
+/// development) or PAYMENT_JWKS_URL / PAYMENT_JWKS_FILE (RS256/ES256, with
+/// PAYMENT_JWT_ISSUER and PAYMENT_JWT_AUDIENCE required); see README.md,
+/// Security.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -19,15 +20,29 @@ struct Args {
     /// Create the DynamoDB tables if they are missing (for DynamoDB Local), then serve.
     #[arg(long)]
     create_tables: bool,
-    /// Origins allowed to call from a browser: a comma-separated list, or *.
-    #[arg(long, env = "PAYMENT_CORS_ORIGINS", default_value = "*")]
+    /// Origins allowed to call from a browser (CORS): a comma-separated list
+    /// such as https://app.example.com, or *. Default: none (CORS off).
+    #[arg(long, env = "PAYMENT_CORS_ORIGINS", default_value = "")]
     cors_origins: String,
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // Display, not Debug: configuration errors say what to set.
+            eprintln!("payment-server: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     config::init_tracing();
+    // Configuration errors stop the start-up before anything else happens.
+    server::cors(&args.cors_origins)?;
     let auth = Authenticator::from_env().await?;
     if matches!(auth, Authenticator::ApiGateway) {
         return Err("PAYMENT_AUTH_MODE=apigateway is only for the Lambda behind API Gateway; payment-server verifies bearer tokens itself (PAYMENT_AUTH_MODE=jwt)".into());

@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod concurrency;
+mod cors;
 mod faults;
 mod harness;
 mod helpers;
@@ -12,4 +13,5 @@ mod lambda;
 mod lambda_watch;
 mod matrix;
 mod rules;
+mod tokens;
 mod transport;

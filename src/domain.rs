@@ -29,6 +29,10 @@ pub const BALANCE_MAX_MINOR: i64 = 1_000_000_000_000_000;
 /// 32 entries, plus the credit, its entry and the payment record, make 67
 /// items of the 100 a transaction may hold.
 pub const BALANCE_SHARDS_MAX: u32 = 32;
+/// Most accounts one (non-admin) owner may open: enough for any person or
+/// business, and a bound on what one stolen or scripted identity can fill
+/// the tables with. Past it AddAccount answers RESOURCE_EXHAUSTED.
+pub const OWNER_ACCOUNTS_MAX: u32 = 1000;
 pub const PAGE_SIZE_DEFAULT: u32 = 50;
 /// Most history entries one call streams. 1000 entries of at most ~1 KiB
 /// each stay well below API Gateway's 6 MB response limit.

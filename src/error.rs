@@ -22,12 +22,19 @@ impl From<LedgerError> for Status {
             | LedgerError::BalanceLimit { .. } => Code::FailedPrecondition,
             LedgerError::NotOwner { .. } => Code::PermissionDenied,
             LedgerError::Contended { .. } => Code::Aborted,
-            LedgerError::Unavailable(_) => Code::Unavailable,
+            LedgerError::Unavailable(_) | LedgerError::OutcomeUnknown { .. } => Code::Unavailable,
+            LedgerError::TooManyAccounts { .. } => Code::ResourceExhausted,
             LedgerError::Internal(_) => Code::Internal,
         };
         match code {
             // The cause of an outage or a bug is logged, not sent: it may
             // name tables or endpoints, and the caller cannot act on it.
+            Code::Unavailable if matches!(err, LedgerError::OutcomeUnknown { .. }) => {
+                tracing::warn!(error = %err, "payment outcome unknown");
+                Status::unavailable(
+                    "the ledger could not learn whether the payment committed (its database did not answer); retry with the same idempotency key: it applies at most once, and the retry answers with the payment if it did",
+                )
+            }
             Code::Unavailable => {
                 tracing::warn!(error = %err, "DynamoDB unavailable");
                 Status::unavailable(

@@ -52,18 +52,41 @@ fn deadline<T>(request: &Request<T>) -> Option<tokio::time::Instant> {
     Some(tokio::time::Instant::now() + timeout.saturating_sub(margin))
 }
 
-/// Runs `work` until the caller's deadline. A payment cut off by the
-/// deadline was either committed whole or not at all (it is one DynamoDB
-/// transaction); retrying it with the same idempotency key is always safe.
+/// What a call cut off by its deadline may have done, in words for its
+/// DEADLINE_EXCEEDED message.
+#[derive(Debug, Clone, Copy)]
+enum CutOff {
+    /// A payment is one DynamoDB transaction: committed whole or not at all.
+    Payment,
+    /// Opening an account is one conditional write.
+    Account,
+    /// Reads change nothing.
+    Read,
+}
+
+impl CutOff {
+    fn message(self) -> &'static str {
+        match self {
+            CutOff::Payment => {
+                "the deadline expired before the ledger answered; the payment may or may not have been applied: retry with the same idempotency key to find out (it applies at most once)"
+            }
+            CutOff::Account => {
+                "the deadline expired before the ledger answered; the account may or may not have been opened: send the same AddAccount again (the same owner with the same parameters gets the account back)"
+            }
+            CutOff::Read => {
+                "the deadline expired before the ledger answered; nothing was changed: retry with a longer deadline"
+            }
+        }
+    }
+}
+
+/// Runs `work` until the caller's deadline.
 async fn until<T>(
     deadline: Option<tokio::time::Instant>,
+    cut_off: CutOff,
     work: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
-    let expired = || {
-        Err(Status::deadline_exceeded(
-            "the deadline expired before the ledger answered; a payment may or may not have been applied: retry with the same idempotency key to find out",
-        ))
-    };
+    let expired = || Err(Status::deadline_exceeded(cut_off.message()));
     match deadline {
         None => work.await,
         Some(at) if at <= tokio::time::Instant::now() + DEADLINE_BUDGET_MIN => expired(),
@@ -198,8 +221,11 @@ impl PaymentApi {
                 "a positive initial_balance creates money: only an admin (scope {ADMIN_SCOPE}) may set one; open the account with 0 and pay into it"
             )));
         }
-        let account = until(deadline, async {
-            Ok(self.ledger.add_account(&new, &caller.sub).await?)
+        let account = until(deadline, CutOff::Account, async {
+            Ok(self
+                .ledger
+                .add_account(&new, &caller.sub, !caller.admin)
+                .await?)
         })
         .await?;
         Ok(Response::new(pb::AddAccountResponse {
@@ -222,7 +248,7 @@ impl PaymentApi {
             &r.currency,
             &r.memo,
         )?;
-        let outcome = until(deadline, async {
+        let outcome = until(deadline, CutOff::Payment, async {
             let payer = Payer {
                 sub: &caller.sub,
                 admin: caller.admin,
@@ -248,7 +274,12 @@ impl PaymentApi {
     ) -> Result<Response<pb::GetAccountBalanceResponse>, Status> {
         let deadline = deadline(&request);
         let account_id = AccountId::parse("account_id", &request.get_ref().account_id)?;
-        let account = until(deadline, self.readable_account(caller, &account_id)).await?;
+        let account = until(
+            deadline,
+            CutOff::Read,
+            self.readable_account(caller, &account_id),
+        )
+        .await?;
         Ok(Response::new(pb::GetAccountBalanceResponse {
             account: Some(account_message(account)),
         }))
@@ -264,7 +295,12 @@ impl PaymentApi {
         let page = HistoryPage::parse(&r.account_id, r.page_size, &r.page_token)?;
         // Errors found before the stream starts (NOT_FOUND, PERMISSION_DENIED)
         // come as a plain error response, not as a trailer after zero messages.
-        let account = until(deadline, self.readable_account(caller, &page.account_id)).await?;
+        let account = until(
+            deadline,
+            CutOff::Read,
+            self.readable_account(caller, &page.account_id),
+        )
+        .await?;
         let cursors: Option<Vec<u64>> = page.before_sequence.map(|first| {
             std::iter::once(first)
                 .chain(page.other_shards.iter().copied())
@@ -280,7 +316,7 @@ impl PaymentApi {
         let ledger = self.ledger.clone();
         tokio::spawn(async move {
             let send_all = stream_history(&ledger, &page, cursor, &tx);
-            if let Err(status) = until(deadline, send_all).await {
+            if let Err(status) = until(deadline, CutOff::Read, send_all).await {
                 tracing::warn!(code = ?status.code(), message = status.message(), "history stream failed midway");
                 // The reader may be gone already; then there is nobody to tell.
                 let _ = tx.send(Err(status)).await;

@@ -447,7 +447,7 @@ async fn direct_phase(
     );
     for id in ids.iter() {
         let new = payment::domain::NewAccount::parse(id, "bench", "EUR", OPENING_MINOR, 0)?;
-        ledger.add_account(&new, BENCH_SUB).await?;
+        ledger.add_account(&new, BENCH_SUB, false).await?;
     }
     let (accounts, hot, hot_percent) = (args.accounts, args.hot_accounts, args.hot_percent);
     let run = run_id.to_owned();

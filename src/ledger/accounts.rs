@@ -1,21 +1,56 @@
 //! Opening accounts and reading them.
 
 use super::layout::{
-    AccountFacts, AccountsItem, Item, ShardState, StoredEntry, account_item, build_error,
-    new_transaction_id, now_ms, s, sdk_error, shard_item,
+    AccountFacts, AccountsItem, Item, OWNER_SK, ShardState, StoredEntry, account_item, build_error,
+    n, new_transaction_id, now_ms, owner_pk, s, sdk_error, shard_item,
 };
 use super::shards::account_from;
 use super::{Account, Direction, Ledger, LedgerError, Payment};
-use crate::domain::{AccountId, NewAccount};
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use crate::domain::{AccountId, NewAccount, OWNER_ACCOUNTS_MAX};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+
+/// Whether a stored account is what `new` would open for `owner`.
+fn same_account(facts: &AccountFacts, new: &NewAccount, owner: &str) -> bool {
+    facts.owner == owner
+        && facts.display_name == new.display_name
+        && facts.currency == new.currency.as_str()
+        && facts.opening_balance_minor == new.initial_balance_minor
+        && facts.shards == new.balance_shards
+}
 
 impl Ledger {
     /// Opens an account, with its opening credit as history entry 1 of
     /// shard 0 when the initial balance is positive, and its further balance
     /// shards, all in one transaction (or one PutItem for an ordinary
-    /// account that opens empty). ALREADY_EXISTS comes from DynamoDB's
-    /// condition, not from a read before the write.
-    pub async fn add_account(&self, new: &NewAccount, owner: &str) -> Result<Account, LedgerError> {
+    /// account that opens empty and is not counted). ALREADY_EXISTS comes
+    /// from DynamoDB's condition, not from a read before the write; the same
+    /// owner opening the same account again (a retry after a lost reply)
+    /// gets the account. When `counted`, the owner's count of accounts goes
+    /// up in the same transaction, conditioned on staying within
+    /// [`OWNER_ACCOUNTS_MAX`].
+    pub async fn add_account(
+        &self,
+        new: &NewAccount,
+        owner: &str,
+        counted: bool,
+    ) -> Result<Account, LedgerError> {
+        match self.open_account(new, owner, counted).await {
+            Err(LedgerError::AccountExists(id)) => match self.read_account_item(&id).await? {
+                Some((facts, _)) if same_account(&facts, new, owner) => {
+                    self.get_account(&new.account_id).await
+                }
+                _ => Err(LedgerError::AccountExists(id)),
+            },
+            other => other,
+        }
+    }
+
+    async fn open_account(
+        &self,
+        new: &NewAccount,
+        owner: &str,
+        counted: bool,
+    ) -> Result<Account, LedgerError> {
         let opening = new.initial_balance_minor;
         let facts = AccountFacts {
             account_id: new.account_id.as_str().to_owned(),
@@ -42,7 +77,7 @@ impl Ledger {
         );
         let exists = || LedgerError::AccountExists(facts.account_id.clone());
         let root = account_item(&facts, &shard0);
-        if opening == 0 && facts.shards == 1 {
+        if opening == 0 && facts.shards == 1 && !counted {
             return match self
                 .client
                 .put_item()
@@ -67,6 +102,9 @@ impl Ledger {
             };
         }
         let mut items = vec![self.put_account_item(root)?];
+        if counted {
+            items.push(self.count_owner_account(owner)?);
+        }
         for shard in 1..facts.shards {
             items.push(self.put_account_item(shard_item(&facts.account_id, shard, &empty))?);
         }
@@ -115,8 +153,21 @@ impl Ledger {
                         .is_some_and(|r| r.code() == Some("ConditionalCheckFailed")),
                     _ => false,
                 };
+                let over_limit = counted
+                    && match err.as_service_error() {
+                        Some(E::TransactionCanceledException(cancelled)) => cancelled
+                            .cancellation_reasons()
+                            .get(1)
+                            .is_some_and(|r| r.code() == Some("ConditionalCheckFailed")),
+                        _ => false,
+                    };
                 if account_taken {
                     Err(exists())
+                } else if over_limit {
+                    Err(LedgerError::TooManyAccounts {
+                        owner: owner.to_owned(),
+                        limit: OWNER_ACCOUNTS_MAX,
+                    })
                 } else {
                     Err(sdk_error("TransactWriteItems", err))
                 }
@@ -130,6 +181,22 @@ impl Ledger {
         for shard in 1..facts.shards {
             self.known.observe(&facts.account_id, shard, empty);
         }
+    }
+
+    /// The owner's account count, one item in the ledger table, raised by
+    /// one unless it is at the limit.
+    fn count_owner_account(&self, owner: &str) -> Result<TransactWriteItem, LedgerError> {
+        let update = Update::builder()
+            .table_name(&self.tables.ledger)
+            .key("pk", s(owner_pk(owner)))
+            .key("sk", s(OWNER_SK))
+            .update_expression("ADD accounts :one")
+            .condition_expression("attribute_not_exists(accounts) OR accounts < :max")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(OWNER_ACCOUNTS_MAX))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     fn put_account_item(&self, item: Item) -> Result<TransactWriteItem, LedgerError> {

@@ -149,12 +149,14 @@ impl Ledger {
             .await?;
         let mut report = AuditReport::default();
         let mut accounts: BTreeMap<String, AccountTally> = BTreeMap::new();
+        let mut owned: HashMap<String, u64> = HashMap::new();
         for item in &account_items {
             let key = get_s(item, "account_id").unwrap_or_else(|_| "?".into());
             match AccountsItem::from_item(item) {
                 Ok(AccountsItem::Account(facts, state)) => {
                     report.accounts += 1;
                     report.total_opening_minor += i128::from(facts.opening_balance_minor);
+                    *owned.entry(facts.owner.clone()).or_default() += 1;
                     let tally = accounts.entry(facts.account_id.clone()).or_default();
                     tally.shards_declared = facts.shards;
                     tally.opening_minor = facts.opening_balance_minor;
@@ -178,6 +180,7 @@ impl Ledger {
         }
         let mut tallies: HashMap<(String, u32), ShardTally> = HashMap::new();
         let mut payments: HashMap<String, PaymentTally> = HashMap::new();
+        let mut owner_counts: HashMap<String, u64> = HashMap::new();
         for item in &ledger_items {
             let pk = get_s(item, "pk").unwrap_or_default();
             if pk.starts_with("A#") {
@@ -234,6 +237,15 @@ impl Ledger {
                         payments.entry(tx_id).or_default().record = Some((payment, legs));
                     }
                     Err(err) => report.flag(format!("payment record {pk}: does not decode: {err}")),
+                }
+            } else if let Some(owner) = pk.strip_prefix("O#") {
+                // An owner's count of accounts opened (not those an admin
+                // opened): never more than the accounts the owner has.
+                match super::layout::get_n::<u64>(item, "accounts") {
+                    Ok(count) => {
+                        owner_counts.insert(owner.to_owned(), count);
+                    }
+                    Err(err) => report.flag(format!("owner count {pk}: does not decode: {err}")),
                 }
             } else {
                 report.flag(format!("ledger item with unknown key {pk:?}"));
@@ -343,6 +355,16 @@ impl Ledger {
                 report.flag(format!(
                     "transaction {tx_id}: expected entries {expected:?} (debits summing to {}), found {found:?}",
                     payment.amount_minor
+                ));
+            }
+        }
+        let mut owners: Vec<_> = owner_counts.into_iter().collect();
+        owners.sort();
+        for (owner, count) in owners {
+            let has = owned.get(&owner).copied().unwrap_or(0);
+            if count > has {
+                report.flag(format!(
+                    "owner {owner:?}: counted {count} accounts opened but owns {has}"
                 ));
             }
         }

@@ -56,6 +56,13 @@ pub(super) fn payment_sk(key: &str) -> String {
     format!("K#{key}")
 }
 
+/// The item counting an owner's accounts: `pk = "O#<owner>"`, `sk = "COUNT"`.
+pub(super) fn owner_pk(owner: &str) -> String {
+    format!("O#{owner}")
+}
+
+pub(super) const OWNER_SK: &str = "COUNT";
+
 pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

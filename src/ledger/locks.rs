@@ -3,6 +3,10 @@
 /// Shards of the in-process lock table: a fixed size, so memory stays
 /// bounded however many accounts there are.
 const ACCOUNT_LOCK_SHARDS: usize = 1024;
+/// Longest a payment waits for its turn. The queue only saves requests, so
+/// past this a payment goes on without it rather than wait on a stalled
+/// DynamoDB behind another account that shares its lock shard.
+const QUEUE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// In-process queueing of payments that touch the same account.
 ///
@@ -34,8 +38,16 @@ impl AccountLocks {
         (super::layout::fnv1a(account_id) % ACCOUNT_LOCK_SHARDS as u64) as usize
     }
 
-    /// Locks the shards of both accounts, in index order (no deadlock).
+    /// Waits (at most [`QUEUE_WAIT_MAX`]) for the turn of both accounts;
+    /// empty when the wait ran out.
     pub(super) async fn lock_pair(&self, a: &str, b: &str) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        tokio::time::timeout(QUEUE_WAIT_MAX, self.lock_both(a, b))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Locks the shards of both accounts, in index order (no deadlock).
+    async fn lock_both(&self, a: &str, b: &str) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
         let (mut first, mut second) = (Self::shard(a), Self::shard(b));
         if first > second {
             std::mem::swap(&mut first, &mut second);

@@ -33,7 +33,9 @@
 //!   plus the opening credit;
 //! - payment record: `pk = "P#<sender>"`, `sk = "K#<idempotency key>"`, the
 //!   durable idempotency record of a payment, with the shards and sequences
-//!   of its entries.
+//!   of its entries;
+//! - owner count: `pk = "O#<owner>"`, `sk = "COUNT"`, how many accounts the
+//!   owner opened (bounded by `OWNER_ACCOUNTS_MAX`).
 //!
 //! # Why money is never created or lost
 //!
@@ -116,6 +118,12 @@ pub enum LedgerError {
         "the payment lost {attempts} races with concurrent payments on the same accounts; retry with the same idempotency key"
     )]
     Contended { attempts: u32 },
+    #[error(
+        "the payment's outcome is unknown ({cause}); retry with the same idempotency key: it applies at most once, and the retry answers with the payment if it committed"
+    )]
+    OutcomeUnknown { cause: String },
+    #[error("owner {owner:?} has opened {limit} accounts, the most one owner may open")]
+    TooManyAccounts { owner: String, limit: u32 },
     #[error("DynamoDB is unavailable or throttling: {0}")]
     Unavailable(String),
     #[error("ledger error: {0}")]

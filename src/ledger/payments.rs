@@ -213,9 +213,33 @@ impl Ledger {
                 }
             }
         }
-        Err(LedgerError::Contended {
-            attempts: PAYMENT_ATTEMPTS_MAX,
-        })
+        // The last round may have committed after all (a TransactionInProgress
+        // answer, say): the record says.
+        match self.read_record(order).await {
+            Ok(Some(stored)) if own_ids.contains(&stored.transaction_id) => Ok(PaymentOutcome {
+                payment: stored,
+                replayed: false,
+            }),
+            Ok(Some(stored)) => answer_stored(order, &own_ids, stored),
+            _ => Err(LedgerError::Contended {
+                attempts: PAYMENT_ATTEMPTS_MAX,
+            }),
+        }
+    }
+
+    /// After a write whose outcome is unknown: the stored record answers if
+    /// there is one; else the outcome stays unknown, and the caller is told
+    /// so (a retry with the same key is always safe).
+    async fn resolve(
+        &self,
+        order: &PaymentOrder,
+        own_ids: &[String],
+        cause: String,
+    ) -> Result<PaymentOutcome, LedgerError> {
+        match self.read_record(order).await {
+            Ok(Some(stored)) => answer_stored(order, own_ids, stored),
+            Ok(None) | Err(_) => Err(LedgerError::OutcomeUnknown { cause }),
+        }
     }
 
     /// Both accounts as this instance knows them; the unknown ones are read
@@ -573,7 +597,16 @@ impl Ledger {
                     lost_credit: false,
                 };
             }
-            _ => return Next::Done(Err(sdk_error("TransactWriteItems", err))),
+            // A definite refusal by DynamoDB: nothing was written.
+            Some(_) if !is_server_side(&err) => {
+                return Next::Done(Err(sdk_error("TransactWriteItems", err)));
+            }
+            // A timeout, a dropped connection, a 5xx: the write may or may
+            // not have committed. The record says which.
+            _ => {
+                let cause = sdk_error("TransactWriteItems", err).to_string();
+                return Next::Done(self.resolve(order, own_ids, cause).await);
+            }
         };
         let reasons = cancelled.cancellation_reasons();
         let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
@@ -687,6 +720,28 @@ impl Ledger {
             .await
             .map_err(|e| sdk_error("GetItem", e))?;
         output.item().map(Payment::from_item).transpose()
+    }
+}
+
+/// Whether a failed request may have been carried out: no answer at all
+/// (timeout, connection), or a server-side error (5xx, throttling after
+/// the SDK's retries).
+fn is_server_side<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    match err {
+        aws_sdk_dynamodb::error::SdkError::ServiceError(service) => matches!(
+            service.err().code(),
+            Some(
+                "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "ProvisionedThroughputExceededException"
+            )
+        ),
+        _ => true,
     }
 }
 

@@ -1005,7 +1005,7 @@ async fn seed(ledger: &Ledger) {
     ] {
         let new = NewAccount::parse(&id, "fixture", "EUR", balance, 0).expect("fixture account");
         ledger
-            .add_account(&new, TESTER)
+            .add_account(&new, TESTER, false)
             .await
             .expect("open fixture");
     }

@@ -470,3 +470,76 @@ async fn missing_tables_are_unavailable_not_internal() {
     let mut c = app.grpc().await;
     assert_code(balance(&mut c, "a").await, Code::Unavailable, "unavailable");
 }
+
+/// A retried AddAccount (its reply lost) gets the account it opened; the
+/// same id with other parameters, or for another owner, stays taken.
+#[tokio::test]
+async fn add_account_retried_by_its_owner_returns_the_account() {
+    let app = TestApp::spawn().await;
+    let mut alice = app.grpc_as("alice-owner", false).await;
+    let mut bob = app.grpc_as("bob-owner", false).await;
+    let id = unique("retry");
+    let first = add(&mut alice, &id, "EUR", 0).await.unwrap();
+    let again = add(&mut alice, &id, "EUR", 0).await.unwrap();
+    assert_eq!(again, first, "the same account, not a second one");
+    assert_code(
+        add(&mut alice, &id, "USD", 0).await,
+        Code::AlreadyExists,
+        &id,
+    );
+    assert_code(add(&mut bob, &id, "EUR", 0).await, Code::AlreadyExists, &id);
+    let report = app.ledger.audit(2, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+}
+
+/// One owner may open at most OWNER_ACCOUNTS_MAX accounts; an admin is not
+/// counted.
+#[tokio::test]
+async fn an_owner_may_open_a_bounded_number_of_accounts() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let app = TestApp::spawn().await;
+    let owner = unique("many");
+    let mut c = app.grpc_as(&owner, false).await;
+    add(&mut c, &unique("first"), "EUR", 0).await.unwrap();
+    // Pretend the owner opened all but one of their accounts already (the
+    // count is one item; opening a thousand accounts here would be slow).
+    payment::config::local_dynamodb_client(crate::harness::shared_dynamodb())
+        .update_item()
+        .table_name(&app.ledger.tables().ledger)
+        .key("pk", AttributeValue::S(format!("O#{owner}")))
+        .key("sk", AttributeValue::S("COUNT".into()))
+        .update_expression("SET accounts = :n")
+        .expression_attribute_values(
+            ":n",
+            AttributeValue::N((payment::domain::OWNER_ACCOUNTS_MAX - 1).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    add(&mut c, &unique("last"), "EUR", 0).await.unwrap();
+    assert_code(
+        add(&mut c, &unique("one-too-many"), "EUR", 0).await,
+        Code::ResourceExhausted,
+        "the most one owner may open",
+    );
+    let mut admin = app.grpc().await;
+    add(&mut admin, &unique("admin-opened"), "EUR", 0)
+        .await
+        .unwrap();
+}
+
+/// Account ids are case-sensitive: "Alice" and "alice" are two accounts.
+#[tokio::test]
+async fn account_ids_are_case_sensitive() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let base = unique("case");
+    let (upper, lower) = (base.to_uppercase(), base.to_lowercase());
+    add(&mut c, &upper, "EUR", 100).await.unwrap();
+    add(&mut c, &lower, "EUR", 0).await.unwrap();
+    pay(&mut c, order(&unique("k"), &upper, &lower, 40))
+        .await
+        .unwrap();
+    assert_eq!(balance(&mut c, &upper).await.unwrap(), 60);
+    assert_eq!(balance(&mut c, &lower).await.unwrap(), 40);
+}

@@ -69,7 +69,8 @@ enum Command {
         /// iss claim, if the server checks one (PAYMENT_JWT_ISSUER).
         #[arg(long, env = "PAYMENT_JWT_ISSUER")]
         issuer: Option<String>,
-        /// aud claim, if the server checks one (PAYMENT_JWT_AUDIENCE).
+        /// aud claim, if the server checks one (PAYMENT_JWT_AUDIENCE; of a
+        /// comma-separated list, the first).
         #[arg(long, env = "PAYMENT_JWT_AUDIENCE")]
         audience: Option<String>,
     },
@@ -144,7 +145,9 @@ async fn main() -> ExitCode {
             admin: *admin,
             ttl: *ttl,
             issuer: issuer.as_deref(),
-            audience: audience.as_deref(),
+            audience: audience
+                .as_deref()
+                .and_then(|list| list.split(',').map(str::trim).find(|a| !a.is_empty())),
         };
         return match mint_dev_token(secret.as_bytes(), &options) {
             Ok(token) => {

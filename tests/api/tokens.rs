@@ -482,6 +482,52 @@ async fn jwks_refresh_is_rate_limited_and_a_slow_fetch_stalls_no_other_call() {
 }
 
 #[tokio::test]
+async fn callers_of_a_newly_published_key_share_one_fetch_and_all_get_in() {
+    let [old, _, new] = keys();
+    let jwks = JwksServer::start(&[&old.jwk]).await;
+    // No rate limit, so only the one-fetch-at-a-time rule keeps the count.
+    let timing = JwksTiming {
+        max_age: Duration::from_secs(3600),
+        refresh_interval_min: Duration::ZERO,
+        stale_max: Duration::from_secs(7200),
+    };
+    let app = TestApp::serve_with(fresh_ledger().await, url_verifier(&jwks, timing).await).await;
+    let sub = unique("alice");
+    let account = unique("a");
+    let mut client = app
+        .grpc_with(Bearer::new(&old.sign(&access(&sub, false))))
+        .await;
+    add(&mut client, &account, "EUR", 0).await.unwrap();
+    // The new key is published; the JWKS answers slowly; ten callers use
+    // the new key at once.
+    jwks.state.publish(&[&old.jwk, &new.jwk]);
+    jwks.state.delay_ms.store(1000, Ordering::SeqCst);
+    let token = new.sign(&access(&sub, false));
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let (url, token, account) = (app.url(), token.clone(), account.clone());
+            tokio::spawn(async move {
+                let channel = payment::client::connect_channel(&url).await.unwrap();
+                let mut client = pb::payment_service_client::PaymentServiceClient::with_interceptor(
+                    channel,
+                    Bearer::new(&token),
+                );
+                client
+                    .get_account_balance(pb::GetAccountBalanceRequest {
+                        account_id: account,
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        let reply = call.await.unwrap().expect("the new key, once fetched");
+        assert_eq!(reply.into_inner().account.unwrap().balance, 0);
+    }
+    assert_eq!(jwks.state.hits(), 2, "start-up, then one fetch for all ten");
+}
+
+#[tokio::test]
 async fn an_unreachable_jwks_keeps_the_last_keys_until_stale_max() {
     let [rsa, _, _] = keys();
     let jwks = JwksServer::start(&[&rsa.jwk]).await;

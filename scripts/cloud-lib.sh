@@ -14,19 +14,23 @@ CLOUD_DEPLOY_TIMEOUT_S=300
 # and payment-client, and lays the function out as `sam build` would:
 # $CLOUD_DIR/build/PaymentFunction/bootstrap beside a template whose
 # PaymentFunction has that CodeUri (scripts/cloud.py template).
+# PAYMENT_CLOUD_LAMBDA_BIN names a binary already built instead (the tests
+# pass the one cargo built for them).
 cloud_build() {
-  local profile=$1 dir
-  case "$profile" in
-    release) dir=release ;;
-    dev) dir=debug ;;
-    *) echo "cloud: PAYMENT_CLOUD_PROFILE must be release or dev, not $profile" >&2; return 1 ;;
-  esac
-  echo "cloud: cargo build --profile $profile --bin payment-lambda (x86_64), --bin payment-client"
-  cargo build --quiet --locked --profile "$profile" --bin payment-lambda
-  cargo build --quiet --locked --bin payment-client
+  local profile=$1 binary=${PAYMENT_CLOUD_LAMBDA_BIN:-}
+  if [ -z "$binary" ]; then
+    case "$profile" in
+      release) binary=target/release/payment-lambda ;;
+      dev) binary=target/debug/payment-lambda ;;
+      *) echo "cloud: PAYMENT_CLOUD_PROFILE must be release or dev, not $profile" >&2; return 1 ;;
+    esac
+    echo "cloud: cargo build --profile $profile --bin payment-lambda (x86_64), --bin payment-client"
+    cargo build --quiet --locked --profile "$profile" --bin payment-lambda
+    cargo build --quiet --locked --bin payment-client
+  fi
   rm -rf "$CLOUD_DIR/build"
   mkdir -p "$CLOUD_DIR/build/PaymentFunction"
-  cp "target/$dir/payment-lambda" "$CLOUD_DIR/build/PaymentFunction/bootstrap"
+  cp "$binary" "$CLOUD_DIR/build/PaymentFunction/bootstrap"
   .tools/venv/bin/python scripts/cloud.py template template.yaml "$CLOUD_DIR/build/template.yaml"
 }
 

@@ -12,6 +12,13 @@ Python (.tools/venv, which has boto3 and SAM's YAML reader):
   cloud.py token user EMAIL       an ordinary user's: created in the user pool if
                                   missing, signed in through the Hosted UI's
                                   authorization code flow with PKCE (the web client)
+  cloud.py token stranger         for the tests: client credentials of an app client
+                                  of the same pool that the authorizer does not list
+                                  as an audience (created once)
+  cloud.py token short-lived      for the tests: client credentials of an app client
+                                  whose access tokens live 1 s (created once)
+  cloud.py invocations            how many times the function has run (START lines
+                                  in its CloudWatch Logs), for the tests
 
 `token` reads .data/cloud/state.json (CLOUD_STATE overrides) and prints the
 access token. The AWS calls go to AWS_ENDPOINT_URL (the emulator).
@@ -204,6 +211,53 @@ def token_user(facts, email):
     return json.loads(body)["access_token"]
 
 
+def test_client(facts, name, **settings):
+    """An extra app client of the stack's pool for the tests (client
+    credentials, scope payments/admin), created once: (id, secret)."""
+    import boto3
+
+    idp = boto3.client("cognito-idp")
+    pool = facts["user_pool_id"]
+    for client in idp.list_user_pool_clients(UserPoolId=pool, MaxResults=60)["UserPoolClients"]:
+        if client["ClientName"] == name:
+            described = idp.describe_user_pool_client(UserPoolId=pool, ClientId=client["ClientId"])
+            return client["ClientId"], described["UserPoolClient"]["ClientSecret"]
+    created = idp.create_user_pool_client(
+        UserPoolId=pool,
+        ClientName=name,
+        GenerateSecret=True,
+        AllowedOAuthFlowsUserPoolClient=True,
+        AllowedOAuthFlows=["client_credentials"],
+        AllowedOAuthScopes=["payments/admin"],
+        SupportedIdentityProviders=["COGNITO"],
+        **settings,
+    )["UserPoolClient"]
+    return created["ClientId"], created["ClientSecret"]
+
+
+def token_of(facts, client):
+    return token_admin({**facts, "service_client_id": client[0], "service_client_secret": client[1]})
+
+
+def invocations(facts):
+    import boto3
+
+    logs = boto3.client("logs")
+    group = f"/aws/lambda/{facts['function_name']}"
+    count, kwargs = 0, {"logGroupName": group, "filterPattern": "START RequestId"}
+    # Bounded: 1000 pages of events is far beyond any test run.
+    for _ in range(1000):
+        try:
+            page = logs.filter_log_events(**kwargs)
+        except logs.exceptions.ResourceNotFoundException:
+            return 0
+        count += sum(1 for e in page["events"] if e["message"].startswith("START RequestId"))
+        if not page.get("nextToken"):
+            return count
+        kwargs["nextToken"] = page["nextToken"]
+    sys.exit("cloud.py: too many log pages")
+
+
 def main(argv):
     match argv:
         case ["template", source, target]:
@@ -214,6 +268,20 @@ def main(argv):
             print(token_admin(load_state()))
         case ["token", "user", email]:
             print(token_user(load_state(), email))
+        case ["token", "stranger"]:
+            facts = load_state()
+            print(token_of(facts, test_client(facts, "e2e-stranger")))
+        case ["token", "short-lived"]:
+            facts = load_state()
+            client = test_client(
+                facts,
+                "e2e-short-lived",
+                AccessTokenValidity=1,
+                TokenValidityUnits={"AccessToken": "seconds"},
+            )
+            print(token_of(facts, client))
+        case ["invocations"]:
+            print(invocations(load_state()))
         case _:
             sys.exit(__doc__)
 

@@ -60,11 +60,11 @@ cloud: the stack is up (deployed in ${CLOUD_DEPLOY_SECONDS} s); emulator log: $C
   web client:      $(cloud_state web_client_id) (code flow with PKCE)
   service client:  $(cloud_state service_client_id) (client_credentials, scope payments/admin)
 
-Tokens, from the emulated Cognito (scripts/cloud-token.sh; secrets from $CLOUD_DIR/state.json):
+Tokens, from the emulated Cognito (scripts/cloud-py.sh; secrets from $CLOUD_DIR/state.json):
   an admin (client credentials, scope payments/admin; sub = the service client id):
-    export PAYMENT_TOKEN=\$(scripts/cloud-token.sh admin)
+    export PAYMENT_TOKEN=\$(scripts/cloud-py.sh token admin)
   an ordinary user (created in the user pool if missing, signed in through the Hosted UI's code flow with PKCE):
-    export PAYMENT_TOKEN=\$(scripts/cloud-token.sh user alice@example.com)
+    export PAYMENT_TOKEN=\$(scripts/cloud-py.sh token user alice@example.com)
 
 The client, through API Gateway (gRPC-Web only: an HTTP API does not speak HTTP/2 gRPC):
   target/debug/payment-client --grpc-web --endpoint $api add-account alice --name Alice

@@ -63,7 +63,8 @@ cloud_start() {
   CLOUD_PID=$!
   local i
   for i in $(seq 1 $((CLOUD_START_TIMEOUT_S * 5))); do
-    if curl -sf -o /dev/null "http://127.0.0.1:$CLOUD_PORT/_ministack/health"; then
+    if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+        "http://127.0.0.1:$CLOUD_PORT/_ministack/health" 2>/dev/null; then
       cloud_check_loopback_only
       return 0
     fi
@@ -77,8 +78,9 @@ cloud_start() {
 # Fails if the emulator or anything it started listens beyond loopback.
 cloud_check_loopback_only() {
   local pids pid listeners
+  command -v ss >/dev/null 2>&1 || { echo "cloud: 'ss' (iproute2) is needed to check the emulator's listeners" >&2; return 1; }
   pids="$CLOUD_PID $(cloud_descendants "$CLOUD_PID")"
-  listeners=$(ss -Hltnp 2>/dev/null || true)
+  listeners=$(ss -Hltnp)
   for pid in $pids; do
     if echo "$listeners" | grep "pid=$pid," | awk '{print $4}' | grep -v -E '^(127\.0\.0\.1|\[::1\]):' ; then
       echo "cloud: ministack (pid $pid) listens beyond 127.0.0.1 (above); stopping" >&2

@@ -329,9 +329,22 @@ fn assert_ok(reply: &WebReply, what: &str) {
     );
 }
 
+/// The whole exercise once the stack is up (a few dozen calls).
+const EXERCISE_TIMEOUT: Duration = Duration::from_secs(300);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deployed_stack_on_the_local_cloud_serves_every_call_behind_its_authorizer() {
+    // DynamoDB Local (for the comparison at the end) starts while the stack deploys.
+    let dynamodb_local = tokio::task::spawn_blocking(crate::harness::shared_dynamodb);
     let cloud = Cloud::start().await;
+    dynamodb_local.await.expect("DynamoDB Local");
+    tokio::time::timeout(EXERCISE_TIMEOUT, exercise(&cloud))
+        .await
+        .unwrap_or_else(|_| panic!("the calls did not finish within {EXERCISE_TIMEOUT:?}"));
+    drop(cloud);
+}
+
+async fn exercise(cloud: &Cloud) {
     let (base, host) = cloud.gateway();
     let gateway = Gateway { base, host };
     let admin = cloud.token(&["admin"]);
@@ -837,5 +850,180 @@ async fn the_deployed_stack_on_the_local_cloud_serves_every_call_behind_its_auth
     assert_eq!(shown["balance"], 6_900);
     assert_eq!(shown["owner"], admin_sub.as_str());
 
-    drop(cloud);
+    // --- The emulator's own DynamoDB against DynamoDB Local, on what the
+    // ledger relies on.
+    let local = dynamodb_semantics(&payment::config::local_dynamodb_client(
+        crate::harness::shared_dynamodb(),
+    ))
+    .await;
+    let emulated = dynamodb_semantics(&payment::config::local_dynamodb_client(
+        &cloud.get("endpoint"),
+    ))
+    .await;
+    eprintln!("cloud: DynamoDB Local: {local:#?}");
+    assert_eq!(
+        emulated, local,
+        "the emulator's DynamoDB differs from DynamoDB Local"
+    );
+}
+
+/// What the ledger relies on from DynamoDB, observed on one endpoint as
+/// text: a transaction cancelled by its conditions (the reasons per item,
+/// with the failing item's values under ReturnValuesOnConditionCheckFailure
+/// ALL_OLD), a conditional put on an existing item (with its old values), a
+/// condition on a number (`balance >= amount`), and a ClientRequestToken
+/// reused with the same and with other parameters.
+async fn dynamodb_semantics(client: &aws_sdk_dynamodb::Client) -> Vec<String> {
+    use aws_sdk_dynamodb::types::{
+        AttributeValue as V, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure as Rv,
+        TransactWriteItem, Update,
+    };
+    let ledger = payment::ledger::Ledger::new(client.clone(), crate::harness::unique_tables());
+    // A JVM just started may take a while to create its first tables.
+    let mut created = ledger.create_tables().await;
+    for _ in 0..3 {
+        if created.is_ok() {
+            break;
+        }
+        created = ledger.create_tables().await;
+    }
+    created.expect("create tables");
+    let table = ledger.tables().accounts.clone();
+    let item = |id: &str, balance: i64| {
+        [
+            ("account_id".to_owned(), V::S(id.into())),
+            ("balance".to_owned(), V::N(balance.to_string())),
+        ]
+        .into_iter()
+        .collect::<std::collections::HashMap<_, _>>()
+    };
+    let mut seen = Vec::new();
+    for (id, balance) in [("x", 10), ("y", 0)] {
+        client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item(id, balance)))
+            .send()
+            .await
+            .expect("put");
+    }
+
+    // A conditional put on an existing item, with its old values.
+    let err = client
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(item("x", 99)))
+        .condition_expression("attribute_not_exists(account_id)")
+        .return_values_on_condition_check_failure(Rv::AllOld)
+        .send()
+        .await
+        .expect_err("the item exists");
+    let service = err.into_service_error();
+    seen.push(format!(
+        "put: conditional check failed {}, old balance {:?}",
+        service.is_conditional_check_failed_exception(),
+        match &service {
+            aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) =>
+                e.item().and_then(|i| i.get("balance")).cloned(),
+            _ => None,
+        }
+    ));
+
+    // A transaction whose debit fails `balance >= :amount`: reasons per item.
+    let debit = |amount: i64| {
+        Update::builder()
+            .table_name(&table)
+            .key("account_id", V::S("x".into()))
+            .update_expression("SET balance = balance - :amount")
+            .condition_expression("balance >= :amount")
+            .expression_attribute_values(":amount", V::N(amount.to_string()))
+            .return_values_on_condition_check_failure(Rv::AllOld)
+            .build()
+            .unwrap()
+    };
+    let credit = |amount: i64| {
+        Update::builder()
+            .table_name(&table)
+            .key("account_id", V::S("y".into()))
+            .update_expression("SET balance = balance + :amount")
+            .expression_attribute_values(":amount", V::N(amount.to_string()))
+            .build()
+            .unwrap()
+    };
+    let record = Put::builder()
+        .table_name(&table)
+        .set_item(Some(item("record", 0)))
+        .condition_expression("attribute_not_exists(account_id)")
+        .build()
+        .unwrap();
+    let err = client
+        .transact_write_items()
+        .transact_items(TransactWriteItem::builder().update(debit(11)).build())
+        .transact_items(TransactWriteItem::builder().update(credit(11)).build())
+        .transact_items(TransactWriteItem::builder().put(record.clone()).build())
+        .send()
+        .await
+        .expect_err("insufficient funds");
+    match err.into_service_error() {
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e) => {
+            for reason in e.cancellation_reasons() {
+                seen.push(format!(
+                    "transaction: reason {:?}, old balance {:?}",
+                    reason.code(),
+                    reason.item().and_then(|i| i.get("balance"))
+                ));
+            }
+        }
+        other => seen.push(format!("transaction: not cancelled: {other:?}")),
+    }
+
+    // A condition check on another item, then a ClientRequestToken reused.
+    let token = uuid::Uuid::new_v4().to_string();
+    let check = ConditionCheck::builder()
+        .table_name(&table)
+        .key("account_id", V::S("y".into()))
+        .condition_expression("attribute_exists(account_id)")
+        .build()
+        .unwrap();
+    for (what, amount) in [
+        ("first", 4),
+        ("same token, same items", 4),
+        ("same token, other items", 5),
+    ] {
+        let result = client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(debit(amount)).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(check.clone())
+                    .build(),
+            )
+            .client_request_token(&token)
+            .send()
+            .await;
+        seen.push(format!(
+            "token {what}: {}",
+            match result {
+                Ok(_) => "ok".to_owned(),
+                Err(err) => err
+                    .into_service_error()
+                    .meta()
+                    .code()
+                    .unwrap_or("?")
+                    .to_owned(),
+            }
+        ));
+    }
+    let balance = client
+        .get_item()
+        .table_name(&table)
+        .key("account_id", V::S("x".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get")
+        .item
+        .and_then(|i| i.get("balance").cloned());
+    seen.push(format!("balance after: {balance:?}"));
+    seen
 }

@@ -1,5 +1,5 @@
 # The targets read like the README.
-.PHONY: run test lambda web bench setup lint fmt
+.PHONY: run test lambda cloud web bench setup lint fmt
 
 ## Run the service locally: DynamoDB Local (data in .data/), tables, payment-server on 127.0.0.1:50051.
 run:
@@ -13,6 +13,10 @@ test:
 lambda:
 	scripts/run-lambda.sh
 
+## The stack as deployed (template.yaml) on a local AWS emulator (ministack), through sam deploy.
+cloud:
+	scripts/cloud.sh
+
 ## Serve the browser app on http://127.0.0.1:5173 (beside `make run` or `make lambda`).
 web:
 	scripts/web-setup.sh
@@ -22,7 +26,7 @@ web:
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
 
-## Install the local tools into .tools/ (DynamoDB Local, buf, cfn-lint, SAM CLI, cargo-lambda).
+## Install the local tools into .tools/ (DynamoDB Local, buf, cfn-lint, SAM CLI, cargo-lambda, ministack).
 setup:
 	scripts/setup.sh
 	scripts/setup-serverless.sh

@@ -5,7 +5,9 @@
 use crate::pb::payment_service_client::PaymentServiceClient;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tonic::body::Body;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
@@ -18,8 +20,47 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A gRPC-Web transport over HTTP/1.1 (with TLS for https endpoints).
 pub type GrpcWebTransport = GrpcWebClientService<
-    HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, GrpcWebCall<Body>>,
+    HttpClient<hyper_rustls::HttpsConnector<HttpConnector<LocalhostResolver>>, GrpcWebCall<Body>>,
 >;
+
+/// The system's resolver, except that `localhost` and every name under it
+/// are the loopback address, as RFC 6761 (6.3) has it and browsers do.
+/// glibc leaves `*.localhost` to DNS, which does not know them; the local
+/// AWS emulator of `make cloud` serves an API at
+/// `http://<api-id>.execute-api.localhost:<port>`.
+#[derive(Clone, Debug)]
+pub struct LocalhostResolver(GaiResolver);
+
+impl Default for LocalhostResolver {
+    fn default() -> Self {
+        Self(GaiResolver::new())
+    }
+}
+
+impl tower::Service<Name> for LocalhostResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+        if host == "localhost" || host.ends_with(".localhost") {
+            let loopback = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+            return Box::pin(async move { Ok(vec![loopback].into_iter()) });
+        }
+        let lookup = self.0.call(name);
+        Box::pin(async move { Ok(lookup.await?.collect::<Vec<_>>().into_iter()) })
+    }
+}
 
 /// Parses an endpoint URL; a path (such as `/lambda-url/payment-lambda`)
 /// becomes the prefix of every call's path.
@@ -59,11 +100,13 @@ pub fn connect_grpc_web(
 
 /// The HTTP/1.1 transport of [`connect_grpc_web`] (https or http).
 pub fn grpc_web_transport() -> Result<GrpcWebTransport, BoxError> {
+    let mut http = HttpConnector::new_with_resolver(LocalhostResolver::default());
+    http.enforce_http(false);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()?
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     let http = HttpClient::builder(TokioExecutor::new()).build(https);
     Ok(GrpcWebClientLayer::new().layer(http))
 }

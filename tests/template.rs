@@ -2,7 +2,9 @@
 //! DynamoDB tables carry exactly the keys the ledger uses, the function is
 //! told their names through the environment variables the code reads, its IAM
 //! policy grants exactly the DynamoDB actions the ledger needs on those two
-//! tables and nothing broader, and the HTTP API routes the gRPC service's path.
+//! tables and nothing broader, the HTTP API routes the gRPC service's path to
+//! the function, and every route is behind the JWT authorizer whose claims
+//! the function trusts.
 
 use payment::config::{ACCOUNTS_TABLE_ENV, LEDGER_TABLE_ENV};
 use payment::ledger::{Ledger, Tables};
@@ -323,35 +325,198 @@ fn function_may_use_only_the_ledger_actions_on_the_two_tables() {
     );
 }
 
+/// The logical ids of the resources of `kind`.
+fn resources_of_type(template: &Value, kind: &str) -> Vec<String> {
+    mapping(get(template, "Resources", "template"), "Resources")
+        .iter()
+        .filter(|(_, resource)| resource.get("Type").and_then(Value::as_str) == Some(kind))
+        .map(|(id, _)| string(id, "a logical id").to_owned())
+        .collect()
+}
+
+/// The one resource of `kind`.
+fn only_resource_of_type(template: &Value, kind: &str) -> String {
+    match resources_of_type(template, kind).as_slice() {
+        [one] => one.clone(),
+        other => panic!("expected exactly one {kind}, found {other:?}"),
+    }
+}
+
+/// The `!Sub` string of `value` (short tag or `Fn::Sub`), if it is one.
+fn sub_string(value: &Value) -> Option<&str> {
+    intrinsic(value, "Sub", "Fn::Sub").and_then(Value::as_str)
+}
+
+/// The HTTP API is written as plain AWS::ApiGatewayV2 resources (the local
+/// emulator ignores the OpenAPI body SAM would generate): one HTTP API, its
+/// `$default` stage, one route per path of the gRPC service, integrated
+/// with the function (payload 2.0) and behind the JWT authorizer.
 #[test]
 fn the_http_api_routes_the_grpc_service_to_the_function() {
     let template = template();
-    let events = mapping(
-        get(properties(&template, FUNCTION), "Events", FUNCTION),
-        "Events",
+    let function = mapping(properties(&template, FUNCTION), FUNCTION);
+    assert!(
+        !function.contains_key("Events"),
+        "function events would make SAM generate an OpenAPI body the emulator ignores; use the ApiGatewayV2 resources"
     );
-    let routes: Vec<(&str, &str, Option<&str>)> = events
-        .values()
-        .filter(|event| event.get("Type").and_then(Value::as_str) == Some("HttpApi"))
-        .map(|event| {
-            let props = get(event, "Properties", "event");
-            (
-                string(get(props, "Method", "event"), "Method"),
-                string(get(props, "Path", "event"), "Path"),
-                ref_target(get(props, "ApiId", "event")),
-            )
-        })
-        .collect();
-    let path = format!("/{SERVICE_NAME}/{{method}}");
-    assert_eq!(routes, [("POST", path.as_str(), Some("HttpApi"))]);
+    assert!(
+        resources_of_type(&template, "AWS::Serverless::HttpApi").is_empty(),
+        "no AWS::Serverless::HttpApi (see the template's comment)"
+    );
+
+    let api = only_resource_of_type(&template, "AWS::ApiGatewayV2::Api");
+    let api_props = properties(&template, &api);
+    assert_eq!(get(api_props, "ProtocolType", &api).as_str(), Some("HTTP"));
 
     // A named stage would prefix the path and break gRPC routing.
+    let stage = only_resource_of_type(&template, "AWS::ApiGatewayV2::Stage");
+    let stage_props = properties(&template, &stage);
     assert_eq!(
-        resource_type(&template, "HttpApi"),
-        "AWS::Serverless::HttpApi"
+        ref_target(get(stage_props, "ApiId", &stage)),
+        Some(api.as_str())
     );
-    let stage = get(properties(&template, "HttpApi"), "StageName", "HttpApi");
-    assert_eq!(stage.as_str(), Some("$default"));
+    assert_eq!(
+        get(stage_props, "StageName", &stage).as_str(),
+        Some("$default")
+    );
+    assert_eq!(get(stage_props, "AutoDeploy", &stage).as_bool(), Some(true));
+
+    let integration = only_resource_of_type(&template, "AWS::ApiGatewayV2::Integration");
+    let integration_props = properties(&template, &integration);
+    assert_eq!(
+        ref_target(get(integration_props, "ApiId", &integration)),
+        Some(api.as_str())
+    );
+    assert_eq!(
+        get(integration_props, "IntegrationType", &integration).as_str(),
+        Some("AWS_PROXY")
+    );
+    assert_eq!(
+        get_att(get(integration_props, "IntegrationUri", &integration)),
+        Some((FUNCTION.to_owned(), "Arn".to_owned()))
+    );
+    assert_eq!(
+        get(integration_props, "PayloadFormatVersion", &integration).as_str(),
+        Some("2.0"),
+        "lambda_http reads payload format 2.0 events"
+    );
+
+    let routes = resources_of_type(&template, "AWS::ApiGatewayV2::Route");
+    let keys: Vec<String> = routes
+        .iter()
+        .map(|route| {
+            let props = properties(&template, route);
+            assert_eq!(ref_target(get(props, "ApiId", route)), Some(api.as_str()));
+            assert_eq!(
+                sub_string(get(props, "Target", route)),
+                Some(format!("integrations/${{{integration}}}").as_str()),
+                "{route} targets the function's integration"
+            );
+            string(get(props, "RouteKey", route), "RouteKey").to_owned()
+        })
+        .collect();
+    assert_eq!(keys, [format!("POST /{SERVICE_NAME}/{{method}}")]);
+
+    // API Gateway may invoke the function, from this API only.
+    let permission = only_resource_of_type(&template, "AWS::Lambda::Permission");
+    let permission_props = properties(&template, &permission);
+    assert_eq!(
+        ref_target(get(permission_props, "FunctionName", &permission)),
+        Some(FUNCTION)
+    );
+    assert_eq!(
+        get(permission_props, "Principal", &permission).as_str(),
+        Some("apigateway.amazonaws.com")
+    );
+    let source =
+        sub_string(get(permission_props, "SourceArn", &permission)).expect("SourceArn is a !Sub");
+    assert!(
+        source.contains(&format!(":${{{api}}}/"))
+            && source.ends_with(&format!("/{SERVICE_NAME}/*")),
+        "SourceArn {source} names this API and the service's paths"
+    );
+
+    // The stack's ApiUrl is the API's own endpoint.
+    let outputs = get(&template, "Outputs", "template");
+    let url = get(get(outputs, "ApiUrl", "Outputs"), "Value", "ApiUrl");
+    assert_eq!(get_att(url), Some((api.clone(), "ApiEndpoint".to_owned())));
+}
+
+/// The function trusts the authorizer's claims (PAYMENT_AUTH_MODE=apigateway),
+/// so no route may reach it without the JWT authorizer: every route of every
+/// API integrated with it has AuthorizationType JWT and the authorizer.
+#[test]
+fn apigateway_auth_mode_comes_with_an_authorizer_on_every_route() {
+    let template = template();
+    let variables = get(
+        get(properties(&template, FUNCTION), "Environment", FUNCTION),
+        "Variables",
+        "Environment",
+    );
+    assert_eq!(
+        get(variables, "PAYMENT_AUTH_MODE", "Variables").as_str(),
+        Some("apigateway"),
+        "the deployed function takes the caller from the authorizer's claims"
+    );
+
+    let authorizer = only_resource_of_type(&template, "AWS::ApiGatewayV2::Authorizer");
+    let authorizer_props = properties(&template, &authorizer);
+    assert_eq!(
+        get(authorizer_props, "AuthorizerType", &authorizer).as_str(),
+        Some("JWT")
+    );
+    let sources = sequence(
+        get(authorizer_props, "IdentitySource", &authorizer),
+        "IdentitySource",
+    );
+    assert_eq!(
+        sources.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        [Some("$request.header.Authorization")]
+    );
+    let jwt = get(authorizer_props, "JwtConfiguration", &authorizer);
+    for key in ["Issuer", "Audience"] {
+        get(jwt, key, "JwtConfiguration");
+    }
+
+    let integrations: BTreeSet<String> =
+        resources_of_type(&template, "AWS::ApiGatewayV2::Integration")
+            .into_iter()
+            .filter(|id| {
+                get_att(get(properties(&template, id), "IntegrationUri", id)).map(|(f, _)| f)
+                    == Some(FUNCTION.to_owned())
+            })
+            .collect();
+    assert!(
+        !integrations.is_empty(),
+        "no integration reaches the function"
+    );
+    let routes = resources_of_type(&template, "AWS::ApiGatewayV2::Route");
+    assert!(!routes.is_empty());
+    for route in &routes {
+        let props = mapping(properties(&template, route), route);
+        let target = props
+            .get("Target")
+            .and_then(sub_string)
+            .unwrap_or_else(|| panic!("{route} has no !Sub Target"));
+        let integration = target
+            .strip_prefix("integrations/${")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("{route}: Target {target}"));
+        assert!(
+            integrations.contains(integration),
+            "{route} targets {integration}, not the function's integration"
+        );
+        assert_eq!(
+            props.get("AuthorizationType").and_then(Value::as_str),
+            Some("JWT"),
+            "{route} must be behind the JWT authorizer"
+        );
+        assert_eq!(
+            props.get("AuthorizerId").and_then(ref_target),
+            Some(authorizer.as_str()),
+            "{route} must name the JWT authorizer"
+        );
+    }
 }
 
 #[test]

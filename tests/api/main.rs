@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod cloud;
 mod concurrency;
 mod cors;
 mod faults;

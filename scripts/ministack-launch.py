@@ -1,0 +1,62 @@
+"""Runs the ministack emulator (`make cloud`) with one fix to its
+CloudFormation, run with .tools/ministack/bin/python.
+
+The fix: ministack 1.5.33's CloudFormation stores an AWS::ApiGatewayV2::Api's
+CorsConfiguration as the template spells it (AllowOrigins, AllowHeaders, ...),
+while its API Gateway reads the API's CORS in the service's own shape
+(allowOrigins, allowHeaders, ...), as CreateApi stores it. So a CORS
+configuration deployed by CloudFormation is never seen: every preflight gets
+403 "CORS origin denied" and no answer carries CORS headers. Real
+CloudFormation maps the property onto the API's Cors object; this does the
+same, in the emulator's provisioner, before the API is stored. Nothing about
+the API is changed after the deploy: the template's CorsConfiguration is what
+the emulator serves.
+
+The launcher refuses to start if the provisioner no longer has the flaw it
+fixes (a newer ministack may have fixed it): then delete this file and start
+ministack directly.
+"""
+
+import inspect
+import sys
+
+from ministack.services.cloudformation import provisioners
+
+API = "AWS::ApiGatewayV2::Api"
+FLAW = 'api["corsConfiguration"] = props["CorsConfiguration"]'
+
+
+def api_cors(cors):
+    """CloudFormation's Cors property (PascalCase) in the API's own shape."""
+    return {key[:1].lower() + key[1:]: value for key, value in cors.items()}
+
+
+def with_api_cors(props):
+    if isinstance(props, dict) and isinstance(props.get("CorsConfiguration"), dict):
+        return {**props, "CorsConfiguration": api_cors(props["CorsConfiguration"])}
+    return props
+
+
+def main():
+    handlers = provisioners._RESOURCE_HANDLERS[API]
+    create, update = handlers["create"], handlers["update"]
+    if FLAW not in inspect.getsource(create):
+        sys.exit(
+            "ministack-launch: this ministack stores an HTTP API's CorsConfiguration differently "
+            "from 1.5.33; check whether the CORS fix is still needed (scripts/ministack-launch.py)"
+        )
+    handlers["create"] = lambda logical_id, props, stack_name: create(
+        logical_id, with_api_cors(props), stack_name
+    )
+    handlers["update"] = lambda physical_id, old_props, new_props, stack_name, logical_id=None: update(
+        physical_id, with_api_cors(old_props), with_api_cors(new_props), stack_name, logical_id
+    )
+
+    from ministack.app import main as ministack_main
+
+    sys.argv = ["ministack"]
+    ministack_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -130,7 +130,7 @@ where
 
 /// A response body that ends right after its trailers.
 ///
-/// Whoever reads a body to its end (lambda_http collects it) may poll again
+/// Whoever reads a body to its end (the Lambda adapter collects it) may poll again
 /// after the trailers frame; a failed stream then produced data frames after
 /// the error trailer, which is malformed gRPC-Web. Ending the body after the
 /// first trailers frame makes the trailer the last thing sent, always.
@@ -202,7 +202,7 @@ pub fn single_message_request(path: &str) -> Option<RequestType> {
     fn decodes<M: Message + Default>(message: Bytes) -> Result<(), prost::DecodeError> {
         M::decode(message).map(drop)
     }
-    let (name, decode): (&'static str, fn(Bytes) -> Result<(), prost::DecodeError>) = match path {
+    let (name, decode): (&'static str, Decode) = match path {
         "/payment.v1.PaymentService/AddAccount" => (
             "payment.v1.AddAccountRequest",
             decodes::<pb::AddAccountRequest>,
@@ -233,8 +233,11 @@ pub fn single_message_request(path: &str) -> Option<RequestType> {
 pub struct RequestType {
     /// The full protobuf name, e.g. `payment.v1.AddAccountRequest`.
     pub name: &'static str,
-    decode: fn(Bytes) -> Result<(), prost::DecodeError>,
+    decode: Decode,
 }
+
+/// Checks that a message decodes as one request type.
+type Decode = fn(Bytes) -> Result<(), prost::DecodeError>;
 
 impl RequestType {
     fn check(&self, message: Bytes) -> Result<(), Status> {

@@ -1,20 +1,25 @@
 //! payment-lambda: the payment service as an AWS Lambda function behind API
 //! Gateway (HTTP API, payload format 2.0) or a function URL, speaking
 //! gRPC-Web. Everything costly is built once per container, before the
-//! first event.
+//! first event. The event is taken as raw JSON and converted by
+//! `payment::lambda`, so that no event can fail the invocation (a 500 from
+//! API Gateway).
 
+use lambda_runtime::{LambdaEvent, service_fn};
 use payment::{auth::Authenticator, config, ledger::Ledger, server, service::PaymentApi};
+use std::convert::Infallible;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     config::init_tracing();
     let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env());
     let cors_origins = std::env::var("PAYMENT_CORS_ORIGINS").unwrap_or_else(|_| "*".into());
     let auth = Authenticator::from_env().await?;
     tracing::info!(auth = ?auth, "payment-lambda ready");
     let service = server::http_service(PaymentApi::new(ledger, auth), &cors_origins).await?;
-    lambda_http::run(lambda_http::service_fn(move |event| {
-        payment::lambda::handle(service.clone(), event)
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let service = service.clone();
+        async move { Ok::<_, Infallible>(payment::lambda::handle_event(service, event.payload).await) }
     }))
     .await
 }

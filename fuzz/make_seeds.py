@@ -150,10 +150,10 @@ def events():
     e["requestContext"]["authorizer"]["jwt"]["claims"]["scope"] = "openid payments/admin"
     write("grpc_web_event", "variant-admin-scope.json", json.dumps(e, indent=1))
 
-    # Events lambda_http 1.3 panics on while converting them, before any
-    # code of ours runs (tolerated by the target; PAYMENT_FUZZ_STRICT_LAMBDA=1
-    # stops on them): a host that is no valid URL host, a raw query string
-    # with characters a URI may not hold, a body flagged base64 that is not.
+    # Events lambda_http 1.3 panicked on while converting them (the function
+    # now converts events itself and answers each with HTTP 400): a host that
+    # is no valid URL host, a raw query string with characters a URI may not
+    # hold, a body flagged base64 that is not.
     e = copy.deepcopy(base)
     e["headers"]["host"] = "exa mple.com"
     write("grpc_web_event", "upstream-panic-host.json", json.dumps(e, indent=1))

@@ -1,12 +1,21 @@
-//! Checks every gRPC request body before tonic decodes it, so that bad input
-//! gets a status that names the problem instead of tonic's INTERNAL.
+//! Checks every gRPC request with a single request message before tonic
+//! decodes it, so that bad input gets a status that names the problem instead
+//! of tonic's INTERNAL.
 //!
 //! tonic answers an empty body, a truncated frame or undecodable protobuf
 //! with INTERNAL (following grpc's own table); tonic-web does the same for
 //! invalid base64. For a service with the rule "no input ever produces
-//! INTERNAL", this layer reads the (small) body with a size limit, checks its
+//! INTERNAL", this layer reads the (small) body of the methods whose request
+//! is one message (every payment.v1.PaymentService method, health Check and
+//! Watch; see [`single_message_request`]) with a size limit, checks its
 //! framing and decodes the message as the method's request type, and answers
 //! INVALID_ARGUMENT or RESOURCE_EXHAUSTED itself when that fails.
+//!
+//! Every other path (reflection's bidirectional stream, unknown methods) is
+//! passed on with its body streamed, never waited for: clients such as buf
+//! curl, grpcurl or Postman keep the reflection stream open until they have
+//! their answers, so waiting for its end would wait forever. The method is
+//! told by its path alone, never by reading the body.
 
 use crate::pb;
 use bytes::{Buf, Bytes};
@@ -23,7 +32,11 @@ use tower::{Layer, Service};
 /// MakePayment with every field at its limit) is under 1 KiB.
 pub const REQUEST_BYTES_MAX: usize = 16 * 1024;
 
-const SERVICE_PREFIX: &str = "/payment.v1.PaymentService/";
+/// Largest request body passed on as a stream (reflection), in bytes, over
+/// the whole stream. A reflection request is a symbol or file name, so a
+/// client resolving a few hundred symbols on one stream stays far below it.
+/// Beyond it the stream fails and the reflection service ends its reply.
+pub const STREAMED_REQUEST_BYTES_MAX: usize = 1024 * 1024;
 
 /// The tower layer that adds [`RequestGuard`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -84,7 +97,16 @@ where
                     "content-type must be application/grpc, application/grpc-web(+proto) or application/grpc-web-text",
                 ));
             }
-            match checked_body(parts.uri.path(), body).await {
+            let Some(request_type) = single_message_request(parts.uri.path()) else {
+                // A streaming (or unknown) method: pass the body on as it
+                // comes, never waiting for its end.
+                let body = Body::new(Limited::new(body, STREAMED_REQUEST_BYTES_MAX));
+                return Ok(inner
+                    .call(http::Request::from_parts(parts, body))
+                    .await?
+                    .map(|body| Body::new(EndAfterTrailers::new(body))));
+            };
+            match checked_body(request_type, body).await {
                 Ok(bytes) => {
                     let request = http::Request::from_parts(parts, Body::new(Full::new(bytes)));
                     Ok(inner
@@ -108,7 +130,7 @@ where
 
 /// A response body that ends right after its trailers.
 ///
-/// Whoever reads a body to its end (lambda_http collects it) may poll again
+/// Whoever reads a body to its end (the Lambda adapter collects it) may poll again
 /// after the trailers frame; a failed stream then produced data frames after
 /// the error trailer, which is malformed gRPC-Web. Ending the body after the
 /// first trailers frame makes the trailer the last thing sent, always.
@@ -172,7 +194,60 @@ fn plain_error(status: http::StatusCode, message: &'static str) -> http::Respons
     response
 }
 
-async fn checked_body<B>(path: &str, body: B) -> Result<Bytes, Status>
+/// The request type of a method that takes exactly one request message
+/// (unary and server-streaming methods), by its path: its full protobuf
+/// name and a check that a message decodes as it. `None` for every other
+/// path, whose body the guard streams through unread.
+pub fn single_message_request(path: &str) -> Option<RequestType> {
+    fn decodes<M: Message + Default>(message: Bytes) -> Result<(), prost::DecodeError> {
+        M::decode(message).map(drop)
+    }
+    let (name, decode): (&'static str, Decode) = match path {
+        "/payment.v1.PaymentService/AddAccount" => (
+            "payment.v1.AddAccountRequest",
+            decodes::<pb::AddAccountRequest>,
+        ),
+        "/payment.v1.PaymentService/MakePayment" => (
+            "payment.v1.MakePaymentRequest",
+            decodes::<pb::MakePaymentRequest>,
+        ),
+        "/payment.v1.PaymentService/GetAccountBalance" => (
+            "payment.v1.GetAccountBalanceRequest",
+            decodes::<pb::GetAccountBalanceRequest>,
+        ),
+        "/payment.v1.PaymentService/GetTransactionHistory" => (
+            "payment.v1.GetTransactionHistoryRequest",
+            decodes::<pb::GetTransactionHistoryRequest>,
+        ),
+        "/grpc.health.v1.Health/Check" | "/grpc.health.v1.Health/Watch" => (
+            "grpc.health.v1.HealthCheckRequest",
+            decodes::<tonic_health::pb::HealthCheckRequest>,
+        ),
+        _ => return None,
+    };
+    Some(RequestType { name, decode })
+}
+
+/// See [`single_message_request`].
+#[derive(Debug, Clone, Copy)]
+pub struct RequestType {
+    /// The full protobuf name, e.g. `payment.v1.AddAccountRequest`.
+    pub name: &'static str,
+    decode: Decode,
+}
+
+/// Checks that a message decodes as one request type.
+type Decode = fn(Bytes) -> Result<(), prost::DecodeError>;
+
+impl RequestType {
+    fn check(&self, message: Bytes) -> Result<(), Status> {
+        (self.decode)(message).map_err(|err| {
+            Status::invalid_argument(format!("request is not a valid {}: {err}", self.name))
+        })
+    }
+}
+
+async fn checked_body<B>(request_type: RequestType, body: B) -> Result<Bytes, Status>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -199,10 +274,7 @@ where
             )));
         }
     };
-    let message = single_frame(&bytes)?;
-    if let Some(method) = path.strip_prefix(SERVICE_PREFIX) {
-        decodes_as(method, message)?;
-    }
+    request_type.check(single_frame(&bytes)?)?;
     Ok(bytes)
 }
 
@@ -246,35 +318,6 @@ fn single_frame(bytes: &Bytes) -> Result<Bytes, Status> {
         ));
     }
     Ok(rest)
-}
-
-fn decodes_as(method: &str, message: Bytes) -> Result<(), Status> {
-    let (name, result) = match method {
-        "AddAccount" => (
-            "AddAccountRequest",
-            pb::AddAccountRequest::decode(message).err(),
-        ),
-        "MakePayment" => (
-            "MakePaymentRequest",
-            pb::MakePaymentRequest::decode(message).err(),
-        ),
-        "GetAccountBalance" => (
-            "GetAccountBalanceRequest",
-            pb::GetAccountBalanceRequest::decode(message).err(),
-        ),
-        "GetTransactionHistory" => (
-            "GetTransactionHistoryRequest",
-            pb::GetTransactionHistoryRequest::decode(message).err(),
-        ),
-        // Unknown methods are left to tonic, which answers UNIMPLEMENTED.
-        _ => return Ok(()),
-    };
-    match result {
-        None => Ok(()),
-        Some(err) => Err(Status::invalid_argument(format!(
-            "request is not a valid payment.v1.{name}: {err}"
-        ))),
-    }
 }
 
 #[cfg(test)]
@@ -333,18 +376,83 @@ mod tests {
     fn messages_must_decode_as_the_method_request() {
         // Field 1 with wire type 7 does not exist in protobuf.
         let garbage = Bytes::from_static(&[0x0f, 0x01]);
-        for method in [
-            "AddAccount",
-            "MakePayment",
-            "GetAccountBalance",
-            "GetTransactionHistory",
+        for path in [
+            "/payment.v1.PaymentService/AddAccount",
+            "/payment.v1.PaymentService/MakePayment",
+            "/payment.v1.PaymentService/GetAccountBalance",
+            "/payment.v1.PaymentService/GetTransactionHistory",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
         ] {
-            let err = decodes_as(method, garbage.clone()).unwrap_err();
-            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{method}");
+            let request_type = single_message_request(path).expect(path);
+            let err = request_type.check(garbage.clone()).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{path}");
+            assert!(err.message().contains(request_type.name), "{path}");
         }
         // A string field whose bytes are not UTF-8.
         let bad_utf8 = Bytes::from_static(&[0x0a, 0x02, 0xff, 0xfe]);
-        assert!(decodes_as("GetAccountBalance", bad_utf8).is_err());
-        assert!(decodes_as("Unknown", Bytes::from_static(&[0xff])).is_ok());
+        let balance = single_message_request("/payment.v1.PaymentService/GetAccountBalance");
+        assert!(balance.unwrap().check(bad_utf8).is_err());
+    }
+
+    /// A request body that sends one frame and then never ends, as a
+    /// reflection client keeping its stream open.
+    struct OpenStream(Option<Bytes>);
+
+    impl http_body::Body for OpenStream {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            match self.0.take() {
+                Some(data) => Poll::Ready(Some(Ok(http_body::Frame::data(data)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_reaches_the_service_before_its_body_ends() {
+        let inner = tower::service_fn(|request: http::Request<Body>| async move {
+            // Answer with the first frame of the request, as reflection does.
+            let first = request.into_body().frame().await;
+            let data = first
+                .expect("a frame")
+                .expect("no error")
+                .into_data()
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(data)))
+        });
+        let mut guard = RequestGuardLayer.layer(inner);
+        let message = frame(0, b"\x3a\x00");
+        let request =
+            http::Request::post("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+                .header(http::header::CONTENT_TYPE, "application/grpc")
+                .body(OpenStream(Some(message.clone())))
+                .unwrap();
+        let response =
+            tokio::time::timeout(std::time::Duration::from_secs(10), guard.call(request))
+                .await
+                .expect("the guard waited for the end of a streaming request")
+                .unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, message);
+    }
+
+    #[test]
+    fn streaming_and_unknown_methods_are_not_read() {
+        for path in [
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            "/payment.v1.PaymentService/Refund",
+            "/payment.v1.PaymentService/",
+            "/payment.v1.PaymentService/AddAccount/",
+            "/other.v1.Other/Call",
+            "/",
+        ] {
+            assert!(single_message_request(path).is_none(), "{path}");
+        }
     }
 }

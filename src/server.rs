@@ -20,13 +20,18 @@ pub async fn routes(api: PaymentApi) -> Result<Routes, Box<dyn std::error::Error
     health_reporter
         .set_serving::<PaymentServiceServer<PaymentApi>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: v1alpha for clients that still ask for it
+    // (older grpcurl, some GUI clients), v1 for the rest (buf curl tries v1
+    // first).
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
     Ok(Routes::new(PaymentServiceServer::new(api))
         .add_service(health)
-        .add_service(reflection))
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?))
 }
 
 /// The setting that lists the browser origins allowed to call (CORS).

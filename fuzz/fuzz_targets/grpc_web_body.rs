@@ -33,7 +33,7 @@ const PATHS: [&str; 8] = [
     "/payment.v1.PaymentService/MakePayment/extra",
 ];
 
-fuzz_target!(init: payment_ledger_fuzz::init(), |data: &[u8]| {
+fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
@@ -47,14 +47,18 @@ fuzz_target!(init: payment_ledger_fuzz::init(), |data: &[u8]| {
     };
     let request = http::Request::builder()
         .method(http::Method::POST)
-        .uri(format!("https://abcdef1234.execute-api.us-east-1.amazonaws.com{path}"))
+        .uri(format!(
+            "https://abcdef1234.execute-api.us-east-1.amazonaws.com{path}"
+        ))
         .version(version)
         .header(http::header::CONTENT_TYPE, content_type)
         .header(http::header::ACCEPT, content_type)
         .header("x-grpc-web", "1")
         .header(payment_ledger_fuzz::SHAPE_HEADER, shape.to_string())
         .header("x-fuzz-echo-selector", selector.to_string())
-        .body(lambda_http::Body::Binary(body.to_vec()))
+        .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+            body,
+        )))
         .expect("a valid request");
     payment_ledger_fuzz::exercise(request);
 });

@@ -1,20 +1,30 @@
 //! Shared harness code for the fuzz targets in `fuzz_targets/`.
 //!
 //! The HTTP targets run requests through the Lambda adapter
-//! ([`payment::lambda::handle`]) and the real HTTP stack (CORS, gRPC-Web,
+//! ([`payment::lambda`]: its event conversion, `handle` and the API Gateway
+//! response) and the real HTTP stack (CORS, gRPC-Web,
 //! [`payment::guard::RequestGuard`]) with a dummy in place of the tonic
 //! routes: no DynamoDB, no network. The dummy records what reached it and
 //! echoes it back, so that the checks below can hold the stack to its
 //! contract:
 //!
-//! * `handle` never panics, never answers 5xx and never sends a gRPC status
+//! * no event panics the conversion or the handler (there is no panic
+//!   tolerance anywhere: a panic is a crash); an event that cannot be an HTTP
+//!   request gets HTTP 400 with INVALID_ARGUMENT in its headers; the
+//!   response always serializes (as the Lambda runtime must send it);
+//! * otherwise the stack never answers 5xx and never sends a gRPC status
 //!   other than OK (from the dummy) or the guard's INVALID_ARGUMENT,
 //!   RESOURCE_EXHAUSTED and UNIMPLEMENTED (the guard's promise: no input
 //!   produces INTERNAL);
-//! * the inner service is reached exactly when the request is a POST with a
-//!   gRPC(-Web) content type whose (decoded) body is one uncompressed frame of
-//!   at most `REQUEST_BYTES_MAX` bytes that decodes as the method's request
-//!   message; what reaches it is that frame, unchanged;
+//! * for the single-message methods (the four payment methods, health Check
+//!   and Watch) the inner service is reached exactly when the request is a
+//!   POST with a gRPC(-Web) content type whose (decoded) body is one
+//!   uncompressed frame of at most `REQUEST_BYTES_MAX` bytes that decodes as
+//!   the method's request message; what reaches it is that frame, unchanged;
+//! * any other path (reflection, unknown methods) reaches the inner service
+//!   whenever it is a POST with a gRPC(-Web) content type, with its body
+//!   streamed unchanged (or failing, when its base64 is bad or it passes
+//!   `STREAMED_REQUEST_BYTES_MAX`);
 //! * every gRPC-Web reply is well formed: data frames, then exactly one
 //!   trailers frame, last, carrying grpc-status (or a trailers-only reply
 //!   with grpc-status in the headers and no body); the dummy's data and
@@ -24,6 +34,8 @@
 //!   service's `Authenticator::ApiGateway` accepts a caller from them
 //!   exactly by its documented rules.
 
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::encodings::Body as EventBody;
 use base64::Engine as _;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, general_purpose};
@@ -31,28 +43,23 @@ use bytes::{Buf, Bytes};
 use http::{HeaderMap, HeaderValue, Method, Version};
 use http_body::Frame;
 use http_body_util::BodyExt;
-use lambda_http::Body as LambdaBody;
-use lambda_http::RequestExt;
-use lambda_http::request::RequestContext;
+use http_body_util::Full;
 use payment::auth::{ADMIN_SCOPE, Authenticator, AuthorizerClaims, SUB_BYTES_MAX};
-use payment::guard::REQUEST_BYTES_MAX;
+use payment::guard::{REQUEST_BYTES_MAX, STREAMED_REQUEST_BYTES_MAX};
 use payment::pb;
 use payment::server::HttpService;
 use prost::Message;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 /// The request header that picks the dummy's reply shape ("0" to "3").
 pub const SHAPE_HEADER: &str = "x-fuzz-response";
 /// Request headers with this prefix come back as trailers of the reply.
 pub const ECHO_PREFIX: &str = "x-fuzz-echo";
-
-const SERVICE_PREFIX: &str = "/payment.v1.PaymentService/";
 
 /// Standard base64 that accepts padding or none, as tonic-web decodes it.
 const BASE64_WEB: GeneralPurpose = GeneralPurpose::new(
@@ -65,20 +72,7 @@ const BASE64_WEB: GeneralPurpose = GeneralPurpose::new(
 // ---------------------------------------------------------------------------
 // Set-up, done once per process.
 
-/// Call from each target's `init:`. Installs the panic filter that lets
-/// [`parse_event`] survive panics inside lambda_http (see there).
-pub fn init() {
-    let abort_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if TOLERATE_PANIC.with(Cell::get) {
-            return;
-        }
-        abort_hook(info)
-    }));
-}
-
 thread_local! {
-    static TOLERATE_PANIC: Cell<bool> = const { Cell::new(false) };
     static REACHED: RefCell<Option<Reached>> = const { RefCell::new(None) };
 }
 
@@ -110,38 +104,61 @@ pub fn service() -> HttpService {
 // ---------------------------------------------------------------------------
 // Lambda events.
 
-/// Parses an API Gateway HTTP API (v2) event the way the Lambda runtime does.
-///
-/// `None` when lambda_http itself panicked: it does on events whose host
-/// header, path or query make no valid URI, and on an `isBase64Encoded` body
-/// that is not base64 (`Url::parse(..).unwrap()`, `.expect("failed to build
-/// request")`, `.expect("failed to decode aws base64 encoded body")` in
-/// lambda_http 1.3 / aws_lambda_events 1.2). That is upstream code, before
-/// the payment service sees anything, and the Lambda runtime turns it into an
-/// invocation error (HTTP 500 from API Gateway), not a crash; it is tolerated
-/// here so that fuzzing goes on past it. Set PAYMENT_FUZZ_STRICT_LAMBDA=1 to
-/// stop on it instead.
-pub fn parse_event(text: &str) -> Option<Result<lambda_http::Request, ()>> {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    if *STRICT.get_or_init(|| std::env::var_os("PAYMENT_FUZZ_STRICT_LAMBDA").is_some()) {
-        return Some(lambda_http::request::from_str(text).map_err(drop));
-    }
-    TOLERATE_PANIC.with(|t| t.set(true));
-    let parsed = std::panic::catch_unwind(|| lambda_http::request::from_str(text).map_err(drop));
-    TOLERATE_PANIC.with(|t| t.set(false));
-    match parsed {
-        Ok(parsed) => Some(parsed),
-        Err(_) => {
-            static NOTED: AtomicBool = AtomicBool::new(false);
-            if !NOTED.swap(true, Ordering::Relaxed) {
-                eprintln!(
-                    "note: lambda_http panicked while converting an event (upstream; tolerated, \
-                     PAYMENT_FUZZ_STRICT_LAMBDA=1 stops on it)"
-                );
-            }
-            None
+/// Sends an API Gateway HTTP API (v2) event, as the Lambda runtime hands it
+/// to the function (JSON), through `payment::lambda::handle_event`, and
+/// checks everything listed in the module documentation. Panics (a fuzzer
+/// crash) on a breach.
+pub fn exercise_event(event: serde_json::Value) {
+    // What the stack must do, from the converted request; the conversion's
+    // own promise (400, nothing reached) when there is none.
+    let expected = match payment::lambda::request_from_event(event.clone()) {
+        Ok(request) => Some(Expected::of(&request, authorizer_claims(&event))),
+        Err(_) => None,
+    };
+    REACHED.with(|r| r.borrow_mut().take());
+    let response = runtime().block_on(payment::lambda::handle_event(service(), event));
+    let reached = REACHED.with(|r| r.borrow_mut().take());
+    let response = as_http(response);
+    trace_line(&response, &reached);
+    match expected {
+        Some(expected) => expected.check(response, reached),
+        None => {
+            assert!(
+                reached.is_none(),
+                "an unconvertible event reached the service"
+            );
+            assert_eq!(response.status(), 400, "{response:?}");
+            let status = tonic::Status::from_header_map(response.headers())
+                .expect("a rejected event carries grpc-status");
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert!(!status.message().is_empty());
+            assert!(response.body().is_empty());
         }
     }
+}
+
+/// The API Gateway response as API Gateway reads it, after checking that it
+/// serializes (the runtime sends it as JSON; a failure there is a 500).
+fn as_http(response: ApiGatewayV2httpResponse) -> http::Response<Bytes> {
+    serde_json::to_vec(&response).expect("the API Gateway response serializes");
+    assert!(
+        response.multi_value_headers.is_empty(),
+        "payload format 2.0 has no multi-value headers"
+    );
+    let body = match (&response.body, response.is_base64_encoded) {
+        (None, _) => Bytes::new(),
+        (Some(EventBody::Binary(bytes)), true) => Bytes::copy_from_slice(bytes),
+        (Some(EventBody::Empty), _) => Bytes::new(),
+        (Some(other), encoded) => {
+            panic!("the Lambda adapter returns binary bodies only: {other:?} (base64 {encoded})")
+        }
+    };
+    let mut out = http::Response::new(body);
+    *out.status_mut() =
+        http::StatusCode::from_u16(u16::try_from(response.status_code).expect("a 16-bit status"))
+            .expect("a valid status");
+    *out.headers_mut() = response.headers;
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -152,6 +169,8 @@ pub fn parse_event(text: &str) -> Option<Result<lambda_http::Request, ()>> {
 pub struct Reached {
     pub path: String,
     pub body: Bytes,
+    /// The (streamed) body ended in an error; `body` is then empty.
+    pub body_failed: bool,
     pub claims: Option<HashMap<String, String>>,
     pub shape: u8,
     pub echoed: HeaderMap,
@@ -169,11 +188,12 @@ async fn dummy(
     request: http::Request<axum::body::Body>,
 ) -> Result<http::Response<tonic::body::Body>, Infallible> {
     let (parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .expect("the guard passes a complete body")
-        .to_bytes();
+    // A streamed body (reflection, unknown paths) may fail: bad base64, or
+    // past its limit. The dummy then echoes nothing.
+    let (body, body_failed) = match body.collect().await {
+        Ok(collected) => (collected.to_bytes(), false),
+        Err(_) => (Bytes::new(), true),
+    };
     let shape = parts
         .headers
         .get(SHAPE_HEADER)
@@ -196,6 +216,7 @@ async fn dummy(
         *r.borrow_mut() = Some(Reached {
             path: parts.uri.path().to_owned(),
             body: body.clone(),
+            body_failed,
             claims,
             shape,
             echoed: echoed.clone(),
@@ -211,13 +232,14 @@ async fn dummy(
     let response = match shape {
         1 => response.header("grpc-status", "0"),
         _ => {
+            let echo = Bytes::from(framed(&body));
             if shape == 3 {
-                let mut first = body.clone();
+                let mut first = echo.clone();
                 let second = first.split_off(first.len() / 2);
                 frames.push_back(Frame::data(first));
                 frames.push_back(Frame::data(second));
             } else {
-                frames.push_back(Frame::data(body));
+                frames.push_back(Frame::data(echo));
             }
             frames.push_back(Frame::trailers(trailers));
             if shape == 2 {
@@ -280,35 +302,47 @@ impl http_body::Body for Frames {
 // ---------------------------------------------------------------------------
 // Running a request and checking the reply.
 
-/// Sends `request` through `payment::lambda::handle` and checks everything
-/// listed in the module documentation. Panics (a fuzzer crash) on a breach.
-pub fn exercise(request: lambda_http::Request) {
-    let expected = Expected::of(&request);
-    let (method, uri) = (request.method().clone(), request.uri().clone());
-    let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
-    REACHED.with(|r| r.borrow_mut().take());
-    let response = match runtime().block_on(payment::lambda::handle(service(), request)) {
-        Ok(response) => response,
-        Err(never) => match never {},
-    };
-    let reached = REACHED.with(|r| r.borrow_mut().take());
+/// Sends `request` through `payment::lambda::handle` and the API Gateway
+/// response it becomes, and checks everything listed in the module
+/// documentation. Panics (a fuzzer crash) on a breach.
+pub fn exercise(request: http::Request<Full<Bytes>>) {
+    let expected = Expected::of(&request, None);
     if trace() {
         eprintln!(
-            "{method} {uri} content-type {content_type:?}: HTTP {}, grpc-status {:?}, \
-             {} body bytes; inner service {}",
+            "{} {} content-type {:?}",
+            request.method(),
+            request.uri(),
+            request.headers().get(http::header::CONTENT_TYPE)
+        );
+    }
+    REACHED.with(|r| r.borrow_mut().take());
+    let response = runtime().block_on(payment::lambda::handle(service(), request));
+    let reached = REACHED.with(|r| r.borrow_mut().take());
+    let response = as_http(payment::lambda::api_gateway_response(response));
+    trace_line(&response, &reached);
+    expected.check(response, reached);
+}
+
+/// With PAYMENT_FUZZ_TRACE, what came out and whether the service was reached.
+fn trace_line(response: &http::Response<Bytes>, reached: &Option<Reached>) {
+    if trace() {
+        eprintln!(
+            "  HTTP {}, grpc-status {:?}, {} body bytes; inner service {}",
             response.status().as_u16(),
             response.headers().get("grpc-status"),
-            match response.body() {
-                LambdaBody::Binary(b) => b.len(),
-                _ => 0,
-            },
-            match &reached {
-                Some(r) => format!("reached with {} bytes, claims {:?}", r.body.len(), r.claims),
+            response.body().len(),
+            match reached {
+                Some(r) => format!(
+                    "reached at {} with {} bytes (failed: {}), claims {:?}",
+                    r.path,
+                    r.body.len(),
+                    r.body_failed,
+                    r.claims
+                ),
                 None => "not reached".to_owned(),
             }
         );
     }
-    expected.check(response, reached);
 }
 
 /// PAYMENT_FUZZ_TRACE=1 prints one line per request: what went in, what
@@ -321,15 +355,27 @@ fn trace() -> bool {
 /// What the stack must do with a request, worked out from the request alone.
 #[derive(Debug)]
 struct Expected {
-    /// The frame the inner service must receive; None: it must not be reached.
-    frame: Option<Bytes>,
+    reach: Reach,
     /// The reply is gRPC-Web text (base64) rather than binary.
     text_reply: bool,
+    /// The authorizer's claims the inner service must see, read from the
+    /// event's JSON (None: no claims object there).
     claims: Option<HashMap<String, String>>,
 }
 
+/// Whether and how the inner service must be reached.
+#[derive(Debug)]
+enum Reach {
+    /// Not at all: the guard, tonic-web or CORS answers.
+    No,
+    /// With exactly this (decoded) body.
+    With(Bytes),
+    /// With a streamed body that fails (bad base64, or over its limit).
+    Failing,
+}
+
 impl Expected {
-    fn of(request: &lambda_http::Request) -> Self {
+    fn of(request: &http::Request<Full<Bytes>>, claims: Option<HashMap<String, String>>) -> Self {
         let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
         let content_type = header(http::header::CONTENT_TYPE);
         let grpc_web = matches!(
@@ -341,73 +387,92 @@ impl Expected {
                     | "application/grpc-web-text+proto"
             )
         );
-        let body: &[u8] = match request.body() {
-            LambdaBody::Empty => b"",
-            LambdaBody::Text(text) => text.as_bytes(),
-            LambdaBody::Binary(bytes) => bytes,
-            _ => unreachable!("lambda_http::Body has three variants"),
-        };
-        let decoded = if !grpc_web {
-            // Native gRPC is passed through on HTTP/2 only; tonic-web answers
-            // anything else on HTTP/1 with 400.
-            (request.version() == Version::HTTP_2
-                && content_type.is_some_and(|ct| ct.starts_with("application/grpc")))
-            .then(|| Bytes::copy_from_slice(body))
-        } else if matches!(
-            content_type,
-            Some("application/grpc-web-text" | "application/grpc-web-text+proto")
-        ) {
+        let body = runtime()
+            .block_on(request.body().clone().collect())
+            .map(|c| c.to_bytes())
+            .unwrap_or_else(|never| match never {});
+        // Native gRPC is passed through on HTTP/2 only; tonic-web answers
+        // anything else on HTTP/1 with 400.
+        let native = request.version() == Version::HTTP_2
+            && content_type.is_some_and(|ct| ct.starts_with("application/grpc"));
+        let accepted = request.method() == Method::POST && (grpc_web || native);
+        let decoded = if grpc_web
+            && matches!(
+                content_type,
+                Some("application/grpc-web-text" | "application/grpc-web-text+proto")
+            ) {
             // tonic-web decodes the 4-aligned part and fails on a remainder.
             if body.len() % 4 == 0 {
-                BASE64_WEB.decode(body).ok().map(Bytes::from)
+                BASE64_WEB.decode(&body).ok().map(Bytes::from)
             } else {
                 None
             }
         } else {
-            Some(Bytes::copy_from_slice(body))
+            Some(body)
         };
-        let frame = decoded
-            .filter(|_| request.method() == Method::POST)
-            .filter(|bytes| valid_request(request.uri().path(), bytes));
+        let path = request.uri().path();
+        let reach = match (accepted, decoded) {
+            (false, _) => Reach::No,
+            (true, decoded) if single_message_method(path).is_some() => {
+                match decoded.filter(|bytes| valid_request(path, bytes)) {
+                    Some(frame) => Reach::With(frame),
+                    None => Reach::No,
+                }
+            }
+            (true, Some(bytes)) if bytes.len() <= STREAMED_REQUEST_BYTES_MAX => Reach::With(bytes),
+            (true, _) => Reach::Failing,
+        };
         Expected {
-            frame,
+            reach,
             text_reply: grpc_web
                 && matches!(
                     header(http::header::ACCEPT),
                     Some("application/grpc-web-text" | "application/grpc-web-text+proto")
                 ),
-            claims: authorizer_claims(request),
+            claims,
         }
     }
 
-    fn check(self, response: http::Response<LambdaBody>, reached: Option<Reached>) {
+    fn check(self, response: http::Response<Bytes>, reached: Option<Reached>) {
         let status = response.status();
         assert!(
             !status.is_server_error(),
             "HTTP {status} from the stack: {response:?}"
         );
-        assert!(
-            !matches!(response.body(), LambdaBody::Text(_)),
-            "the Lambda adapter returns binary bodies only"
-        );
-        match (&self.frame, &reached) {
-            (Some(frame), Some(reached)) => {
-                assert_eq!(&reached.body, frame, "the inner service got another body");
-                assert_eq!(
-                    reached.claims, self.claims,
-                    "the authorizer's claims did not reach the inner service unchanged"
+        match (&self.reach, &reached) {
+            (Reach::With(body), Some(reached)) => {
+                assert!(!reached.body_failed, "the inner service got a failing body");
+                assert_eq!(&reached.body, body, "the inner service got another body");
+            }
+            (Reach::Failing, Some(reached)) => {
+                assert!(
+                    reached.body_failed,
+                    "a body that must fail did not: {reached:?}"
                 );
             }
-            (None, None) => {}
-            (Some(frame), None) => panic!(
-                "a valid request ({} byte frame) did not reach the inner service: {:?} {:?}",
-                frame.len(),
+            (Reach::No, None) => {}
+            (Reach::No, Some(reached)) => panic!(
+                "the inner service was reached by a request the guard must reject: {reached:?}"
+            ),
+            (reach, None) => panic!(
+                "a request ({reach:?}) did not reach the inner service: {:?} {:?}",
                 response.status(),
                 response.headers()
             ),
-            (None, Some(reached)) => panic!(
-                "the inner service was reached by a request the guard must reject: {reached:?}"
-            ),
+        }
+        if let Some(reached) = &reached {
+            match &self.claims {
+                Some(claims) => assert_eq!(
+                    reached.claims.as_ref(),
+                    Some(claims),
+                    "the authorizer's claims did not reach the inner service unchanged"
+                ),
+                None => assert!(
+                    reached.claims.as_ref().is_none_or(HashMap::is_empty),
+                    "claims from nowhere reached the inner service: {:?}",
+                    reached.claims
+                ),
+            }
         }
 
         let content_type = response
@@ -434,10 +499,7 @@ impl Expected {
                 "reply encoding does not follow accept"
             );
         }
-        let body = match response.body() {
-            LambdaBody::Binary(bytes) => Bytes::copy_from_slice(bytes),
-            _ => Bytes::new(),
-        };
+        let body = response.body().clone();
         let body = if text { decode_text_reply(&body) } else { body };
         let reply = parse_grpc_web_reply(body);
 
@@ -466,7 +528,8 @@ impl Expected {
                     assert!(reply.trailers.is_none() && reply.data.is_empty());
                 } else {
                     assert_eq!(
-                        reply.data, reached.body,
+                        reply.data,
+                        framed(&reached.body),
                         "the dummy's reply came back changed"
                     );
                     let trailers = reply.trailers.as_ref().expect("trailers");
@@ -486,35 +549,60 @@ impl Expected {
     }
 }
 
-/// The claims of an API Gateway v2 JWT authorizer in the event, if any.
-fn authorizer_claims(request: &lambda_http::Request) -> Option<HashMap<String, String>> {
-    match request.request_context_ref()? {
-        RequestContext::ApiGatewayV2(context) => {
-            Some(context.authorizer.as_ref()?.jwt.as_ref()?.claims.clone())
-        }
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
+/// The claims of an API Gateway v2 JWT authorizer in the event's JSON, if
+/// it has a claims object of strings.
+fn authorizer_claims(event: &serde_json::Value) -> Option<HashMap<String, String>> {
+    event
+        .pointer("/requestContext/authorizer/jwt/claims")?
+        .as_object()?
+        .iter()
+        .map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect()
 }
 
-/// Whether the guard must pass `body` for `path`: one uncompressed frame of
-/// at most REQUEST_BYTES_MAX bytes, holding the method's request message.
+/// `message` as one uncompressed gRPC frame.
+fn framed(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + message.len());
+    out.push(0);
+    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+/// The methods whose request is one message, which the guard reads and
+/// checks (stated here independently of the guard): the request type's
+/// decoder, by path.
+fn single_message_method(path: &str) -> Option<fn(&[u8]) -> bool> {
+    fn decodes<M: Message + Default>(message: &[u8]) -> bool {
+        M::decode(message).is_ok()
+    }
+    Some(match path {
+        "/payment.v1.PaymentService/AddAccount" => decodes::<pb::AddAccountRequest>,
+        "/payment.v1.PaymentService/MakePayment" => decodes::<pb::MakePaymentRequest>,
+        "/payment.v1.PaymentService/GetAccountBalance" => decodes::<pb::GetAccountBalanceRequest>,
+        "/payment.v1.PaymentService/GetTransactionHistory" => {
+            decodes::<pb::GetTransactionHistoryRequest>
+        }
+        "/grpc.health.v1.Health/Check" | "/grpc.health.v1.Health/Watch" => {
+            decodes::<tonic_health::pb::HealthCheckRequest>
+        }
+        _ => return None,
+    })
+}
+
+/// Whether the guard must pass `body` for `path`, a single-message method:
+/// one uncompressed frame of at most REQUEST_BYTES_MAX bytes, holding the
+/// method's request message.
 pub fn valid_request(path: &str, body: &[u8]) -> bool {
+    let Some(decodes) = single_message_method(path) else {
+        return false;
+    };
     if body.len() > REQUEST_BYTES_MAX || body.len() < 5 || body[0] != 0 {
         return false;
     }
     let length = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
     let message = &body[5..];
-    if message.len() != length {
-        return false;
-    }
-    match path.strip_prefix(SERVICE_PREFIX) {
-        Some("AddAccount") => pb::AddAccountRequest::decode(message).is_ok(),
-        Some("MakePayment") => pb::MakePaymentRequest::decode(message).is_ok(),
-        Some("GetAccountBalance") => pb::GetAccountBalanceRequest::decode(message).is_ok(),
-        Some("GetTransactionHistory") => pb::GetTransactionHistoryRequest::decode(message).is_ok(),
-        _ => true,
-    }
+    message.len() == length && decodes(message)
 }
 
 /// A gRPC-Web text reply: base64 chunks, each padded on its own (tonic-web

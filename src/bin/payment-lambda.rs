@@ -1,9 +1,13 @@
 //! payment-lambda: the payment service as an AWS Lambda function behind API
 //! Gateway (HTTP API, payload format 2.0) or a function URL, speaking
 //! gRPC-Web. Everything costly is built once per container, before the
-//! first event.
+//! first event. The event is taken as raw JSON and converted by
+//! `payment::lambda`, so that no event can fail the invocation (a 500 from
+//! API Gateway).
 
+use lambda_runtime::{LambdaEvent, service_fn};
 use payment::{auth::Authenticator, config, ledger::Ledger, server, service::PaymentApi};
+use std::convert::Infallible;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -17,7 +21,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run() -> Result<(), lambda_http::Error> {
+async fn run() -> Result<(), lambda_runtime::Error> {
     config::init_tracing();
     let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env());
     let auth = Authenticator::from_env().await?;
@@ -27,8 +31,11 @@ async fn run() -> Result<(), lambda_http::Error> {
         &server::cors_origins_from_env(),
     )
     .await?;
-    lambda_http::run(lambda_http::service_fn(move |event| {
-        payment::lambda::handle(service.clone(), event)
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let service = service.clone();
+        async move {
+            Ok::<_, Infallible>(payment::lambda::handle_event(service, event.payload).await)
+        }
     }))
     .await
 }

@@ -276,18 +276,12 @@ fn gateway_event(
 }
 
 async fn lambda_status(service: &payment::server::HttpService, event: String) -> String {
-    let request = lambda_http::request::from_str(&event).unwrap();
-    let response = payment::lambda::handle(service.clone(), request)
-        .await
-        .unwrap();
+    let response = crate::lambda::invoke_raw(service, &event).await;
     let header = response
         .headers()
         .get("grpc-status")
         .map(|v| v.to_str().unwrap().to_owned());
-    let body = match response.into_body() {
-        lambda_http::Body::Binary(b) => b,
-        _ => vec![],
-    };
+    let body = response.into_body();
     header.unwrap_or_else(|| {
         let (_, trailers) = crate::transport::parse_frames(&body);
         trailers

@@ -213,8 +213,7 @@ async fn the_lambda_stack_sends_no_cors_headers_unless_origins_are_configured() 
         )
         .await
         .unwrap();
-        let request = lambda_http::request::from_str(&preflight_event).unwrap();
-        let response = payment::lambda::handle(service, request).await.unwrap();
+        let response = crate::lambda::invoke_raw(&service, &preflight_event).await;
         let status = response.status().as_u16();
         assert!(status < 500, "{origins:?}: HTTP {status}");
         let allowed = response

@@ -20,19 +20,39 @@ fn event_file(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// One event through `payment::lambda::handle_event`, and its answer as
+/// the Lambda runtime hands it to API Gateway (the response JSON), read back
+/// the way API Gateway reads it: status, headers, body (base64-decoded when
+/// `isBase64Encoded`).
+pub async fn invoke_raw(service: &HttpService, event_json: &str) -> http::Response<Vec<u8>> {
+    let event: serde_json::Value = serde_json::from_str(event_json).expect("event JSON");
+    let response = payment::lambda::handle_event(service.clone(), event).await;
+    let json = serde_json::to_value(&response).expect("the response serializes");
+    let mut reply = http::Response::new(match json["body"].as_str() {
+        None => vec![],
+        Some(body) if json["isBase64Encoded"] == true => B64.decode(body).expect("base64 body"),
+        Some(body) => body.as_bytes().to_vec(),
+    });
+    *reply.status_mut() = http::StatusCode::from_u16(
+        json["statusCode"]
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .expect("statusCode"),
+    )
+    .expect("an HTTP status");
+    for (name, value) in json["headers"].as_object().expect("headers") {
+        let value = value.as_str().expect("one string per header");
+        reply.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            http::HeaderValue::from_str(value).expect("header value"),
+        );
+    }
+    reply
+}
+
 async fn invoke(service: &HttpService, event_json: &str) -> WebReply {
-    let request = lambda_http::request::from_str(event_json).expect("event parses");
-    let response = payment::lambda::handle(service.clone(), request)
-        .await
-        .unwrap();
-    let (parts, body) = response.into_parts();
-    let bytes: Vec<u8> = match body {
-        lambda_http::Body::Empty => vec![],
-        lambda_http::Body::Text(t) => t.into_bytes(),
-        lambda_http::Body::Binary(b) => b,
-        _ => panic!("unexpected body kind"),
-    };
-    WebReply::from_parts(parts, &bytes)
+    let (parts, body) = invoke_raw(service, event_json).await.into_parts();
+    WebReply::from_parts(parts, &body)
 }
 
 async fn lambda_service(ledger: Ledger) -> HttpService {
@@ -193,6 +213,165 @@ async fn malformed_events_get_4xx_or_a_grpc_status_never_5xx() {
         "JSON gave {}",
         reply.http_status
     );
+}
+
+/// Events lambda_http 1.3 panicked on while converting them (so the
+/// invocation failed and API Gateway answered 500): each gets HTTP 400 with
+/// INVALID_ARGUMENT naming the field, in the headers where a gRPC-Web client
+/// reads it, and never reaches the service.
+#[tokio::test]
+async fn events_that_cannot_be_requests_get_400_naming_the_field() {
+    let service = lambda_service(fresh_ledger().await).await;
+    let base: serde_json::Value = serde_json::from_str(&event_file("add-account-alice")).unwrap();
+    let with = |change: &dyn Fn(&mut serde_json::Value)| {
+        let mut event = base.clone();
+        change(&mut event);
+        event.to_string()
+    };
+    let seed = |name: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/grpc_web_event")
+            .join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "a host that is not a valid host",
+            with(&|e| e["headers"]["host"] = "exa mple.com".into()),
+            "host",
+        ),
+        (
+            "a host with user information",
+            with(&|e| e["headers"]["host"] = "user@example.com".into()),
+            "host",
+        ),
+        (
+            "no host header and a bad domainName",
+            with(&|e| {
+                e["headers"].as_object_mut().unwrap().remove("host");
+                e["requestContext"]["domainName"] = "bad host".into();
+            }),
+            "host",
+        ),
+        (
+            "a rawQueryString a URI cannot hold",
+            with(&|e| e["rawQueryString"] = "a b".into()),
+            "rawQueryString",
+        ),
+        (
+            "a rawQueryString with a fragment",
+            with(&|e| e["rawQueryString"] = "a=1#frag".into()),
+            "rawQueryString",
+        ),
+        (
+            "a rawPath a URI cannot hold",
+            with(&|e| e["rawPath"] = "/payment.v1.PaymentService/Add Account".into()),
+            "rawPath",
+        ),
+        (
+            "a rawPath without its leading slash",
+            with(&|e| e["rawPath"] = "payment.v1.PaymentService/AddAccount".into()),
+            "rawPath",
+        ),
+        (
+            "isBase64Encoded with a body that is not base64",
+            with(&|e| e["body"] = "not base64!".into()),
+            "isBase64Encoded",
+        ),
+        (
+            "not an API Gateway v2 event at all",
+            r#"{"requestContext": {"http": {"method": "NOT A METHOD"}}}"#.to_owned(),
+            "payload format 2.0",
+        ),
+        (
+            "seed upstream-panic-host",
+            seed("upstream-panic-host.json"),
+            "host",
+        ),
+        (
+            "seed upstream-panic-query",
+            seed("upstream-panic-query.json"),
+            "rawQueryString",
+        ),
+        (
+            "seed upstream-panic-base64-body",
+            seed("upstream-panic-base64-body.json"),
+            "isBase64Encoded",
+        ),
+    ];
+    for (name, event, field) in cases {
+        let reply = invoke(&service, &event).await;
+        assert_eq!(reply.http_status, 400, "{name}");
+        // As a gRPC client reads it (grpc-message percent-decoded).
+        let status = tonic::Status::from_header_map(&reply.headers).expect("grpc-status");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{name}");
+        assert!(
+            status.message().contains(field),
+            "{name}: {:?} does not name {field}",
+            status.message()
+        );
+        assert_eq!(
+            reply.headers["content-type"], "application/grpc-web+proto",
+            "{name}"
+        );
+        assert!(
+            reply.messages.is_empty() && reply.trailers.is_empty(),
+            "{name}"
+        );
+    }
+    // Nothing reached the service: alice was never opened.
+    let reply = invoke(&service, &event_file("add-account-alice")).await;
+    assert_eq!((reply.http_status, reply.code().as_str()), (200, "0"));
+}
+
+/// What API Gateway does send: a host with a port (local emulators), no
+/// host header at all, plain HTTP behind a proxy, a query string, UTF-8 in
+/// a header, an unencoded body. All of it converts.
+#[tokio::test]
+async fn events_with_unusual_but_valid_fields_convert() {
+    let service = lambda_service(fresh_ledger().await).await;
+    let base: serde_json::Value = serde_json::from_str(&event_file("get-account-balance")).unwrap();
+    type Change = fn(&mut serde_json::Value);
+    let changes: Vec<(&str, Change)> = vec![
+        ("a host with a port", |e: &mut serde_json::Value| {
+            e["headers"]["host"] = "abcdef1234.execute-api.localhost:4566".into()
+        }),
+        ("no host header", |e: &mut serde_json::Value| {
+            e["headers"].as_object_mut().unwrap().remove("host");
+        }),
+        ("no host at all", |e: &mut serde_json::Value| {
+            e["headers"].as_object_mut().unwrap().remove("host");
+            e["requestContext"]
+                .as_object_mut()
+                .unwrap()
+                .remove("domainName");
+        }),
+        ("x-forwarded-proto http", |e: &mut serde_json::Value| {
+            e["headers"]["x-forwarded-proto"] = "http".into()
+        }),
+        ("a query string", |e: &mut serde_json::Value| {
+            e["rawQueryString"] = "a=1&b=%20two".into()
+        }),
+        ("UTF-8 in a header", |e: &mut serde_json::Value| {
+            e["headers"]["x-caller-name"] = "José".into()
+        }),
+        ("cookies", |e: &mut serde_json::Value| {
+            e["cookies"] = serde_json::json!(["a=1", "b=2"])
+        }),
+    ];
+    for (name, change) in changes {
+        let mut event = base.clone();
+        change(&mut event);
+        let reply = invoke(&service, &event.to_string()).await;
+        // The call ran: alice, no admin, may not read an account she does
+        // not own (here: that does not exist).
+        assert_eq!(
+            (reply.http_status, reply.code().as_str()),
+            (200, "7"),
+            "{name}: {}",
+            reply.grpc_message()
+        );
+    }
 }
 
 #[tokio::test]

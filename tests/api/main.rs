@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod buf_curl;
 mod cloud;
 mod concurrency;
 mod cors;

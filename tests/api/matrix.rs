@@ -344,17 +344,8 @@ impl Target {
         }
         event["body"] = B64.encode(&out.body).into();
         event["isBase64Encoded"] = true.into();
-        let request = lambda_http::request::from_str(&event.to_string()).expect("event parses");
-        let response = payment::lambda::handle(service.clone(), request)
-            .await
-            .expect("the handler never fails");
-        let (parts, body) = response.into_parts();
-        let bytes: Vec<u8> = match body {
-            lambda_http::Body::Empty => vec![],
-            lambda_http::Body::Text(t) => t.into_bytes(),
-            lambda_http::Body::Binary(b) => b,
-            _ => panic!("unexpected Lambda body kind"),
-        };
+        let response = crate::lambda::invoke_raw(service, &event.to_string()).await;
+        let (parts, bytes) = response.into_parts();
         reply_from(parts.status.as_u16(), &parts.headers, &bytes, None)
     }
 }

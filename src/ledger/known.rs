@@ -82,16 +82,18 @@ impl Known {
             });
     }
 
-    /// Records a shard's state, unless a newer one is known already.
+    /// Records a shard's state as DynamoDB last showed it (a commit of this
+    /// instance, a read, or the item a failed condition returned). The
+    /// newest word wins even when its version is lower: a store that lost
+    /// an acknowledged write (DynamoDB Local killed at the wrong moment)
+    /// must not leave this instance stuck on a version that no longer
+    /// exists.
     pub(super) fn observe(&self, account_id: &str, shard: u32, state: &ShardState) {
         let mut inner = self.lock();
         if let Some(slot) = inner
             .accounts
             .get_mut(account_id)
             .and_then(|a| a.shards.get_mut(shard as usize))
-            && slot
-                .as_ref()
-                .is_none_or(|known| known.version <= state.version)
         {
             *slot = Some(state.clone());
         }

@@ -496,7 +496,7 @@ for (const target of e2eTargets()) {
           [1, "credit", "+10.00 EUR"],
         ],
       );
-      // A new payment with the same contents is a new payment, with a new key.
+      // Another payment has no kept key until it is submitted.
       await fillPayment(page, { ...payment, amount: "0.01" });
       assert.equal(await payKey(page), "(a new one for the next payment)");
     });

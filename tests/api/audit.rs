@@ -12,25 +12,54 @@ async fn the_audit_is_clean_after_activity_and_finds_tampering() {
     for (i, id) in ids.iter().enumerate() {
         add(&mut c, id, "EUR", 1_000 * i as i64).await.unwrap();
     }
+    // Payments go round the four accounts; the two from an account without
+    // enough money are refused, every other one moves its money once.
+    let mut expected_balances = [0, 1_000, 2_000, 3_000];
+    let mut paid = 0;
     for n in 0..20 {
-        let _ = pay(
+        let (from, to, amount) = (n % 4, (n + 1) % 4, 37 + n as i64);
+        let result = pay(
             &mut c,
-            order(
-                &format!("k{n}"),
-                &ids[n % 4],
-                &ids[(n + 1) % 4],
-                37 + n as i64,
-            ),
+            order(&format!("k{n}"), &ids[from], &ids[to], amount),
         )
         .await;
+        if expected_balances[from] >= amount {
+            let reply = result.unwrap_or_else(|e| panic!("payment {n}: {e:?}"));
+            assert!(!reply.replayed, "payment {n}");
+            let tx = reply.transaction.expect("a transaction");
+            assert_eq!(
+                (tx.sender_id.as_str(), tx.recipient_id.as_str(), tx.amount),
+                (ids[from].as_str(), ids[to].as_str(), amount),
+                "payment {n}"
+            );
+            expected_balances[from] -= amount;
+            expected_balances[to] += amount;
+            paid += 1;
+        } else {
+            let e = result.expect_err(&format!("payment {n} exceeds the sender's balance"));
+            assert_eq!(
+                e.code(),
+                tonic::Code::FailedPrecondition,
+                "payment {n}: {e:?}"
+            );
+            assert!(e.message().contains("insufficient funds"), "{e:?}");
+        }
+    }
+    assert_eq!(
+        paid, 18,
+        "payments 0 and 4 are refused, the 18 others go through"
+    );
+    for (id, want) in ids.iter().zip(expected_balances) {
+        assert_eq!(balance(&mut c, id).await.unwrap(), want, "{id}");
     }
     let report = app.ledger.audit(3, &|_, _| {}).await.unwrap();
     assert!(report.is_clean(), "{:?}", report.discrepancies);
     assert_eq!(report.accounts, 4);
     assert_eq!(report.total_balance_minor, 6_000);
     assert_eq!(report.total_opening_minor, 6_000);
-    assert!(report.payments > 0);
-    assert_eq!(report.entries, 3 + 2 * report.payments);
+    assert_eq!(report.payments, paid);
+    // Three opening entries (the first account opens empty) and two per payment.
+    assert_eq!(report.entries, 3 + 2 * paid);
 
     // Someone edits a balance behind the ledger's back.
     let dynamodb = payment::config::local_dynamodb_client(shared_dynamodb());

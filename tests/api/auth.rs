@@ -209,37 +209,181 @@ async fn a_stolen_idempotency_key_is_useless_to_another_caller() {
     assert_eq!(balance(&mut bob, &b).await.unwrap(), 1_240);
 }
 
+/// Headers that name alice, as a proxy or a careless gateway might set them.
+fn identity_headers(sub: &str) -> [(&'static str, &str); 3] {
+    [
+        ("x-user", sub),
+        ("x-caller-sub", sub),
+        ("x-amzn-oidc-identity", sub),
+    ]
+}
+
 #[tokio::test]
 async fn identity_never_comes_from_headers() {
+    use prost::Message;
     let app = TestApp::spawn().await;
     let alice_sub = unique("alice-user");
     let mut alice = app.grpc_as(&alice_sub, false).await;
     let a = unique("a");
     add(&mut alice, &a, "EUR", 0).await.unwrap();
-    let headers = [
-        ("x-user", alice_sub.as_str()),
-        ("x-caller-sub", alice_sub.as_str()),
-        ("x-amzn-oidc-identity", alice_sub.as_str()),
-    ];
+    let headers = identity_headers(&alice_sub);
+
+    // The server: no token is UNAUTHENTICATED, another's token is
+    // PERMISSION_DENIED, whatever the headers say.
     let mut anonymous = app.grpc_with(Bearer::none()).await;
     let mut mallory = app.grpc_as("mallory", false).await;
-    for client in [&mut anonymous, &mut mallory] {
+    for (client, want) in [
+        (&mut anonymous, Code::Unauthenticated),
+        (&mut mallory, Code::PermissionDenied),
+    ] {
         let mut request = tonic::Request::new(pb::GetAccountBalanceRequest {
             account_id: a.clone(),
         });
         for (name, value) in headers {
             request.metadata_mut().insert(name, value.parse().unwrap());
         }
-        let code = client
-            .get_account_balance(request)
-            .await
-            .unwrap_err()
-            .code();
-        assert!(
-            matches!(code, Code::Unauthenticated | Code::PermissionDenied),
-            "{code:?}"
+        let status = client.get_account_balance(request).await.unwrap_err();
+        assert_eq!(status.code(), want, "{status:?}");
+    }
+    // The headers alone do not make alice either: her own token does.
+    assert_eq!(balance(&mut alice, &a).await.unwrap(), 0);
+
+    // The Lambda handler in jwt mode (PAYMENT_AUTH_MODE=jwt), on the same
+    // ledger: the same answers, through API Gateway events.
+    let service = payment::server::http_service(
+        payment::service::PaymentApi::new(app.ledger.clone(), crate::harness::dev_auth()),
+        "*",
+    )
+    .await
+    .unwrap();
+    let read = pb::GetAccountBalanceRequest {
+        account_id: a.clone(),
+    }
+    .encode_to_vec();
+    let mallory_token = format!("Bearer {}", token("mallory", false));
+    let alice_token = format!("Bearer {}", token(&alice_sub, false));
+    for (bearer, want) in [
+        (None, "16"),
+        (Some(mallory_token.as_str()), "7"),
+        (Some(alice_token.as_str()), "0"),
+    ] {
+        let mut with: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(bearer) = bearer {
+            with.push(("authorization", bearer));
+        }
+        assert_eq!(
+            lambda_status(
+                &service,
+                gateway_event("GetAccountBalance", &read, None, &with)
+            )
+            .await,
+            want,
+            "bearer {bearer:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_lambda_in_jwt_mode_ignores_authorizer_claims() {
+    use prost::Message;
+    let ledger = fresh_ledger().await;
+    let service = payment::server::http_service(
+        payment::service::PaymentApi::new(ledger.clone(), crate::harness::dev_auth()),
+        "*",
+    )
+    .await
+    .unwrap();
+    let a = unique("a");
+    let alice_token = format!("Bearer {}", token("alice", false));
+    let mallory_token = format!("Bearer {}", token("mallory", false));
+    let admin_claims = || Some(serde_json::json!({"sub": "alice", "scope": "payments/admin"}));
+    let open = |initial| {
+        pb::AddAccountRequest {
+            account_id: a.clone(),
+            currency: "EUR".into(),
+            initial_balance: initial,
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    // Claims of an admin in the event, no token: not a caller.
+    assert_eq!(
+        lambda_status(
+            &service,
+            gateway_event("AddAccount", &open(100), admin_claims(), &[])
+        )
+        .await,
+        "16"
+    );
+    // alice's own (non-admin) token with admin claims in the event: the
+    // token decides, so she may not open with money...
+    assert_eq!(
+        lambda_status(
+            &service,
+            gateway_event(
+                "AddAccount",
+                &open(100),
+                admin_claims(),
+                &[("authorization", alice_token.as_str())]
+            )
+        )
+        .await,
+        "7"
+    );
+    // ... and may open it empty, owned by the token's subject.
+    assert_eq!(
+        lambda_status(
+            &service,
+            gateway_event(
+                "AddAccount",
+                &open(0),
+                admin_claims(),
+                &[("authorization", alice_token.as_str())]
+            )
+        )
+        .await,
+        "0"
+    );
+    let read = pb::GetAccountBalanceRequest {
+        account_id: a.clone(),
+    }
+    .encode_to_vec();
+    // mallory's token with claims that name alice (an admin): still mallory.
+    assert_eq!(
+        lambda_status(
+            &service,
+            gateway_event(
+                "GetAccountBalance",
+                &read,
+                admin_claims(),
+                &[("authorization", mallory_token.as_str())]
+            )
+        )
+        .await,
+        "7"
+    );
+    // Claims alone, without a token: UNAUTHENTICATED, also for a read.
+    assert_eq!(
+        lambda_status(
+            &service,
+            gateway_event("GetAccountBalance", &read, admin_claims(), &[])
+        )
+        .await,
+        "16"
+    );
+    assert_eq!(
+        lambda_status(
+            &service,
+            gateway_event(
+                "GetAccountBalance",
+                &read,
+                admin_claims(),
+                &[("authorization", alice_token.as_str())]
+            )
+        )
+        .await,
+        "0"
+    );
 }
 
 /// An API Gateway event for `method` with `body`, and the given authorizer
@@ -269,6 +413,11 @@ fn gateway_event(
                 .remove("authorizer");
         }
     }
+    // The file's placeholder token is not one: only `headers` may carry a token.
+    event["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
     for (k, v) in headers {
         event["headers"][*k] = (*v).into();
     }

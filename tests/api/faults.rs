@@ -131,6 +131,14 @@ const KILL_OUTAGE: Duration = Duration::from_secs(4);
 /// How long after acknowledging a TransactWriteItems DynamoDB Local may
 /// still lose it to SIGKILL (measured: under 100 ms).
 const DYNAMODB_LOCAL_DURABILITY_LAG_MAX: Duration = Duration::from_secs(1);
+/// Most acknowledged payments DynamoDB Local may lose to one SIGKILL. Only
+/// the writes it acknowledged in its durability lag (measured under 100 ms)
+/// before the kill can go. The server queues the payments of an account
+/// in-process, so at most KILL_ACCOUNTS / 2 payments (disjoint pairs)
+/// commit at once, and one payment on this loopback takes over 40 ms under
+/// load (a read and a TransactWriteItems: see the latencies logged), so at
+/// most two rounds of them fit in the lag: 2 * KILL_ACCOUNTS / 2.
+const KILL_LOSSES_MAX: usize = KILL_ACCOUNTS;
 /// Retries of one unsettled payment after the restart.
 const SETTLE_ATTEMPTS_MAX: usize = 40;
 
@@ -372,6 +380,24 @@ async fn dynamodb_killed_mid_load_then_restarted_settles_every_payment_once() {
             ),
         }
     }
+    // The losses are bounded: no more than the payments acknowledged in the
+    // window before the kill, and no more than KILL_LOSSES_MAX.
+    let acked_in_window = outcomes
+        .iter()
+        .filter(|(n, calls)| {
+            matches!(calls[0], Outcome::Paid(_))
+                && killed_at
+                    .checked_duration_since(answered_at[n])
+                    .is_some_and(|d| d <= DYNAMODB_LOCAL_DURABILITY_LAG_MAX)
+        })
+        .count();
+    assert!(
+        lost_by_dynamodb_local.len() <= acked_in_window.min(KILL_LOSSES_MAX),
+        "{} acknowledged payments lost at the kill (at most {KILL_LOSSES_MAX}, and at most the \
+         {acked_in_window} acknowledged within {DYNAMODB_LOCAL_DURABILITY_LAG_MAX:?} before it): \
+         {lost_by_dynamodb_local:?}",
+        lost_by_dynamodb_local.len()
+    );
     check_exactly_once(
         &mut c,
         &ids,
@@ -386,7 +412,9 @@ async fn dynamodb_killed_mid_load_then_restarted_settles_every_payment_once() {
          {done_at_kill} done before the kill, {done_while_down} answered while DynamoDB was down, \
          load ended {load_ended_after_restart:.1?} after the restart; {settle_calls} retries settled \
          the rest ({applied_by_the_failed_call} had been applied by the failed call); \
-         {} committed; acknowledged but lost by DynamoDB Local's SIGKILL: {lost_by_dynamodb_local:?}; \
+         {} committed; {acked_in_window} acknowledged within {DYNAMODB_LOCAL_DURABILITY_LAG_MAX:?} \
+         before the kill, of which lost by DynamoDB Local's SIGKILL (at most {KILL_LOSSES_MAX}): \
+         {lost_by_dynamodb_local:?}; \
          {:.1?} in all",
         committed.len(),
         started.elapsed()
@@ -719,5 +747,281 @@ async fn deadlines_shorter_than_a_dynamodb_call_leave_no_half_done_payment() {
         requests.len(),
         started.elapsed()
     );
+    app.stop().await;
+}
+
+/// How long the slow proxy holds what it holds: far longer than
+/// `IN_FLIGHT_TIMEOUT`, so the deadline always falls inside the hold.
+const IN_FLIGHT_HOLD: Duration = Duration::from_millis(2_000);
+/// The callers' deadline: long enough for the cold read that comes before
+/// the write (a BatchGetItem on loopback), far shorter than the hold.
+const IN_FLIGHT_TIMEOUT: &str = "700m";
+/// Payments in the in-flight test: half have their write delivered and the
+/// reply held, half have the write itself held and then dropped.
+const IN_FLIGHT_PAYMENTS: usize = 8;
+/// Idempotency keys with this in them have their TransactWriteItems held
+/// and never delivered; every other write is delivered at once and its
+/// reply is held.
+const WITHHELD_MARK: &str = "withheld";
+
+/// A loopback TCP proxy in front of DynamoDB Local that slows down writes:
+/// a TransactWriteItems request is delivered at once and its reply held
+/// for `IN_FLIGHT_HOLD` (so the write commits while the caller waits), or,
+/// when the request names a key marked `WITHHELD_MARK`, held and then
+/// dropped undelivered. Every other request passes untouched. It records
+/// the text of each TransactWriteItems request it delivered.
+struct SlowWriteProxy {
+    url: String,
+    delivered: Arc<std::sync::Mutex<Vec<String>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl SlowWriteProxy {
+    async fn start(upstream: &str) -> SlowWriteProxy {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let delivered = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = delivered.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                tokio::spawn(Self::relay(inbound, outbound, log.clone()));
+            }
+        });
+        SlowWriteProxy {
+            url,
+            delivered,
+            accept,
+        }
+    }
+
+    /// One connection: requests up, replies down (HTTP/1.1, one request at
+    /// a time, so each reply follows its request).
+    async fn relay(
+        inbound: tokio::net::TcpStream,
+        outbound: tokio::net::TcpStream,
+        log: Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut from_client, mut to_client) = inbound.into_split();
+        let (mut from_dynamodb, mut to_dynamodb) = outbound.into_split();
+        let replies_to_hold = Arc::new(AtomicUsize::new(0));
+        let hold_replies = replies_to_hold.clone();
+        let up = async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            // The request being read, and its place in the log once known
+            // to be a write.
+            let mut request: Vec<u8> = Vec::new();
+            let mut logged: Option<usize> = None;
+            loop {
+                let n = match from_client.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let chunk = &buf[..n];
+                if chunk.starts_with(b"POST ") {
+                    request.clear();
+                    logged = None;
+                }
+                request.extend_from_slice(chunk);
+                let text = String::from_utf8_lossy(&request).into_owned();
+                if text.contains("TransactWriteItems") {
+                    if text.contains(WITHHELD_MARK) {
+                        // Held, then dropped: the write never reaches DynamoDB.
+                        tokio::time::sleep(IN_FLIGHT_HOLD).await;
+                        return;
+                    }
+                    let mut delivered = log.lock().unwrap();
+                    match logged {
+                        Some(i) => delivered[i] = text,
+                        None => {
+                            logged = Some(delivered.len());
+                            delivered.push(text);
+                            hold_replies.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+                if to_dynamodb.write_all(chunk).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let down = async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match from_dynamodb.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if replies_to_hold.load(Ordering::SeqCst) > 0 {
+                    tokio::time::sleep(IN_FLIGHT_HOLD).await;
+                    replies_to_hold.fetch_sub(1, Ordering::SeqCst);
+                }
+                if to_client.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        };
+        // Either side ending ends the connection (the caller cut off by
+        // its deadline drops it).
+        tokio::select! {
+            _ = up => {}
+            _ = down => {}
+        }
+    }
+
+    /// Whether a TransactWriteItems naming `key` was delivered to DynamoDB.
+    fn delivered_write_for(&self, key: &str) -> bool {
+        let needle = format!("K#{key}");
+        self.delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|w| w.contains(&needle))
+    }
+}
+
+impl Drop for SlowWriteProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deadline_that_cuts_a_write_in_flight_settles_it_once_on_retry() {
+    // The tables, and an account pair per payment (so every payment is a
+    // cold read then one write, with nothing to race), set up directly.
+    let tables = unique_tables();
+    let direct = Ledger::new(
+        payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+        tables.clone(),
+    );
+    direct.create_tables().await.expect("create tables");
+    let opening = 1_000;
+    let mut requests = Vec::new();
+    for i in 0..IN_FLIGHT_PAYMENTS {
+        let (from, to) = (unique(&format!("cut{i}")), unique(&format!("kept{i}")));
+        for (id, balance) in [(&from, opening), (&to, 0)] {
+            let new = payment::domain::NewAccount::parse(id, "in flight", "EUR", balance, 0)
+                .expect("account");
+            direct
+                .add_account(&new, TESTER, true)
+                .await
+                .expect("open account");
+        }
+        let mark = if i % 2 == 0 {
+            "delivered"
+        } else {
+            WITHHELD_MARK
+        };
+        let key = format!("inflight-{mark}-{i}-{}", uuid::Uuid::new_v4().simple());
+        requests.push(order(&key, &from, &to, 1 + i as i64));
+    }
+    // The server under test reaches DynamoDB through the slow proxy.
+    let proxy = SlowWriteProxy::start(crate::harness::shared_dynamodb()).await;
+    let app = TestApp::serve(Ledger::new(
+        payment::config::local_dynamodb_client(&proxy.url),
+        tables,
+    ))
+    .await;
+    // Reads and retries go to another server on the same tables, straight
+    // to DynamoDB (a retry may land on any instance).
+    let retrier = TestApp::serve(direct.clone()).await;
+    let mut c = retrier.grpc().await;
+
+    let mut cut = Vec::new();
+    for request in &requests {
+        let reply = pay_with_deadline(&app.url(), false, request, IN_FLIGHT_TIMEOUT).await;
+        assert_eq!(reply.http_status, 200);
+        assert_eq!(
+            reply.code(),
+            Some(Code::DeadlineExceeded),
+            "{}: the deadline falls inside the proxy's hold: {}",
+            request.idempotency_key,
+            reply.message
+        );
+        assert!(
+            reply.message.contains("same idempotency key"),
+            "{}",
+            reply.message
+        );
+        cut.push(proxy.delivered_write_for(&request.idempotency_key));
+    }
+    // Let every held reply and withheld write run out (the server's own
+    // DynamoDB calls end with them).
+    tokio::time::sleep(IN_FLIGHT_HOLD + Duration::from_millis(500)).await;
+
+    // Before any retry: a payment was applied exactly when its write had
+    // reached DynamoDB before the deadline cut it off.
+    let mut applied = Vec::new();
+    for request in &requests {
+        let sender = balance(&mut c, &request.sender_id).await.expect("balance");
+        assert!(
+            sender == opening || sender == opening - request.amount,
+            "{}: balance {sender}",
+            request.idempotency_key
+        );
+        applied.push(sender == opening - request.amount);
+    }
+    assert_eq!(
+        applied, cut,
+        "applied before the retries == write delivered before the cut-off"
+    );
+    let cut_but_applied = applied.iter().filter(|a| **a).count();
+    assert!(
+        cut_but_applied >= 1,
+        "no payment was cut off while its write was in flight: {cut:?}"
+    );
+    assert!(
+        cut_but_applied < requests.len(),
+        "no payment was cut off before its write: {cut:?}"
+    );
+
+    // Retried with the same key and no deadline: each applies exactly once.
+    // The cut-off-but-applied ones replay; the others commit now.
+    let mut replayed = 0;
+    for (request, was_applied) in requests.iter().zip(&applied) {
+        let retry = pay(&mut c, request.clone()).await.expect("retry");
+        assert_eq!(retry.replayed, *was_applied, "{}", request.idempotency_key);
+        replayed += usize::from(retry.replayed);
+        let tx = retry.transaction.expect("transaction");
+        assert_eq!(tx.amount, request.amount);
+        assert_eq!(
+            balance(&mut c, &request.sender_id).await.unwrap(),
+            opening - request.amount,
+            "{}: applied once",
+            request.idempotency_key
+        );
+        assert_eq!(
+            history_all(&mut c, &request.recipient_id).await.len(),
+            1,
+            "{}: one credit",
+            request.idempotency_key
+        );
+    }
+    assert_eq!(
+        replayed, cut_but_applied,
+        "every cut-off-but-applied payment is found by its retry"
+    );
+    let report = assert_audit_clean(&direct, "after the retries").await;
+    assert_eq!(report.payments as usize, requests.len());
+    eprintln!(
+        "faults/in-flight: {} payments cut off by a {IN_FLIGHT_TIMEOUT}s deadline: \
+         {cut_but_applied} while their write was in flight (applied, replayed on retry), \
+         {} before it (applied by the retry)",
+        requests.len(),
+        requests.len() - cut_but_applied
+    );
+    retrier.stop().await;
     app.stop().await;
 }

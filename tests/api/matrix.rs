@@ -935,13 +935,34 @@ fn check_effect(name: &str, effect: &Effect, before: &Snapshot, after: &Snapshot
     }
 }
 
-/// The replies of an OK case decode as the method's response.
-fn check_ok_reply(name: &str, method: &str, effect: &Effect, reply: &Reply) {
+/// The request message of a case: its message, or the first frame's.
+fn request_message(name: &str, case: &Case) -> Vec<u8> {
+    let framed = match &case.body {
+        Body::Message(m) => return m.clone(),
+        Body::Frames(f) | Body::Raw(f) => f,
+    };
+    assert!(
+        framed.len() >= 5 && framed[0] == 0,
+        "{name}: not one data frame"
+    );
+    let length = u32::from_be_bytes(framed[1..5].try_into().unwrap()) as usize;
+    framed[5..5 + length].to_vec()
+}
+
+/// How many history entries an (unsharded) account has in a snapshot.
+fn entries_in(snapshot: &Snapshot, account: &str) -> u64 {
+    let prefix = format!("ledger|A#{account}|E#");
+    snapshot.keys().filter(|k| k.starts_with(&prefix)).count() as u64
+}
+
+/// The replies of an OK case decode as the method's response, and say what
+/// the tables (`before`, as the call found them) hold.
+fn check_ok_reply(name: &str, case: &Case, effect: &Effect, reply: &Reply, before: &Snapshot) {
     let one = || {
         assert_eq!(reply.messages.len(), 1, "{name}: unary reply");
         reply.messages[0].clone()
     };
-    match method {
+    match case.method {
         ADD => {
             let account = pb::AddAccountResponse::decode(one())
                 .expect("AddAccountResponse")
@@ -968,15 +989,102 @@ fn check_ok_reply(name: &str, method: &str, effect: &Effect, reply: &Reply) {
             }
         }
         BALANCE => {
-            pb::GetAccountBalanceResponse::decode(one()).expect("GetAccountBalanceResponse");
+            let asked =
+                pb::GetAccountBalanceRequest::decode(request_message(name, case).as_slice())
+                    .expect("request");
+            let account = pb::GetAccountBalanceResponse::decode(one())
+                .expect("GetAccountBalanceResponse")
+                .account
+                .expect("account");
+            assert_eq!(account.account_id, asked.account_id, "{name}: account id");
+            assert_eq!(
+                account.balance,
+                balance_in(before, &asked.account_id),
+                "{name}: balance"
+            );
+            assert_eq!(
+                (
+                    account.currency.as_str(),
+                    account.display_name.as_str(),
+                    account.owner.as_str()
+                ),
+                ("EUR", "fixture", TESTER),
+                "{name}: account facts"
+            );
         }
-        HISTORY => {
-            assert!(!reply.messages.is_empty(), "{name}: no history");
-            for m in &reply.messages {
-                pb::GetTransactionHistoryResponse::decode(m.clone()).expect("history entry");
-            }
-        }
+        HISTORY => check_history_reply(name, case, reply, before),
         other => panic!("{name}: OK from {other}"),
+    }
+}
+
+/// A first page of history: the newest entries of the account, newest first,
+/// gapless, as many as the page holds, balances that add up to the balance.
+fn check_history_reply(name: &str, case: &Case, reply: &Reply, before: &Snapshot) {
+    let asked = pb::GetTransactionHistoryRequest::decode(request_message(name, case).as_slice())
+        .expect("request");
+    let id = asked.account_id.as_str();
+    let total = entries_in(before, id);
+    assert!(total > 0, "{name}: {id} has no entries in the table");
+    let page_size = match asked.page_size {
+        0 => u64::from(payment::domain::PAGE_SIZE_DEFAULT),
+        n => u64::try_from(n).expect("an OK page_size is positive"),
+    };
+    // Every OK history case reads from the newest entry: no token, or one
+    // past every sequence (u64::MAX).
+    let entries: Vec<pb::GetTransactionHistoryResponse> = reply
+        .messages
+        .iter()
+        .map(|m| pb::GetTransactionHistoryResponse::decode(m.clone()).expect("history entry"))
+        .collect();
+    assert_eq!(
+        entries.len() as u64,
+        total.min(page_size),
+        "{name}: entries on the page"
+    );
+    let sequences: Vec<u64> = entries.iter().map(|e| e.sequence as u64).collect();
+    let want: Vec<u64> = (0..entries.len() as u64).map(|i| total - i).collect();
+    assert_eq!(sequences, want, "{name}: newest first, without gaps");
+    assert_eq!(
+        entries[0].balance_after,
+        balance_in(before, id),
+        "{name}: the newest entry ends at the balance"
+    );
+    for (i, e) in entries.iter().enumerate() {
+        let tx = e.transaction.as_ref().expect("transaction");
+        assert_eq!(e.shard, 0, "{name}: an unsharded account");
+        let signed = match pb::Direction::try_from(e.direction) {
+            Ok(pb::Direction::Debit) => {
+                assert_eq!(tx.sender_id, id, "{name}: a debit is sent by {id}");
+                -tx.amount
+            }
+            Ok(pb::Direction::Credit) => {
+                assert_eq!(tx.recipient_id, id, "{name}: a credit is received by {id}");
+                tx.amount
+            }
+            other => panic!("{name}: direction {other:?}"),
+        };
+        assert!(tx.amount > 0, "{name}: amount {}", tx.amount);
+        assert_eq!(tx.currency, "EUR", "{name}");
+        if let Some(older) = entries.get(i + 1) {
+            assert_eq!(
+                older.balance_after,
+                e.balance_after - signed,
+                "{name}: entry {} follows from entry {}",
+                e.sequence,
+                older.sequence
+            );
+        } else if e.sequence == 1 {
+            assert_eq!(
+                e.balance_after, signed,
+                "{name}: the first entry opens from zero"
+            );
+        }
+        assert_eq!(
+            e.next_page_token.is_empty(),
+            e.sequence == 1,
+            "{name}: a page token continues after entry {} unless it is the oldest",
+            e.sequence
+        );
     }
 }
 
@@ -1132,7 +1240,7 @@ async fn run_matrix(transport: Transport) {
                     "{name}: message {:?}",
                     reply.message
                 );
-                check_ok_reply(&name, case.method, effect, &reply);
+                check_ok_reply(&name, case, effect, &reply, &before);
                 "OK".to_owned()
             }
         };

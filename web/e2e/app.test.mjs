@@ -71,6 +71,7 @@ for (const target of e2eTargets()) {
     const alice = `alice-${run}`;
     const bob = `bob-${run}`;
     const carol = `carol-${run}`;
+    const dana = `dana-${run}`;
     const nobody = `nobody-${run}`;
     const shotPrefix = target.tag.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40);
     let shots = 0;
@@ -403,7 +404,7 @@ for (const target of e2eTargets()) {
       assert.equal(anonymous.error, NO_TOKEN);
 
       // A token whose signature is made up: the page reads it, the service refuses it.
-      const forged = unsignedToken({ sub: "zed", admin: true, exp: 4102444800 });
+      const forged = unsignedToken({ sub: "zed", scope: "payments/admin", exp: 4102444800 });
       const said = await signIn(page, `Bearer ${forged}\n`);
       assert.equal(said, "Signed in as zed (admin); the token expires at 2100-01-01 00:00:00");
       calls = recordCalls(page, "GetAccountBalance");
@@ -445,6 +446,59 @@ for (const target of e2eTargets()) {
         await useEndpoint(page, service.endpoint);
         await proxy.close();
       }
+    });
+
+    step("a reload after a lost response cannot pay twice: the pending payment's key is kept for the tab", async () => {
+      await actAs("alice");
+      assert.ok((await openAccount(page, { id: dana, name: "Dana", initialBalance: "10.00" })).ok);
+      const calls = recordCalls(page, "MakePayment");
+      let lost = 0;
+      // The server pays; its answer is lost on the way back.
+      await page.route("**/payment.v1.PaymentService/MakePayment", async (route) => {
+        if (route.request().method() !== "POST" || lost > 0) return route.fallback();
+        lost++;
+        await route.fetch();
+        await route.abort("connectionreset");
+      });
+      const payment = { from: dana, to: bob, amount: "3.00", memo: "Lost, then reloaded" };
+      const first = await pay(page, payment);
+      await page.unroute("**/payment.v1.PaymentService/MakePayment");
+      assert.equal(lost, 1);
+      assert.equal(first.code, "UNAVAILABLE", JSON.stringify(first));
+      const keyBefore = await payKey(page);
+      assert.match(keyBefore, /^[0-9a-f-]{36}$/);
+      const stored = () => page.evaluate(() => sessionStorage.getItem("payment.pending-keys") ?? "");
+      assert.ok((await stored()).includes(keyBefore), "the pending key is in sessionStorage");
+
+      // The person reloads the page and submits the same payment again.
+      await page.reload();
+      await page.waitForSelector("#endpoint-status:not(:empty)");
+      assert.equal(await signedInSubject(page), "alice", "still signed in after the reload");
+      await fillPayment(page, payment);
+      assert.equal(await payKey(page), keyBefore, "the reloaded page shows the kept key for this payment");
+      const retry = await submitPayment(page);
+      calls.stop();
+      assert.equal(retry.replayed, true, JSON.stringify(retry));
+      assert.match(retry.ok, /^Replayed: this payment had already been made \(3\.00 EUR from dana-.*\); no money moved again\.$/);
+      assert.equal(calls.length, 2, "one call before the reload, one after");
+      const [k1, k2] = calls.map((c) => paymentRequest(c.body).idempotencyKey);
+      assert.equal(k1, keyBefore);
+      assert.equal(k2, keyBefore, "the call after the reload sends the same key");
+      assert.ok(!(await stored()).includes(keyBefore), "the settled payment's key is dropped");
+
+      // One payment only: dana paid 3.00 once.
+      assert.equal((await showBalance(page, dana)).ok, "7.00 EUR");
+      const history = await loadHistory(page, dana);
+      assert.deepEqual(
+        history.rows.map((r) => [r.sequence, r.direction, r.amount]),
+        [
+          [2, "debit", "-3.00 EUR"],
+          [1, "credit", "+10.00 EUR"],
+        ],
+      );
+      // Another payment has no kept key until it is submitted.
+      await fillPayment(page, { ...payment, amount: "0.01" });
+      assert.equal(await payKey(page), "(a new one for the next payment)");
     });
 
     step("overview: signed in, after a payment, with the account's balance and history", async () => {

@@ -15,7 +15,7 @@ function fakeJwt(payload: object): string {
 
 describe("readToken", () => {
   it("reads the subject, admin flag and expiry", () => {
-    const token = fakeJwt({ sub: "alice", admin: true, exp: 2_000_000_000 });
+    const token = fakeJwt({ sub: "alice", scope: "payments/admin", exp: 2_000_000_000 });
     const info = readToken(token);
     expect(info).toEqual({ token, subject: "alice", admin: true, expiresAt: new Date(2_000_000_000_000) });
   });
@@ -30,15 +30,21 @@ describe("readToken", () => {
     expect(readToken(fakeJwt({ sub: "zoë?>>~" })).subject).toBe("zoë?>>~");
   });
 
-  it("recognises admin in roles or scope", () => {
-    expect(readToken(fakeJwt({ sub: "a", roles: ["admin"] })).admin).toBe(true);
-    expect(readToken(fakeJwt({ sub: "a", scope: "read admin" })).admin).toBe(true);
+  it("shows admin rights only for the scope the service grants them for (payments/admin)", () => {
     // The scope payment-client token --admin puts in, as the service checks it.
     expect(readToken(fakeJwt({ sub: "a", scope: "payments/admin" })).admin).toBe(true);
     expect(readToken(fakeJwt({ sub: "a", scope: "payments/read  payments/admin" })).admin).toBe(true);
+    expect(readToken(fakeJwt({ sub: "a", scope: "openid\tpayments/admin" })).admin).toBe(true);
     expect(readToken(fakeJwt({ sub: "a", scope: "payments/read" })).admin).toBe(false);
     expect(readToken(fakeJwt({ sub: "a", scope: "billing/admin" })).admin).toBe(false);
+    expect(readToken(fakeJwt({ sub: "a", scope: "payments/admins" })).admin).toBe(false);
+    // Claims the service grants nothing for are not shown as admin rights.
+    expect(readToken(fakeJwt({ sub: "a", scope: "admin" })).admin).toBe(false);
+    expect(readToken(fakeJwt({ sub: "a", scope: "read admin" })).admin).toBe(false);
+    expect(readToken(fakeJwt({ sub: "a", roles: ["admin"] })).admin).toBe(false);
+    expect(readToken(fakeJwt({ sub: "a", admin: true })).admin).toBe(false);
     expect(readToken(fakeJwt({ sub: "a", admin: "yes" })).admin).toBe(false);
+    expect(readToken(fakeJwt({ sub: "a", scope: ["payments/admin"] })).admin).toBe(false);
   });
 
   it.each([

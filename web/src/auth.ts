@@ -12,7 +12,7 @@ export interface TokenInfo {
   token: string;
   /** The JWT subject (the identity accounts are owned by). */
   subject: string;
-  /** True when the payload carries an admin claim. */
+  /** True when the payload carries the admin scope the service grants admin rights for. */
   admin: boolean;
   /** Expiry from the "exp" claim, if any. */
   expiresAt?: Date;
@@ -68,18 +68,17 @@ export function readToken(pasted: string): TokenInfo {
   return info;
 }
 
-/** Scopes that make a caller an admin: the service's own (payments/admin), or a plain "admin". */
-const ADMIN_SCOPES = ["payments/admin", "admin"];
+/** The scope that makes a caller an admin, as the service checks it (src/auth: ADMIN_SCOPE). */
+export const ADMIN_SCOPE = "payments/admin";
 
 /**
- * An "admin": true claim, "admin" among "roles", or an admin scope in
- * "scope" (space-separated). Only for showing: the service decides.
+ * The service's rule, and only it: ADMIN_SCOPE among the space-separated
+ * "scope" claim. Other claims ("admin": true, "roles", a plain "admin"
+ * scope) grant nothing there, so the page does not show them as admin
+ * rights. Only for showing: the service decides.
  */
 function isAdmin(claims: Record<string, unknown>): boolean {
-  if (claims.admin === true) return true;
-  if (Array.isArray(claims.roles) && claims.roles.includes("admin")) return true;
-  if (typeof claims.scope === "string" && claims.scope.split(/\s+/).some((s) => ADMIN_SCOPES.includes(s))) return true;
-  return false;
+  return typeof claims.scope === "string" && claims.scope.split(/\s+/).includes(ADMIN_SCOPE);
 }
 
 /**

@@ -1,10 +1,16 @@
-// One idempotency key per payment a person means to make.
+// One idempotency key per payment a person means to make, kept until that
+// payment is settled.
 //
-// The key is kept while the form still describes the same payment, so a
-// retry after a failure (a lost response, a timeout, ABORTED) sends the same
-// key and the service replays the payment instead of paying twice. It is
-// dropped once the payment succeeded, or when the form changes: that is a
-// different payment and gets a fresh key.
+// Each pending payment's key is kept in sessionStorage (the tab's storage,
+// which survives a reload), under the payment's fields. So a retry after a
+// failure whose outcome is unknown (a lost response, a timeout, UNAVAILABLE,
+// ABORTED), also after reloading the page, sends the same key and the service
+// replays the payment instead of paying twice. A key is dropped only once its
+// payment is settled: paid, or refused for good (see settles). A form with
+// other contents is another payment and gets a key of its own; the earlier
+// one's key stays kept until it is settled too (at most PENDING_MAX of them).
+
+import { Code, ConnectError } from "@connectrpc/connect";
 
 /** A random UUID (v4), also where crypto.randomUUID is missing (non-secure contexts). */
 export function newIdempotencyKey(): string {
@@ -25,31 +31,116 @@ export interface PaymentFields {
   memo: string;
 }
 
+/** Where the pending keys live in sessionStorage. */
+export const PENDING_STORAGE_KEY = "payment.pending-keys";
+
+/**
+ * How many unsettled payments keep their key. Past it the oldest is
+ * forgotten: a person rarely leaves more than a handful unresolved, and the
+ * stored list must not grow without bound.
+ */
+export const PENDING_MAX = 32;
+
+/** The part of Storage the keeper uses (sessionStorage in the page). */
+export type KeyStorage = Pick<Storage, "getItem" | "setItem" | "removeItem">;
+
+interface Pending {
+  fingerprint: string;
+  key: string;
+}
+
 function fingerprint(p: PaymentFields): string {
   return JSON.stringify([p.senderId, p.recipientId, p.amount.toString(), p.currency, p.memo]);
 }
 
+function isPending(value: unknown): value is Pending {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.fingerprint === "string" && typeof v.key === "string" && v.key !== "";
+}
+
+/**
+ * Whether a call's outcome settles the payment, so that its key may go: a
+ * reply (OK), or a refusal that says the payment was not made and will not
+ * be by a retry with the same key. Anything else (no reply, a timeout,
+ * UNAVAILABLE, ABORTED, INTERNAL, ...) leaves the outcome unknown or
+ * retryable: the key must stay, so that a retry cannot pay twice.
+ */
+export function settles(outcome: "ok" | unknown): boolean {
+  if (outcome === "ok") return true;
+  if (!(outcome instanceof ConnectError)) return false;
+  return DEFINITE_REFUSALS.has(outcome.code);
+}
+
+/** Codes the service answers before moving any money, and that a retry would get again. */
+const DEFINITE_REFUSALS: ReadonlySet<Code> = new Set([
+  Code.InvalidArgument,
+  Code.NotFound,
+  Code.AlreadyExists,
+  Code.PermissionDenied,
+  Code.FailedPrecondition,
+  Code.OutOfRange,
+  Code.Unauthenticated,
+]);
+
 export class IdempotencyKeeper {
-  private current?: { fingerprint: string; key: string };
+  /** Used when no storage is given, or the storage refuses (disabled, full). */
+  private memory: Pending[] = [];
 
-  constructor(private readonly generate: () => string = newIdempotencyKey) {}
+  constructor(
+    private readonly storage: KeyStorage | undefined,
+    private readonly generate: () => string = newIdempotencyKey,
+  ) {}
 
-  /** The key to send for this payment: the kept one if it is the same payment, else a new one. */
+  /** The key to send for this payment: the kept one while it is pending, else a new one (then kept). */
   keyFor(payment: PaymentFields): string {
     const fp = fingerprint(payment);
-    if (this.current?.fingerprint !== fp) {
-      this.current = { fingerprint: fp, key: this.generate() };
+    const pending = this.load();
+    const kept = pending.find((p) => p.fingerprint === fp);
+    if (kept) return kept.key;
+    const key = this.generate();
+    pending.push({ fingerprint: fp, key });
+    this.save(pending.slice(-PENDING_MAX));
+    return key;
+  }
+
+  /** The key a submission of this payment would reuse, if it is pending. */
+  pendingKey(payment: PaymentFields): string | undefined {
+    const fp = fingerprint(payment);
+    return this.load().find((p) => p.fingerprint === fp)?.key;
+  }
+
+  /** How many payments are pending. */
+  pendingCount(): number {
+    return this.load().length;
+  }
+
+  /** The payment is settled (paid or refused for good): the next one like it is a new payment. */
+  settled(payment: PaymentFields): void {
+    const fp = fingerprint(payment);
+    this.save(this.load().filter((p) => p.fingerprint !== fp));
+  }
+
+  private load(): Pending[] {
+    if (!this.storage) return [...this.memory];
+    try {
+      const text = this.storage.getItem(PENDING_STORAGE_KEY);
+      if (text === null) return [...this.memory];
+      const parsed: unknown = JSON.parse(text);
+      return Array.isArray(parsed) ? parsed.filter(isPending).slice(-PENDING_MAX) : [...this.memory];
+    } catch {
+      return [...this.memory];
     }
-    return this.current.key;
   }
 
-  /** The key that the next submission of the same payment would reuse, if any. */
-  pendingKey(): string | undefined {
-    return this.current?.key;
-  }
-
-  /** The payment went through: the next one is a new payment. */
-  succeeded(): void {
-    this.current = undefined;
+  private save(pending: Pending[]): void {
+    this.memory = pending;
+    if (!this.storage) return;
+    try {
+      if (pending.length === 0) this.storage.removeItem(PENDING_STORAGE_KEY);
+      else this.storage.setItem(PENDING_STORAGE_KEY, JSON.stringify(pending));
+    } catch {
+      // Storage disabled or full: the keys live in memory for this page.
+    }
   }
 }

@@ -8,7 +8,7 @@ import { loadEndpoint, normalizeEndpoint, saveEndpoint } from "./endpoint.js";
 import { describeError, formatProblem, InputError } from "./errors.js";
 import type { GetTransactionHistoryResponse } from "./gen/payment/v1/payment_pb.js";
 import { formatDate, formatTime, historyRow } from "./history.js";
-import { IdempotencyKeeper, type PaymentFields } from "./idempotency.js";
+import { IdempotencyKeeper, settles, type PaymentFields } from "./idempotency.js";
 import { formatMoney, isCurrencyCode, parseAmount } from "./money.js";
 
 const TOKEN_STORAGE_KEY = "payment.token";
@@ -174,8 +174,17 @@ el<HTMLFormElement>("open-form").addEventListener("submit", (event) => {
 
 // ---------------------------------------------------------------- pay
 
-const payKeys = new IdempotencyKeeper();
+/** Each pending payment's key, kept in the tab's storage so that a reload cannot pay twice. */
+const payKeys = new IdempotencyKeeper(sessionStorageOrNone());
 let payInFlight = false;
+
+function sessionStorageOrNone(): Storage | undefined {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return undefined; // storage disabled: the keys live in memory for this page
+  }
+}
 
 function readPayForm(): PaymentFields {
   const senderId = requireText("pay-sender", "the account to pay from");
@@ -186,13 +195,30 @@ function readPayForm(): PaymentFields {
   return { senderId, recipientId, amount, currency, memo: input("pay-memo").value };
 }
 
-function renderPayKey(): void {
-  const pending = payKeys.pendingKey();
+/** The form's payment, read without touching the fields, or undefined while it is incomplete. */
+function peekPayForm(): PaymentFields | undefined {
+  try {
+    const currency = input("pay-currency").value.trim().toUpperCase();
+    const senderId = input("pay-sender").value.trim();
+    const recipientId = input("pay-recipient").value.trim();
+    if (!senderId || !recipientId || !isCurrencyCode(currency)) return undefined;
+    const amount = parseAmount(input("pay-amount").value, currency);
+    return { senderId, recipientId, amount, currency, memo: input("pay-memo").value };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Shows the key the form's payment would be sent with, when it is pending. */
+function renderPayKey(payment: PaymentFields | undefined = peekPayForm()): void {
+  const pending = payment ? payKeys.pendingKey(payment) : undefined;
   el("pay-key").textContent = pending ?? "(a new one for the next payment)";
   el("pay-key-note").textContent = pending
-    ? "— kept for retries of this payment until it succeeds, so it cannot be paid twice"
+    ? "— kept for retries of this payment (also after a reload) until it is settled, so it cannot be paid twice"
     : "";
 }
+
+el<HTMLFormElement>("pay-form").addEventListener("input", () => renderPayKey());
 
 el<HTMLFormElement>("pay-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -211,12 +237,12 @@ el<HTMLFormElement>("pay-form").addEventListener("submit", (event) => {
     return;
   }
   const idempotencyKey = payKeys.keyFor(payment);
-  renderPayKey();
+  renderPayKey(payment);
   payInFlight = true;
   void busy(button("pay-submit"), "Paying…", async () => {
     try {
       const response = await client.makePayment({ idempotencyKey, ...payment }, { timeoutMs: UNARY_TIMEOUT_MS });
-      payKeys.succeeded();
+      payKeys.settled(payment);
       const tx = response.transaction;
       const paid = tx ? formatMoney(tx.amount, tx.currency) : "";
       result.dataset.replayed = String(response.replayed);
@@ -233,10 +259,12 @@ el<HTMLFormElement>("pay-form").addEventListener("submit", (event) => {
         void refreshBalance();
       }
     } catch (err) {
+      // A definite refusal settles the payment; an unknown outcome keeps its key.
+      if (settles(err)) payKeys.settled(payment);
       showError(errorBox, err);
     } finally {
       payInFlight = false;
-      renderPayKey();
+      renderPayKey(payment);
     }
   });
 });

@@ -101,8 +101,23 @@ pub async fn serve(
     cors_origins: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    serve_limited(listener, api, cors_origins, None, shutdown).await
+}
+
+/// [`serve`], answering at most `concurrency` calls at a time when given;
+/// the others wait their turn. With 1 it serves like one Lambda container,
+/// one request at a time (the benchmark's container shape). A streamed call
+/// holds its turn until its reply starts, not until its stream ends.
+pub async fn serve_limited(
+    listener: TcpListener,
+    api: PaymentApi,
+    cors_origins: &str,
+    concurrency: Option<usize>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let service = tower::ServiceBuilder::new()
         .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
+        .option_layer(concurrency.map(tower::limit::ConcurrencyLimitLayer::new))
         .service(http_service(api, cors_origins).await?);
     let listener = listener.tap_io(|socket| {
         if let Err(err) = socket.set_nodelay(true) {

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod bench;
 mod concurrency;
 mod faults;
 mod harness;

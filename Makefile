@@ -1,5 +1,5 @@
 # The targets read like the README.
-.PHONY: run test lambda cloud web bench setup lint fmt
+.PHONY: run test lambda cloud web bench bench-all setup lint fmt
 
 ## Run the service locally: DynamoDB Local (data in .data/), tables, payment-server on 127.0.0.1:50051.
 run:
@@ -23,8 +23,20 @@ web:
 	cd web && npm run dev -- --host 127.0.0.1
 
 ## Benchmark payments through the service against direct DynamoDB (args: BENCH_ARGS="--grpc-web").
+## The runs README quotes:
+##   make bench BENCH_ARGS="--callers 16"                    20 accounts, 16 callers, gRPC (also --grpc-web, --callers 32)
+##   make bench BENCH_ARGS="--scenario merchant --callers 1 --audit"
+##                                                           64 customers pay one merchant, one at a time (= 1 container)
+##   make bench BENCH_ARGS="--scenario merchant --containers 8 --compare-one-server --audit"
+##                                                           the same through 8 one-call-at-a-time containers, against 1 server (also 32)
+## Each prints payments/s, p50/p99, ABORTED, DynamoDB requests and rounds per payment and
+## the service's CPU ms per payment, per phase, and the ratios (--json for machine-readable).
 bench:
 	scripts/bench.sh $(BENCH_ARGS)
+
+## All the runs above, one after another (each a minute or two; args: BENCH_ARGS="--json").
+bench-all:
+	scripts/bench-all.sh $(BENCH_ARGS)
 
 ## Install the local tools into .tools/ (DynamoDB Local, buf, cfn-lint, SAM CLI, cargo-lambda, ministack).
 setup:

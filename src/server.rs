@@ -4,6 +4,7 @@
 use crate::guard::RequestGuardLayer;
 use crate::pb::payment_service_server::PaymentServiceServer;
 use crate::service::PaymentApi;
+use axum::serve::ListenerExt as _;
 use http::{HeaderName, HeaderValue, Method};
 use std::future::Future;
 use std::time::Duration;
@@ -146,15 +147,39 @@ pub type HttpService = tower::util::Either<tower_http::cors::Cors<GrpcWebStack>,
 /// `grpc-timeout` with CANCELLED before the service can say
 /// DEADLINE_EXCEEDED; the service enforces deadlines itself, the same way
 /// under the server and the Lambda.
+///
+/// Every accepted socket gets TCP_NODELAY, which axum::serve does not set:
+/// without it a server-streamed reply's last frames wait (Nagle) for the
+/// ACK of its first, which the client delays by about 40 ms.
 pub async fn serve(
     listener: TcpListener,
     api: PaymentApi,
     cors_origins: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    serve_limited(listener, api, cors_origins, None, shutdown).await
+}
+
+/// [`serve`], answering at most `concurrency` calls at a time when given;
+/// the others wait their turn. With 1 it serves like one Lambda container,
+/// one request at a time (the benchmark's container shape). A streamed call
+/// holds its turn until its reply starts, not until its stream ends.
+pub async fn serve_limited(
+    listener: TcpListener,
+    api: PaymentApi,
+    cors_origins: &str,
+    concurrency: Option<usize>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let service = tower::ServiceBuilder::new()
         .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
+        .option_layer(concurrency.map(tower::limit::ConcurrencyLimitLayer::new))
         .service(http_service(api, cors_origins).await?);
+    let listener = listener.tap_io(|socket| {
+        if let Err(err) = socket.set_nodelay(true) {
+            tracing::warn!(%err, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     axum::serve(listener, tower::make::Shared::new(service))
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod bench;
 mod buf_curl;
 mod cloud;
 mod concurrency;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The benchmark runs README's Performance section quotes, one after another,
+# each with a DynamoDB Local of its own (scripts/bench.sh). Short runs: each
+# takes a minute or two on a 2-core machine. Extra arguments go to every run,
+# e.g. scripts/bench-all.sh --json.
+#
+#   merchant: 64 customers pay one merchant (--merchant-shards 32) with 1
+#     caller (what 1 container serves), then through 8 and 32 independent
+#     containers (one call at a time each, one caller per container), each
+#     against 1 server with the same callers and against direct DynamoDB in
+#     the same run, audited at the end;
+#   accounts: 20 accounts, 16 and 32 callers, over gRPC and gRPC-Web, each
+#     against direct DynamoDB in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+run() {
+  printf '\n==> scripts/bench.sh %s\n' "$*"
+  scripts/bench.sh "$@"
+}
+
+common=(--payments 1000 --warmup 300 --reads 200 --history-pages 50)
+run --scenario merchant --callers 1 "${common[@]}" --audit "$@"
+run --scenario merchant --containers 8 --compare-one-server "${common[@]}" --audit "$@"
+run --scenario merchant --containers 32 --compare-one-server "${common[@]}" --audit "$@"
+for callers in 16 32; do
+  run --callers "$callers" "${common[@]}" "$@"
+  run --callers "$callers" --grpc-web "${common[@]}" "$@"
+done

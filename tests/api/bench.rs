@@ -1,0 +1,140 @@
+//! payment-bench runs end to end (a tiny run on the shared DynamoDB Local):
+//! every shape it measures, its JSON, its conservation checks and the audit.
+//! Nothing here asserts a timing or a throughput.
+
+use crate::harness::{shared_dynamodb, unique_tables};
+use std::process::Command;
+
+fn bench(args: &[&str]) -> serde_json::Value {
+    let tables = unique_tables();
+    let output = Command::new(env!("CARGO_BIN_EXE_payment-bench"))
+        .args(args)
+        .args(["--json", "--audit"])
+        .env("AWS_ENDPOINT_URL_DYNAMODB", shared_dynamodb())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("PAYMENT_ACCOUNTS_TABLE", &tables.accounts)
+        .env("PAYMENT_LEDGER_TABLE", &tables.ledger)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run payment-bench");
+    assert!(
+        output.status.success(),
+        "payment-bench {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "payment-bench printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn phase<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .find(|p| p["phase"] == name)
+        .unwrap_or_else(|| panic!("no phase {name:?} in {report}"))
+}
+
+#[track_caller]
+fn assert_payments_phase(phase: &serde_json::Value, payments: u64) {
+    assert_eq!(phase["calls"], payments, "{phase}");
+    let ok = phase["ok"].as_u64().expect("ok");
+    let aborted = phase["aborted"].as_u64().expect("aborted");
+    assert_eq!(phase["other_errors"], 0, "{phase}");
+    assert_eq!(ok + aborted, payments, "{phase}");
+    assert!(ok > 0, "{phase}");
+    // Every committed payment took at least one TransactWriteItems, and the
+    // service ran on threads whose CPU time the bench reads.
+    assert!(phase["rounds_per_payment"].as_f64().expect("rounds") >= 1.0);
+    assert!(
+        phase["dynamodb_requests_per_payment"]
+            .as_f64()
+            .expect("requests")
+            >= 1.0
+    );
+    assert!(phase["service_cpu_ms_per_payment"].as_f64().expect("cpu") > 0.0);
+}
+
+#[tokio::test]
+async fn bench_merchant_containers_against_one_server_and_direct() {
+    let report = bench(&[
+        "--scenario",
+        "merchant",
+        "--customers",
+        "8",
+        "--containers",
+        "4",
+        "--compare-one-server",
+        "--payments",
+        "40",
+        "--warmup",
+        "0",
+        "--reads",
+        "8",
+        "--history-pages",
+        "2",
+    ]);
+    assert_eq!(report["callers"], 4, "one caller per container");
+    assert_eq!(report["one_call_at_a_time"], true);
+    assert_payments_phase(phase(&report, "payments (gRPC, 1 server)"), 40);
+    assert_payments_phase(phase(&report, "payments (gRPC, 4 containers)"), 40);
+    assert_payments_phase(phase(&report, "payments (direct DynamoDB)"), 40);
+    assert_eq!(
+        phase(&report, "balance reads (gRPC, 4 containers)")["ok"],
+        8
+    );
+    assert_eq!(
+        phase(&report, "history pages (gRPC, 4 containers)")["ok"],
+        2
+    );
+    for ratio in [
+        "containers_over_one_server",
+        "one_server_over_direct",
+        "service_over_direct",
+    ] {
+        assert!(report[ratio].as_f64().is_some(), "{ratio} in {report}");
+    }
+    assert_eq!(report["conservation"], "ok");
+    assert_eq!(report["audit"]["clean"], true, "{report}");
+    // 8 customers and a merchant in each of the three phases.
+    assert_eq!(report["audit"]["accounts"], 27);
+}
+
+#[tokio::test]
+async fn bench_accounts_over_grpc_web() {
+    let report = bench(&[
+        "--grpc-web",
+        "--accounts",
+        "5",
+        "--callers",
+        "3",
+        "--payments",
+        "30",
+        "--warmup",
+        "5",
+        "--reads",
+        "0",
+        "--history-pages",
+        "0",
+    ]);
+    assert_eq!(report["transport"], "gRPC-Web");
+    let phases = report["phases"].as_array().expect("phases");
+    assert_eq!(phases.len(), 2, "payments through 1 server, and direct");
+    let service = phase(&report, "payments (gRPC-Web, 1 server)");
+    assert_eq!(service["calls"], 30);
+    assert_eq!(service["other_errors"], 0);
+    assert_eq!(
+        service["ok"].as_u64().unwrap()
+            + service["aborted"].as_u64().unwrap()
+            + service["insufficient_funds"].as_u64().unwrap(),
+        30
+    );
+    assert!(report["containers_over_one_server"].is_null());
+    assert_eq!(report["audit"]["clean"], true, "{report}");
+}

@@ -1025,3 +1025,103 @@ async fn a_deadline_that_cuts_a_write_in_flight_settles_it_once_on_retry() {
     retrier.stop().await;
     app.stop().await;
 }
+
+/// A payment whose write got no answer is not reported as failed or lost:
+/// the ledger reads its record. A write that committed (its reply lost)
+/// answers as this call's own payment (`replayed = false`); a write that
+/// never arrived leaves the outcome unknown, said plainly, and the retry
+/// with the same key applies it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_without_an_answer_is_resolved_from_the_payment_record() {
+    use aws_sdk_dynamodb::config::retry::RetryConfig;
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+    use payment::domain::PaymentOrder;
+    use payment::ledger::{LedgerError, Payer};
+    let tables = unique_tables();
+    let direct = Ledger::new(
+        payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+        tables.clone(),
+    );
+    direct.create_tables().await.expect("create tables");
+    let (a, b) = (unique("lost-reply-a"), unique("lost-reply-b"));
+    for (id, opening) in [(&a, 1_000), (&b, 0)] {
+        let new = payment::domain::NewAccount::parse(id, "", "EUR", opening, 0).expect("account");
+        direct.add_account(&new, TESTER, false).await.expect("open");
+    }
+    // An instance whose DynamoDB calls give up long before the proxy's
+    // held replies come back, without retrying.
+    let proxy = SlowWriteProxy::start(crate::harness::shared_dynamodb()).await;
+    let impatient = Ledger::new(
+        aws_sdk_dynamodb::Client::from_conf(
+            payment::config::local_dynamodb_config(&proxy.url)
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .operation_attempt_timeout(Duration::from_millis(400))
+                        .operation_timeout(Duration::from_millis(500))
+                        .build(),
+                )
+                .retry_config(RetryConfig::standard().with_max_attempts(1))
+                .build(),
+        ),
+        tables,
+    );
+    let payer = Payer {
+        sub: TESTER,
+        admin: true,
+    };
+    let parse = |key: &str, amount| PaymentOrder::parse(key, &a, &b, amount, "EUR", "").unwrap();
+
+    // Delivered at once, reply held: it committed, and the record says so.
+    let delivered_key = format!("reply-lost-{}", uuid::Uuid::new_v4().simple());
+    let delivered = parse(&delivered_key, 10);
+    let outcome = impatient
+        .make_payment(&delivered, payer)
+        .await
+        .expect("resolved from the record");
+    assert!(proxy.delivered_write_for(&delivered_key));
+    assert!(!outcome.replayed, "its own write, not a replay");
+    let again = direct.make_payment(&delivered, payer).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.payment, outcome.payment);
+
+    // Held and dropped: nothing committed, and the answer says it is unknown.
+    let withheld_key = format!("{WITHHELD_MARK}-{}", uuid::Uuid::new_v4().simple());
+    let withheld = parse(&withheld_key, 20);
+    match impatient.make_payment(&withheld, payer).await {
+        Err(LedgerError::OutcomeUnknown { .. }) => {}
+        other => panic!("expected an unknown outcome, got {other:?}"),
+    }
+    let status = tonic::Status::from(LedgerError::OutcomeUnknown {
+        cause: "test".into(),
+    });
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status
+            .message()
+            .contains("retry with the same idempotency key")
+    );
+    assert!(!proxy.delivered_write_for(&withheld_key));
+    let retried = direct.make_payment(&withheld, payer).await.unwrap();
+    assert!(!retried.replayed, "nothing had committed before the retry");
+
+    let balance_of = |id: &str| payment::domain::AccountId::parse("account_id", id).unwrap();
+    assert_eq!(
+        direct
+            .get_account(&balance_of(&a))
+            .await
+            .unwrap()
+            .balance_minor,
+        970
+    );
+    assert_eq!(
+        direct
+            .get_account(&balance_of(&b))
+            .await
+            .unwrap()
+            .balance_minor,
+        30
+    );
+    assert_audit_clean(&direct, "after lost replies").await;
+    // Let the proxy's held requests run out before it is dropped.
+    tokio::time::sleep(IN_FLIGHT_HOLD).await;
+}

@@ -110,3 +110,54 @@ async fn the_audit_is_clean_after_activity_and_finds_tampering() {
         "{text}"
     );
 }
+
+/// An item the ledger cannot read is reported, and the audit goes on to
+/// check everything else.
+#[tokio::test]
+async fn the_audit_reports_malformed_items_and_goes_on() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let (a, b) = (unique("sound-a"), unique("sound-b"));
+    add(&mut c, &a, "EUR", 500).await.unwrap();
+    add(&mut c, &b, "EUR", 0).await.unwrap();
+    pay(&mut c, order(&unique("k"), &a, &b, 200)).await.unwrap();
+    let dynamodb = payment::config::local_dynamodb_client(shared_dynamodb());
+    let broken_account = unique("broken");
+    dynamodb
+        .put_item()
+        .table_name(&app.ledger.tables().accounts)
+        .item("account_id", AttributeValue::S(broken_account.clone()))
+        .item("balance", AttributeValue::S("not a number".into()))
+        .send()
+        .await
+        .unwrap();
+    let broken_entry = format!("A#{}", unique("nobody"));
+    dynamodb
+        .put_item()
+        .table_name(&app.ledger.tables().ledger)
+        .item("pk", AttributeValue::S(broken_entry.clone()))
+        .item("sk", AttributeValue::S("E#1".into()))
+        .send()
+        .await
+        .unwrap();
+    let report = app
+        .ledger
+        .audit(2, &|_, _| {})
+        .await
+        .expect("the audit runs");
+    let text = report.discrepancies.join("\n");
+    assert!(
+        text.contains(&broken_account) && text.contains("does not decode"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&broken_entry) && text.contains("does not decode"),
+        "{text}"
+    );
+    assert_eq!(
+        report.discrepancies_total, 2,
+        "only the two broken items: {text}"
+    );
+    assert_eq!(report.accounts, 2, "the sound accounts were still checked");
+    assert_eq!(report.total_balance_minor, 500);
+}

@@ -156,7 +156,7 @@ async fn dynamodb_killed_mid_load_then_restarted_settles_every_payment_once() {
         payment::config::local_dynamodb_client(&endpoint),
         unique_tables(),
     );
-    ledger.create_tables().await.expect("create tables");
+    crate::harness::create_tables_patiently(&ledger).await;
     let app = TestApp::serve(ledger.clone()).await;
     let mut c = app.grpc().await;
     let prefix = unique("kill");
@@ -454,7 +454,7 @@ async fn hot_account_storm_conserves_money_with_bounded_retries() {
         )
     };
     let first = new_ledger();
-    first.create_tables().await.expect("create tables");
+    crate::harness::create_tables_patiently(&first).await;
     let mut servers = vec![TestApp::serve(first).await];
     for _ in 1..STORM_SERVERS {
         servers.push(TestApp::serve(new_ledger()).await);
@@ -906,7 +906,7 @@ async fn a_deadline_that_cuts_a_write_in_flight_settles_it_once_on_retry() {
         payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
         tables.clone(),
     );
-    direct.create_tables().await.expect("create tables");
+    crate::harness::create_tables_patiently(&direct).await;
     let opening = 1_000;
     let mut requests = Vec::new();
     for i in 0..IN_FLIGHT_PAYMENTS {
@@ -1042,7 +1042,7 @@ async fn a_write_without_an_answer_is_resolved_from_the_payment_record() {
         payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
         tables.clone(),
     );
-    direct.create_tables().await.expect("create tables");
+    crate::harness::create_tables_patiently(&direct).await;
     let (a, b) = (unique("lost-reply-a"), unique("lost-reply-b"));
     for (id, opening) in [(&a, 1_000), (&b, 0)] {
         let new = payment::domain::NewAccount::parse(id, "", "EUR", opening, 0).expect("account");

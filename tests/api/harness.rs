@@ -191,8 +191,22 @@ pub fn unique_tables() -> Tables {
 pub async fn fresh_ledger() -> Ledger {
     let client = payment::config::local_dynamodb_client(shared_dynamodb());
     let ledger = Ledger::new(client, unique_tables());
-    ledger.create_tables().await.expect("create tables");
+    create_tables_patiently(&ledger).await;
     ledger
+}
+
+/// Creates a test's tables, trying up to three times: on a machine loaded by
+/// parallel tests, DynamoDB Local (one JVM for all of them) can miss the
+/// SDK's 8 s timeout for a CreateTable. CreateTable is idempotent here (an
+/// existing table is fine), so trying again is safe.
+pub async fn create_tables_patiently(ledger: &Ledger) {
+    for attempt in 1..=3 {
+        match ledger.create_tables().await {
+            Ok(()) => return,
+            Err(err) if attempt < 3 => eprintln!("create tables, attempt {attempt}: {err}"),
+            Err(err) => panic!("create tables: {err}"),
+        }
+    }
 }
 
 /// A payment-server serving `ledger` on 127.0.0.1 on a free port until

@@ -243,7 +243,7 @@ async fn a_sharded_account_pays_out_across_shards_and_reads_exactly() {
 async fn a_warm_payment_costs_one_dynamodb_request() {
     let tables = crate::harness::unique_tables();
     let (warm, counter) = instance(&tables);
-    warm.create_tables().await.unwrap();
+    crate::harness::create_tables_patiently(&warm).await;
     let app = TestApp::serve(warm).await;
     let mut c = app.grpc().await;
     let (a, b) = (unique("a"), unique("b"));

@@ -424,6 +424,37 @@ async fn a_deadline_shorter_than_the_work_is_deadline_exceeded() {
         "{}",
         status.message()
     );
+    assert!(
+        status.message().contains("same idempotency key"),
+        "{}",
+        status.message()
+    );
+    // Each method's message says what the cut-off means for it.
+    let mut request = tonic::Request::new(pb::AddAccountRequest {
+        account_id: unique("late"),
+        currency: "EUR".into(),
+        ..Default::default()
+    });
+    request.set_timeout(Duration::from_micros(1));
+    let status = web.add_account(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert!(
+        status.message().contains("send the same AddAccount again")
+            && !status.message().contains("idempotency"),
+        "{}",
+        status.message()
+    );
+    let mut request = tonic::Request::new(pb::GetAccountBalanceRequest {
+        account_id: a.clone(),
+    });
+    request.set_timeout(Duration::from_micros(1));
+    let status = web.get_account_balance(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert!(
+        status.message().contains("nothing was changed"),
+        "{}",
+        status.message()
+    );
     // Whatever happened is whole: a retry with the same key settles it, once.
     let retry = pay(&mut c, order("deadline", &a, &b, 10)).await.unwrap();
     assert_eq!(balance(&mut c, &a).await.unwrap(), 990);

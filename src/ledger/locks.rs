@@ -59,3 +59,24 @@ impl AccountLocks {
         guards
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_payment_waits_its_turn_for_a_bounded_time_only() {
+        let locks = AccountLocks::new();
+        let held = locks.lock_pair("a", "b").await;
+        assert!(!held.is_empty(), "a free pair is locked at once");
+        let started = std::time::Instant::now();
+        let waited = locks.lock_pair("a", "c").await;
+        assert!(
+            waited.is_empty(),
+            "past the bound it goes on without the queue"
+        );
+        assert!(started.elapsed() >= QUEUE_WAIT_MAX);
+        drop(held);
+        assert!(!locks.lock_pair("a", "c").await.is_empty());
+    }
+}

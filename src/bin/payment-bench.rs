@@ -1185,8 +1185,9 @@ async fn run(
             None => "1 server".into(),
         };
         println!(
-            "payment-bench {run_id}: {load}, {} callers, {} payments per phase, via {} to {shape}; {service_threads} service threads (and the direct phase's)",
+            "payment-bench {run_id}: {load}, {} caller{}, {} payments per phase, via {} to {shape}; {service_threads} service threads (and the direct phase's)",
             args.callers(),
+            if args.callers() == 1 { "" } else { "s" },
             args.payments,
             args.transport(),
         );

@@ -4,7 +4,7 @@
 # takes a minute or two on a 2-core machine. Extra arguments go to every run,
 # e.g. scripts/bench-all.sh --json.
 #
-#   merchant: 64 customers pay one merchant (--merchant-shards 32) with 1
+#   merchant: 64 customers pay one merchant (--merchant-shards 64) with 1
 #     caller (what 1 container serves), then through 8 and 32 independent
 #     containers (one call at a time each, one caller per container), each
 #     against 1 server with the same callers and against direct DynamoDB in

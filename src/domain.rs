@@ -24,11 +24,12 @@ pub const AMOUNT_MAX_MINOR: i64 = 1_000_000_000_000_000;
 /// push the recipient past it is refused.
 pub const BALANCE_MAX_MINOR: i64 = 1_000_000_000_000_000;
 /// History entries streamed when the caller asks for page_size 0.
-/// Most balance shards one account may have. A payment drawn from every
-/// shard of a sender is still one DynamoDB transaction: 32 shard updates and
-/// 32 entries, plus the credit, its entry and the payment record, make 67
-/// items of the 100 a transaction may hold.
-pub const BALANCE_SHARDS_MAX: u32 = 32;
+/// Most balance shards one account may have. Enough for about twice as
+/// many concurrent writers as shards at 32 independent containers, the
+/// shape docs/hot-accounts.md measures; and the shards' cursors still fit a
+/// page token. One payment draws from at most 48 of them (the ledger's
+/// transaction item limit).
+pub const BALANCE_SHARDS_MAX: u32 = 64;
 /// Most accounts one (non-admin) owner may open: enough for any person or
 /// business, and a bound on what one stolen or scripted identity can fill
 /// the tables with. Past it AddAccount answers RESOURCE_EXHAUSTED.
@@ -38,7 +39,7 @@ pub const PAGE_SIZE_DEFAULT: u32 = 50;
 /// each stay well below API Gateway's 6 MB response limit.
 pub const PAGE_SIZE_MAX: u32 = 1000;
 /// Longest page token accepted, in bytes; real ones are far shorter.
-pub const PAGE_TOKEN_BYTES_MAX: usize = 1024;
+pub const PAGE_TOKEN_BYTES_MAX: usize = 2048;
 
 /// A request field that failed validation: the field's name and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

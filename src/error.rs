@@ -19,6 +19,7 @@ impl From<LedgerError> for Status {
             LedgerError::AccountNotFound { .. } => Code::NotFound,
             LedgerError::CurrencyMismatch { .. }
             | LedgerError::InsufficientFunds { .. }
+            | LedgerError::SpreadOverShards { .. }
             | LedgerError::BalanceLimit { .. } => Code::FailedPrecondition,
             LedgerError::NotOwner { .. } => Code::PermissionDenied,
             LedgerError::Contended { .. } => Code::Aborted,

@@ -88,8 +88,8 @@ struct Args {
     /// many customers as callers.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     customers: u32,
-    /// The merchant account's balance_shards (AddAccountRequest), 0-32.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=32))]
+    /// The merchant account's balance_shards (AddAccountRequest), 0-64.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=64))]
     merchant_shards: u32,
     /// Run the service as K independent containers (1-64): K instances with
     /// their own DynamoDB client, ledger and service, each on its own port

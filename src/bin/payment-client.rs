@@ -87,7 +87,7 @@ enum Command {
         /// Opening balance as a decimal, e.g. 100.00.
         #[arg(long, default_value = "0")]
         initial_balance: String,
-        /// Balance shards (1-32): more than 1 for an account that many
+        /// Balance shards (1-64): more than 1 for an account that many
         /// independent callers pay at once, e.g. a merchant
         /// (docs/hot-accounts.md).
         #[arg(long, default_value_t = 1)]

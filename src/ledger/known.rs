@@ -134,15 +134,37 @@ impl Known {
         }
     }
 
-    /// After a lost race on `shard`: start from a random other shard.
+    /// After a lost race on `shard`: start from another shard, the one
+    /// written least recently as far as this instance knows (an idle shard
+    /// that no other writer sticks to), ties broken at random.
     pub(super) fn move_away(&self, account_id: &str, shard: u32, shards: u32) {
         if shards < 2 {
             return;
         }
-        if let Some(slots) = self.lock().slots.get_mut(account_id)
+        let mut inner = self.lock();
+        let last_written: Vec<i64> = match inner.accounts.get(account_id) {
+            Some(account) => account
+                .shards
+                .iter()
+                .map(|s| s.as_ref().map_or(i64::MIN, |s| s.updated_at_ms))
+                .collect(),
+            None => vec![i64::MIN; shards as usize],
+        };
+        let quietest = (0..shards)
+            .filter(|&k| k != shard)
+            .map(|k| {
+                (
+                    last_written.get(k as usize).copied().unwrap_or(i64::MIN),
+                    rand::random::<u32>(),
+                    k,
+                )
+            })
+            .min()
+            .map_or(shard, |(_, _, k)| k);
+        if let Some(slots) = inner.slots.get_mut(account_id)
             && slots.start == shard
         {
-            slots.start = (shard + rand::random_range(1..shards)) % shards;
+            slots.start = quietest;
         }
     }
 }

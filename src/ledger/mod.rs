@@ -105,6 +105,14 @@ pub enum LedgerError {
         amount_minor: i64,
     },
     #[error(
+        "sender account {account_id:?} holds enough, but spread over more balance shards than one payment may draw from ({shards_max}); pay at most {payable_minor} minor units now and the rest in a second payment"
+    )]
+    SpreadOverShards {
+        account_id: String,
+        shards_max: usize,
+        payable_minor: i64,
+    },
+    #[error(
         "recipient account {account_id:?} would exceed the balance limit of {BALANCE_MAX_MINOR} minor units"
     )]
     BalanceLimit { account_id: String },

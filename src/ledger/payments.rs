@@ -27,6 +27,12 @@ pub const PAYMENT_ATTEMPTS_MAX: u32 = 10;
 const BACKOFF_BASE: Duration = Duration::from_millis(4);
 const BACKOFF_CAP: Duration = Duration::from_millis(200);
 
+/// Most shards one payment may draw from: their updates and entries, with
+/// the credit, its entry and the payment record, fill 2 * 48 + 3 = 99 of
+/// the 100 items a transaction may hold. A sharded account pays out at most
+/// what its 48 richest shards hold in one payment.
+const DEBIT_SHARDS_MAX: usize = 48;
+
 /// Full-jitter exponential backoff before round `attempt` (1-based).
 fn backoff(attempt: u32) -> Duration {
     let bound = BACKOFF_BASE
@@ -199,7 +205,11 @@ impl Ledger {
                             // again.
                             wait = backoff || attempt > 1;
                             if lost_credit && recipient.facts.shards > 1 {
-                                // Lost the shard: next round takes another.
+                                // Lost the shard to another writer that
+                                // sticks to it: look at all shards once (one
+                                // BatchGetItem) and move to the quietest.
+                                let all: Vec<u32> = (0..recipient.facts.shards).collect();
+                                self.read_shards(recipient_id, &all).await?;
                                 self.known.move_away(
                                     recipient_id,
                                     plan.credit.0,
@@ -393,6 +403,22 @@ impl Ledger {
                         .flatten()
                         .map(|s| s.balance_minor)
                         .sum();
+                    if balance_minor >= amount {
+                        // Enough in all, but spread over more shards than
+                        // one transaction can take.
+                        let mut richest: Vec<i64> = sender
+                            .shards
+                            .iter()
+                            .flatten()
+                            .map(|s| s.balance_minor)
+                            .collect();
+                        richest.sort_unstable_by(|a, b| b.cmp(a));
+                        return Ok(Err(LedgerError::SpreadOverShards {
+                            account_id: sender.facts.account_id.clone(),
+                            shards_max: DEBIT_SHARDS_MAX,
+                            payable_minor: richest.iter().take(DEBIT_SHARDS_MAX).sum(),
+                        }));
+                    }
                     return Ok(Err(LedgerError::InsufficientFunds {
                         account_id: sender.facts.account_id.clone(),
                         balance_minor,
@@ -825,7 +851,7 @@ fn plan_debits(sender: &Party, amount: i64) -> Option<Vec<(u32, ShardState, i64)
     }
     let mut left = amount;
     let mut debits = Vec::new();
-    for (k, state) in known {
+    for (k, state) in known.into_iter().take(DEBIT_SHARDS_MAX) {
         if left == 0 {
             break;
         }

@@ -35,7 +35,7 @@ pub use crate::domain::BALANCE_SHARDS_MAX;
 const READ_ROUNDS_MAX: u32 = 6;
 /// Pause between such rounds.
 const READ_ROUND_PAUSE: Duration = Duration::from_millis(5);
-/// BatchGetItem takes at most 100 keys; one account has at most 32 shards.
+/// BatchGetItem takes at most 100 keys; one account has at most 64 shards.
 const BATCH_KEYS_MAX: usize = 100;
 
 impl Ledger {

@@ -10,9 +10,13 @@
 //! Properties:
 //! * whatever decodes re-encodes to the same token (one token per
 //!   position), is no longer than PAGE_TOKEN_BYTES_MAX, belongs to the
-//!   account it was decoded for, and carries a sequence of at least 2;
+//!   account it was decoded for, and continues before an existing entry:
+//!   an ordinary account's sequence is at least 2, a sharded account's
+//!   cursors (2 to BALANCE_SHARDS_MAX of them) are each at least 1 and one
+//!   at least 2;
 //! * a token decodes exactly when its plaintext is `v1|<account>|<n>` with
-//!   the caller's account and n a canonical decimal from 2 to u64::MAX;
+//!   the caller's account and n a canonical decimal from 2 to u64::MAX, or
+//!   `v2|<account>|<c0>.<c1>...` with such cursors;
 //! * a token of one account never decodes for another;
 //! * `HistoryPage::parse` accepts exactly a valid account id, a page size
 //!   from 0 to PAGE_SIZE_MAX and an empty or decodable token, with the page
@@ -24,7 +28,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use payment::domain::{
-    AccountId, HistoryPage, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_TOKEN_BYTES_MAX, PageToken,
+    AccountId, BALANCE_SHARDS_MAX, HistoryPage, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX,
+    PAGE_TOKEN_BYTES_MAX, PageToken,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -79,7 +84,14 @@ fuzz_target!(|data: &[u8]| {
         };
         assert_eq!(page.page_size, expected_size);
         assert!((1..=PAGE_SIZE_MAX).contains(&page.page_size));
-        assert_eq!(page.before_sequence, decoded.map(|t| t.before_sequence));
+        assert_eq!(
+            page.before_sequence,
+            decoded.as_ref().map(|t| t.before_sequence)
+        );
+        assert_eq!(
+            page.other_shards,
+            decoded.map(|t| t.other_shards).unwrap_or_default()
+        );
     }
 });
 
@@ -90,11 +102,17 @@ fn check_decode(token: &str, account_id: &AccountId, plaintext: Option<&[u8]>) {
             &t.account_id, account_id,
             "a token decoded for another account"
         );
-        assert!(
-            t.before_sequence >= 2,
-            "a token with sequence {}",
-            t.before_sequence
-        );
+        let cursors = t.cursors();
+        if t.other_shards.is_empty() {
+            assert!(
+                t.before_sequence >= 2,
+                "a token with sequence {}",
+                t.before_sequence
+            );
+        } else {
+            assert!((2..=BALANCE_SHARDS_MAX as usize).contains(&cursors.len()));
+            assert!(cursors.iter().all(|&c| c >= 1) && cursors.iter().any(|&c| c >= 2));
+        }
         assert_eq!(t.encode(), token, "a decodable token that is not canonical");
         assert!(token.len() <= PAGE_TOKEN_BYTES_MAX);
         let other = AccountId::parse("account_id", &format!("{account_id}x"))
@@ -110,7 +128,7 @@ fn check_decode(token: &str, account_id: &AccountId, plaintext: Option<&[u8]>) {
     if let Some(plaintext) = plaintext {
         let expected = canonical(plaintext, account_id);
         assert_eq!(
-            decoded.as_ref().ok().map(|t| t.before_sequence),
+            decoded.as_ref().ok().map(PageToken::cursors),
             expected,
             "decode of the plaintext {:?} for {account_id}",
             String::from_utf8_lossy(plaintext)
@@ -118,18 +136,38 @@ fn check_decode(token: &str, account_id: &AccountId, plaintext: Option<&[u8]>) {
     }
 }
 
-/// The sequence of a well-formed token plaintext for `account_id`.
-fn canonical(plaintext: &[u8], account_id: &AccountId) -> Option<u64> {
+/// The cursors of a well-formed token plaintext for `account_id`.
+fn canonical(plaintext: &[u8], account_id: &AccountId) -> Option<Vec<u64>> {
     let text = std::str::from_utf8(plaintext).ok()?;
     if text.len() > PAGE_TOKEN_BYTES_MAX * 3 / 4 {
         return None; // The encoded token would be over the limit.
     }
-    let rest = text.strip_prefix("v1|")?;
-    let digits = rest.strip_prefix(account_id.as_str())?.strip_prefix('|')?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.starts_with('0') {
-        return None;
+    let decimal = |digits: &str| -> Option<u64> {
+        if digits.is_empty()
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || digits.starts_with('0')
+        {
+            return None;
+        }
+        digits.parse::<u64>().ok()
+    };
+    let (sharded, rest) = match (text.strip_prefix("v1|"), text.strip_prefix("v2|")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return None,
+    };
+    let position = rest.strip_prefix(account_id.as_str())?.strip_prefix('|')?;
+    if !sharded {
+        return decimal(position).filter(|&n| n >= 2).map(|n| vec![n]);
     }
-    digits.parse::<u64>().ok().filter(|&n| n >= 2)
+    let cursors = position
+        .split('.')
+        .map(decimal)
+        .collect::<Option<Vec<u64>>>()?;
+    let fits = (2..=BALANCE_SHARDS_MAX as usize).contains(&cursors.len())
+        && cursors.iter().all(|&c| c >= 1)
+        && cursors.iter().any(|&c| c >= 2);
+    fits.then_some(cursors)
 }
 
 fn round_trip(account_id: &AccountId, sequence: u64) {

@@ -38,7 +38,7 @@ bench:
 bench-all:
 	scripts/bench-all.sh $(BENCH_ARGS)
 
-## Install the local tools into .tools/ (DynamoDB Local, buf, cfn-lint, SAM CLI, cargo-lambda, ministack).
+## Install the local tools into .tools/ (DynamoDB Local, buf, cfn-lint, SAM CLI, cargo-lambda, ministack; run with BIND_HOST=127.0.0.1).
 setup:
 	scripts/setup.sh
 	scripts/setup-serverless.sh

@@ -6,7 +6,7 @@
 #   1. installs the SAM CLI and ministack into .tools/ (scripts/setup-serverless.sh);
 #   2. builds payment-lambda for this machine (x86_64; the emulator runs the
 #      `bootstrap` as a local process and does not enforce Architectures);
-#   3. starts the emulator on 127.0.0.1 only (BIND_HOST; IOT_MTLS_ENABLED=0,
+#   3. starts the emulator on 127.0.0.1 only (BIND_HOST=127.0.0.1; IOT_MTLS_ENABLED=0,
 #      or it opens an IoT listener on 0.0.0.0:8883), its log in .data/cloud/;
 #   4. deploys template.yaml with `sam deploy` against it (AWS_ENDPOINT_URL),
 #      exactly as to AWS: only the code location and the architecture differ,

@@ -38,6 +38,13 @@ def with_api_cors(props):
 
 
 def main():
+    # The emulator binds every interface unless told otherwise; this project
+    # only ever runs it on loopback (scripts/cloud-lib.sh sets
+    # BIND_HOST=127.0.0.1), and the launcher refuses anything else.
+    import os
+
+    if os.environ.get("BIND_HOST") != "127.0.0.1":
+        sys.exit("ministack-launch: BIND_HOST=127.0.0.1 is required (the emulator must listen on loopback only)")
     handlers = provisioners._RESOURCE_HANDLERS[API]
     create, update = handlers["create"], handlers["update"]
     if FLAW not in inspect.getsource(create):

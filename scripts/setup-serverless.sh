@@ -2,7 +2,8 @@
 # Installs the deployment-template tools into a Python venv at .tools/venv
 # (ignored by git): cfn-lint, the AWS SAM CLI and cargo-lambda (for `cargo
 # lambda watch` and `sam build`), at pinned versions; and the local AWS
-# emulator of `make cloud`, ministack, into a venv of its own at
+# emulator of `make cloud`, ministack (which scripts/cloud-lib.sh starts
+# with BIND_HOST=127.0.0.1, loopback only), into a venv of its own at
 # .tools/ministack (it pins a botocore older than the SAM CLI's), with
 # cryptography (its JWT authorizers verify RS256 signatures with it) and
 # aws-sam-translator (its CloudFormation applies the SAM transform with it).

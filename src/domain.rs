@@ -589,13 +589,13 @@ mod tests {
             1
         );
         assert_eq!(
-            NewAccount::parse("a", "", "EUR", 0, 32)
+            NewAccount::parse("a", "", "EUR", 0, 64)
                 .unwrap()
                 .balance_shards,
-            32
+            64
         );
         assert_eq!(
-            field(NewAccount::parse("a", "", "EUR", 0, 33)),
+            field(NewAccount::parse("a", "", "EUR", 0, 65)),
             "balance_shards"
         );
         assert_eq!(

@@ -3,10 +3,12 @@
 /// Shards of the in-process lock table: a fixed size, so memory stays
 /// bounded however many accounts there are.
 const ACCOUNT_LOCK_SHARDS: usize = 1024;
-/// Longest a payment waits for its turn. The queue only saves requests, so
-/// past this a payment goes on without it rather than wait on a stalled
-/// DynamoDB behind another account that shares its lock shard.
-const QUEUE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+/// Longest a payment waits for its turn: longer than a payment takes even
+/// when a hot account is contended across servers (seconds), so the queue
+/// keeps doing its work then; short enough that a stalled DynamoDB behind
+/// another account sharing a lock shard cannot hold a payment for long.
+/// Past it a payment goes on without the queue (which only saves requests).
+const QUEUE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// In-process queueing of payments that touch the same account.
 ///

@@ -541,14 +541,13 @@ fn the_function_allows_the_same_browser_origins_as_the_http_api() {
     assert_eq!(separator.as_str(), Some(","));
     assert_eq!(ref_target(list), Some("AllowedOrigins"));
     // The HTTP API's own CORS lists the same parameter.
-    let body = get(
+    let cors = get(
         properties(&template, "HttpApi"),
-        "DefinitionBody",
+        "CorsConfiguration",
         "HttpApi",
     );
-    let cors = get(body, "x-amazon-apigateway-cors", "DefinitionBody");
     assert_eq!(
-        ref_target(get(cors, "allowOrigins", "x-amazon-apigateway-cors")),
+        ref_target(get(cors, "AllowOrigins", "CorsConfiguration")),
         Some("AllowedOrigins")
     );
 }

@@ -485,6 +485,13 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 
 /// Formats minor units as a decimal in the currency, e.g. `1234` EUR as
 /// `12.34 EUR`, with integer arithmetic only.
+/// A time in milliseconds since the Unix epoch as RFC 3339 UTC, to the
+/// second, for messages.
+pub fn format_time_ms(ms: i64) -> String {
+    let time = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
 pub fn format_money(amount_minor: i64, currency: &str) -> String {
     let digits = Currency::parse("currency", currency)
         .map(|c| c.minor_unit_digits())
@@ -536,6 +543,241 @@ pub fn parse_money(text: &str, currency: &str) -> Result<i64, String> {
         .checked_mul(scale)
         .and_then(|w| w.checked_add(fraction))
         .ok_or_else(too_large)
+}
+
+/// Shortest hold: one minute. Shorter holds expire before a person could
+/// capture them.
+pub const HOLD_SECONDS_MIN: i64 = 60;
+/// Longest hold: 30 days, what card networks allow for most authorisations.
+pub const HOLD_SECONDS_MAX: i64 = 30 * 24 * 3600;
+/// Most open holds on one balance shard (one ordinary account). They live
+/// in the shard's item, which every debit rewrites, so each hold costs
+/// write capacity on every payment of the account; 32 keep the item under
+/// about 4 KB.
+pub const HOLDS_OPEN_MAX: usize = 32;
+/// ListAccounts page sizes: one page is one index query and one
+/// BatchGetItem of at most 100 keys.
+pub const LIST_PAGE_SIZE_DEFAULT: u32 = 50;
+pub const LIST_PAGE_SIZE_MAX: u32 = 100;
+
+/// An amount where 0 means "all of it": None for 0, else a valid amount.
+pub fn parse_amount_or_all(value: i64) -> Result<Option<i64>, InvalidField> {
+    if value == 0 {
+        return Ok(None);
+    }
+    parse_amount(value).map(Some).map_err(|_| {
+        InvalidField::new(
+            "amount",
+            format!(
+                "is {value}; it must be 0 (meaning all of it) or between 1 and {AMOUNT_MAX_MINOR} minor units"
+            ),
+        )
+    })
+}
+
+/// Which payment, hold or refund a call is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentRef {
+    /// By the transaction id the service assigned (a hold's id for a hold).
+    Id(String),
+    /// By the paying account and the idempotency key of the call.
+    Key {
+        sender_id: AccountId,
+        idempotency_key: IdempotencyKey,
+    },
+}
+
+impl PaymentRef {
+    /// `fields` names the three request fields (transaction_id, sender_id,
+    /// idempotency_key) as the caller sees them, e.g. "hold.sender_id".
+    pub fn parse(
+        fields: [&'static str; 3],
+        transaction_id: &str,
+        sender_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Self, InvalidField> {
+        let [id_field, sender_field, key_field] = fields;
+        if !transaction_id.is_empty() {
+            if !sender_id.is_empty() || !idempotency_key.is_empty() {
+                return Err(InvalidField::new(
+                    id_field,
+                    format!(
+                        "is set together with {sender_field}/{key_field}; name the payment one way only"
+                    ),
+                ));
+            }
+            return parse_id(id_field, transaction_id).map(Self::Id);
+        }
+        if sender_id.is_empty() && idempotency_key.is_empty() {
+            return Err(InvalidField::new(
+                id_field,
+                format!("is required, or else {sender_field} with {key_field}"),
+            ));
+        }
+        Ok(Self::Key {
+            sender_id: AccountId::parse(sender_field, sender_id)?,
+            idempotency_key: IdempotencyKey(parse_id(key_field, idempotency_key)?),
+        })
+    }
+}
+
+/// A validated AuthorizePayment: a payment order and how long it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldOrder {
+    pub order: PaymentOrder,
+    pub expires_in_ms: i64,
+}
+
+impl HoldOrder {
+    pub fn parse(order: PaymentOrder, expires_in_seconds: i64) -> Result<Self, InvalidField> {
+        if !(HOLD_SECONDS_MIN..=HOLD_SECONDS_MAX).contains(&expires_in_seconds) {
+            return Err(InvalidField::new(
+                "expires_in_seconds",
+                format!(
+                    "is {expires_in_seconds}; a hold lasts {HOLD_SECONDS_MIN} seconds (one minute) to {HOLD_SECONDS_MAX} (30 days)"
+                ),
+            ));
+        }
+        Ok(Self {
+            order,
+            expires_in_ms: expires_in_seconds * 1000,
+        })
+    }
+}
+
+/// A validated RefundPayment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundOrder {
+    pub idempotency_key: IdempotencyKey,
+    pub payment: PaymentRef,
+    /// None: all of what is left unrefunded.
+    pub amount_minor: Option<i64>,
+    pub memo: String,
+}
+
+impl RefundOrder {
+    pub fn parse(
+        idempotency_key: &str,
+        payment: PaymentRef,
+        amount_minor: i64,
+        memo: &str,
+    ) -> Result<Self, InvalidField> {
+        Ok(Self {
+            idempotency_key: IdempotencyKey::parse(idempotency_key)?,
+            payment,
+            amount_minor: parse_amount_or_all(amount_minor)?,
+            memo: parse_text("memo", memo)?,
+        })
+    }
+}
+
+/// Whose accounts a ListAccounts call lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listing {
+    /// Every account (admins).
+    All,
+    /// One owner's.
+    Owner(String),
+}
+
+/// A validated ListAccounts page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountsPage {
+    pub listing: Listing,
+    pub page_size: u32,
+    /// Continue after this account id.
+    pub after: Option<AccountId>,
+}
+
+const LIST_TOKEN_VERSION: &str = "l1";
+
+impl AccountsPage {
+    /// `owner` is the request's owner field, `caller`/`admin` who asks:
+    /// anyone but an admin lists their own accounts only.
+    pub fn parse(
+        caller: &str,
+        admin: bool,
+        owner: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Self, InvalidField> {
+        let listing = match (admin, owner.is_empty()) {
+            (true, true) => Listing::All,
+            (true, false) => Listing::Owner(parse_text("owner", owner)?),
+            (false, true) => Listing::Owner(caller.to_owned()),
+            (false, false) if owner == caller => Listing::Owner(caller.to_owned()),
+            (false, false) => {
+                return Err(InvalidField::new(
+                    "owner",
+                    "may only be set by an admin; leave it empty to list your own accounts",
+                ));
+            }
+        };
+        let page_size = match u32::try_from(page_size) {
+            Ok(0) => LIST_PAGE_SIZE_DEFAULT,
+            Ok(n) if n <= LIST_PAGE_SIZE_MAX => n,
+            _ => {
+                return Err(InvalidField::new(
+                    "page_size",
+                    format!(
+                        "is {page_size}; it must be between 0 (meaning {LIST_PAGE_SIZE_DEFAULT}) and {LIST_PAGE_SIZE_MAX}"
+                    ),
+                ));
+            }
+        };
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(Self::decode_token(page_token, &listing)?)
+        };
+        Ok(Self {
+            listing,
+            page_size,
+            after,
+        })
+    }
+
+    fn listing_tag(listing: &Listing) -> String {
+        match listing {
+            Listing::All => "*".to_owned(),
+            Listing::Owner(owner) => format!("o{}", URL_SAFE_NO_PAD.encode(owner)),
+        }
+    }
+
+    /// The token that continues a listing after `last`.
+    pub fn token_after(&self, last: &str) -> String {
+        URL_SAFE_NO_PAD.encode(format!(
+            "{LIST_TOKEN_VERSION}|{}|{last}",
+            Self::listing_tag(&self.listing)
+        ))
+    }
+
+    fn decode_token(token: &str, listing: &Listing) -> Result<AccountId, InvalidField> {
+        let malformed = || {
+            InvalidField::new(
+                "page_token",
+                "is not a token this service issued; pass next_page_token from the previous page, or an empty string for the first page",
+            )
+        };
+        if token.len() > PAGE_TOKEN_BYTES_MAX {
+            return Err(malformed());
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| malformed())?;
+        let text = String::from_utf8(bytes).map_err(|_| malformed())?;
+        let mut parts = text.split('|');
+        let (Some(LIST_TOKEN_VERSION), Some(tag), Some(last), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed());
+        };
+        if tag != Self::listing_tag(listing) {
+            return Err(InvalidField::new(
+                "page_token",
+                "belongs to another listing (another owner); start with an empty page_token",
+            ));
+        }
+        AccountId::parse("page_token", last).map_err(|_| malformed())
+    }
 }
 
 #[cfg(test)]
@@ -785,5 +1027,91 @@ mod tests {
             assert!(parse_money(bad, "EUR").is_err(), "{bad}");
         }
         assert!(parse_money("1.5", "JPY").is_err());
+    }
+    #[test]
+    fn a_payment_is_named_one_way_only() {
+        const F: [&str; 3] = ["p.transaction_id", "p.sender_id", "p.idempotency_key"];
+        assert_eq!(
+            PaymentRef::parse(F, "t-1", "", ""),
+            Ok(PaymentRef::Id("t-1".into()))
+        );
+        assert!(matches!(
+            PaymentRef::parse(F, "", "alice", "k1"),
+            Ok(PaymentRef::Key { .. })
+        ));
+        assert_eq!(
+            PaymentRef::parse(F, "t", "alice", "").unwrap_err().field,
+            "p.transaction_id"
+        );
+        assert_eq!(
+            PaymentRef::parse(F, "", "", "").unwrap_err().field,
+            "p.transaction_id"
+        );
+        assert_eq!(
+            PaymentRef::parse(F, "", "alice", "").unwrap_err().field,
+            "p.idempotency_key"
+        );
+        assert_eq!(
+            PaymentRef::parse(F, "", "", "k").unwrap_err().field,
+            "p.sender_id"
+        );
+        assert_eq!(
+            PaymentRef::parse(F, "a b", "", "").unwrap_err().field,
+            "p.transaction_id"
+        );
+    }
+
+    #[test]
+    fn holds_last_a_minute_to_thirty_days() {
+        let order = PaymentOrder::parse("k", "a", "b", 5, "EUR", "").unwrap();
+        for bad in [0, 59, HOLD_SECONDS_MAX + 1, -1, i64::MAX] {
+            let err = HoldOrder::parse(order.clone(), bad).unwrap_err();
+            assert_eq!(err.field, "expires_in_seconds");
+        }
+        assert_eq!(
+            HoldOrder::parse(order.clone(), 60).unwrap().expires_in_ms,
+            60_000
+        );
+        assert!(HoldOrder::parse(order, HOLD_SECONDS_MAX).is_ok());
+    }
+
+    #[test]
+    fn zero_means_all_and_negative_is_refused() {
+        assert_eq!(parse_amount_or_all(0), Ok(None));
+        assert_eq!(parse_amount_or_all(7), Ok(Some(7)));
+        assert_eq!(parse_amount_or_all(-1).unwrap_err().field, "amount");
+        assert!(parse_amount_or_all(AMOUNT_MAX_MINOR + 1).is_err());
+    }
+
+    #[test]
+    fn account_listings_are_their_callers_and_tokens_stay_in_their_listing() {
+        let own = AccountsPage::parse("alice", false, "", 0, "").unwrap();
+        assert_eq!(own.listing, Listing::Owner("alice".into()));
+        assert_eq!(own.page_size, LIST_PAGE_SIZE_DEFAULT);
+        assert_eq!(
+            AccountsPage::parse("alice", false, "bob", 0, "")
+                .unwrap_err()
+                .field,
+            "owner"
+        );
+        let all = AccountsPage::parse("root", true, "", 100, "").unwrap();
+        assert_eq!(all.listing, Listing::All);
+        for bad in [-1, 101] {
+            assert_eq!(
+                AccountsPage::parse("alice", false, "", bad, "")
+                    .unwrap_err()
+                    .field,
+                "page_size"
+            );
+        }
+        let token = own.token_after("acct-7");
+        let next = AccountsPage::parse("alice", false, "", 10, &token).unwrap();
+        assert_eq!(next.after.unwrap().as_str(), "acct-7");
+        // Bob cannot continue Alice's listing, nor an admin's listing of all.
+        let err = AccountsPage::parse("bob", false, "", 10, &token).unwrap_err();
+        assert!(err.reason.contains("another listing"), "{err}");
+        assert!(AccountsPage::parse("root", true, "", 10, &token).is_err());
+        assert!(AccountsPage::parse("alice", false, "", 10, "garbage!").is_err());
+        assert!(AccountsPage::parse("alice", false, "", 10, &"A".repeat(3000)).is_err());
     }
 }

@@ -3,7 +3,8 @@
 
 use crate::auth::{ADMIN_SCOPE, Authenticator, Caller};
 use crate::domain::{
-    self, AccountId, HistoryPage, InvalidField, NewAccount, PageToken, PaymentOrder,
+    self, AccountId, AccountsPage, HistoryPage, HoldOrder, InvalidField, NewAccount, PageToken,
+    PaymentOrder, PaymentRef, RefundOrder, parse_amount_or_all,
 };
 use crate::ledger::{self, HistoryCursor, Ledger, LedgerError, Payer};
 use crate::pb;
@@ -62,6 +63,8 @@ enum CutOff {
     Account,
     /// Reads change nothing.
     Read,
+    /// A hold is one transaction, as a payment.
+    Hold,
 }
 
 impl CutOff {
@@ -72,6 +75,9 @@ impl CutOff {
             }
             CutOff::Account => {
                 "the deadline expired before the ledger answered; the account may or may not have been opened: send the same AddAccount again (the same owner with the same parameters gets the account back)"
+            }
+            CutOff::Hold => {
+                "the deadline expired before the ledger answered; the change to the hold may or may not have been applied: look the hold up with GetPayment, or send the same call again (it applies at most once)"
             }
             CutOff::Read => {
                 "the deadline expired before the ledger answered; nothing was changed: retry with a longer deadline"
@@ -106,6 +112,8 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
 fn account_message(account: ledger::Account) -> pb::Account {
     let balance_shards = i32::try_from(account.shards()).unwrap_or(i32::MAX);
     pb::Account {
+        held: account.held_minor,
+        available: account.available_minor(),
         account_id: account.account_id,
         display_name: account.display_name,
         currency: account.currency,
@@ -118,6 +126,13 @@ fn account_message(account: ledger::Account) -> pb::Account {
 
 fn transaction_message(payment: ledger::Payment) -> pb::Transaction {
     pb::Transaction {
+        kind: match payment.kind {
+            ledger::TransferKind::Payment => pb::TransactionKind::Payment,
+            ledger::TransferKind::Capture => pb::TransactionKind::Capture,
+            ledger::TransferKind::Refund => pb::TransactionKind::Refund,
+            ledger::TransferKind::Opening => pb::TransactionKind::Opening,
+        } as i32,
+        refund_of: payment.refund_of,
         transaction_id: payment.transaction_id,
         sender_id: payment.sender_id,
         recipient_id: payment.recipient_id,
@@ -126,6 +141,45 @@ fn transaction_message(payment: ledger::Payment) -> pb::Transaction {
         memo: payment.memo,
         created_at: Some(timestamp(payment.created_at_ms)),
     }
+}
+
+fn hold_message(hold: ledger::Hold) -> pb::Hold {
+    let optional_time = |ms: i64| (ms > 0).then(|| timestamp(ms));
+    pb::Hold {
+        hold_id: hold.hold_id,
+        sender_id: hold.sender_id,
+        recipient_id: hold.recipient_id,
+        amount: hold.amount_minor,
+        currency: hold.currency,
+        memo: hold.memo,
+        created_at: Some(timestamp(hold.created_at_ms)),
+        expires_at: Some(timestamp(hold.expires_at_ms)),
+        state: match hold.state {
+            ledger::HoldState::Open => pb::HoldState::Open,
+            ledger::HoldState::Captured => pb::HoldState::Captured,
+            ledger::HoldState::Voided => pb::HoldState::Voided,
+            ledger::HoldState::Expired => pb::HoldState::Expired,
+        } as i32,
+        captured_amount: hold.captured_minor,
+        settled_at: optional_time(hold.settled_at_ms),
+        idempotency_key: hold.idempotency_key,
+    }
+}
+
+/// A PaymentRef of a request; `field` is the request's field name.
+fn payment_ref(
+    fields: [&'static str; 4],
+    reference: Option<&pb::PaymentRef>,
+) -> Result<PaymentRef, InvalidField> {
+    let [field, id, sender, key] = fields;
+    let reference =
+        reference.ok_or_else(|| InvalidField::new(field, "is required: name the payment"))?;
+    PaymentRef::parse(
+        [id, sender, key],
+        &reference.transaction_id,
+        &reference.sender_id,
+        &reference.idempotency_key,
+    )
 }
 
 /// One history entry, with the token that continues right after it.
@@ -324,6 +378,201 @@ impl PaymentApi {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
+    fn payer<'a>(caller: &'a Caller) -> Payer<'a> {
+        Payer {
+            sub: &caller.sub,
+            admin: caller.admin,
+        }
+    }
+
+    async fn authorize_payment_call(
+        &self,
+        caller: &Caller,
+        request: Request<pb::AuthorizePaymentRequest>,
+    ) -> Result<Response<pb::AuthorizePaymentResponse>, Status> {
+        let deadline = deadline(&request);
+        let r = request.into_inner();
+        let order = PaymentOrder::parse(
+            &r.idempotency_key,
+            &r.sender_id,
+            &r.recipient_id,
+            r.amount,
+            &r.currency,
+            &r.memo,
+        )?;
+        let hold = HoldOrder::parse(order, r.expires_in_seconds)?;
+        let outcome = until(deadline, CutOff::Hold, async {
+            Ok(self
+                .ledger
+                .authorize_payment(&hold, Self::payer(caller))
+                .await?)
+        })
+        .await?;
+        Ok(Response::new(pb::AuthorizePaymentResponse {
+            hold: Some(hold_message(outcome.hold)),
+            replayed: outcome.replayed,
+        }))
+    }
+
+    async fn capture_hold_call(
+        &self,
+        caller: &Caller,
+        request: Request<pb::CaptureHoldRequest>,
+    ) -> Result<Response<pb::CaptureHoldResponse>, Status> {
+        let deadline = deadline(&request);
+        let r = request.into_inner();
+        let hold = payment_ref(
+            [
+                "hold",
+                "hold.transaction_id",
+                "hold.sender_id",
+                "hold.idempotency_key",
+            ],
+            r.hold.as_ref(),
+        )?;
+        let amount = parse_amount_or_all(r.amount)?;
+        let outcome = until(deadline, CutOff::Hold, async {
+            Ok(self
+                .ledger
+                .capture_hold(&hold, amount, Self::payer(caller))
+                .await?)
+        })
+        .await?;
+        Ok(Response::new(pb::CaptureHoldResponse {
+            hold: Some(hold_message(outcome.hold)),
+            transaction: outcome.capture.map(transaction_message),
+            replayed: outcome.replayed,
+        }))
+    }
+
+    async fn void_hold_call(
+        &self,
+        caller: &Caller,
+        request: Request<pb::VoidHoldRequest>,
+    ) -> Result<Response<pb::VoidHoldResponse>, Status> {
+        let deadline = deadline(&request);
+        let r = request.into_inner();
+        let hold = payment_ref(
+            [
+                "hold",
+                "hold.transaction_id",
+                "hold.sender_id",
+                "hold.idempotency_key",
+            ],
+            r.hold.as_ref(),
+        )?;
+        let outcome = until(deadline, CutOff::Hold, async {
+            Ok(self.ledger.void_hold(&hold, Self::payer(caller)).await?)
+        })
+        .await?;
+        Ok(Response::new(pb::VoidHoldResponse {
+            hold: Some(hold_message(outcome.hold)),
+            replayed: outcome.replayed,
+        }))
+    }
+
+    async fn refund_payment_call(
+        &self,
+        caller: &Caller,
+        request: Request<pb::RefundPaymentRequest>,
+    ) -> Result<Response<pb::RefundPaymentResponse>, Status> {
+        let deadline = deadline(&request);
+        let r = request.into_inner();
+        let payment = payment_ref(
+            [
+                "payment",
+                "payment.transaction_id",
+                "payment.sender_id",
+                "payment.idempotency_key",
+            ],
+            r.payment.as_ref(),
+        )?;
+        let order = RefundOrder::parse(&r.idempotency_key, payment, r.amount, &r.memo)?;
+        let outcome = until(deadline, CutOff::Payment, async {
+            Ok(self
+                .ledger
+                .refund_payment(&order, Self::payer(caller))
+                .await?)
+        })
+        .await?;
+        Ok(Response::new(pb::RefundPaymentResponse {
+            transaction: Some(transaction_message(outcome.refund)),
+            replayed: outcome.replayed,
+            refunded_total: outcome.refunded_total_minor,
+        }))
+    }
+
+    async fn get_payment_call(
+        &self,
+        caller: &Caller,
+        request: Request<pb::GetPaymentRequest>,
+    ) -> Result<Response<pb::GetPaymentResponse>, Status> {
+        let deadline = deadline(&request);
+        let r = request.into_inner();
+        let payment = payment_ref(
+            [
+                "payment",
+                "payment.transaction_id",
+                "payment.sender_id",
+                "payment.idempotency_key",
+            ],
+            r.payment.as_ref(),
+        )?;
+        let found = until(deadline, CutOff::Read, async {
+            Ok(self
+                .ledger
+                .get_payment(&payment, Self::payer(caller))
+                .await?)
+        })
+        .await?;
+        Ok(Response::new(match found {
+            ledger::Found::Transfer {
+                idempotency_key,
+                payment,
+                refunded_minor,
+            } => pb::GetPaymentResponse {
+                transaction: Some(transaction_message(payment)),
+                hold: None,
+                idempotency_key,
+                refunded_total: refunded_minor,
+            },
+            ledger::Found::Hold {
+                hold,
+                capture,
+                refunded_minor,
+            } => pb::GetPaymentResponse {
+                idempotency_key: hold.idempotency_key.clone(),
+                hold: Some(hold_message(hold)),
+                transaction: capture.map(transaction_message),
+                refunded_total: refunded_minor,
+            },
+        }))
+    }
+
+    async fn list_accounts_call(
+        &self,
+        caller: &Caller,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        let deadline = deadline(&request);
+        let r = request.into_inner();
+        let page = AccountsPage::parse(
+            &caller.sub,
+            caller.admin,
+            &r.owner,
+            r.page_size,
+            &r.page_token,
+        )?;
+        let (accounts, after) = until(deadline, CutOff::Read, async {
+            Ok(self.ledger.list_accounts(&page).await?)
+        })
+        .await?;
+        Ok(Response::new(pb::ListAccountsResponse {
+            accounts: accounts.into_iter().map(account_message).collect(),
+            next_page_token: after.map_or_else(String::new, |last| page.token_after(&last)),
+        }))
+    }
 }
 
 /// Authenticates, runs one call and logs it.
@@ -361,6 +610,48 @@ impl PaymentService for PaymentApi {
         request: Request<pb::GetAccountBalanceRequest>,
     ) -> Result<Response<pb::GetAccountBalanceResponse>, Status> {
         call!(self, "GetAccountBalance", request, get_account_balance_call)
+    }
+
+    async fn authorize_payment(
+        &self,
+        request: Request<pb::AuthorizePaymentRequest>,
+    ) -> Result<Response<pb::AuthorizePaymentResponse>, Status> {
+        call!(self, "AuthorizePayment", request, authorize_payment_call)
+    }
+
+    async fn capture_hold(
+        &self,
+        request: Request<pb::CaptureHoldRequest>,
+    ) -> Result<Response<pb::CaptureHoldResponse>, Status> {
+        call!(self, "CaptureHold", request, capture_hold_call)
+    }
+
+    async fn void_hold(
+        &self,
+        request: Request<pb::VoidHoldRequest>,
+    ) -> Result<Response<pb::VoidHoldResponse>, Status> {
+        call!(self, "VoidHold", request, void_hold_call)
+    }
+
+    async fn refund_payment(
+        &self,
+        request: Request<pb::RefundPaymentRequest>,
+    ) -> Result<Response<pb::RefundPaymentResponse>, Status> {
+        call!(self, "RefundPayment", request, refund_payment_call)
+    }
+
+    async fn get_payment(
+        &self,
+        request: Request<pb::GetPaymentRequest>,
+    ) -> Result<Response<pb::GetPaymentResponse>, Status> {
+        call!(self, "GetPayment", request, get_payment_call)
+    }
+
+    async fn list_accounts(
+        &self,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        call!(self, "ListAccounts", request, list_accounts_call)
     }
 
     type GetTransactionHistoryStream = HistoryStream;

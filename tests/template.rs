@@ -31,6 +31,36 @@ fn template() -> Value {
     serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
 }
 
+/// The indexes from the library: [accounts, ledger], each a list of
+/// (index name, [(attribute, "HASH" | "RANGE")]).
+#[allow(clippy::type_complexity)]
+fn index_schemas() -> [Vec<(String, Vec<(String, String)>)>; 2] {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .build();
+    let ledger = Ledger::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        Tables {
+            accounts: "a".into(),
+            ledger: "l".into(),
+        },
+    );
+    ledger.index_schemas().map(|indexes| {
+        indexes
+            .iter()
+            .map(|(name, keys)| {
+                (
+                    name.to_string(),
+                    keys.iter()
+                        .map(|(a, k)| (a.to_string(), k.to_string()))
+                        .collect(),
+                )
+            })
+            .collect()
+    })
+}
+
 /// The key schemas from the library: [accounts, ledger], each a list of
 /// (attribute, "HASH" | "RANGE").
 fn key_schemas() -> [Vec<(String, String)>; 2] {
@@ -204,6 +234,11 @@ fn tables_have_exactly_the_keys_the_ledger_uses() {
     let template = template();
     let (accounts, ledger) = tables(&template);
     let [accounts_keys, ledger_keys] = key_schemas();
+    let [accounts_indexes, ledger_indexes] = index_schemas();
+    let expected_indexes = std::collections::BTreeMap::from([
+        (&accounts, accounts_indexes),
+        (&ledger, ledger_indexes),
+    ]);
 
     for (table, expected_keys) in [(&accounts, &accounts_keys), (&ledger, &ledger_keys)] {
         assert_eq!(
@@ -216,6 +251,11 @@ fn tables_have_exactly_the_keys_the_ledger_uses() {
         // Their order does not matter to DynamoDB, unlike the KeySchema's.
         let expected_definitions: BTreeSet<(String, String)> = expected_keys
             .iter()
+            .chain(
+                expected_indexes[table]
+                    .iter()
+                    .flat_map(|(_, keys)| keys.iter()),
+            )
             .map(|(name, _)| (name.clone(), "S".to_owned()))
             .collect();
         let definitions = attribute_definitions(&template, table);
@@ -230,13 +270,49 @@ fn tables_have_exactly_the_keys_the_ledger_uses() {
             "AttributeDefinitions of {table} differ from Ledger::key_schemas()"
         );
         let props = mapping(properties(&template, table), table);
-        for index in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"] {
-            assert!(
-                !props.contains_key(index),
-                "{table} declares {index}, which the ledger does not use"
-            );
-        }
+        assert!(
+            !props.contains_key("LocalSecondaryIndexes"),
+            "{table} declares LocalSecondaryIndexes, which the ledger does not use"
+        );
+        assert_eq!(
+            &global_indexes(&template, table),
+            &expected_indexes[table],
+            "GlobalSecondaryIndexes of {table} differ from Ledger::index_schemas()"
+        );
     }
+}
+
+/// A table's GlobalSecondaryIndexes as (name, key schema), each KEYS_ONLY.
+fn global_indexes(template: &Value, table: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let props = properties(template, table);
+    let Some(indexes) = mapping(props, table).get("GlobalSecondaryIndexes") else {
+        return Vec::new();
+    };
+    sequence(indexes, "GlobalSecondaryIndexes")
+        .iter()
+        .map(|index| {
+            let name = string(get(index, "IndexName", "an index"), "IndexName").to_owned();
+            let projection = get(index, "Projection", "an index");
+            assert_eq!(
+                string(
+                    get(projection, "ProjectionType", "Projection"),
+                    "ProjectionType"
+                ),
+                "KEYS_ONLY",
+                "index {name} of {table}"
+            );
+            let keys = sequence(get(index, "KeySchema", "an index"), "KeySchema")
+                .iter()
+                .map(|key| {
+                    (
+                        string(get(key, "AttributeName", "KeySchema"), "AttributeName").to_owned(),
+                        string(get(key, "KeyType", "KeySchema"), "KeyType").to_owned(),
+                    )
+                })
+                .collect();
+            (name, keys)
+        })
+        .collect()
 }
 
 #[test]
@@ -307,6 +383,17 @@ fn function_may_use_only_the_ledger_actions_on_the_two_tables() {
                 one => vec![one],
             };
             for target in targets {
+                // A table, or its indexes: !Sub "${<table>.Arn}/index/*".
+                if let Some(Value::String(sub)) = intrinsic(target, "Sub", "Fn::Sub") {
+                    let id = sub
+                        .strip_prefix("${")
+                        .and_then(|s| s.strip_suffix(".Arn}/index/*"))
+                        .unwrap_or_else(|| {
+                            panic!("a !Sub resource must be \"${{<table>.Arn}}/index/*\", found {sub:?}")
+                        });
+                    resources.insert(format!("{id}/index/*"));
+                    continue;
+                }
                 let (id, attribute) = get_att(target).unwrap_or_else(|| {
                     panic!("resources must be !GetAtt <table>.Arn, found {target:?}")
                 });
@@ -320,8 +407,13 @@ fn function_may_use_only_the_ledger_actions_on_the_two_tables() {
     assert_eq!(actions, expected, "the function's IAM actions");
     assert_eq!(
         resources,
-        BTreeSet::from([accounts, ledger]),
-        "the function's IAM resources must be exactly the two tables"
+        BTreeSet::from([
+            format!("{accounts}/index/*"),
+            format!("{ledger}/index/*"),
+            accounts,
+            ledger,
+        ]),
+        "the function's IAM resources must be exactly the two tables and their indexes"
     );
 }
 

@@ -5,7 +5,7 @@ use super::layout::{
     n, new_transaction_id, now_ms, owner_pk, s, sdk_error, shard_item,
 };
 use super::shards::account_from;
-use super::{Account, Direction, Ledger, LedgerError, Payment};
+use super::{Account, Direction, Ledger, LedgerError, Payment, TransferKind};
 use crate::domain::{AccountId, NewAccount, OWNER_ACCOUNTS_MAX};
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
@@ -65,7 +65,7 @@ impl Ledger {
             version: u64::from(opening > 0),
             balance_minor: opening,
             updated_at_ms: facts.created_at_ms,
-            need: Default::default(),
+            ..ShardState::default()
         };
         let empty = ShardState {
             updated_at_ms: facts.created_at_ms,
@@ -124,6 +124,8 @@ impl Ledger {
                     currency: facts.currency.clone(),
                     memo: "opening balance".into(),
                     created_at_ms: facts.created_at_ms,
+                    kind: TransferKind::Opening,
+                    refund_of: String::new(),
                 },
             };
             items.push(

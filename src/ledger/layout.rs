@@ -1,17 +1,20 @@
 //! The DynamoDB layout: keys, item codecs and error mapping. Nothing else in
 //! the crate builds or reads an item.
 
-use super::{Direction, Ledger, LedgerError, Payment};
+use super::{Direction, HoldState, Ledger, LedgerError, Payment, TransferKind};
 use crate::domain::PaymentOrder;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub(super) type Item = HashMap<String, AttributeValue>;
+
+/// A table's indexes: (index name, [(attribute, HASH|RANGE)]).
+pub type IndexSchemas = &'static [(&'static str, &'static [(&'static str, &'static str)])];
 
 pub(super) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -113,6 +116,86 @@ pub(super) struct ShardState {
     /// For each other shard, the version it must have reached for a
     /// snapshot that includes this shard's version (see `shards`).
     pub need: BTreeMap<u32, u64>,
+    /// The holds reserving money of this shard, by the hold's idempotency
+    /// key (see `holds`). Expired ones stay until a write sweeps them.
+    pub holds: BTreeMap<String, HoldSlot>,
+    /// Raised by every change of `holds`; every debit is conditioned on it.
+    pub holds_rev: u64,
+}
+
+/// One hold as its shard keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct HoldSlot {
+    pub amount_minor: i64,
+    pub expires_at_ms: i64,
+}
+
+impl ShardState {
+    /// Money of the shard reserved by holds that have not expired at `now_ms`.
+    pub(super) fn held_at(&self, now_ms: i64) -> i64 {
+        self.holds
+            .values()
+            .filter(|h| h.expires_at_ms > now_ms)
+            .map(|h| h.amount_minor)
+            .sum()
+    }
+
+    /// What a debit may take from the shard at `now_ms`.
+    pub(super) fn available_at(&self, now_ms: i64) -> i64 {
+        self.balance_minor - self.held_at(now_ms)
+    }
+
+    /// The holds left after sweeping the expired ones, if any expired.
+    pub(super) fn swept(&self, now_ms: i64) -> Option<BTreeMap<String, HoldSlot>> {
+        if self.holds.values().all(|h| h.expires_at_ms > now_ms) {
+            return None;
+        }
+        Some(
+            self.holds
+                .iter()
+                .filter(|(_, h)| h.expires_at_ms > now_ms)
+                .map(|(k, h)| (k.clone(), *h))
+                .collect(),
+        )
+    }
+}
+
+pub(super) fn holds_value(holds: &BTreeMap<String, HoldSlot>) -> AttributeValue {
+    AttributeValue::M(
+        holds
+            .iter()
+            .map(|(key, h)| {
+                (
+                    key.clone(),
+                    AttributeValue::M(HashMap::from([
+                        ("a".to_owned(), n(h.amount_minor)),
+                        ("e".to_owned(), n(h.expires_at_ms)),
+                    ])),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn holds_from(item: &Item) -> Result<BTreeMap<String, HoldSlot>, LedgerError> {
+    let mut holds = BTreeMap::new();
+    if let Some(AttributeValue::M(map)) = item.get("holds") {
+        for (key, value) in map {
+            let AttributeValue::M(slot) = value else {
+                return Err(LedgerError::Internal(
+                    "stored holds map is malformed".into(),
+                ));
+            };
+            holds.insert(
+                key.clone(),
+                HoldSlot {
+                    amount_minor: get_n(slot, "a")?,
+                    expires_at_ms: get_n(slot, "e")?,
+                },
+            );
+        }
+    }
+    Ok(holds)
 }
 
 impl ShardState {
@@ -135,6 +218,8 @@ impl ShardState {
             balance_minor: get_n(item, "balance")?,
             updated_at_ms: get_n_or(item, "updated_at", created_at_ms)?,
             need,
+            holds: holds_from(item)?,
+            holds_rev: get_n_or(item, "holds_rev", 0)?,
         })
     }
 
@@ -146,6 +231,12 @@ impl ShardState {
         ]);
         if !self.need.is_empty() {
             item.insert("need".into(), need_value(&self.need));
+        }
+        if !self.holds.is_empty() {
+            item.insert("holds".into(), holds_value(&self.holds));
+        }
+        if self.holds_rev > 0 {
+            item.insert("holds_rev".into(), n(self.holds_rev));
         }
         item
     }
@@ -219,9 +310,22 @@ pub(super) fn account_item(facts: &AccountFacts, shard0: &ShardState) -> Item {
         ("owner".into(), s(&facts.owner)),
         ("opening_balance".into(), n(facts.opening_balance_minor)),
         ("shards".into(), n(facts.shards)),
+        // The key of the all-accounts index (shard items lack it).
+        ("listed".into(), s(LISTED)),
     ]);
     item
 }
+
+/// The value of `listed` on every account item: the partition of the
+/// all-accounts index.
+pub(super) const LISTED: &str = "ACCOUNT";
+/// Index of account items by owner (`owner`, `account_id`), keys only.
+pub(super) const OWNER_INDEX: &str = "by-owner";
+/// Index of all account items (`listed`, `account_id`), keys only.
+pub(super) const LISTED_INDEX: &str = "all-accounts";
+/// Index of payment, hold and refund records by transaction id
+/// (`record_txid`), keys only. Entries do not carry `record_txid`.
+pub(super) const TXID_INDEX: &str = "by-transaction";
 
 pub(super) fn shard_item(account_id: &str, shard: u32, state: &ShardState) -> Item {
     let mut item = state.attributes();
@@ -235,7 +339,7 @@ pub(super) fn shard_item(account_id: &str, shard: u32, state: &ShardState) -> It
 
 impl Payment {
     pub(super) fn attributes(&self) -> Item {
-        HashMap::from([
+        let mut item = HashMap::from([
             ("transaction_id".into(), s(&self.transaction_id)),
             ("sender_id".into(), s(&self.sender_id)),
             ("recipient_id".into(), s(&self.recipient_id)),
@@ -243,18 +347,36 @@ impl Payment {
             ("currency".into(), s(&self.currency)),
             ("memo".into(), s(&self.memo)),
             ("created_at".into(), n(self.created_at_ms)),
-        ])
+        ]);
+        if self.kind != TransferKind::Payment {
+            item.insert("kind".into(), s(self.kind.as_str()));
+        }
+        if !self.refund_of.is_empty() {
+            item.insert("refund_of".into(), s(&self.refund_of));
+        }
+        item
     }
 
     pub(super) fn from_item(item: &Item) -> Result<Self, LedgerError> {
+        let sender_id = get_s(item, "sender_id")?;
+        let kind = match item.get("kind") {
+            Some(AttributeValue::S(kind)) => TransferKind::parse(kind)?,
+            _ if sender_id.is_empty() => TransferKind::Opening,
+            _ => TransferKind::Payment,
+        };
         Ok(Self {
             transaction_id: get_s(item, "transaction_id")?,
-            sender_id: get_s(item, "sender_id")?,
+            sender_id,
             recipient_id: get_s(item, "recipient_id")?,
             amount_minor: get_n(item, "amount")?,
             currency: get_s(item, "currency")?,
             memo: get_s(item, "memo")?,
             created_at_ms: get_n(item, "created_at")?,
+            kind,
+            refund_of: match item.get("refund_of") {
+                Some(AttributeValue::S(id)) => id.clone(),
+                _ => String::new(),
+            },
         })
     }
 
@@ -265,6 +387,31 @@ impl Payment {
             && self.amount_minor == order.amount_minor
             && self.currency == order.currency.as_str()
             && self.memo == order.memo
+    }
+}
+
+impl TransferKind {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            TransferKind::Payment => "PAYMENT",
+            TransferKind::Capture => "CAPTURE",
+            TransferKind::Refund => "REFUND",
+            TransferKind::Opening => "OPENING",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, LedgerError> {
+        Ok(match text {
+            "PAYMENT" => TransferKind::Payment,
+            "CAPTURE" => TransferKind::Capture,
+            "REFUND" => TransferKind::Refund,
+            "OPENING" => TransferKind::Opening,
+            other => {
+                return Err(LedgerError::Internal(format!(
+                    "stored transaction has kind {other:?}"
+                )));
+            }
+        })
     }
 }
 
@@ -340,10 +487,19 @@ pub(super) struct RecordLegs {
 
 pub(super) fn record_item(payment: &Payment, key: &str, legs: &RecordLegs) -> Item {
     let mut item = payment.attributes();
+    item.extend(legs_attributes(legs));
     item.extend([
         ("pk".into(), s(payment_pk(&payment.sender_id))),
         ("sk".into(), s(payment_sk(key))),
         ("idempotency_key".into(), s(key)),
+        ("record_txid".into(), s(&payment.transaction_id)),
+    ]);
+    item
+}
+
+/// The attributes that say where a transfer's entries are.
+pub(super) fn legs_attributes(legs: &RecordLegs) -> Item {
+    HashMap::from([
         ("sender_sequence".into(), n(legs.debits[0].1)),
         ("recipient_sequence".into(), n(legs.credit.1)),
         ("recipient_shard".into(), n(legs.credit.0)),
@@ -356,8 +512,138 @@ pub(super) fn record_item(payment: &Payment, key: &str, legs: &RecordLegs) -> It
                     .collect(),
             ),
         ),
-    ]);
-    item
+    ])
+}
+
+/// A hold as its record keeps it (`P#<sender>`, `K#<key>`, `kind = HOLD`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct HoldRecord {
+    pub idempotency_key: String,
+    /// The hold's own facts: its id, parties, amount, memo and when it was
+    /// placed (kind is Capture: the id is its capture's too).
+    pub payment: Payment,
+    pub expires_at_ms: i64,
+    /// The sender's balance shard that reserves the money.
+    pub shard: u32,
+    /// As stored: Open, Captured or Voided (an expired hold is stored Open).
+    pub state: HoldState,
+    pub captured_minor: i64,
+    pub settled_at_ms: i64,
+    /// The capture round that captured it (a fresh id per round).
+    pub capture_round: String,
+    pub refunded_minor: i64,
+}
+
+impl HoldRecord {
+    /// Its state at `now_ms`: an open hold past its expiry is expired.
+    pub(super) fn state_at(&self, now_ms: i64) -> HoldState {
+        match self.state {
+            HoldState::Open if self.expires_at_ms <= now_ms => HoldState::Expired,
+            state => state,
+        }
+    }
+
+    pub(super) fn to_item(&self) -> Item {
+        let mut item = self.payment.attributes();
+        item.extend([
+            ("pk".into(), s(payment_pk(&self.payment.sender_id))),
+            ("sk".into(), s(payment_sk(&self.idempotency_key))),
+            ("idempotency_key".into(), s(&self.idempotency_key)),
+            ("record_txid".into(), s(&self.payment.transaction_id)),
+            ("hold".into(), AttributeValue::Bool(true)),
+            ("expires_at".into(), n(self.expires_at_ms)),
+            ("hold_shard".into(), n(self.shard)),
+            ("state".into(), s(self.state.as_str())),
+        ]);
+        item
+    }
+
+    fn from_item(item: &Item) -> Result<Self, LedgerError> {
+        Ok(Self {
+            idempotency_key: get_s(item, "idempotency_key")?,
+            payment: Payment::from_item(item)?,
+            expires_at_ms: get_n(item, "expires_at")?,
+            shard: get_n(item, "hold_shard")?,
+            state: HoldState::parse(&get_s(item, "state")?)?,
+            captured_minor: get_n_or(item, "captured_amount", 0)?,
+            settled_at_ms: get_n_or(item, "settled_at", 0)?,
+            capture_round: match item.get("capture_round") {
+                Some(AttributeValue::S(id)) => id.clone(),
+                _ => String::new(),
+            },
+            refunded_minor: get_n_or(item, "refunded", 0)?,
+        })
+    }
+}
+
+impl HoldState {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            HoldState::Open => "OPEN",
+            HoldState::Captured => "CAPTURED",
+            HoldState::Voided => "VOIDED",
+            HoldState::Expired => "EXPIRED",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, LedgerError> {
+        Ok(match text {
+            "OPEN" => HoldState::Open,
+            "CAPTURED" => HoldState::Captured,
+            "VOIDED" => HoldState::Voided,
+            other => {
+                return Err(LedgerError::Internal(format!(
+                    "stored hold has state {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// Any record of the ledger table's `P#` partitions, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum StoredRecord {
+    /// A payment or a refund, with how much of it was refunded.
+    Transfer {
+        idempotency_key: String,
+        payment: Payment,
+        refunded_minor: i64,
+    },
+    Hold(HoldRecord),
+}
+
+impl StoredRecord {
+    pub(super) fn from_item(item: &Item) -> Result<Self, LedgerError> {
+        if item.contains_key("hold") {
+            return HoldRecord::from_item(item).map(Self::Hold);
+        }
+        Ok(Self::Transfer {
+            idempotency_key: get_s(item, "idempotency_key")?,
+            payment: Payment::from_item(item)?,
+            refunded_minor: get_n_or(item, "refunded", 0)?,
+        })
+    }
+
+    /// The record's key: `P#<sender>`, `K#<idempotency key>`.
+    pub(super) fn key(&self) -> Item {
+        let (sender, key) = match self {
+            StoredRecord::Transfer {
+                idempotency_key,
+                payment,
+                ..
+            } => (&payment.sender_id, idempotency_key),
+            StoredRecord::Hold(hold) => (&hold.payment.sender_id, &hold.idempotency_key),
+        };
+        record_key(sender, key)
+    }
+}
+
+/// The key of the record of (sender, idempotency key).
+pub(super) fn record_key(sender_id: &str, key: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(payment_pk(sender_id))),
+        ("sk".to_owned(), s(payment_sk(key))),
+    ])
 }
 
 /// The legs of a stored payment record; records written before sharding
@@ -438,8 +724,8 @@ pub(super) fn build_error(err: impl std::fmt::Display) -> LedgerError {
 
 impl Ledger {
     /// The key schema of each table: (table name, [(attribute, HASH|RANGE)]).
-    /// All key attributes are strings and there are no indexes. template.yaml
-    /// must declare exactly this (a test checks it).
+    /// All key attributes are strings. template.yaml must declare exactly
+    /// this (a test checks it), and the indexes of [`Self::index_schemas`].
     pub fn key_schemas(&self) -> [(&str, &'static [(&'static str, &'static str)]); 2] {
         [
             (&self.tables.accounts, &[("account_id", "HASH")]),
@@ -447,31 +733,65 @@ impl Ledger {
         ]
     }
 
-    /// Creates both tables if they are missing (for DynamoDB Local and
-    /// tests; deployed tables come from template.yaml).
+    /// The global secondary indexes of each table, in the order of
+    /// [`Self::key_schemas`]: (index name, [(attribute, HASH|RANGE)]), all
+    /// with string keys and a KEYS_ONLY projection (whatever is found
+    /// through them is then read from the table with strong consistency).
+    pub fn index_schemas(&self) -> [IndexSchemas; 2] {
+        [
+            &[
+                (OWNER_INDEX, &[("owner", "HASH"), ("account_id", "RANGE")]),
+                (LISTED_INDEX, &[("listed", "HASH"), ("account_id", "RANGE")]),
+            ],
+            &[(TXID_INDEX, &[("record_txid", "HASH")])],
+        ]
+    }
+
+    /// Creates both tables, with their indexes, if they are missing (for
+    /// DynamoDB Local and tests; deployed tables come from template.yaml).
     pub async fn create_tables(&self) -> Result<(), LedgerError> {
-        for (table, keys) in self.key_schemas() {
+        let key_element = |name: &str, key_type: &str| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(KeyType::from(key_type))
+                .build()
+                .map_err(build_error)
+        };
+        for ((table, keys), indexes) in self.key_schemas().into_iter().zip(self.index_schemas()) {
             let mut request = self
                 .client
                 .create_table()
                 .table_name(table)
                 .billing_mode(BillingMode::PayPerRequest);
+            let mut attributes: Vec<&str> = Vec::new();
             for (name, key_type) in keys {
-                request = request
-                    .key_schema(
-                        KeySchemaElement::builder()
-                            .attribute_name(*name)
-                            .key_type(KeyType::from(*key_type))
-                            .build()
-                            .map_err(build_error)?,
-                    )
-                    .attribute_definitions(
-                        AttributeDefinition::builder()
-                            .attribute_name(*name)
-                            .attribute_type(ScalarAttributeType::S)
-                            .build()
-                            .map_err(build_error)?,
+                request = request.key_schema(key_element(name, key_type)?);
+                attributes.push(name);
+            }
+            for (index, index_keys) in indexes {
+                let mut gsi = GlobalSecondaryIndex::builder()
+                    .index_name(*index)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
                     );
+                for (name, key_type) in *index_keys {
+                    gsi = gsi.key_schema(key_element(name, key_type)?);
+                    if !attributes.contains(name) {
+                        attributes.push(name);
+                    }
+                }
+                request = request.global_secondary_indexes(gsi.build().map_err(build_error)?);
+            }
+            for name in attributes {
+                request = request.attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .map_err(build_error)?,
+                );
             }
             match request.send().await {
                 Ok(_) => tracing::info!(table, "created table"),

@@ -54,18 +54,23 @@
 mod accounts;
 mod audit;
 mod history;
+mod holds;
 mod known;
 mod layout;
 mod locks;
+mod lookups;
 mod payments;
+mod refunds;
 mod shards;
+mod transfers;
 
 pub use audit::{AUDIT_LISTED_MAX, AUDIT_SEGMENTS_MAX, AuditReport};
 pub use history::{HISTORY_CHUNK_MAX, HistoryCursor};
+pub use layout::IndexSchemas;
 pub use payments::PAYMENT_ATTEMPTS_MAX;
 pub use shards::BALANCE_SHARDS_MAX;
 
-use crate::domain::BALANCE_MAX_MINOR;
+use crate::domain::{BALANCE_MAX_MINOR, format_money};
 use aws_sdk_dynamodb::Client;
 use std::sync::Arc;
 
@@ -97,11 +102,18 @@ pub enum LedgerError {
         currency: String,
     },
     #[error(
-        "insufficient funds: sender account {account_id:?} holds {balance_minor} minor units, the payment needs {amount_minor}"
+        "insufficient funds: account {account_id:?} has {} available{}, the {what} needs {}",
+        format_money(*available_minor, currency),
+        if *held_minor > 0 { format!(" ({} more is held)", format_money(*held_minor, currency)) } else { String::new() },
+        format_money(*amount_minor, currency)
     )]
     InsufficientFunds {
         account_id: String,
-        balance_minor: i64,
+        /// "payment", "hold" or "refund".
+        what: &'static str,
+        currency: String,
+        available_minor: i64,
+        held_minor: i64,
         amount_minor: i64,
     },
     #[error(
@@ -122,6 +134,57 @@ pub enum LedgerError {
     IdempotencyKeyReused { key: String, sender_id: String },
     #[error("the caller does not own sender account {account_id:?}")]
     NotOwner { account_id: String },
+    #[error("{what}; only {who} may")]
+    NotAllowed { what: String, who: &'static str },
+    #[error("no {what} {name} is known to the caller")]
+    PaymentNotFound { what: &'static str, name: String },
+    #[error("hold {hold_id} expired at {expired_at}; its money is available to the sender again")]
+    HoldExpired { hold_id: String, expired_at: String },
+    #[error("hold {hold_id} was captured already ({}); it cannot be {action}", format_money(*captured_minor, currency))]
+    HoldCaptured {
+        hold_id: String,
+        action: &'static str,
+        captured_minor: i64,
+        currency: String,
+    },
+    #[error("hold {hold_id} was voided; it cannot be {action}")]
+    HoldVoided {
+        hold_id: String,
+        action: &'static str,
+    },
+    #[error(
+        "the capture of {} exceeds hold {hold_id}, which holds {}",
+        format_money(*amount_minor, currency),
+        format_money(*held_minor, currency)
+    )]
+    CaptureExceedsHold {
+        hold_id: String,
+        held_minor: i64,
+        amount_minor: i64,
+        currency: String,
+    },
+    #[error(
+        "account {account_id:?} has {limit} open holds on one balance shard, the most allowed; capture or void one first"
+    )]
+    TooManyHolds { account_id: String, limit: usize },
+    #[error(
+        "a refund of {} exceeds what is left of payment {transaction_id}: {} of {} was refunded already",
+        format_money(*requested_minor, currency),
+        format_money(*refunded_minor, currency),
+        format_money(*amount_minor, currency)
+    )]
+    RefundExceedsPayment {
+        transaction_id: String,
+        amount_minor: i64,
+        refunded_minor: i64,
+        requested_minor: i64,
+        currency: String,
+    },
+    #[error("transaction {transaction_id} cannot be refunded: {why}")]
+    NotRefundable {
+        transaction_id: String,
+        why: &'static str,
+    },
     #[error(
         "the payment lost {attempts} races with concurrent payments on the same accounts; retry with the same idempotency key"
     )]
@@ -154,9 +217,16 @@ pub struct Account {
     /// are one consistent snapshot: the balance is the sum of exactly the
     /// history entries up to these versions.
     pub shard_versions: Vec<u64>,
+    /// Reserved by open holds that had not expired when it was read.
+    pub held_minor: i64,
 }
 
 impl Account {
+    /// What payments and new holds may spend.
+    pub fn available_minor(&self) -> i64 {
+        self.balance_minor - self.held_minor
+    }
+
     /// How many balance shards the account has.
     pub fn shards(&self) -> u32 {
         u32::try_from(self.shard_versions.len()).unwrap_or(u32::MAX)
@@ -173,6 +243,84 @@ pub struct Payment {
     pub currency: String,
     pub memo: String,
     pub created_at_ms: i64,
+    pub kind: TransferKind,
+    /// For a refund: the transaction id of the payment or capture it
+    /// refunds; empty otherwise.
+    pub refund_of: String,
+}
+
+/// What a transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferKind {
+    Payment,
+    Capture,
+    Refund,
+    Opening,
+}
+
+/// Where a hold is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldState {
+    Open,
+    Captured,
+    Voided,
+    Expired,
+}
+
+/// A hold, with its state when it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub hold_id: String,
+    pub idempotency_key: String,
+    pub sender_id: String,
+    pub recipient_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub memo: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub state: HoldState,
+    pub captured_minor: i64,
+    /// When it was captured or voided; its expiry for an expired hold; 0
+    /// while open.
+    pub settled_at_ms: i64,
+}
+
+/// What GetPayment found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// A payment or refund, with how much of it has been refunded.
+    Transfer {
+        idempotency_key: String,
+        payment: Payment,
+        refunded_minor: i64,
+    },
+    /// A hold; with its capture once captured, and how much of that has
+    /// been refunded.
+    Hold {
+        hold: Hold,
+        capture: Option<Payment>,
+        refunded_minor: i64,
+    },
+}
+
+/// The result of a hold operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldOutcome {
+    pub hold: Hold,
+    /// The capture, for CaptureHold.
+    pub capture: Option<Payment>,
+    pub replayed: bool,
+}
+
+/// The result of RefundPayment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundOutcome {
+    pub refund: Payment,
+    pub replayed: bool,
+    /// Refunded of the payment in all, as of this refund's commit (for a
+    /// replay: as of now).
+    pub refunded_total_minor: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

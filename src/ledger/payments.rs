@@ -3,12 +3,11 @@
 
 use super::known::CreditSlot;
 use super::layout::{
-    AccountFacts, AccountsItem, Item, RecordLegs, ShardState, StoredEntry, build_error, n,
-    need_value, new_transaction_id, now_ms, payment_pk, payment_sk, record_item, s, sdk_error,
-    shard_key,
+    AccountFacts, AccountsItem, Item, RecordLegs, ShardState, StoredEntry, build_error,
+    holds_value, n, need_value, new_transaction_id, now_ms, record_item, s, sdk_error, shard_key,
 };
 use super::shards::merged_needs;
-use super::{Direction, Ledger, LedgerError, Payer, Payment, PaymentOutcome};
+use super::{Direction, Ledger, LedgerError, Payer, Payment, PaymentOutcome, TransferKind};
 use crate::domain::{PaymentOrder, shard_balance_max_minor};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
@@ -31,10 +30,10 @@ const BACKOFF_CAP: Duration = Duration::from_millis(200);
 /// the credit, its entry and the payment record, fill 2 * 48 + 3 = 99 of
 /// the 100 items a transaction may hold. A sharded account pays out at most
 /// what its 48 richest shards hold in one payment.
-const DEBIT_SHARDS_MAX: usize = 48;
+pub(super) const DEBIT_SHARDS_MAX: usize = 48;
 
 /// Full-jitter exponential backoff before round `attempt` (1-based).
-fn backoff(attempt: u32) -> Duration {
+pub(super) fn backoff(attempt: u32) -> Duration {
     let bound = BACKOFF_BASE
         .saturating_mul(1u32 << attempt.min(16))
         .min(BACKOFF_CAP);
@@ -44,9 +43,9 @@ fn backoff(attempt: u32) -> Duration {
 
 /// One side of a payment as this instance knows it.
 #[derive(Debug, Clone)]
-struct Party {
-    facts: AccountFacts,
-    shards: Vec<Option<ShardState>>,
+pub(super) struct Party {
+    pub facts: AccountFacts,
+    pub shards: Vec<Option<ShardState>>,
 }
 
 /// What one round writes: the shards debited (with their state before and
@@ -166,6 +165,8 @@ impl Ledger {
                 currency: order.currency.as_str().to_owned(),
                 memo: order.memo.clone(),
                 created_at_ms: entry_time(&plan),
+                kind: TransferKind::Payment,
+                refund_of: String::new(),
             };
             own_ids.push(payment.transaction_id.clone());
             let (items, after) =
@@ -380,8 +381,9 @@ impl Ledger {
             false,
         )
         .await?;
+        let now = now_ms();
         let debits = loop {
-            match plan_debits(sender, amount) {
+            match plan_debits(sender, amount, now) {
                 Some(debits) => break debits,
                 None if known_count(sender) < sender.shards.len() => {
                     self.fill(order, sender, &sender_all, recipient, &[], false)
@@ -396,35 +398,7 @@ impl Ledger {
                         .fill(order, sender, &sender_all, recipient, &[], true)
                         .await?;
                 }
-                None => {
-                    let balance_minor = sender
-                        .shards
-                        .iter()
-                        .flatten()
-                        .map(|s| s.balance_minor)
-                        .sum();
-                    if balance_minor >= amount {
-                        // Enough in all, but spread over more shards than
-                        // one transaction can take.
-                        let mut richest: Vec<i64> = sender
-                            .shards
-                            .iter()
-                            .flatten()
-                            .map(|s| s.balance_minor)
-                            .collect();
-                        richest.sort_unstable_by(|a, b| b.cmp(a));
-                        return Ok(Err(LedgerError::SpreadOverShards {
-                            account_id: sender.facts.account_id.clone(),
-                            shards_max: DEBIT_SHARDS_MAX,
-                            payable_minor: richest.iter().take(DEBIT_SHARDS_MAX).sum(),
-                        }));
-                    }
-                    return Ok(Err(LedgerError::InsufficientFunds {
-                        account_id: sender.facts.account_id.clone(),
-                        balance_minor,
-                        amount_minor: amount,
-                    }));
-                }
+                None => return Ok(Err(refusal(sender, amount, "payment", now))),
             }
         };
         let room = shard_balance_max_minor(recipient.facts.shards) - amount;
@@ -476,11 +450,16 @@ impl Ledger {
         let mut entries = Vec::new();
         let mut after = Vec::new();
         for (shard, state, part) in &plan.debits {
+            // A debit sweeps the holds that expired: their money is what it
+            // may be spending.
+            let swept = state.swept(at);
             let next = ShardState {
                 version: state.version + 1,
                 balance_minor: state.balance_minor - part,
                 updated_at_ms: at,
                 need: needs.get(shard).cloned().unwrap_or_default(),
+                holds_rev: state.holds_rev + u64::from(swept.is_some()),
+                holds: swept.unwrap_or_else(|| state.holds.clone()),
             };
             updates.push(self.shard_update(
                 &sender.facts.account_id,
@@ -508,7 +487,7 @@ impl Ledger {
             version: state.version + 1,
             balance_minor: state.balance_minor + payment.amount_minor,
             updated_at_ms: at,
-            need: state.need.clone(),
+            ..state.clone()
         };
         updates.push(self.shard_update(
             &recipient.facts.account_id,
@@ -558,7 +537,7 @@ impl Ledger {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn shard_update(
+    pub(super) fn shard_update(
         &self,
         account_id: &str,
         shard: u32,
@@ -593,6 +572,16 @@ impl Ledger {
         if write_need {
             update.push_str(", need = :need");
             values.insert(":need".into(), need_value(&after.need));
+        }
+        let mut condition = condition.to_owned();
+        if direction == Direction::Debit {
+            // A debit spends only available money, computed from the holds
+            // as known: they must be exactly these.
+            condition.push_str(" AND ");
+            condition.push_str(&holds_pin(before, &mut values));
+            if after.holds_rev != before.holds_rev {
+                update.push_str(&holds_set(after, &mut values));
+            }
         }
         Update::builder()
             .table_name(&self.tables.accounts)
@@ -749,10 +738,28 @@ impl Ledger {
     }
 }
 
+/// The condition that a shard's holds are still as `before` knew them.
+pub(super) fn holds_pin(before: &ShardState, values: &mut Item) -> String {
+    if before.holds_rev == 0 {
+        "attribute_not_exists(holds_rev)".to_owned()
+    } else {
+        values.insert(":holds_rev".into(), n(before.holds_rev));
+        "holds_rev = :holds_rev".to_owned()
+    }
+}
+
+/// The part of a SET that writes a shard's holds as `after` has them
+/// (", holds = ..., holds_rev = ..."); an empty map is written as such.
+pub(super) fn holds_set(after: &ShardState, values: &mut Item) -> String {
+    values.insert(":holds".into(), holds_value(&after.holds));
+    values.insert(":next_holds_rev".into(), n(after.holds_rev));
+    ", holds = :holds, holds_rev = :next_holds_rev".to_owned()
+}
+
 /// Whether a failed request may have been carried out: no answer at all
 /// (timeout, connection), or a server-side error (5xx, throttling after
 /// the SDK's retries).
-fn is_server_side<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+pub(super) fn is_server_side<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
@@ -773,13 +780,7 @@ where
 
 /// The key of the payment record of (sender, idempotency key).
 fn record_key(order: &PaymentOrder) -> Item {
-    HashMap::from([
-        ("pk".to_owned(), s(payment_pk(order.sender_id.as_str()))),
-        (
-            "sk".to_owned(),
-            s(payment_sk(order.idempotency_key.as_str())),
-        ),
-    ])
+    super::layout::record_key(order.sender_id.as_str(), order.idempotency_key.as_str())
 }
 
 /// The answer when a payment is already stored under the order's key: this
@@ -830,19 +831,51 @@ fn known_count(party: &Party) -> usize {
     party.shards.iter().filter(|s| s.is_some()).count()
 }
 
-/// Which shards of the sender give what: one shard when a known one holds
-/// the whole amount (the richest), else the richest first until covered,
-/// once every shard is known. None when the known shards do not cover it.
-fn plan_debits(sender: &Party, amount: i64) -> Option<Vec<(u32, ShardState, i64)>> {
+/// Why a sender that is fully known cannot pay `amount`: too little
+/// available, or enough but spread over more shards than one transaction
+/// can take.
+pub(super) fn refusal(sender: &Party, amount: i64, what: &'static str, now: i64) -> LedgerError {
+    let states = || sender.shards.iter().flatten();
+    let available_minor: i64 = states().map(|s| s.available_at(now).max(0)).sum();
+    if available_minor >= amount {
+        let mut richest: Vec<i64> = states().map(|s| s.available_at(now).max(0)).collect();
+        richest.sort_unstable_by(|a, b| b.cmp(a));
+        let shards_max = if what == "hold" { 1 } else { DEBIT_SHARDS_MAX };
+        return LedgerError::SpreadOverShards {
+            account_id: sender.facts.account_id.clone(),
+            shards_max,
+            payable_minor: richest.iter().take(shards_max).sum(),
+        };
+    }
+    LedgerError::InsufficientFunds {
+        account_id: sender.facts.account_id.clone(),
+        what,
+        currency: sender.facts.currency.clone(),
+        available_minor,
+        held_minor: states().map(|s| s.held_at(now)).sum(),
+        amount_minor: amount,
+    }
+}
+
+/// Which shards of the sender give what: one shard when a known one has
+/// the whole amount available (the richest), else the richest first until
+/// covered, once every shard is known. None when the known shards do not
+/// cover it. Only available money counts: holds that have not expired at
+/// `now` reserve theirs.
+pub(super) fn plan_debits(
+    sender: &Party,
+    amount: i64,
+    now: i64,
+) -> Option<Vec<(u32, ShardState, i64)>> {
     let mut known: Vec<(u32, &ShardState)> = sender
         .shards
         .iter()
         .enumerate()
         .filter_map(|(k, s)| Some((u32::try_from(k).ok()?, s.as_ref()?)))
         .collect();
-    known.sort_by_key(|(k, s)| (std::cmp::Reverse(s.balance_minor), *k));
+    known.sort_by_key(|(k, s)| (std::cmp::Reverse(s.available_at(now)), *k));
     if let Some((k, state)) = known.first()
-        && state.balance_minor >= amount
+        && state.available_at(now) >= amount
     {
         return Some(vec![(*k, (*state).clone(), amount)]);
     }
@@ -855,7 +888,7 @@ fn plan_debits(sender: &Party, amount: i64) -> Option<Vec<(u32, ShardState, i64)
         if left == 0 {
             break;
         }
-        let part = state.balance_minor.min(left);
+        let part = state.available_at(now).max(0).min(left);
         if part > 0 {
             debits.push((k, state.clone(), part));
             left -= part;

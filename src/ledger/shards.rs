@@ -21,7 +21,7 @@
 //! costs a second read.
 
 use super::layout::{
-    AccountFacts, AccountsItem, Item, ShardState, build_error, s, sdk_error, shard_key,
+    AccountFacts, AccountsItem, Item, ShardState, build_error, now_ms, s, sdk_error, shard_key,
 };
 use super::{Account, Ledger, LedgerError};
 use aws_sdk_dynamodb::types::KeysAndAttributes;
@@ -203,11 +203,14 @@ pub(super) fn account_from<'a>(
     facts: &AccountFacts,
     states: impl Iterator<Item = &'a ShardState>,
 ) -> Account {
+    let now = now_ms();
     let mut balance_minor = 0i64;
+    let mut held_minor = 0i64;
     let mut shard_versions = Vec::with_capacity(facts.shards as usize);
     for state in states {
         // Each shard holds at most its share of the limit: no overflow.
         balance_minor = balance_minor.saturating_add(state.balance_minor);
+        held_minor = held_minor.saturating_add(state.held_at(now));
         shard_versions.push(state.version);
     }
     Account {
@@ -219,6 +222,7 @@ pub(super) fn account_from<'a>(
         owner: facts.owner.clone(),
         opening_balance_minor: facts.opening_balance_minor,
         shard_versions,
+        held_minor,
     }
 }
 
@@ -252,6 +256,7 @@ mod tests {
             balance_minor: 0,
             updated_at_ms: 0,
             need: need.iter().copied().collect(),
+            ..ShardState::default()
         }
     }
 

@@ -11,6 +11,7 @@ mod cors;
 mod faults;
 mod harness;
 mod helpers;
+mod holds;
 mod hot;
 mod lambda;
 mod lambda_watch;

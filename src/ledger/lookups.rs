@@ -1,0 +1,120 @@
+//! GetPayment and ListAccounts: reads through the indexes.
+
+use super::holds::describe;
+use super::layout::{
+    AccountsItem, Item, LISTED, LISTED_INDEX, OWNER_INDEX, StoredRecord, now_ms, s, sdk_error,
+};
+use super::shards::account_from;
+use super::{Account, Found, Ledger, LedgerError, Payer};
+use crate::domain::{AccountsPage, Listing, PaymentRef};
+
+impl Ledger {
+    /// The payment, hold or refund a reference names, for its sender's
+    /// owner, its recipient's owner or an admin; NOT_FOUND for anyone else,
+    /// as for one that does not exist.
+    pub async fn get_payment(
+        &self,
+        reference: &PaymentRef,
+        caller: Payer<'_>,
+    ) -> Result<Found, LedgerError> {
+        let not_found = || LedgerError::PaymentNotFound {
+            what: "payment, hold or refund",
+            name: describe(reference),
+        };
+        let Some(record) = self.find_record(reference).await? else {
+            return Err(not_found());
+        };
+        let (sender_id, recipient_id) = match &record {
+            StoredRecord::Transfer { payment, .. } => (&payment.sender_id, &payment.recipient_id),
+            StoredRecord::Hold(hold) => (&hold.payment.sender_id, &hold.payment.recipient_id),
+        };
+        if !caller.admin {
+            let (sender, recipient) =
+                tokio::try_join!(self.facts(sender_id), self.facts(recipient_id))?;
+            let owns = |facts: Option<super::layout::AccountFacts>| {
+                facts.is_some_and(|f| f.owner == caller.sub)
+            };
+            if !owns(sender) && !owns(recipient) {
+                return Err(not_found());
+            }
+        }
+        Ok(match record {
+            StoredRecord::Transfer {
+                idempotency_key,
+                payment,
+                refunded_minor,
+            } => Found::Transfer {
+                idempotency_key,
+                payment,
+                refunded_minor,
+            },
+            StoredRecord::Hold(hold) => Found::Hold {
+                hold: hold.view(now_ms()),
+                capture: hold.capture(),
+                refunded_minor: hold.refunded_minor,
+            },
+        })
+    }
+
+    /// A page of accounts, ordered by id, from the owner index (or the
+    /// all-accounts index), then read with strong consistency. Returns the
+    /// accounts and the id to continue after, if there may be more.
+    pub async fn list_accounts(
+        &self,
+        page: &AccountsPage,
+    ) -> Result<(Vec<Account>, Option<String>), LedgerError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.tables.accounts)
+            .limit(i32::try_from(page.page_size).unwrap_or(i32::MAX));
+        let (partition_attribute, partition) = match &page.listing {
+            Listing::All => {
+                query = query
+                    .index_name(LISTED_INDEX)
+                    .key_condition_expression("listed = :p");
+                ("listed", LISTED.to_owned())
+            }
+            Listing::Owner(owner) => {
+                query = query
+                    .index_name(OWNER_INDEX)
+                    .key_condition_expression("#o = :p")
+                    .expression_attribute_names("#o", "owner");
+                ("owner", owner.clone())
+            }
+        };
+        query = query.expression_attribute_values(":p", s(&partition));
+        if let Some(after) = &page.after {
+            let start: Item = Item::from([
+                ("account_id".to_owned(), s(after.as_str())),
+                (partition_attribute.to_owned(), s(&partition)),
+            ]);
+            query = query.set_exclusive_start_key(Some(start));
+        }
+        let output = query.send().await.map_err(|e| sdk_error("Query", e))?;
+        let ids: Vec<String> = output
+            .items()
+            .iter()
+            .filter_map(|item| match item.get("account_id") {
+                Some(aws_sdk_dynamodb::types::AttributeValue::S(id)) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let more = output.last_evaluated_key().is_some();
+        let mut accounts = Vec::with_capacity(ids.len());
+        for item in self.read_accounts_items(&ids).await? {
+            if let AccountsItem::Account(facts, state) = item {
+                self.known.remember(&facts);
+                self.known.observe(&facts.account_id, 0, &state);
+                accounts.push(if facts.shards > 1 {
+                    self.snapshot(&facts).await?
+                } else {
+                    account_from(&facts, std::iter::once(&state))
+                });
+            }
+        }
+        accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        let next = if more { ids.last().cloned() } else { None };
+        Ok((accounts, next))
+    }
+}

@@ -241,9 +241,8 @@ type Decode = fn(Bytes) -> Result<(), prost::DecodeError>;
 
 impl RequestType {
     fn check(&self, message: Bytes) -> Result<(), Status> {
-        (self.decode)(message).map_err(|err| {
-            Status::invalid_argument(format!("request is not a valid {}: {err}", self.name))
-        })
+        (self.decode)(message)
+            .map_err(|err| malformed(format!("request is not a valid {}: {err}", self.name)))
     }
 }
 
@@ -255,9 +254,12 @@ where
     let bytes = match Limited::new(body, REQUEST_BYTES_MAX).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-            return Err(Status::resource_exhausted(format!(
-                "request body is larger than {REQUEST_BYTES_MAX} bytes"
-            )));
+            return Err(crate::error::status(
+                tonic::Code::ResourceExhausted,
+                format!("request body is larger than {REQUEST_BYTES_MAX} bytes"),
+                "REQUEST_TOO_LARGE",
+                crate::error::Metadata::new().with("limit_bytes", REQUEST_BYTES_MAX),
+            ));
         }
         Err(err) => {
             // tonic-web reports invalid base64 as a Status; say what it says,
@@ -269,7 +271,7 @@ where
                     .to_owned(),
                 None => err.to_string(),
             };
-            return Err(Status::invalid_argument(format!(
+            return Err(malformed(format!(
                 "request body could not be read: {reason}"
             )));
         }
@@ -278,16 +280,26 @@ where
     Ok(bytes)
 }
 
+/// INVALID_ARGUMENT for a request that is not one well-formed message.
+fn malformed(message: impl Into<String>) -> Status {
+    crate::error::status(
+        tonic::Code::InvalidArgument,
+        message,
+        "MALFORMED_REQUEST",
+        crate::error::Metadata::new(),
+    )
+}
+
 /// The one uncompressed length-prefixed message of a unary request.
 fn single_frame(bytes: &Bytes) -> Result<Bytes, Status> {
     let mut rest = bytes.clone();
     if rest.is_empty() {
-        return Err(Status::invalid_argument(
+        return Err(malformed(
             "request body is empty; expected one length-prefixed protobuf message",
         ));
     }
     if rest.len() < 5 {
-        return Err(Status::invalid_argument(
+        return Err(malformed(
             "request body is truncated: a gRPC frame header has 5 bytes",
         ));
     }
@@ -296,24 +308,27 @@ fn single_frame(bytes: &Bytes) -> Result<Bytes, Status> {
     match flag {
         0 => {}
         1 => {
-            return Err(Status::unimplemented(
+            return Err(crate::error::status(
+                tonic::Code::Unimplemented,
                 "compressed requests are not supported; send uncompressed messages",
+                "COMPRESSION_UNSUPPORTED",
+                crate::error::Metadata::new(),
             ));
         }
         _ => {
-            return Err(Status::invalid_argument(format!(
+            return Err(malformed(format!(
                 "request frame has flag {flag}; expected 0 (an uncompressed message)"
             )));
         }
     }
     if rest.len() < length {
-        return Err(Status::invalid_argument(format!(
+        return Err(malformed(format!(
             "request frame is truncated: its header announces {length} bytes, {} follow",
             rest.len()
         )));
     }
     if rest.len() > length {
-        return Err(Status::invalid_argument(
+        return Err(malformed(
             "request body has data after its one message; unary calls take exactly one",
         ));
     }

@@ -159,7 +159,13 @@ fn quoted(value: &str) -> String {
 /// gRPC-Web reply), so that a gRPC-Web client reads the reason and a plain
 /// HTTP client sees a client error.
 fn rejection(err: &EventError) -> http::Response<Bytes> {
-    let mut response = tonic::Status::invalid_argument(err.to_string()).into_http::<Bytes>();
+    let mut response = crate::error::status(
+        tonic::Code::InvalidArgument,
+        err.to_string(),
+        "MALFORMED_EVENT",
+        crate::error::Metadata::new(),
+    )
+    .into_http::<Bytes>();
     *response.status_mut() = http::StatusCode::BAD_REQUEST;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -184,7 +190,12 @@ pub async fn handle(
             // Not seen in practice (tonic turns failures into trailers), but
             // a body error must not become a 5xx from the function.
             tracing::error!(error = %err, "response body failed");
-            let status = tonic::Status::unavailable("the reply could not be completed; retry");
+            let status = crate::error::status(
+                tonic::Code::Unavailable,
+                "the reply could not be completed; retry",
+                "REPLY_FAILED",
+                crate::error::Metadata::new(),
+            );
             status.into_http::<Bytes>()
         }
     }

@@ -92,7 +92,14 @@ async fn until<T>(
     cut_off: CutOff,
     work: impl Future<Output = Result<T, Status>>,
 ) -> Result<T, Status> {
-    let expired = || Err(Status::deadline_exceeded(cut_off.message()));
+    let expired = || {
+        Err(crate::error::status(
+            Code::DeadlineExceeded,
+            cut_off.message(),
+            "DEADLINE_EXCEEDED",
+            crate::error::Metadata::new(),
+        ))
+    };
     match deadline {
         None => work.await,
         Some(at) if at <= tokio::time::Instant::now() + DEADLINE_BUDGET_MIN => expired(),
@@ -243,10 +250,15 @@ impl PaymentApi {
         account_id: &AccountId,
     ) -> Result<ledger::Account, Status> {
         let denied = || {
-            Status::permission_denied(format!(
-                "{} may not read account \"{account_id}\": only its owner or an admin may",
-                caller.sub
-            ))
+            crate::error::status(
+                Code::PermissionDenied,
+                format!(
+                    "{} may not read account \"{account_id}\": only its owner or an admin may",
+                    caller.sub
+                ),
+                "NOT_ACCOUNT_OWNER",
+                crate::error::Metadata::new().with("account_id", account_id),
+            )
         };
         match self.ledger.get_account(account_id).await {
             Ok(account) if account.owner == caller.sub || caller.admin => Ok(account),
@@ -271,9 +283,14 @@ impl PaymentApi {
             r.balance_shards,
         )?;
         if new.initial_balance_minor > 0 && !caller.admin {
-            return Err(Status::permission_denied(format!(
-                "a positive initial_balance creates money: only an admin (scope {ADMIN_SCOPE}) may set one; open the account with 0 and pay into it"
-            )));
+            return Err(crate::error::status(
+                Code::PermissionDenied,
+                format!(
+                    "a positive initial_balance creates money: only an admin (scope {ADMIN_SCOPE}) may set one; open the account with 0 and pay into it"
+                ),
+                "ADMIN_ONLY",
+                crate::error::Metadata::new().with("field", "initial_balance"),
+            ));
         }
         let account = until(deadline, CutOff::Account, async {
             Ok(self

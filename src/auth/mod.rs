@@ -121,14 +121,20 @@ pub enum AuthConfigError {
 }
 
 fn unauthenticated() -> Status {
-    Status::unauthenticated(
+    crate::error::status(
+        tonic::Code::Unauthenticated,
         "Bearer error=\"invalid_token\": the bearer token is malformed, expired or not signed by a trusted key",
+        "TOKEN_INVALID",
+        crate::error::Metadata::new(),
     )
 }
 
 fn missing_token() -> Status {
-    Status::unauthenticated(
+    crate::error::status(
+        tonic::Code::Unauthenticated,
         "Bearer realm=\"payments\": this call needs an 'authorization: Bearer <JWT>' header",
+        "TOKEN_MISSING",
+        crate::error::Metadata::new(),
     )
 }
 

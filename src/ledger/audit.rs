@@ -1,7 +1,9 @@
 //! The whole-ledger audit: parallel Scans of both tables, checked in memory.
 
-use super::layout::{AccountsItem, Item, StoredEntry, get_s, record_legs, sdk_error};
-use super::{Direction, Ledger, LedgerError, Payment};
+use super::layout::{
+    AccountsItem, HoldSlot, Item, StoredEntry, StoredRecord, get_s, now_ms, record_legs, sdk_error,
+};
+use super::{Direction, HoldState, Ledger, LedgerError, Payment, TransferKind};
 use crate::domain::{BALANCE_MAX_MINOR, shard_balance_max_minor};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -17,6 +19,12 @@ pub struct AuditReport {
     pub accounts: u64,
     pub entries: u64,
     pub payments: u64,
+    /// Hold records, and of them those open and not expired at the audit.
+    pub holds: u64,
+    pub holds_open: u64,
+    /// Money reserved by open holds, over all accounts.
+    pub held_minor: i128,
+    pub refunds: u64,
     pub total_balance_minor: i128,
     pub total_opening_minor: i128,
     /// Up to [`AUDIT_LISTED_MAX`] discrepancies, in words.
@@ -63,6 +71,18 @@ struct AccountTally {
     opening_minor: i64,
     /// Balance and version of each shard item found.
     shard_items: BTreeMap<u32, (i64, u64)>,
+    /// The holds map of each shard item found.
+    holds: BTreeMap<u32, BTreeMap<String, HoldSlot>>,
+}
+
+/// What the audit learns of a record that can be refunded.
+struct RefundTally {
+    /// The most its refunds may add up to (a payment's amount, a capture's).
+    cap_minor: i64,
+    /// Its `refunded` attribute.
+    recorded_minor: i64,
+    /// The sum of the refund records that name it.
+    found_minor: i128,
 }
 
 impl Ledger {
@@ -163,17 +183,18 @@ impl Ledger {
                     tally
                         .shard_items
                         .insert(0, (state.balance_minor, state.version));
+                    tally.holds.insert(0, state.holds);
                 }
                 Ok(AccountsItem::Shard {
                     account_id,
                     shard,
                     state,
                 }) => {
-                    accounts
-                        .entry(account_id)
-                        .or_default()
+                    let tally = accounts.entry(account_id).or_default();
+                    tally
                         .shard_items
                         .insert(shard, (state.balance_minor, state.version));
+                    tally.holds.insert(shard, state.holds);
                 }
                 Err(err) => report.flag(format!("accounts item {key}: does not decode: {err}")),
             }
@@ -181,6 +202,12 @@ impl Ledger {
         let mut tallies: HashMap<(String, u32), ShardTally> = HashMap::new();
         let mut payments: HashMap<String, PaymentTally> = HashMap::new();
         let mut owner_counts: HashMap<String, u64> = HashMap::new();
+        let now = now_ms();
+        // Holds by (sender, key), refundable records and refunds by
+        // transaction id.
+        let mut holds: BTreeMap<(String, String), super::layout::HoldRecord> = BTreeMap::new();
+        let mut refundable: HashMap<String, RefundTally> = HashMap::new();
+        let mut refunds: Vec<(String, String, i64)> = Vec::new();
         for item in &ledger_items {
             let pk = get_s(item, "pk").unwrap_or_default();
             if pk.starts_with("A#") {
@@ -230,9 +257,54 @@ impl Ledger {
                         entry.payment.currency,
                     ));
             } else if pk.starts_with("P#") {
-                report.payments += 1;
-                match Payment::from_item(item).and_then(|p| Ok((p, record_legs(item)?))) {
-                    Ok((payment, legs)) => {
+                let record = match StoredRecord::from_item(item) {
+                    Ok(record) => record,
+                    Err(err) => {
+                        report.flag(format!("payment record {pk}: does not decode: {err}"));
+                        continue;
+                    }
+                };
+                let (payment, refunded_minor) = match record {
+                    StoredRecord::Transfer {
+                        payment,
+                        refunded_minor,
+                        ..
+                    } => {
+                        report.payments += 1;
+                        (payment, refunded_minor)
+                    }
+                    StoredRecord::Hold(hold) => {
+                        report.holds += 1;
+                        let key = (hold.payment.sender_id.clone(), hold.idempotency_key.clone());
+                        let capture = hold.capture();
+                        let refunded_minor = hold.refunded_minor;
+                        holds.insert(key, hold);
+                        match capture {
+                            Some(capture) => (capture, refunded_minor),
+                            // A hold not captured moved no money: no entries.
+                            None => continue,
+                        }
+                    }
+                };
+                if payment.kind == TransferKind::Refund {
+                    report.refunds += 1;
+                    refunds.push((
+                        payment.transaction_id.clone(),
+                        payment.refund_of.clone(),
+                        payment.amount_minor,
+                    ));
+                } else {
+                    refundable.insert(
+                        payment.transaction_id.clone(),
+                        RefundTally {
+                            cap_minor: payment.amount_minor,
+                            recorded_minor: refunded_minor,
+                            found_minor: 0,
+                        },
+                    );
+                }
+                match record_legs(item) {
+                    Ok(legs) => {
                         let tx_id = payment.transaction_id.clone();
                         payments.entry(tx_id).or_default().record = Some((payment, legs));
                     }
@@ -306,6 +378,83 @@ impl Ledger {
             }
             if total > i128::from(BALANCE_MAX_MINOR) {
                 report.flag(format!("account {id}: balance {total} above the limit"));
+            }
+            // Every hold a shard keeps is covered by its balance, is an open
+            // hold of this account on this shard, and is as its record says.
+            for (&shard, kept) in &account.holds {
+                let balance = account.shard_items.get(&shard).map_or(0, |b| b.0);
+                let reserved: i128 = kept.values().map(|h| i128::from(h.amount_minor)).sum();
+                if reserved > i128::from(balance) {
+                    report.flag(format!(
+                        "account {id} shard {shard}: holds reserve {reserved} but the balance is {balance}"
+                    ));
+                }
+                for (key, slot) in kept {
+                    match holds.get(&(id.clone(), key.clone())) {
+                        Some(hold)
+                            if hold.state == HoldState::Open
+                                && hold.shard == shard
+                                && hold.payment.amount_minor == slot.amount_minor
+                                && hold.expires_at_ms == slot.expires_at_ms =>
+                        {
+                            if slot.expires_at_ms > now {
+                                report.held_minor += i128::from(slot.amount_minor);
+                            }
+                        }
+                        Some(hold) => report.flag(format!(
+                            "account {id} shard {shard}: keeps hold {key:?} ({} until {}) but its record says {:?} of {} on shard {} until {}",
+                            slot.amount_minor,
+                            slot.expires_at_ms,
+                            hold.state,
+                            hold.payment.amount_minor,
+                            hold.shard,
+                            hold.expires_at_ms
+                        )),
+                        None => report.flag(format!(
+                            "account {id} shard {shard}: keeps hold {key:?} without a hold record"
+                        )),
+                    }
+                }
+            }
+        }
+        // Every open hold that has not expired reserves its money.
+        for ((sender, key), hold) in &holds {
+            if hold.state_at(now) != HoldState::Open {
+                continue;
+            }
+            report.holds_open += 1;
+            let kept = accounts
+                .get(sender)
+                .and_then(|a| a.holds.get(&hold.shard))
+                .and_then(|h| h.get(key));
+            if kept.is_none() {
+                report.flag(format!(
+                    "hold {} of {sender} ({key:?}) is open until {} but its shard {} does not reserve it",
+                    hold.payment.transaction_id, hold.expires_at_ms, hold.shard
+                ));
+            }
+        }
+        // Refunds: each names a refundable record, and their sum is that
+        // record's `refunded`, never above its amount.
+        for (refund_id, refund_of, amount) in &refunds {
+            match refundable.get_mut(refund_of) {
+                Some(tally) => tally.found_minor += i128::from(*amount),
+                None => report.flag(format!(
+                    "refund {refund_id} names {refund_of:?}, which is not a payment or capture"
+                )),
+            }
+        }
+        let mut refunded: Vec<_> = refundable.iter().collect();
+        refunded.sort_by(|a, b| a.0.cmp(b.0));
+        for (tx_id, tally) in refunded {
+            if tally.found_minor != i128::from(tally.recorded_minor)
+                || tally.recorded_minor > tally.cap_minor
+                || tally.recorded_minor < 0
+            {
+                report.flag(format!(
+                    "transaction {tx_id}: refunded {} of {} recorded, but its refunds sum to {}",
+                    tally.recorded_minor, tally.cap_minor, tally.found_minor
+                ));
             }
         }
         let mut orphans: Vec<_> = tallies.into_keys().collect();

@@ -359,6 +359,12 @@ const ADD: &str = "AddAccount";
 const PAY: &str = "MakePayment";
 const BALANCE: &str = "GetAccountBalance";
 const HISTORY: &str = "GetTransactionHistory";
+const AUTHORIZE: &str = "AuthorizePayment";
+const CAPTURE: &str = "CaptureHold";
+const VOID: &str = "VoidHold";
+const REFUND: &str = "RefundPayment";
+const LOOKUP: &str = "GetPayment";
+const LIST: &str = "ListAccounts";
 
 /// Fixture accounts, opened on every transport's fresh tables by TESTER.
 const A: &str = "mx-a";
@@ -533,6 +539,67 @@ fn history(id: &str, page_size: i32, page_token: &str) -> Body {
         account_id: id.into(),
         page_size,
         page_token: page_token.into(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn hold(
+    key: &str,
+    from: &str,
+    to: &str,
+    amount: i64,
+    currency: &str,
+    memo: &str,
+    seconds: i64,
+) -> Body {
+    msg(pb::AuthorizePaymentRequest {
+        idempotency_key: key.into(),
+        sender_id: from.into(),
+        recipient_id: to.into(),
+        amount,
+        currency: currency.into(),
+        memo: memo.into(),
+        expires_in_seconds: seconds,
+    })
+}
+
+fn named(id: &str, sender: &str, key: &str) -> Option<pb::PaymentRef> {
+    Some(pb::PaymentRef {
+        transaction_id: id.into(),
+        sender_id: sender.into(),
+        idempotency_key: key.into(),
+    })
+}
+
+fn capture(reference: Option<pb::PaymentRef>, amount: i64) -> Body {
+    msg(pb::CaptureHoldRequest {
+        hold: reference,
+        amount,
+    })
+}
+
+fn void(reference: Option<pb::PaymentRef>) -> Body {
+    msg(pb::VoidHoldRequest { hold: reference })
+}
+
+fn refund(key: &str, reference: Option<pb::PaymentRef>, amount: i64, memo: &str) -> Body {
+    msg(pb::RefundPaymentRequest {
+        idempotency_key: key.into(),
+        payment: reference,
+        amount,
+        memo: memo.into(),
+    })
+}
+
+fn lookup(reference: Option<pb::PaymentRef>) -> Body {
+    msg(pb::GetPaymentRequest { payment: reference })
+}
+
+fn list(page_size: i32, page_token: &str, owner: &str) -> Body {
+    msg(pb::ListAccountsRequest {
+        page_size,
+        page_token: page_token.into(),
+        owner: owner.into(),
     })
 }
 
@@ -756,6 +823,50 @@ fn cases() -> Vec<Case> {
             .http(Http::ContentType("application/grpc-web+proto")).only(&[Native]),
         case("content-type application/grpc+json",            BALANCE, frames(frame(br#"{"account_id":"mx-a"}"#)), invalid("GetAccountBalanceRequest"))
             .http(Http::ContentType("application/grpc+json")).only(&[Native]),
+        // AuthorizePayment: the payment's fields and the expiry.
+        case("AuthorizePayment expires_in_seconds 59",        AUTHORIZE, hold("h-e1", A, B, 1, "EUR", "", 59),      invalid("expires_in_seconds")),
+        case("AuthorizePayment expires_in_seconds 30 days+1", AUTHORIZE, hold("h-e2", A, B, 1, "EUR", "", 2_592_001), invalid("expires_in_seconds")),
+        case("AuthorizePayment expires_in_seconds 0",         AUTHORIZE, hold("h-e3", A, B, 1, "EUR", "", 0),       invalid("expires_in_seconds")),
+        case("AuthorizePayment expires_in_seconds i64::MIN",  AUTHORIZE, hold("h-e4", A, B, 1, "EUR", "", i64::MIN), invalid("expires_in_seconds")),
+        case("AuthorizePayment amount 0",                     AUTHORIZE, hold("h-a1", A, B, 0, "EUR", "", 60),      invalid("amount")),
+        case("AuthorizePayment amount 10^15+1",               AUTHORIZE, hold("h-a2", A, B, AMOUNT_MAX_MINOR + 1, "EUR", "", 60), invalid("amount")),
+        case("AuthorizePayment idempotency_key of 129 chars", AUTHORIZE, hold(&k129, A, B, 1, "EUR", "", 60),       invalid("idempotency_key")),
+        case("AuthorizePayment recipient_id equal to sender", AUTHORIZE, hold("h-r1", A, A, 1, "EUR", "", 60),      invalid("recipient_id")),
+        case("AuthorizePayment memo of 257 bytes",            AUTHORIZE, hold("h-m1", A, B, 1, "EUR", &m257, 60),   invalid("memo")),
+        case("AuthorizePayment currency lower case",          AUTHORIZE, hold("h-c1", A, B, 1, "eur", "", 60),      invalid("currency")),
+        case("AuthorizePayment more than is available",       AUTHORIZE, hold("h-f1", A, B, A_OPENING, "EUR", "", 60), status(Code::FailedPrecondition, "insufficient funds")),
+        // CaptureHold, VoidHold: the hold is named one way, amounts bounded.
+        case("CaptureHold hold missing",                      CAPTURE, capture(None, 0),                            invalid("hold")),
+        case("CaptureHold hold named two ways",               CAPTURE, capture(named("t-1", A, "k"), 0),            invalid("hold.transaction_id")),
+        case("CaptureHold hold key without sender",           CAPTURE, capture(named("", "", "k"), 0),              invalid("hold.sender_id")),
+        case("CaptureHold hold sender without key",           CAPTURE, capture(named("", A, ""), 0),                invalid("hold.idempotency_key")),
+        case("CaptureHold transaction_id of 129 chars",       CAPTURE, capture(named(&x129, "", ""), 0),            invalid("hold.transaction_id")),
+        case("CaptureHold amount -1",                         CAPTURE, capture(named("t-1", "", ""), -1),           invalid("amount")),
+        case("CaptureHold amount 10^15+1",                    CAPTURE, capture(named("t-1", "", ""), AMOUNT_MAX_MINOR + 1), invalid("amount")),
+        case("CaptureHold unknown hold",                      CAPTURE, capture(named("", A, "no-such-hold"), 0),    status(Code::NotFound, "no hold")),
+        case("VoidHold hold missing",                         VOID, void(None),                                     invalid("hold")),
+        case("VoidHold sender_id with a space",               VOID, void(named("", "a b", "k")),                    invalid("hold.sender_id")),
+        case("VoidHold unknown hold id",                      VOID, void(named("t-unknown", "", "")),               status(Code::NotFound, "no hold")),
+        // RefundPayment.
+        case("RefundPayment idempotency_key empty",           REFUND, refund("", named("t-1", "", ""), 0, ""),      invalid("idempotency_key")),
+        case("RefundPayment payment missing",                 REFUND, refund("r-1", None, 0, ""),                   invalid("payment")),
+        case("RefundPayment amount -5",                       REFUND, refund("r-2", named("t-1", "", ""), -5, ""),  invalid("amount")),
+        case("RefundPayment memo of 257 bytes",               REFUND, refund("r-3", named("t-1", "", ""), 0, &m257), invalid("memo")),
+        case("RefundPayment unknown payment",                 REFUND, refund("r-4", named("", A, "no-such"), 1, ""), status(Code::NotFound, "no payment")),
+        case("RefundPayment a fixture payment, too much",     REFUND, refund("r-5", named("", A, "fixture-0"), 11, ""), status(Code::FailedPrecondition, "exceeds")),
+        // GetPayment.
+        case("GetPayment payment missing",                    LOOKUP, lookup(None),                                 invalid("payment")),
+        case("GetPayment payment empty",                      LOOKUP, lookup(named("", "", "")),                    invalid("payment.transaction_id")),
+        case("GetPayment key of 129 chars",                   LOOKUP, lookup(named("", A, &k129)),                  invalid("payment.idempotency_key")),
+        case("GetPayment unknown key",                        LOOKUP, lookup(named("", A, "no-such")),              status(Code::NotFound, "no payment")),
+        case("GetPayment a fixture payment",                  LOOKUP, lookup(named("", A, "fixture-1")),            ok()),
+        // ListAccounts.
+        case("ListAccounts page_size 100",                    LIST, list(100, "", ""),                              ok()),
+        case("ListAccounts page_size 101",                    LIST, list(101, "", ""),                              invalid("page_size")),
+        case("ListAccounts page_size -1",                     LIST, list(-1, "", ""),                               invalid("page_size")),
+        case("ListAccounts page_token garbage",               LIST, list(0, "!!", ""),                              invalid("page_token")),
+        case("ListAccounts page_token of another listing",    LIST, list(0, &tok(format!("l1|o{}|mx-a", URL_SAFE_NO_PAD.encode("other"))), ""), invalid("page_token")),
+        case("ListAccounts owner of 257 bytes",               LIST, list(0, "", &m257),                             invalid("owner")),
         case("unknown method",                                "Steal", frames(valid_frame.clone()),        status(Code::Unimplemented, "")),
         case("unknown service",                               "",      frames(valid_frame.clone()),        status(Code::Unimplemented, "")),
         case("malformed grpc-timeout is ignored",             BALANCE, frames(valid_frame.clone()),        ok())
@@ -1013,6 +1124,40 @@ fn check_ok_reply(name: &str, case: &Case, effect: &Effect, reply: &Reply, befor
             );
         }
         HISTORY => check_history_reply(name, case, reply, before),
+        LOOKUP => {
+            let found = pb::GetPaymentResponse::decode(one()).expect("GetPaymentResponse");
+            let tx = found.transaction.expect("transaction");
+            assert_eq!(
+                (tx.sender_id.as_str(), tx.recipient_id.as_str(), tx.amount),
+                (A, B, 11),
+                "{name}"
+            );
+            assert_eq!(found.idempotency_key, "fixture-1", "{name}");
+        }
+        LIST => {
+            let listed = pb::ListAccountsResponse::decode(one()).expect("ListAccountsResponse");
+            let ids: Vec<&str> = listed
+                .accounts
+                .iter()
+                .map(|a| a.account_id.as_str())
+                .collect();
+            let mut expected: Vec<String> = before
+                .keys()
+                .filter_map(|k| k.strip_prefix("account|"))
+                .filter(|k| !k.contains('#'))
+                .map(str::to_owned)
+                .collect();
+            expected.sort();
+            assert_eq!(ids, expected, "{name}: every account, by id");
+            for account in &listed.accounts {
+                assert_eq!(
+                    account.balance,
+                    balance_in(before, &account.account_id),
+                    "{name}"
+                );
+                assert_eq!(account.available, account.balance, "{name}: nothing held");
+            }
+        }
         other => panic!("{name}: OK from {other}"),
     }
 }

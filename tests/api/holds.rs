@@ -216,3 +216,536 @@ async fn a_hold_reserves_money_and_its_capture_moves_it_once() {
         .into_inner();
     assert!(listed.accounts.iter().any(|x| x.account_id == a));
 }
+
+type WebClient = crate::harness::AuthedClient<payment::client::GrpcWebTransport>;
+
+fn as_user(url: &str, sub: &str, admin: bool) -> WebClient {
+    crate::harness::web_client(
+        url,
+        crate::harness::Bearer::new(&crate::harness::token(sub, admin)),
+    )
+}
+
+/// The reason of a status's ErrorInfo.
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
+}
+
+fn refuse<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: Code,
+    why: &str,
+) -> tonic::Status {
+    let status = result.expect_err("expected a refusal");
+    assert_eq!(status.code(), code, "{why}: {status:?}");
+    assert_eq!(reason(&status), why, "{status:?}");
+    status
+}
+
+async fn open(client: &mut WebClient, id: &str, initial: i64) {
+    client
+        .add_account(pb::AddAccountRequest {
+            account_id: id.into(),
+            display_name: id.into(),
+            currency: "EUR".into(),
+            initial_balance: initial,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+async fn web_account(client: &mut WebClient, id: &str) -> pb::Account {
+    client
+        .get_account_balance(pb::GetAccountBalanceRequest {
+            account_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap()
+}
+
+/// Who may do what with holds, refunds and lookups, and the reasons a
+/// program reads, through one entry point at `url` (gRPC-Web).
+async fn caller_rules(url: &str) {
+    let (alice_sub, bob_sub, eve_sub) = (unique("alice"), unique("bob"), unique("eve"));
+    let mut alice = as_user(url, &alice_sub, false);
+    let mut bob = as_user(url, &bob_sub, false);
+    let mut eve = as_user(url, &eve_sub, false);
+    let mut admin = as_user(url, &unique("admin"), true);
+    let (a, b, e, funding) = (unique("a"), unique("b"), unique("e"), unique("fund"));
+    open(&mut alice, &a, 0).await;
+    open(&mut bob, &b, 0).await;
+    open(&mut eve, &e, 0).await;
+    open(&mut admin, &funding, 100_000).await;
+    admin
+        .make_payment(order("fund-a", &funding, &a, 10_000))
+        .await
+        .unwrap();
+
+    // Only the sender's owner places a hold on its money.
+    refuse(
+        bob.authorize_payment(hold_order("h-bob", &a, &b, 100, 600))
+            .await,
+        Code::PermissionDenied,
+        "NOT_ACCOUNT_OWNER",
+    );
+    let over = refuse(
+        alice
+            .authorize_payment(hold_order("h-big", &a, &b, 10_001, 600))
+            .await,
+        Code::FailedPrecondition,
+        "INSUFFICIENT_FUNDS",
+    );
+    {
+        use tonic_types::StatusExt;
+        let info = over.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(info.metadata["available_minor"], "10000");
+        assert_eq!(info.metadata["needed_minor"], "10001");
+        assert!(
+            over.message().contains("100.00 EUR available"),
+            "{}",
+            over.message()
+        );
+    }
+    let hold = alice
+        .authorize_payment(hold_order("h1", &a, &b, 3_000, 600))
+        .await
+        .unwrap()
+        .into_inner()
+        .hold
+        .unwrap();
+    let held = web_account(&mut alice, &a).await;
+    assert_eq!((held.held, held.available), (3_000, 7_000));
+    // A payment and a hold share the sender's key space.
+    refuse(
+        alice.make_payment(order("h1", &a, &b, 5)).await,
+        Code::AlreadyExists,
+        "IDEMPOTENCY_KEY_REUSED",
+    );
+    refuse(
+        alice
+            .authorize_payment(hold_order("h1", &a, &b, 3_001, 600))
+            .await,
+        Code::AlreadyExists,
+        "IDEMPOTENCY_KEY_REUSED",
+    );
+    // The sender's owner sees the hold but may not capture or void it; a
+    // stranger cannot tell it exists.
+    let seen = alice
+        .get_payment(pb::GetPaymentRequest {
+            payment: by_id(&hold.hold_id),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seen.hold.unwrap().state, pb::HoldState::Open as i32);
+    refuse(
+        alice
+            .capture_hold(pb::CaptureHoldRequest {
+                hold: by_key(&a, "h1"),
+                amount: 0,
+            })
+            .await,
+        Code::PermissionDenied,
+        "NOT_ALLOWED",
+    );
+    refuse(
+        alice
+            .void_hold(pb::VoidHoldRequest {
+                hold: by_key(&a, "h1"),
+            })
+            .await,
+        Code::PermissionDenied,
+        "NOT_ALLOWED",
+    );
+    for result in [
+        eve.get_payment(pb::GetPaymentRequest {
+            payment: by_key(&a, "h1"),
+        })
+        .await
+        .map(|_| ()),
+        eve.capture_hold(pb::CaptureHoldRequest {
+            hold: by_key(&a, "h1"),
+            amount: 0,
+        })
+        .await
+        .map(|_| ()),
+        eve.void_hold(pb::VoidHoldRequest {
+            hold: by_id(&hold.hold_id),
+        })
+        .await
+        .map(|_| ()),
+    ] {
+        refuse(result, Code::NotFound, "PAYMENT_NOT_FOUND");
+    }
+    refuse(
+        bob.capture_hold(pb::CaptureHoldRequest {
+            hold: by_key(&a, "h1"),
+            amount: 3_001,
+        })
+        .await,
+        Code::FailedPrecondition,
+        "CAPTURE_EXCEEDS_HOLD",
+    );
+    // The recipient's owner captures part; the rest is released at once.
+    let capture = bob
+        .capture_hold(pb::CaptureHoldRequest {
+            hold: by_key(&a, "h1"),
+            amount: 2_500,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(capture.hold.as_ref().unwrap().captured_amount, 2_500);
+    let after = web_account(&mut alice, &a).await;
+    assert_eq!(
+        (after.balance, after.held, after.available),
+        (7_500, 0, 7_500)
+    );
+    assert_eq!(web_account(&mut bob, &b).await.balance, 2_500);
+
+    // A second hold, voided by an admin; the recipient may void too.
+    alice
+        .authorize_payment(hold_order("h2", &a, &b, 1_000, 600))
+        .await
+        .unwrap();
+    let voided = admin
+        .void_hold(pb::VoidHoldRequest {
+            hold: by_key(&a, "h2"),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!voided.replayed);
+    assert_eq!(voided.hold.unwrap().state, pb::HoldState::Voided as i32);
+    assert!(
+        bob.void_hold(pb::VoidHoldRequest {
+            hold: by_key(&a, "h2")
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .replayed
+    );
+    refuse(
+        bob.capture_hold(pb::CaptureHoldRequest {
+            hold: by_key(&a, "h2"),
+            amount: 0,
+        })
+        .await,
+        Code::FailedPrecondition,
+        "HOLD_VOIDED",
+    );
+    assert_eq!(web_account(&mut alice, &a).await.available, 7_500);
+
+    // Refunds: only the recipient's owner (or an admin) returns money.
+    let paid = alice
+        .make_payment(order("p1", &a, &b, 1_000))
+        .await
+        .unwrap()
+        .into_inner()
+        .transaction
+        .unwrap();
+    let refund = |key: &str, amount: i64| pb::RefundPaymentRequest {
+        idempotency_key: key.into(),
+        payment: by_id(&paid.transaction_id),
+        amount,
+        memo: "sorry".into(),
+    };
+    refuse(
+        alice.refund_payment(refund("r1", 100)).await,
+        Code::PermissionDenied,
+        "NOT_ALLOWED",
+    );
+    refuse(
+        eve.refund_payment(refund("r1", 100)).await,
+        Code::NotFound,
+        "PAYMENT_NOT_FOUND",
+    );
+    let first = bob
+        .refund_payment(refund("r1", 400))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.refunded_total, 400);
+    assert!(!first.replayed);
+    let again = bob
+        .refund_payment(refund("r1", 400))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.replayed);
+    assert_eq!(again.transaction, first.transaction);
+    refuse(
+        bob.refund_payment(refund("r1", 401)).await,
+        Code::AlreadyExists,
+        "IDEMPOTENCY_KEY_REUSED",
+    );
+    let too_much = refuse(
+        bob.refund_payment(refund("r2", 601)).await,
+        Code::FailedPrecondition,
+        "REFUND_EXCEEDS_PAYMENT",
+    );
+    assert!(
+        too_much.message().contains("4.00 EUR of 10.00 EUR"),
+        "{}",
+        too_much.message()
+    );
+    admin.refund_payment(refund("r3", 0)).await.unwrap();
+    // A refund appears in both histories, linked to the payment.
+    for (client, account) in [(&mut alice, &a), (&mut bob, &b)] {
+        let mut stream = client
+            .get_transaction_history(pb::GetTransactionHistoryRequest {
+                account_id: account.clone(),
+                page_size: 2,
+                page_token: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut linked = 0;
+        while let Some(entry) = stream.message().await.unwrap() {
+            let tx = entry.transaction.unwrap();
+            assert_eq!(tx.kind, pb::TransactionKind::Refund as i32);
+            assert_eq!(tx.refund_of, paid.transaction_id);
+            linked += 1;
+        }
+        assert_eq!(linked, 2, "{account}");
+    }
+    let looked_up = alice
+        .get_payment(pb::GetPaymentRequest {
+            payment: by_key(&a, "p1"),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(looked_up.refunded_total, 1_000);
+
+    // Lookups after a timeout: NOT_FOUND says the call never happened.
+    refuse(
+        alice
+            .get_payment(pb::GetPaymentRequest {
+                payment: by_key(&a, "never-sent"),
+            })
+            .await,
+        Code::NotFound,
+        "PAYMENT_NOT_FOUND",
+    );
+
+    // ListAccounts: one's own accounts; an admin's for any owner, or all.
+    let mine = alice
+        .list_accounts(pb::ListAccountsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = mine
+        .accounts
+        .iter()
+        .map(|x| x.account_id.as_str())
+        .collect();
+    assert_eq!(ids, [a.as_str()]);
+    assert_eq!(mine.next_page_token, "");
+    let field = refuse(
+        alice
+            .list_accounts(pb::ListAccountsRequest {
+                owner: bob_sub.clone(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_FIELD",
+    );
+    {
+        use tonic_types::StatusExt;
+        let violations = field
+            .get_error_details()
+            .bad_request()
+            .cloned()
+            .unwrap()
+            .field_violations;
+        assert_eq!(violations[0].field, "owner");
+    }
+    let bobs = admin
+        .list_accounts(pb::ListAccountsRequest {
+            owner: bob_sub.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(bobs.accounts.len(), 1);
+    assert_eq!(bobs.accounts[0].account_id, b);
+}
+
+#[tokio::test]
+async fn callers_hold_capture_void_refund_and_look_up_only_what_is_theirs_on_the_server() {
+    let app = TestApp::spawn().await;
+    caller_rules(&app.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_hold_capture_void_refund_and_look_up_only_what_is_theirs_on_the_lambda() {
+    let ledger = crate::harness::fresh_ledger().await;
+    let watch = crate::harness::LambdaWatch::start(&ledger).await;
+    caller_rules(&watch.url()).await;
+    let report = ledger.audit(2, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+    assert_eq!((report.holds, report.refunds), (2, 2));
+}
+
+#[tokio::test]
+async fn an_expired_hold_frees_its_money_at_once_and_cannot_be_captured() {
+    use payment::domain::{HoldOrder, PaymentOrder};
+    use payment::ledger::Payer;
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let (a, b) = (unique("a"), unique("b"));
+    add(&mut c, &a, "EUR", 1_000).await.unwrap();
+    add(&mut c, &b, "EUR", 0).await.unwrap();
+    let tester = Payer {
+        sub: crate::harness::TESTER,
+        admin: true,
+    };
+    // Through the ledger, to expire in a second (the API's minimum is a
+    // minute).
+    let short = |key: &str, amount: i64, ms: i64| HoldOrder {
+        order: PaymentOrder::parse(key, &a, &b, amount, "EUR", "").unwrap(),
+        expires_in_ms: ms,
+    };
+    app.ledger
+        .authorize_payment(&short("soon", 800, 1_000), tester)
+        .await
+        .unwrap();
+    app.ledger
+        .authorize_payment(&short("later", 100, 600_000), tester)
+        .await
+        .unwrap();
+    let held = account(&mut c, &a).await;
+    assert_eq!((held.held, held.available), (900, 100));
+    assert_code(
+        pay(&mut c, order("p-early", &a, &b, 101)).await,
+        Code::FailedPrecondition,
+        "available",
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    // Nothing has run since: the money is available again all the same.
+    let freed = account(&mut c, &a).await;
+    assert_eq!(
+        (freed.balance, freed.held, freed.available),
+        (1_000, 100, 900)
+    );
+    let status = c
+        .capture_hold(pb::CaptureHoldRequest {
+            hold: by_key(&a, "soon"),
+            amount: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::FailedPrecondition, "HOLD_EXPIRED")
+    );
+    let status = c
+        .void_hold(pb::VoidHoldRequest {
+            hold: by_key(&a, "soon"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&status), "HOLD_EXPIRED");
+    let found = c
+        .get_payment(pb::GetPaymentRequest {
+            payment: by_key(&a, "soon"),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .hold
+        .unwrap();
+    assert_eq!(found.state, pb::HoldState::Expired as i32);
+    assert_eq!(found.settled_at, found.expires_at);
+    // The expired hold's money pays; the payment sweeps it from the shard.
+    pay(&mut c, order("p-late", &a, &b, 900)).await.unwrap();
+    let spent = account(&mut c, &a).await;
+    assert_eq!((spent.balance, spent.held, spent.available), (100, 100, 0));
+    let status = c
+        .capture_hold(pb::CaptureHoldRequest {
+            hold: by_key(&a, "soon"),
+            amount: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&status), "HOLD_EXPIRED");
+    // The other hold still captures.
+    c.capture_hold(pb::CaptureHoldRequest {
+        hold: by_key(&a, "later"),
+        amount: 0,
+    })
+    .await
+    .unwrap();
+    assert_eq!(balance(&mut c, &b).await.unwrap(), 1_000);
+    let report = app.ledger.audit(2, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+    assert_eq!((report.holds, report.holds_open), (2, 0));
+}
+
+#[tokio::test]
+async fn open_holds_per_account_are_bounded_and_accounts_page_by_id() {
+    let app = TestApp::spawn().await;
+    let sub = unique("owner");
+    let mut me = app.grpc_as(&sub, false).await;
+    let mut admin = app.grpc().await;
+    let mut ids: Vec<String> = (0..5).map(|i| format!("{}-{i}", unique("acct"))).collect();
+    for id in &ids {
+        add(&mut me, id, "EUR", 0).await.unwrap();
+    }
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = me
+            .list_accounts(pb::ListAccountsRequest {
+                page_size: 2,
+                page_token: token.clone(),
+                owner: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.accounts.len() <= 2);
+        seen.extend(page.accounts.into_iter().map(|x| x.account_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, ids);
+    // Funds and the hold limit.
+    let funding = unique("fund");
+    add(&mut admin, &funding, "EUR", 1_000).await.unwrap();
+    pay(&mut admin, order("f", &funding, &ids[0], 1_000))
+        .await
+        .unwrap();
+    for n in 0..payment::domain::HOLDS_OPEN_MAX {
+        me.authorize_payment(hold_order(&format!("h{n}"), &ids[0], &ids[1], 1, 600))
+            .await
+            .unwrap();
+    }
+    let status = me
+        .authorize_payment(hold_order("one-too-many", &ids[0], &ids[1], 1, 600))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::ResourceExhausted, "TOO_MANY_OPEN_HOLDS")
+    );
+    let acct = account(&mut me, &ids[0]).await;
+    assert_eq!(acct.held, payment::domain::HOLDS_OPEN_MAX as i64);
+}

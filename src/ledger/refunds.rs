@@ -162,6 +162,15 @@ impl Ledger {
             }
             let now = now_ms();
             let Some(debits) = plan_debits(&payer, amount, now) else {
+                // Concurrent refunds may have taken what is left since the
+                // payment was read: if so, that is the answer.
+                if let Some(record) = self.read_record_item(original.key.clone()).await? {
+                    original = Refundable::of(record)?;
+                    let left = original.amount_minor - original.refunded_minor;
+                    if amount > left || (order.amount_minor.is_none() && left == 0) {
+                        return Err(original.exceeds(amount));
+                    }
+                }
                 return Err(refusal(&payer, amount, "refund", now));
             };
             let Some(credit) = payee.shards[0].clone() else {

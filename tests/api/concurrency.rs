@@ -180,3 +180,363 @@ async fn concurrent_replays_apply_each_payment_once() {
     assert_eq!(committed.len(), PAYMENTS_REPLAYED);
     check_exactly_once(&mut c, &ids, 4_000_000, &committed).await;
 }
+
+/// Sends a call until it gets an answer other than ABORTED (which is safe
+/// to retry with the same parameters: every call here is idempotent).
+async fn settle<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    for _ in 0..20 {
+        match call().await {
+            Err(status) if status.code() == Code::Aborted => continue,
+            other => return other.map(|r| r.into_inner()),
+        }
+    }
+    panic!("still ABORTED after 20 tries");
+}
+
+fn hold_ref(sender: &str, key: &str) -> Option<pb::PaymentRef> {
+    Some(pb::PaymentRef {
+        sender_id: sender.into(),
+        idempotency_key: key.into(),
+        ..Default::default()
+    })
+}
+
+const HOLDS: usize = 24;
+const HOLD_CUSTOMERS: usize = 4;
+const HOLD_OPENING: i64 = 100_000;
+
+/// Captures race voids, retried captures, expiries and payments spending
+/// the customers' money, on three servers that share nothing: each hold
+/// ends exactly once (captured, voided or expired), and money is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn captures_racing_voids_and_expiries_end_each_hold_once() {
+    use payment::domain::{HoldOrder, PaymentOrder};
+    use payment::ledger::{Ledger, Payer};
+    let first = TestApp::spawn().await;
+    let tables = first.ledger.tables().clone();
+    let twin = || {
+        Ledger::new(
+            payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+            tables.clone(),
+        )
+    };
+    let apps = [
+        first,
+        TestApp::serve(twin()).await,
+        TestApp::serve(twin()).await,
+    ];
+    let mut admin = apps[0].grpc().await;
+    let prefix = unique("holds");
+    let customers: Vec<String> = (0..HOLD_CUSTOMERS)
+        .map(|i| format!("{prefix}-c{i}"))
+        .collect();
+    let merchant = format!("{prefix}-m");
+    for id in &customers {
+        add(&mut admin, id, "EUR", HOLD_OPENING).await.unwrap();
+    }
+    admin
+        .add_account(pb::AddAccountRequest {
+            account_id: merchant.clone(),
+            currency: "EUR".into(),
+            balance_shards: 4,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Every third hold expires in about 1.5 s, and its calls are aimed at
+    // that moment; the others last ten minutes.
+    let tester = Payer {
+        sub: crate::harness::TESTER,
+        admin: true,
+    };
+    let mut holds = Vec::new();
+    for n in 0..HOLDS {
+        let sender = customers[n % HOLD_CUSTOMERS].clone();
+        let key = format!("hold-{n}");
+        let amount = 1_000 + n as i64;
+        let expiring = n % 3 == 0;
+        let order = HoldOrder {
+            order: PaymentOrder::parse(&key, &sender, &merchant, amount, "EUR", "").unwrap(),
+            expires_in_ms: if expiring { 1_500 } else { 600_000 },
+        };
+        apps[n % 3]
+            .ledger
+            .authorize_payment(&order, tester)
+            .await
+            .unwrap();
+        holds.push((sender, key, amount, expiring));
+    }
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, (sender, key, amount, expiring)) in holds.iter().cloned().enumerate() {
+        // Two captures (a call and its retry) and a void, on different
+        // servers, at about the same moment.
+        let capture_amount = if n % 2 == 0 { amount } else { amount / 2 };
+        for (i, action) in ["capture", "capture", "void"].into_iter().enumerate() {
+            let client = apps[(n + i) % 3].grpc().await;
+            let (sender, key) = (sender.clone(), key.clone());
+            tasks.spawn(async move {
+                let delay = if expiring {
+                    1_300 + rand::rng().random_range(0..400)
+                } else {
+                    rand::rng().random_range(0..50)
+                };
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                let answer = if action == "capture" {
+                    settle(|| {
+                        let mut c = client.clone();
+                        let request = pb::CaptureHoldRequest {
+                            hold: hold_ref(&sender, &key),
+                            amount: capture_amount,
+                        };
+                        async move { c.capture_hold(request).await }
+                    })
+                    .await
+                    .map(|r| (r.replayed, r.hold.unwrap().captured_amount))
+                } else {
+                    settle(|| {
+                        let mut c = client.clone();
+                        let request = pb::VoidHoldRequest {
+                            hold: hold_ref(&sender, &key),
+                        };
+                        async move { c.void_hold(request).await }
+                    })
+                    .await
+                    .map(|r| (r.replayed, 0))
+                };
+                (n, action, answer)
+            });
+        }
+    }
+    // Payments that spend the customers' available money meanwhile, also
+    // after the expiries (they sweep expired holds).
+    for (i, sender) in customers.iter().cloned().enumerate() {
+        let client = apps[i % 3].grpc().await;
+        let merchant = merchant.clone();
+        tasks.spawn(async move {
+            for k in 0..10 {
+                tokio::time::sleep(std::time::Duration::from_millis(180)).await;
+                let answer = settle(|| {
+                    let mut c = client.clone();
+                    let request = order(&format!("spend-{k}"), &sender, &merchant, 7_000);
+                    async move { c.make_payment(request).await }
+                })
+                .await
+                .map(|r| (r.replayed, r.transaction.unwrap().amount));
+                if let Err(status) = &answer {
+                    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+                }
+            }
+            (usize::MAX, "pay", Ok((false, 0)))
+        });
+    }
+    let mut answers: HashMap<usize, Vec<(&str, Result<(bool, i64), tonic::Status>)>> =
+        HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (n, action, answer) = joined.expect("task");
+        if n != usize::MAX {
+            answers.entry(n).or_default().push((action, answer));
+        }
+    }
+    eprintln!("holds race took {:?}", started.elapsed());
+    let (mut captured_total, mut ends) = (0i64, HashMap::<&str, usize>::new());
+    for (n, (sender, key, amount, _)) in holds.iter().enumerate() {
+        let found = admin
+            .get_payment(pb::GetPaymentRequest {
+                payment: hold_ref(sender, key),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .hold
+            .unwrap();
+        let state = pb::HoldState::try_from(found.state).unwrap();
+        let mine = &answers[&n];
+        let firsts = mine
+            .iter()
+            .filter(|(_, a)| matches!(a, Ok((false, _))))
+            .count();
+        let reason = |a: &Result<(bool, i64), tonic::Status>| match a {
+            Err(s) => crate::holds::reason(s),
+            Ok(_) => "OK".into(),
+        };
+        match state {
+            pb::HoldState::Captured => {
+                assert_eq!(firsts, 1, "hold {n}: {mine:?}");
+                captured_total += found.captured_amount;
+                assert!(found.captured_amount <= *amount);
+                for (action, answer) in mine {
+                    match *action {
+                        "capture" => assert_eq!(
+                            answer.as_ref().unwrap().1,
+                            found.captured_amount,
+                            "hold {n}"
+                        ),
+                        _ => assert_eq!(reason(answer), "HOLD_ALREADY_CAPTURED", "hold {n}"),
+                    }
+                }
+            }
+            pb::HoldState::Voided => {
+                assert_eq!(firsts, 1, "hold {n}: {mine:?}");
+                for (action, answer) in mine {
+                    if *action == "capture" {
+                        assert_eq!(reason(answer), "HOLD_VOIDED", "hold {n}");
+                    }
+                }
+            }
+            pb::HoldState::Expired => {
+                assert_eq!(firsts, 0, "hold {n}: {mine:?}");
+                for (_, answer) in mine {
+                    assert_eq!(reason(answer), "HOLD_EXPIRED", "hold {n}");
+                }
+            }
+            other => panic!("hold {n} still {other:?}"),
+        }
+        *ends.entry(state.as_str_name()).or_default() += 1;
+    }
+    eprintln!("hold endings: {ends:?}");
+    assert!(
+        ends.len() >= 2,
+        "the race should end holds in more than one way: {ends:?}"
+    );
+    // Exact money: customers paid captures and payments; the merchant got both.
+    let mut customer_total = 0;
+    for id in &customers {
+        customer_total += balance(&mut admin, id).await.unwrap();
+        let account = admin
+            .get_account_balance(pb::GetAccountBalanceRequest {
+                account_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .account
+            .unwrap();
+        assert_eq!(account.held, 0, "{id}: every hold has ended");
+    }
+    let merchant_balance = balance(&mut admin, &merchant).await.unwrap();
+    assert_eq!(
+        customer_total + merchant_balance,
+        HOLD_OPENING * HOLD_CUSTOMERS as i64
+    );
+    let report = apps[0].ledger.audit(4, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+    assert_eq!((report.holds, report.holds_open), (HOLDS as u64, 0));
+    assert!(captured_total > 0);
+}
+
+/// Refunds of one payment, sent at once (each twice) through three servers
+/// that share nothing: they never add up to more than the payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refunds_of_one_payment_never_exceed_it() {
+    let first = TestApp::spawn().await;
+    let tables = first.ledger.tables().clone();
+    let twin = || {
+        payment::ledger::Ledger::new(
+            payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+            tables.clone(),
+        )
+    };
+    let apps = [
+        first,
+        TestApp::serve(twin()).await,
+        TestApp::serve(twin()).await,
+    ];
+    let mut admin = apps[0].grpc().await;
+    let (payer, shop) = (unique("payer"), unique("shop"));
+    add(&mut admin, &payer, "EUR", 5_000).await.unwrap();
+    add(&mut admin, &shop, "EUR", 0).await.unwrap();
+    let paid = pay(&mut admin, order("buy", &payer, &shop, 1_000))
+        .await
+        .unwrap()
+        .transaction
+        .unwrap();
+    const REFUNDS: usize = 12;
+    const EACH: i64 = 150;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..REFUNDS {
+        for copy in 0..2 {
+            let client = apps[(n + copy) % 3].grpc().await;
+            let id = paid.transaction_id.clone();
+            tasks.spawn(async move {
+                let answer = settle(|| {
+                    let mut c = client.clone();
+                    let request = pb::RefundPaymentRequest {
+                        idempotency_key: format!("refund-{n}"),
+                        payment: Some(pb::PaymentRef {
+                            transaction_id: id.clone(),
+                            ..Default::default()
+                        }),
+                        amount: EACH,
+                        memo: String::new(),
+                    };
+                    async move { c.refund_payment(request).await }
+                })
+                .await;
+                (n, answer)
+            });
+        }
+    }
+    let mut by_key: HashMap<usize, Vec<Result<pb::RefundPaymentResponse, tonic::Status>>> =
+        HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (n, answer) = joined.expect("task");
+        by_key.entry(n).or_default().push(answer);
+    }
+    let mut committed = 0;
+    for (n, answers) in &by_key {
+        let ok: Vec<_> = answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+        if ok.is_empty() {
+            for answer in answers {
+                let status = answer.as_ref().unwrap_err();
+                assert_eq!(
+                    crate::holds::reason(status),
+                    "REFUND_EXCEEDS_PAYMENT",
+                    "refund {n}: {status:?}"
+                );
+            }
+            continue;
+        }
+        committed += 1;
+        // A key applies once: any second answer is a replay of it, or (if
+        // it came first and lost) a refusal.
+        let ids: HashSet<_> = ok
+            .iter()
+            .map(|r| r.transaction.as_ref().unwrap().transaction_id.clone())
+            .collect();
+        assert_eq!(ids.len(), 1, "refund {n}: {answers:?}");
+        assert_eq!(
+            ok.iter().filter(|r| !r.replayed).count(),
+            1,
+            "refund {n}: {answers:?}"
+        );
+    }
+    assert_eq!(committed, 6, "6 refunds of 1.50 fit in 10.00: {by_key:?}");
+    // The rest of the payment, and then nothing more.
+    let rest = admin
+        .refund_payment(pb::RefundPaymentRequest {
+            idempotency_key: "refund-rest".into(),
+            payment: Some(pb::PaymentRef {
+                transaction_id: paid.transaction_id.clone(),
+                ..Default::default()
+            }),
+            amount: 0,
+            memo: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (rest.transaction.unwrap().amount, rest.refunded_total),
+        (100, 1_000)
+    );
+    assert_eq!(balance(&mut admin, &payer).await.unwrap(), 5_000);
+    assert_eq!(balance(&mut admin, &shop).await.unwrap(), 0);
+    let report = apps[0].ledger.audit(2, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+    assert_eq!(report.refunds, 7);
+}

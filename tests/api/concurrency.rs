@@ -205,6 +205,9 @@ fn hold_ref(sender: &str, key: &str) -> Option<pb::PaymentRef> {
     })
 }
 
+/// What one capture or void call got: (action, Ok((replayed, captured))).
+type HoldAnswer = (&'static str, Result<(bool, i64), tonic::Status>);
+
 const HOLDS: usize = 24;
 const HOLD_CUSTOMERS: usize = 4;
 const HOLD_OPENING: i64 = 100_000;
@@ -334,8 +337,7 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
             (usize::MAX, "pay", Ok((false, 0)))
         });
     }
-    let mut answers: HashMap<usize, Vec<(&str, Result<(bool, i64), tonic::Status>)>> =
-        HashMap::new();
+    let mut answers: HashMap<usize, Vec<HoldAnswer>> = HashMap::new();
     while let Some(joined) = tasks.join_next().await {
         let (n, action, answer) = joined.expect("task");
         if n != usize::MAX {

@@ -11,6 +11,12 @@
 //!   request (it only ever saves requests; DynamoDB's conditions decide);
 //! - [`payments`]: MakePayment, one TransactWriteItems per round;
 //! - [`history`]: reading an account's history, merged over its shards;
+//! - [`holds`]: AuthorizePayment, CaptureHold and VoidHold (where a hold
+//!   lives, and why each hold ends exactly once);
+//! - [`refunds`]: RefundPayment, never more than the payment;
+//! - [`transfers`]: what captures and refunds share (fresh reads, one
+//!   transaction per round, record lookups by key or through the index);
+//! - [`lookups`]: GetPayment and ListAccounts;
 //! - [`audit`]: the whole-ledger check.
 //!
 //! # Layout
@@ -24,8 +30,11 @@
 //! A shard's state is its `balance`, its `version` (the number of history
 //! entries in that shard, which is also the newest entry's sequence), its
 //! `updated_at` (the newest entry's time; entry times strictly increase per
-//! shard) and `need` (see [`shards`]). An ordinary account has one shard,
-//! its own item, exactly as before sharding existed.
+//! shard), `need` (see [`shards`]), and the shard's open holds: `holds`
+//! (a map by hold key of amount and expiry) with `holds_rev`, raised by
+//! every change of the map (see [`holds`]). An ordinary account has one
+//! shard, its own item, exactly as before sharding existed. Account items
+//! carry `listed` for the all-accounts index.
 //!
 //! Ledger table (key `pk`, `sk`):
 //! - history entry: `pk = "A#<account>"` (shard 0) or `"A#<account>#k"`,
@@ -33,9 +42,19 @@
 //!   plus the opening credit;
 //! - payment record: `pk = "P#<sender>"`, `sk = "K#<idempotency key>"`, the
 //!   durable idempotency record of a payment, with the shards and sequences
-//!   of its entries;
+//!   of its entries, `record_txid` (for the transaction index) and
+//!   `refunded` once refunds were made; a refund's record is the same, with
+//!   `kind = REFUND` and `refund_of`, in its payer's (the refunded
+//!   payment's recipient's) partition; a hold's record has `hold`,
+//!   `state`, `expires_at` and `hold_shard`, and its capture's legs once
+//!   captured;
 //! - owner count: `pk = "O#<owner>"`, `sk = "COUNT"`, how many accounts the
 //!   owner opened (bounded by `OWNER_ACCOUNTS_MAX`).
+//!
+//! Indexes (KEYS_ONLY; what they find is then read with strong consistency):
+//! `by-owner` (`owner`, `account_id`) and `all-accounts` (`listed`,
+//! `account_id`) on the accounts table, for ListAccounts; `by-transaction`
+//! (`record_txid`) on the ledger table, for GetPayment by transaction id.
 //!
 //! # Why money is never created or lost
 //!
@@ -47,6 +66,9 @@
 //! also conditioned on `balance >= amount` and the credit on the shard's
 //! share of the balance limit; the payment record and the entries are
 //! conditioned on not existing, so a payment applies at most once per key.
+//! A debit spends only available money: the balance less the holds of the
+//! shard that have not expired; it is conditioned on `holds_rev` too, so
+//! the holds are exactly those it counted.
 //! What the writer knew may come from its own earlier commits: when it is
 //! stale, the conditions fail and DynamoDB returns the current items
 //! (ReturnValuesOnConditionCheckFailure), and the payment goes round again.

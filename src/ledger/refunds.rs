@@ -209,8 +209,13 @@ impl Ledger {
                 refund_of: original.transaction_id.clone(),
             };
             own_ids.push(refund.transaction_id.clone());
+            // A debit of several shards (a merchant refunding more than one
+            // shard holds) writes `need`, as MakePayment does (see shards).
+            let legs: Vec<(u32, &super::layout::ShardState)> =
+                debits.iter().map(|(k, s, _)| (*k, s)).collect();
+            let needs = super::shards::merged_needs(&legs);
             let debit_rounds: Vec<_> = debits
-                .into_iter()
+                .iter()
                 .map(|(k, before, part)| {
                     let swept = before.swept(at);
                     let after = super::layout::ShardState {
@@ -219,27 +224,11 @@ impl Ledger {
                         updated_at_ms: at,
                         holds_rev: before.holds_rev + u64::from(swept.is_some()),
                         holds: swept.unwrap_or_else(|| before.holds.clone()),
-                        need: before.need.clone(),
+                        need: needs.get(k).cloned().unwrap_or_default(),
                     };
-                    (k, before, after, part)
+                    (*k, before.clone(), after, *part)
                 })
                 .collect();
-            if debit_rounds.len() > 1 {
-                // Multi-shard debits need `need` maps; one shard keeps this
-                // path simple. A merchant refunds from one shard, or pays
-                // the rest back as a payment.
-                return Err(LedgerError::SpreadOverShards {
-                    account_id: original.recipient_id.clone(),
-                    shards_max: 1,
-                    payable_minor: payer
-                        .shards
-                        .iter()
-                        .flatten()
-                        .map(|s| s.available_at(now))
-                        .max()
-                        .unwrap_or(0),
-                });
-            }
             let mut round = Round {
                 sender: payer.facts.clone(),
                 recipient: payee.facts.clone(),

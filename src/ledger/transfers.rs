@@ -158,6 +158,7 @@ impl Ledger {
         let recipient = &round.recipient.account_id;
         let mut items = Vec::new();
         let mut entries = Vec::new();
+        let multi = round.debits.len() > 1;
         for (shard, before, after, part) in &round.debits {
             let update = self.shard_update(
                 sender,
@@ -166,7 +167,7 @@ impl Ledger {
                 after,
                 *part,
                 Direction::Debit,
-                false,
+                multi,
                 0,
             )?;
             items.push(TransactWriteItem::builder().update(update).build());

@@ -305,3 +305,102 @@ async fn a_warm_payment_costs_one_dynamodb_request() {
     other.stop().await;
     app.stop().await;
 }
+
+/// A merchant refunds more than any one of its shards has: the refund draws
+/// from several shards in one transaction, and balances and history stay
+/// exact.
+#[tokio::test]
+async fn a_sharded_merchant_refunds_across_shards() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let prefix = unique("refund-shards");
+    let shop = format!("{prefix}-shop");
+    add_sharded(&mut c, &shop, 4).await.unwrap();
+    let (buyer, others) = (format!("{prefix}-buyer"), format!("{prefix}-others"));
+    add(&mut c, &buyer, "EUR", 10_000).await.unwrap();
+    add(&mut c, &others, "EUR", 0).await.unwrap();
+    // Sixteen concurrent payments from eight customers spread over the
+    // shards (one sender's payments queue behind each other).
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let customer = format!("{prefix}-c{i}");
+        add(&mut c, &customer, "EUR", 1_000).await.unwrap();
+        for k in 0..2 {
+            let (mut c, shop, customer, key) = (
+                c.clone(),
+                shop.clone(),
+                customer.clone(),
+                format!("{prefix}-{i}-{k}"),
+            );
+            calls.spawn(async move { pay(&mut c, order(&key, &customer, &shop, 500)).await });
+        }
+    }
+    while let Some(joined) = calls.join_next().await {
+        joined.unwrap().unwrap();
+    }
+    let big = pay(
+        &mut c,
+        order(&format!("{prefix}-big"), &buyer, &shop, 4_000),
+    )
+    .await
+    .unwrap()
+    .transaction
+    .unwrap();
+    let per_shard = |history: &[pb::GetTransactionHistoryResponse]| {
+        let mut sums: HashMap<i32, i64> = HashMap::new();
+        for e in history {
+            let amount = e.transaction.as_ref().unwrap().amount;
+            *sums.entry(e.shard).or_default() += if e.direction == pb::Direction::Credit as i32 {
+                amount
+            } else {
+                -amount
+            };
+        }
+        sums
+    };
+    let sums = per_shard(&history_all(&mut c, &shop).await);
+    let (&big_shard, &big_balance) = sums.iter().max_by_key(|(_, b)| **b).unwrap();
+    // Drain the shard that took the big payment (the richest) to 1.00.
+    pay(
+        &mut c,
+        order(
+            &format!("{prefix}-drain"),
+            &shop,
+            &others,
+            big_balance - 100,
+        ),
+    )
+    .await
+    .unwrap();
+    let others_max = sums
+        .iter()
+        .filter(|(s, _)| **s != big_shard)
+        .map(|(_, b)| *b)
+        .max()
+        .unwrap();
+    assert!(others_max < 4_000, "the credits spread: {sums:?}");
+    let refund = c
+        .refund_payment(pb::RefundPaymentRequest {
+            idempotency_key: format!("{prefix}-refund"),
+            payment: Some(pb::PaymentRef {
+                transaction_id: big.transaction_id.clone(),
+                ..Default::default()
+            }),
+            amount: 0,
+            memo: "returned".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (refund.transaction.unwrap().amount, refund.refunded_total),
+        (4_000, 4_000)
+    );
+    assert_eq!(balance(&mut c, &buyer).await.unwrap(), 10_000);
+    let total = 8_000 + 4_000 - (big_balance - 100) - 4_000;
+    assert_eq!(balance(&mut c, &shop).await.unwrap(), total);
+    let history = history_all(&mut c, &shop).await;
+    check_balance_chain(&shop, total, &history);
+    let report = app.ledger.audit(2, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+}

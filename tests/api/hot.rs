@@ -404,3 +404,94 @@ async fn a_sharded_merchant_refunds_across_shards() {
     let report = app.ledger.audit(2, &|_, _| {}).await.unwrap();
     assert!(report.is_clean(), "{:?}", report.discrepancies);
 }
+
+/// What holds and refunds cost in DynamoDB requests on a warm server (the
+/// accounts' facts known): the counts are asserted, and printed for the
+/// README.
+#[tokio::test]
+async fn what_holds_and_refunds_cost_in_dynamodb_requests() {
+    let tables = crate::harness::unique_tables();
+    let (warm, counter) = instance(&tables);
+    crate::harness::create_tables_patiently(&warm).await;
+    let app = TestApp::serve(warm).await;
+    let mut c = app.grpc().await;
+    let (a, b) = (unique("a"), unique("b"));
+    add(&mut c, &a, "EUR", 10_000).await.unwrap();
+    add(&mut c, &b, "EUR", 0).await.unwrap();
+    let hold = |key: &str| pb::AuthorizePaymentRequest {
+        idempotency_key: key.into(),
+        sender_id: a.clone(),
+        recipient_id: b.clone(),
+        amount: 1_000,
+        currency: "EUR".into(),
+        memo: String::new(),
+        expires_in_seconds: 600,
+    };
+    let by_key = |key: &str| {
+        Some(pb::PaymentRef {
+            sender_id: a.clone(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        })
+    };
+    // Warm up: both accounts known.
+    c.authorize_payment(hold("warm")).await.unwrap();
+    let mut costs = Vec::new();
+    let mut measure = |name: &str, before: u64| {
+        let n = counter.total() - before;
+        costs.push(format!("{name} {n}"));
+        n
+    };
+    let before = counter.total();
+    c.authorize_payment(hold("h1")).await.unwrap();
+    assert_eq!(
+        measure("authorize", before),
+        3,
+        "BatchGetItem of the sender's shard and GetItem of the key's record, then one write"
+    );
+    let before = counter.total();
+    c.capture_hold(pb::CaptureHoldRequest {
+        hold: by_key("h1"),
+        amount: 0,
+    })
+    .await
+    .unwrap();
+    let capture = measure("capture", before);
+    c.authorize_payment(hold("h2")).await.unwrap();
+    let before = counter.total();
+    c.void_hold(pb::VoidHoldRequest { hold: by_key("h2") })
+        .await
+        .unwrap();
+    let void = measure("void", before);
+    let paid = pay(&mut c, order("p", &a, &b, 500))
+        .await
+        .unwrap()
+        .transaction
+        .unwrap();
+    let before = counter.total();
+    c.refund_payment(pb::RefundPaymentRequest {
+        idempotency_key: "r".into(),
+        payment: by_key("p"),
+        amount: 0,
+        memo: String::new(),
+    })
+    .await
+    .unwrap();
+    let refund = measure("refund", before);
+    let before = counter.total();
+    c.get_payment(pb::GetPaymentRequest {
+        payment: Some(pb::PaymentRef {
+            transaction_id: paid.transaction_id,
+            ..Default::default()
+        }),
+    })
+    .await
+    .unwrap();
+    let lookup = measure("lookup by id", before);
+    eprintln!("DynamoDB requests per call: {}", costs.join(", "));
+    // Capture: the hold's record, the sender's shard and the recipient's
+    // shard, then one write; void: record, shard, write; refund: the
+    // payment's record, both parties' shards, the refund key's record,
+    // then one write; a lookup by id: the index, then the record.
+    assert_eq!((capture, void, refund, lookup), (4, 3, 5, 2), "{costs:?}");
+}

@@ -311,7 +311,7 @@ for (const target of e2eTargets()) {
       assert.equal(result.code, "FAILED_PRECONDITION", JSON.stringify(result));
       assert.equal(
         result.error,
-        `Insufficient funds (FAILED_PRECONDITION): insufficient funds: sender account "${bob}" holds 1700 minor units, the payment needs 100000`,
+        `Insufficient funds (FAILED_PRECONDITION): insufficient funds: account "${bob}" has 17.00 EUR available, the payment needs 1000.00 EUR`,
       );
       assert.equal((await showBalance(page, bob)).ok, "17.00 EUR");
     });

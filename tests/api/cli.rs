@@ -1,0 +1,286 @@
+//! payment-client, the binary, against the real server: the hold, refund,
+//! lookup and listing commands, their text and JSON, and the error reasons,
+//! amounts and field violations they print. The client runs as a child
+//! process (blocking one worker thread), so the server needs another.
+
+use crate::harness::{TestApp, token};
+use crate::helpers::unique;
+use std::process::{Command, Output};
+
+struct Cli {
+    endpoint: String,
+    grpc_web: bool,
+}
+
+impl Cli {
+    fn run(&self, token: &str, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_payment-client"));
+        command.args(["--endpoint", &self.endpoint, "--token", token]);
+        if self.grpc_web {
+            command.arg("--grpc-web");
+        }
+        command
+            .args(args)
+            .env_remove("PAYMENT_TOKEN")
+            .env_remove("PAYMENT_ENDPOINT")
+            .output()
+            .expect("payment-client runs")
+    }
+
+    /// Runs a command that must succeed; its standard output.
+    fn ok(&self, token: &str, args: &[&str]) -> String {
+        let output = self.run(token, args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "payment-client {args:?}: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// Runs a --json command that must succeed; its one JSON document.
+    fn json(&self, token: &str, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let stdout = self.ok(token, &all);
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    }
+
+    /// Runs a command that must fail; its standard error.
+    fn fails(&self, token: &str, args: &[&str]) -> String {
+        let output = self.run(token, args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?} must fail: {output:?}"
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+}
+
+async fn holds_refunds_and_lookups_through_the_client(grpc_web: bool) {
+    let app = TestApp::spawn().await;
+    let cli = Cli {
+        endpoint: app.url(),
+        grpc_web,
+    };
+    let (alice_sub, bob_sub) = (unique("alice"), unique("bob"));
+    let (alice, bob) = (token(&alice_sub, false), token(&bob_sub, false));
+    let (a, b) = (unique("a"), unique("b"));
+    cli.ok(
+        &token(&alice_sub, true),
+        &["add-account", &a, "--initial-balance", "100.00"],
+    );
+    cli.ok(&bob, &["add-account", &b]);
+
+    // authorize: the hold, and the account's available and held money.
+    let out = cli.ok(
+        &alice,
+        &[
+            "authorize",
+            "--from",
+            &a,
+            "--to",
+            &b,
+            "--amount",
+            "30.00",
+            "--expires-in",
+            "2h",
+            "--memo",
+            "ride 42",
+            "--key",
+            "ride-42",
+        ],
+    );
+    assert!(out.contains("idempotency key: ride-42"), "{out}");
+    assert!(out.contains("authorized: hold "), "{out}");
+    assert!(
+        out.contains(&format!("OPEN 30.00 EUR from {a} to {b}")),
+        "{out}"
+    );
+    let out = cli.ok(&alice, &["balance", &a]);
+    assert!(
+        out.contains("balance 100.00 EUR  available 70.00 EUR  held 30.00 EUR"),
+        "{out}"
+    );
+    let shown = cli.json(&alice, &["balance", &a]);
+    assert_eq!(
+        (&shown["balance"], &shown["held"], &shown["available"]),
+        (&10_000.into(), &3_000.into(), &7_000.into())
+    );
+
+    // payment: the lookup by sender and key finds the open hold.
+    let found = cli.json(
+        &alice,
+        &["payment", "--sender", &a, "--sender-key", "ride-42"],
+    );
+    assert_eq!(found["hold"]["state"], "OPEN", "{found}");
+    assert_eq!(found["hold"]["amount"], 3_000);
+    let hold_id = found["hold"]["hold_id"].as_str().unwrap().to_owned();
+
+    // capture: part of it, in the hold's currency; then once only.
+    let out = cli.ok(&bob, &["capture", &hold_id, "--amount", "12.50"]);
+    assert!(
+        out.contains(&format!("captured: 12.50 EUR from {a} to {b}")),
+        "{out}"
+    );
+    assert!(out.contains("CAPTURED 30.00 EUR"), "{out}");
+    let again = cli.json(&bob, &["capture", &hold_id, "--amount", "12.50"]);
+    assert_eq!(again["replayed"], true, "{again}");
+    assert_eq!(cli.json(&alice, &["balance", &a])["balance"], 8_750);
+    assert_eq!(cli.json(&bob, &["balance", &b])["balance"], 1_250);
+    let err = cli.fails(&bob, &["void", &hold_id]);
+    assert!(err.contains("reason: HOLD_ALREADY_CAPTURED"), "{err}");
+
+    // void: a second hold, released; then it cannot be captured.
+    cli.ok(
+        &alice,
+        &[
+            "authorize",
+            "--from",
+            &a,
+            "--to",
+            &b,
+            "--amount",
+            "5.00",
+            "--key",
+            "h2",
+        ],
+    );
+    let out = cli.ok(&bob, &["void", "--sender", &a, "--sender-key", "h2"]);
+    assert!(out.contains("voided: hold "), "{out}");
+    assert!(out.contains("VOIDED 5.00 EUR"), "{out}");
+    let err = cli.fails(&bob, &["capture", "--sender", &a, "--sender-key", "h2"]);
+    assert!(err.contains("FAILED_PRECONDITION"), "{err}");
+    assert!(err.contains("reason: HOLD_VOIDED"), "{err}");
+    let shown = cli.json(&alice, &["balance", &a]);
+    assert_eq!(
+        (&shown["held"], &shown["available"]),
+        (&0.into(), &8_750.into())
+    );
+
+    // refund: part of a payment, linked to it; more than is left is refused
+    // with the amounts in the payment's currency.
+    cli.ok(
+        &alice,
+        &[
+            "pay", "--from", &a, "--to", &b, "--amount", "20.00", "--key", "p1",
+        ],
+    );
+    let out = cli.ok(
+        &bob,
+        &[
+            "refund",
+            "--sender",
+            &a,
+            "--sender-key",
+            "p1",
+            "--amount",
+            "5.00",
+            "--memo",
+            "broken cup",
+            "--key",
+            "r1",
+        ],
+    );
+    assert!(
+        out.contains(&format!("refunded: 5.00 EUR from {b} to {a}")),
+        "{out}"
+    );
+    assert!(out.contains("refunded so far: 5.00 EUR of "), "{out}");
+    let err = cli.fails(
+        &bob,
+        &[
+            "refund",
+            "--sender",
+            &a,
+            "--sender-key",
+            "p1",
+            "--amount",
+            "50.00",
+        ],
+    );
+    assert!(err.contains("reason: REFUND_EXCEEDS_PAYMENT"), "{err}");
+    assert!(err.contains("refundable: 15.00 EUR"), "{err}");
+    assert!(err.contains("requested: 50.00 EUR"), "{err}");
+    let payment = cli.json(&alice, &["payment", "--sender", &a, "--sender-key", "p1"]);
+    assert_eq!(payment["refunded_total"], 500, "{payment}");
+    let payment_id = payment["transaction"]["transaction_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_id = cli.json(&bob, &["payment", &payment_id]);
+    assert_eq!(by_id["transaction"]["amount"], 2_000, "{by_id}");
+    let history = cli.ok(&alice, &["history", &a]);
+    assert!(
+        history.contains(&format!("refund of {payment_id}  \"broken cup\"")),
+        "{history}"
+    );
+    assert!(
+        history.contains(&format!("capture of hold {hold_id}")),
+        "{history}"
+    );
+
+    // Insufficient funds, in the account's currency, readable by a program.
+    let err = cli.fails(
+        &alice,
+        &["authorize", "--from", &a, "--to", &b, "--amount", "500.00"],
+    );
+    assert!(err.contains("reason: INSUFFICIENT_FUNDS"), "{err}");
+    assert!(err.contains("available: 72.50 EUR"), "{err}");
+    assert!(err.contains("needed: 500.00 EUR"), "{err}");
+    let output = cli.run(
+        &alice,
+        &[
+            "--json",
+            "authorize",
+            "--from",
+            &a,
+            "--to",
+            &b,
+            "--amount",
+            "500.00",
+        ],
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the error as JSON");
+    assert_eq!(report["error"]["code"], "FAILED_PRECONDITION");
+    assert_eq!(report["error"]["reason"], "INSUFFICIENT_FUNDS");
+    assert_eq!(report["error"]["metadata"]["available_minor"], "7250");
+
+    // A field violation names the field.
+    let err = cli.fails(
+        &alice,
+        &[
+            "authorize",
+            "--from",
+            &a,
+            "--to",
+            &b,
+            "--amount",
+            "1",
+            "--expires-in",
+            "40d",
+        ],
+    );
+    assert!(err.contains("INVALID_ARGUMENT"), "{err}");
+    assert!(err.contains("field expires_in_seconds: "), "{err}");
+
+    // accounts: the caller's own, paged.
+    let out = cli.ok(&alice, &["accounts"]);
+    assert!(out.contains(&format!("account {a}")), "{out}");
+    assert!(!out.contains(&format!("account {b}")), "{out}");
+    assert!(out.contains("1 account; that is all"), "{out}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_holds_refunds_and_looks_up_over_grpc() {
+    holds_refunds_and_lookups_through_the_client(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_holds_refunds_and_looks_up_over_grpc_web() {
+    holds_refunds_and_lookups_through_the_client(true).await;
+}

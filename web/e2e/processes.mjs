@@ -67,7 +67,7 @@ function canConnect(port) {
   });
 }
 
-function tail(file, lines = 30) {
+export function tail(file, lines = 30) {
   try {
     return readFileSync(file, "utf8").split("\n").slice(-lines).join("\n");
   } catch {
@@ -78,10 +78,11 @@ function tail(file, lines = 30) {
 /**
  * Starts `command` in its own process group with its output in
  * test-results/logs/<name>.log, and waits until 127.0.0.1:<port> accepts
- * connections. Returns { name, pid, port, logFile, stop, exited }, where
- * exited() is null while the group's leader runs.
+ * connections (or, given `ready`, until `await ready()` is true). Returns
+ * { name, pid, port, logFile, stop, exited }, where exited() is null while
+ * the group's leader runs.
  */
-export async function startProcess({ name, command, args = [], env = {}, cwd = REPO_DIR, port, timeoutMs = 90_000 }) {
+export async function startProcess({ name, command, args = [], env = {}, cwd = REPO_DIR, port, ready, timeoutMs = 90_000 }) {
   mkdirSync(LOG_DIR, { recursive: true });
   const logFile = path.join(LOG_DIR, `${name}.log`);
   const log = createWriteStream(logFile);
@@ -123,14 +124,18 @@ export async function startProcess({ name, command, args = [], env = {}, cwd = R
       log.end();
     })());
 
+  // Ready once 127.0.0.1:<port> accepts connections, or once ready() says so.
+  const isReady = ready ?? (() => canConnect(port));
+  const what = ready ? "become ready" : `listen on 127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
-  while (!(await canConnect(port))) {
+  while (!(await isReady())) {
     if (exited) {
-      throw new Error(`${name} exited before listening (${JSON.stringify(exited)}); log ${logFile}:\n${tail(logFile)}`);
+      await stop();
+      throw new Error(`${name} exited before it was ready (${JSON.stringify(exited)}); log ${logFile}:\n${tail(logFile)}`);
     }
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`${name} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms; log ${logFile}:\n${tail(logFile)}`);
+      throw new Error(`${name} did not ${what} within ${timeoutMs} ms; log ${logFile}:\n${tail(logFile)}`);
     }
     await sleep(200);
   }

@@ -12,9 +12,22 @@
 //   (started on first use, stopped by stopSharedServices()):
 //     payment-server                      the standalone server
 //     payment-lambda (cargo lambda watch) the Lambda function binary
-//   PAYMENT_E2E_TARGETS=payment-server (or payment-lambda) runs only one.
+//   and the stack as deployed on the local AWS emulator (cloud-target.mjs):
+//     cloud                               scripts/cloud.sh: template.yaml by
+//                                         `sam deploy` on ministack, called
+//                                         through its API Gateway (JWT
+//                                         authorizer, CORS) with tokens from
+//                                         its Cognito
+//   PAYMENT_E2E_TARGETS=payment-server,cloud (any of the tags) runs only those.
+//
+// A target's start() may also resolve to `site` (the page served from the
+// origin it was deployed for), `subjectOf(sub)` (the subject the service sees
+// for a name given to tokenFor, when it is not the name) and `refusals`
+// ({ noToken, badToken }: what the page shows when the service refuses a
+// call for want of a valid token, when not the service's own words).
 
 import { externalTokenFor, mintToken, newDevSecret } from "./auth.mjs";
+import { cloudTarget } from "./cloud-target.mjs";
 import { createTables, startDynamoDbLocal, startLambdaWatch, startPaymentServer, uniqueTables } from "./processes.mjs";
 
 let dynamo;
@@ -85,7 +98,7 @@ export function externalTarget(endpoint, name = "external") {
   };
 }
 
-const LOCAL_TARGETS = [localServerTarget, lambdaWatchTarget];
+const LOCAL_TARGETS = [localServerTarget, lambdaWatchTarget, cloudTarget];
 
 export function e2eTargets() {
   const endpoint = process.env.PAYMENT_E2E_ENDPOINT?.trim();
@@ -97,7 +110,7 @@ export function e2eTargets() {
   if (wanted.length === 0) return LOCAL_TARGETS;
   const chosen = LOCAL_TARGETS.filter((t) => wanted.includes(t.tag));
   if (chosen.length !== wanted.length) {
-    throw new Error(`PAYMENT_E2E_TARGETS=${wanted.join(",")}: known targets are payment-server, payment-lambda`);
+    throw new Error(`PAYMENT_E2E_TARGETS=${wanted.join(",")}: known targets are ${LOCAL_TARGETS.map((t) => t.tag).join(", ")}`);
   }
   return chosen;
 }

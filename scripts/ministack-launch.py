@@ -1,5 +1,5 @@
-"""Runs the ministack emulator (`make cloud`) with one fix to its
-CloudFormation, run with .tools/ministack/bin/python.
+"""Runs the ministack emulator (`make cloud`) with two fixes, one to its
+CloudFormation and one to its API Gateway, run with .tools/ministack/bin/python.
 
 The fix: ministack 1.5.33's CloudFormation stores an AWS::ApiGatewayV2::Api's
 CorsConfiguration as the template spells it (AllowOrigins, AllowHeaders, ...),
@@ -12,7 +12,17 @@ same, in the emulator's provisioner, before the API is stored. Nothing about
 the API is changed after the deploy: the template's CorsConfiguration is what
 the emulator serves.
 
-The launcher refuses to start if the provisioner no longer has the flaw it
+The second fix: on an HTTP API with CORS, AWS puts the API's CORS headers on
+the integration's answer in place of any the function set; ministack 1.5.33
+adds its own (Access-Control-Allow-Origin, ...) beside the function's
+(access-control-allow-origin, ...), a dict update that differs only in case,
+so the answer carries each header twice. A browser refuses an answer with two
+Access-Control-Allow-Origin values ("contains multiple values"), so the web
+app could not call the deployed API. This drops the function's
+access-control-* headers from a proxied Lambda answer before the gateway adds
+its own, as AWS does.
+
+The launcher refuses to start if the emulator no longer has the flaws it
 fixes (a newer ministack may have fixed it): then delete this file and start
 ministack directly.
 """
@@ -29,6 +39,17 @@ FLAW = 'api["corsConfiguration"] = props["CorsConfiguration"]'
 def api_cors(cors):
     """CloudFormation's Cors property (PascalCase) in the API's own shape."""
     return {key[:1].lower() + key[1:]: value for key, value in cors.items()}
+
+
+CORS_FLAW = "resp_headers.update(_cors_response_headers("
+
+
+def without_cors(response):
+    """A proxied Lambda answer (status, headers, body) without the function's CORS headers."""
+    status, headers, body = response
+    if isinstance(headers, dict):
+        headers = {k: v for k, v in headers.items() if not k.lower().startswith("access-control-")}
+    return status, headers, body
 
 
 def with_api_cors(props):
@@ -58,6 +79,21 @@ def main():
     handlers["update"] = lambda physical_id, old_props, new_props, stack_name, logical_id=None: update(
         physical_id, with_api_cors(old_props), with_api_cors(new_props), stack_name, logical_id
     )
+
+    from ministack.services import apigateway
+
+    dispatch = inspect.getsource(apigateway._handle_execute_in_scope)
+    if CORS_FLAW not in dispatch or "await _invoke_lambda_proxy(" not in dispatch:
+        sys.exit(
+            "ministack-launch: this ministack adds an HTTP API's CORS headers differently "
+            "from 1.5.33; check whether the CORS header fix is still needed (scripts/ministack-launch.py)"
+        )
+    invoke = apigateway._invoke_lambda_proxy
+
+    async def invoke_without_function_cors(*args, **kwargs):
+        return without_cors(await invoke(*args, **kwargs))
+
+    apigateway._invoke_lambda_proxy = invoke_without_function_cors
 
     from ministack.app import main as ministack_main
 

@@ -23,8 +23,9 @@
 // A target's start() may also resolve to `site` (the page served from the
 // origin it was deployed for), `subjectOf(sub)` (the subject the service sees
 // for a name given to tokenFor, when it is not the name) and `refusals`
-// ({ noToken, badToken }: what the page shows when the service refuses a
-// call for want of a valid token, when not the service's own words).
+// ({ noToken, badToken }, each { code, error }: what the page shows when a
+// call is refused for want of a valid token, when not UNAUTHENTICATED with
+// the service's own words).
 
 import { externalTokenFor, mintToken, newDevSecret } from "./auth.mjs";
 import { cloudTarget } from "./cloud-target.mjs";

@@ -2,15 +2,20 @@
 # Runs the web app's end-to-end tests: installs what they need, builds the
 # Rust binaries (cargo rebuilds only what changed) and the page, then drives
 # the built page in headless Chromium, signed in with bearer tokens, against
-# both entry points of the service in turn:
+# three targets in turn:
 #   payment-server                        the standalone server
 #   payment-lambda (cargo lambda watch)   the Lambda function binary
-# each with a fresh random dev JWT secret and its own tables on one DynamoDB
-# Local; everything on 127.0.0.1, on free ports, and stopped afterwards, also
-# on failure. The run is bounded by PAYMENT_E2E_TIMEOUT seconds (default 1800).
+#   cloud                                 the stack as deployed by scripts/cloud.sh
+#                                         (template.yaml on ministack: API Gateway,
+#                                         its JWT authorizer and CORS, Cognito tokens)
+# the first two with a fresh random dev JWT secret and their own tables on one
+# DynamoDB Local; everything on 127.0.0.1, on free ports, and stopped
+# afterwards, also on failure. The run is bounded by PAYMENT_E2E_TIMEOUT
+# seconds (default 1800).
 #
 #   scripts/web-e2e.sh
 #   PAYMENT_E2E_TARGETS=payment-server scripts/web-e2e.sh   # one target only
+#   PAYMENT_E2E_TARGETS=cloud scripts/web-e2e.sh            # only the deployed stack
 #   PAYMENT_E2E_DOCS_SCREENSHOT=1 scripts/web-e2e.sh        # also refresh docs/web-app.png
 #   PAYMENT_E2E_ENDPOINT=http://127.0.0.1:9000/lambda-url/payment-lambda \
 #     PAYMENT_DEV_JWT_SECRET=... scripts/web-e2e.sh         # against a running endpoint instead
@@ -23,9 +28,10 @@ cd "$(dirname "$0")/.."
 scripts/web-setup.sh
 if [ -z "${PAYMENT_E2E_ENDPOINT:-}" ]; then
   scripts/setup.sh              # DynamoDB Local
-  scripts/setup-serverless.sh   # cargo-lambda, for `cargo lambda watch`
+  scripts/setup-serverless.sh   # cargo-lambda, for `cargo lambda watch`; SAM CLI and ministack, for cloud
 fi
-# payment-client mints the tokens; payment-server is a target.
+# payment-client mints the tokens; payment-server is a target; the cloud
+# target deploys this debug payment-lambda (no release build).
 echo "web-e2e: cargo build --bins"
 cargo build --bins --quiet
 

@@ -8,7 +8,7 @@
 //   npm run build && npm run e2e      (scripts/web-e2e.sh does both, and more)
 //
 // Environment:
-//   PAYMENT_E2E_TARGETS=payment-server|payment-lambda   run only one target
+//   PAYMENT_E2E_TARGETS=payment-server|payment-lambda|cloud   run only these targets
 //   PAYMENT_E2E_ENDPOINT        test against this running endpoint (may have a
 //                               path prefix) instead; tokens are minted with
 //                               its PAYMENT_DEV_JWT_SECRET, or taken from

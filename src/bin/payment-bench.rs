@@ -1613,7 +1613,7 @@ async fn run(
             "{}",
             json!({
                 "run_id": run_id,
-                "scenario": format!("{:?}", args.scenario).to_lowercase(),
+                "scenario": args.scenario.to_possible_value().map(|v| v.get_name().to_owned()),
                 "transport": args.transport(),
                 "endpoint": endpoints.first(),
                 "endpoints": endpoints,

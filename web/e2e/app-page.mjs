@@ -28,11 +28,22 @@ async function clickAndSettle(page, button) {
   await page.waitForSelector(`${button}:not([aria-busy])`, { state: "attached", timeout: TIMEOUT_MS });
 }
 
-/** The visible one of a form's result and error boxes: { ok } or { error, code }. */
+/**
+ * The visible one of a form's result and error boxes: { ok } or { error,
+ * code, reason, facts }: error is the sentence with the code and the
+ * service's message, facts what the ErrorInfo says ("REASON: ...").
+ */
 async function outcome(page, resultSelector, errorSelector) {
   const error = page.locator(errorSelector);
   if (await error.isVisible()) {
-    return { error: (await error.textContent()) ?? "", code: await error.getAttribute("data-code") };
+    const problem = error.locator(".problem");
+    const facts = error.locator(".facts");
+    return {
+      error: ((await problem.count()) > 0 ? await problem.textContent() : await error.textContent()) ?? "",
+      code: await error.getAttribute("data-code"),
+      reason: (await error.getAttribute("data-reason")) ?? undefined,
+      facts: (await facts.count()) > 0 ? ((await facts.textContent()) ?? "") : undefined,
+    };
   }
   const result = page.locator(resultSelector);
   if (resultSelector && (await result.isVisible())) {

@@ -9,8 +9,9 @@ import {
   TransactionKind,
   TransactionSchema,
 } from "./gen/payment/v1/payment_pb.js";
+import { InputError } from "./errors.js";
 import { formatDate } from "./history.js";
-import { accountLine, accountOption, ExpiryError, holdStateName, holdText, lookupView, parseExpiry } from "./ledger.js";
+import { accountLine, accountOption, holdStateName, holdText, lookupView, parseExpiry } from "./ledger.js";
 
 const at = new Date("2025-03-01T12:00:00Z");
 const later = new Date("2025-03-01T13:00:00Z");
@@ -52,7 +53,7 @@ describe("parseExpiry", () => {
   });
   it("leaves the range to the service but refuses what is not a duration", () => {
     expect(parseExpiry("1s")).toBe(1n);
-    for (const bad of ["", "soon", "-5m", "1.5h", "3w"]) expect(() => parseExpiry(bad)).toThrow(ExpiryError);
+    for (const bad of ["", "soon", "-5m", "1.5h", "3w"]) expect(() => parseExpiry(bad)).toThrow(InputError);
   });
 });
 

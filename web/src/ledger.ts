@@ -2,6 +2,7 @@
 // inputs of the hold, capture and refund forms that are not money.
 
 import { HoldState, type Account, type GetPaymentResponse, type Hold } from "./gen/payment/v1/payment_pb.js";
+import { InputError } from "./errors.js";
 import { formatTime, kindName, transactionLink } from "./history.js";
 import { formatMoney } from "./money.js";
 
@@ -41,16 +42,12 @@ export function parseExpiry(text: string): bigint {
   const trimmed = text.trim().toLowerCase();
   const match = /^(\d{1,9})\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)?$/.exec(trimmed);
   if (!match) {
-    throw new ExpiryError(`"${text.trim()}" is not a duration; write e.g. 90s, 30m, 2h or 7d`);
+    throw new InputError("Invalid expiry", `"${text.trim()}" is not a duration; write e.g. 90s, 30m, 2h or 7d`);
   }
   const n = BigInt(match[1]!);
   const unit = (match[2] ?? "m")[0];
   const seconds = unit === "s" ? 1n : unit === "m" ? 60n : unit === "h" ? 3600n : 86400n;
   return n * seconds;
-}
-
-export class ExpiryError extends Error {
-  override name = "ExpiryError";
 }
 
 /** A hold's state in one word: "OPEN", "CAPTURED", "VOIDED", "EXPIRED". */

@@ -598,12 +598,17 @@ function showHold(hold: Hold): void {
   view.dataset.holdId = hold.holdId;
   view.dataset.state = holdStateName(hold.state);
   el("hold-text").textContent = holdText(hold);
-  const open = hold.state === HoldState.OPEN;
+  input("capture-amount").placeholder = `all of it: ${formatMoney(hold.amount, hold.currency)}`;
+  syncHoldButtons();
+  view.hidden = false;
+}
+
+/** Capture and Void only while the shown hold is open (again after busy() re-enabled them). */
+function syncHoldButtons(): void {
+  const open = currentHold?.state === HoldState.OPEN;
   button("capture-submit").disabled = !open;
   button("void-submit").disabled = !open;
   input("capture-amount").disabled = !open;
-  input("capture-amount").placeholder = `all of it: ${formatMoney(hold.amount, hold.currency)}`;
-  view.hidden = false;
 }
 
 function forgetHold(): void {
@@ -715,7 +720,7 @@ el<HTMLFormElement>("capture-form").addEventListener("submit", (event) => {
     } catch (err) {
       showError(errorBox, err, { fields: CAPTURE_FIELDS, currency: hold.currency });
     }
-  });
+  }).then(syncHoldButtons);
 });
 
 button("void-submit").addEventListener("click", () => {
@@ -744,7 +749,7 @@ button("void-submit").addEventListener("click", () => {
     } catch (err) {
       showError(errorBox, err, { currency: hold.currency });
     }
-  });
+  }).then(syncHoldButtons);
 });
 
 // ---------------------------------------------------------------- look up

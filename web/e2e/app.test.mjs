@@ -26,6 +26,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
   accountCard,
+  accountRows,
   authorize,
   capture,
   fieldError,
@@ -145,6 +146,11 @@ for (const target of e2eTargets()) {
           }
         }
       });
+    }
+
+    /** The account list as it is now. */
+    async function accountsOutcomeNow() {
+      return { rows: await accountRows(page), status: (await page.locator("#accounts-status").textContent()) ?? "" };
     }
 
     /** Signs in as `user` ("alice", an admin, or "bob") by pasting a token minted by payment-client. */
@@ -573,6 +579,15 @@ for (const target of e2eTargets()) {
       assert.equal(await page.locator("#balance-holds").textContent(), "50.00 EUR available · 0.00 EUR held");
       assert.equal(await page.locator("#my-accounts option").count(), 4, "the id fields suggest the listed accounts");
 
+      // An admin may list every owner's accounts.
+      await page.check("#accounts-all");
+      await page.waitForSelector("#accounts-load:not([aria-busy])", { state: "attached" });
+      const everyone = await accountsOutcomeNow();
+      assert.ok(everyone.rows.some((r) => r.id === bob), JSON.stringify(everyone.rows.map((r) => r.id)));
+      assert.match(everyone.status, /\(every owner's\)/);
+      await page.uncheck("#accounts-all");
+      await page.waitForSelector("#accounts-load:not([aria-busy])", { state: "attached" });
+
       // bob sees only his own.
       await actAs("bob");
       assert.ok((await openAccount(page, { id: frank, name: "Frank" })).ok);
@@ -617,6 +632,10 @@ for (const target of e2eTargets()) {
       assert.equal(found.state, "OPEN");
       await page.click("#lookup-manage");
       assert.equal((await holdView(page)).state, "OPEN");
+      const tooMuch = await capture(page, "25.00");
+      assert.equal(tooMuch.code, "FAILED_PRECONDITION", JSON.stringify(tooMuch));
+      assert.equal(tooMuch.facts, "CAPTURE_EXCEEDS_HOLD: the hold is 20.00 EUR, the capture asks for 25.00 EUR");
+      assert.equal((await holdView(page)).state, "OPEN", "nothing was captured");
       const captured = await capture(page, "15.00");
       assert.equal(
         captured.ok ?? captured.error,

@@ -546,6 +546,10 @@ el<HTMLFormElement>("accounts-form").addEventListener("submit", (event) => {
   void busy(button("accounts-load"), "Listing…", () => loadAccounts(""));
 });
 
+input("accounts-all").addEventListener("change", () => {
+  if (signedIn) void busy(button("accounts-load"), "Listing…", () => loadAccounts(""));
+});
+
 button("accounts-more").addEventListener("click", () => {
   if (!accounts?.nextPageToken) return;
   const token = accounts.nextPageToken;

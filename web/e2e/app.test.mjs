@@ -351,6 +351,10 @@ for (const target of e2eTargets()) {
       assert.equal(result.code, "INPUT");
       assert.match(result.error, /^Invalid amount \(INPUT\): EUR has 2 decimal places/);
       assert.equal(calls.length, 0);
+      // Shown next to the amount, too.
+      const note = await fieldError(page, "pay-amount");
+      assert.match(note.text, /^EUR has 2 decimal places/);
+      assert.equal(note.invalid, true);
     });
 
     step("loads more history with the page token", async () => {

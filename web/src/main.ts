@@ -64,6 +64,10 @@ interface ShowErrorOptions extends ErrorContext {
  */
 function showError(target: HTMLElement, err: unknown, options: ShowErrorOptions = {}): void {
   const problem = describeError(err, options);
+  // A form error found before any call: next to its input, too.
+  const own = typeof err === "object" && err !== null ? inputOfError.get(err) : undefined;
+  const ownField = own ? document.getElementById(own) : null;
+  if (ownField) markField(ownField, "", problem.detail);
   target.dataset.code = problem.code;
   if (problem.reason) target.dataset.reason = problem.reason;
   else delete target.dataset.reason;
@@ -103,7 +107,7 @@ function markField(field: HTMLElement, name: string, description: string): void 
   note.dataset.testid = "field-error";
   note.dataset.field = name;
   note.dataset.for = field.id;
-  note.textContent = `${name} ${description}`;
+  note.textContent = name ? `${name} ${description}` : description;
   document.getElementById(note.id)?.remove();
   field.after(note);
   field.setAttribute("aria-invalid", "true");
@@ -140,20 +144,54 @@ async function busy<T>(btn: HTMLButtonElement, label: string, work: () => Promis
   }
 }
 
+/** The input a form error (found before any call) is about, to show it next to that input. */
+const inputOfError = new WeakMap<object, string>();
+
+/** Runs `read` (which checks input `id`); an error it throws is shown next to that input. */
+function fromInput<T>(id: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof Error) inputOfError.set(err, id);
+    throw err;
+  }
+}
+
 function requireText(id: string, what: string): string {
   const value = input(id).value.trim();
-  if (!value) throw new InputError(`Enter ${what}`, `${what} is required`);
+  if (!value) {
+    const err = new InputError(`Enter ${what}`, `${what} is required`);
+    inputOfError.set(err, id);
+    throw err;
+  }
   return value;
 }
 
 function requireCurrency(id: string): string {
-  const field = input(id);
-  const code = field.value.trim().toUpperCase();
-  field.value = code;
-  if (!isCurrencyCode(code)) {
-    throw new InputError("Invalid currency", `"${code}" is not an ISO 4217 code such as EUR`);
-  }
-  return code;
+  return fromInput(id, () => {
+    const field = input(id);
+    const code = field.value.trim().toUpperCase();
+    field.value = code;
+    if (!isCurrencyCode(code)) {
+      throw new InputError("Invalid currency", `"${code}" is not an ISO 4217 code such as EUR`);
+    }
+    return code;
+  });
+}
+
+/** The amount typed in input `id`, more than zero. */
+function requireAmount(id: string, currency: string): bigint {
+  return fromInput(id, () => {
+    const amount = parseAmount(input(id).value, currency);
+    if (amount === 0n) throw new InputError("Invalid amount", "the amount must be more than zero");
+    return amount;
+  });
+}
+
+/** The amount typed in input `id`, or 0 (all of it) when it is empty. */
+function amountOrAll(id: string, currency: string): bigint {
+  const text = input(id).value.trim();
+  return text === "" ? 0n : fromInput(id, () => parseAmount(text, currency));
 }
 
 /** Which input each request field a BadRequest may name comes from, per form. */
@@ -286,7 +324,7 @@ el<HTMLFormElement>("open-form").addEventListener("submit", (event) => {
       const accountId = requireText("open-account-id", "an account id");
       const currency = requireCurrency("open-currency");
       const balanceText = input("open-initial-balance").value.trim() || "0";
-      const initialBalance = parseAmount(balanceText, currency);
+      const initialBalance = fromInput("open-initial-balance", () => parseAmount(balanceText, currency));
       const { account } = await client.addAccount(
         { accountId, displayName: input("open-display-name").value.trim(), currency, initialBalance },
         { timeoutMs: UNARY_TIMEOUT_MS },
@@ -319,8 +357,7 @@ function readPayForm(): PaymentFields {
   const senderId = requireText("pay-sender", "the account to pay from");
   const recipientId = requireText("pay-recipient", "the account to pay to");
   const currency = requireCurrency("pay-currency");
-  const amount = parseAmount(input("pay-amount").value, currency);
-  if (amount === 0n) throw new InputError("Invalid amount", "the amount must be more than zero");
+  const amount = requireAmount("pay-amount", currency);
   return { senderId, recipientId, amount, currency, memo: input("pay-memo").value };
 }
 
@@ -567,9 +604,8 @@ function readHoldForm(): HoldFields {
   const senderId = requireText("hold-sender", "the account to hold money of");
   const recipientId = requireText("hold-recipient", "the account the hold is for");
   const currency = requireCurrency("hold-currency");
-  const amount = parseAmount(input("hold-amount").value, currency);
-  if (amount === 0n) throw new InputError("Invalid amount", "the amount must be more than zero");
-  const expiresInSeconds = parseExpiry(input("hold-expiry").value);
+  const amount = requireAmount("hold-amount", currency);
+  const expiresInSeconds = fromInput("hold-expiry", () => parseExpiry(input("hold-expiry").value));
   return { senderId, recipientId, amount, currency, memo: input("hold-memo").value, expiresInSeconds };
 }
 
@@ -700,9 +736,8 @@ el<HTMLFormElement>("capture-form").addEventListener("submit", (event) => {
   clearFieldErrors(el("capture-form"));
   void busy(button("capture-submit"), "Capturing…", async () => {
     try {
-      const text = input("capture-amount").value.trim();
       // Empty means all of it (amount 0).
-      const amount = text === "" ? 0n : parseAmount(text, hold.currency);
+      const amount = amountOrAll("capture-amount", hold.currency);
       const response = await client.captureHold({ hold: holdRef(hold), amount }, { timeoutMs: UNARY_TIMEOUT_MS });
       const captured = response.hold;
       if (!captured) throw new ConnectError("the service returned no hold", Code.Internal);
@@ -844,6 +879,8 @@ async function showBalance(accountId: string): Promise<void> {
   const view = el("balance-view");
   const errorBox = el("balance-error");
   clearError(errorBox);
+  clearFieldErrors(el("account-form"));
+  clearFieldErrors(el("history-form"));
   try {
     const { account } = await client.getAccountBalance({ accountId }, { timeoutMs: UNARY_TIMEOUT_MS });
     if (!account) throw new ConnectError("the service returned no account", Code.Internal);
@@ -979,6 +1016,8 @@ async function loadHistory(accountId: string, pageToken: string): Promise<void> 
   const errorBox = el("history-error");
   const more = button("history-more");
   clearError(errorBox);
+  clearFieldErrors(el("account-form"));
+  clearFieldErrors(el("history-form"));
   more.hidden = true;
   status.dataset.state = "loading";
   show(status, `Loading the history of ${accountId}…`);
@@ -1126,8 +1165,7 @@ el<HTMLFormElement>("refund-form").addEventListener("submit", (event) => {
   clearFieldErrors(el("refund-form"));
   let refund: RefundFields;
   try {
-    const text = input("refund-amount").value.trim();
-    const amount = text === "" ? 0n : parseAmount(text, tx.currency);
+    const amount = amountOrAll("refund-amount", tx.currency);
     refund = { transactionId: tx.transactionId, amount, memo: input("refund-memo").value };
   } catch (err) {
     showError(errorBox, err);

@@ -834,6 +834,21 @@ for (const target of e2eTargets()) {
       assert.equal((await fieldError(page, "lookup-key")).field, "payment.idempotency_key");
     });
 
+    step("authorize, then capture all of it (the amount left empty)", async () => {
+      await actAs("alice");
+      await listAccounts(page);
+      await waitForAccount(page, erin, { balance: "33.99 EUR", available: "33.99 EUR", held: "0.00 EUR" });
+      const held = await authorize(page, { from: erin, to: frank, amount: "2.00", expiry: "10m" });
+      assert.ok(held.ok, JSON.stringify(held));
+      await waitForAccount(page, erin, { balance: "33.99 EUR", available: "31.99 EUR", held: "2.00 EUR" });
+      const captured = await capture(page);
+      assert.equal(captured.ok ?? captured.error, `Captured 2.00 EUR from ${erin} to ${frank} (transaction ${held.holdId}).`);
+      assert.equal((await holdView(page)).state, "CAPTURED");
+      await waitForAccount(page, erin, { balance: "31.99 EUR", available: "31.99 EUR", held: "0.00 EUR" });
+      const found = await lookUp(page, { id: held.holdId });
+      assert.deepEqual([found.kind, found.state], ["hold", "CAPTURED"]);
+    });
+
     step("overview: signed in, after a payment, with the account's balance and history", async () => {
       await actAs("alice");
       await fillPayment(page, { from: alice, to: bob, amount: "5.00", memo: "Concert tickets" });

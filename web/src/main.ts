@@ -265,6 +265,7 @@ function renderSignedIn(): void {
   if (!signedIn) {
     who.dataset.subject = "";
     show(who, "Not signed in: calls are sent without a token.");
+    if (!accounts) show(el("accounts-status"), "Sign in to list your accounts.");
     return;
   }
   who.dataset.subject = signedIn.subject;
@@ -1081,6 +1082,7 @@ function forgetAccountView(): void {
   forgetAccounts();
   forgetHold();
   forgetLookup();
+  clearFieldErrors(document.body);
 }
 
 el<HTMLFormElement>("history-form").addEventListener("submit", (event) => {

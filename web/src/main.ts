@@ -827,7 +827,8 @@ async function lookUp(ref: MessageInitShape<typeof PaymentRefSchema>): Promise<v
         return li;
       }),
     );
-    button("lookup-manage").hidden = !found.hold;
+    // Only an open hold can still be captured or voided.
+    button("lookup-manage").hidden = found.hold?.state !== HoldState.OPEN;
     const refundable = found.transaction && (shown.kind === "payment" || shown.kind === "capture");
     button("lookup-refund").hidden = !refundable;
     view.hidden = false;

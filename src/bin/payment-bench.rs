@@ -26,7 +26,7 @@ use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use payment::auth::{Authenticator, DevToken, JwtVerifier, mint_dev_token};
 use payment::config::{self, RequestCounter};
-use payment::domain::{AccountId, NewAccount, PaymentOrder};
+use payment::domain::{AccountId, HOLDS_OPEN_MAX, NewAccount, PaymentOrder};
 use payment::ledger::{Ledger, LedgerError, Payer, Tables};
 use payment::pb::{self, payment_service_client::PaymentServiceClient};
 use payment::service::PaymentApi;
@@ -61,6 +61,10 @@ enum Scenario {
     Accounts,
     /// --customers customers pay one merchant account.
     Merchant,
+    /// Holds between --accounts accounts (--payments of them, each sender
+    /// in turn), then half of them captured (alternately in full and in
+    /// part), the other half voided, and half of each capture refunded.
+    HoldCapture,
 }
 
 /// Measures the payment service against the physical limit (direct DynamoDB).
@@ -172,7 +176,7 @@ impl Workload {
     /// Fresh accounts for a phase tagged `tag`.
     fn new(args: &Args, run_id: &str, tag: &str) -> Workload {
         let ids = match args.scenario {
-            Scenario::Accounts => (0..args.accounts)
+            Scenario::Accounts | Scenario::HoldCapture => (0..args.accounts)
                 .map(|i| format!("{run_id}-{tag}-{i}"))
                 .collect(),
             Scenario::Merchant => std::iter::once(format!("{run_id}-{tag}-merchant"))
@@ -221,7 +225,7 @@ impl Workload {
         let mut rng = rand::rng();
         let amount = rng.random_range(1..=AMOUNT_MAX_MINOR);
         match self.scenario {
-            Scenario::Accounts => {
+            Scenario::Accounts | Scenario::HoldCapture => {
                 let accounts = self.ids.len() as u32;
                 let hot = self.hot_accounts.min(accounts);
                 let range = if hot >= 2 && rng.random_ratio(self.hot_percent, 100) {
@@ -852,6 +856,18 @@ where
         },
     };
     let label = format!("{}, {}", args.transport(), fleet.shape);
+    // The hold-capture scenario measures its holds first, then payments on
+    // fresh accounts of the same shape, so that the two compare in one run.
+    let mut phases = Vec::new();
+    let workload = if args.scenario == Scenario::HoldCapture {
+        phases = hold_phases(bench, fleet, &clients, &workload, tag, &label, &meters).await?;
+        check_holds_settled(&mut first, &token, &workload, &phases[0], &label).await?;
+        let payments = Workload::new(args, &bench.run_id, &format!("{tag}-pay"));
+        open_accounts(&mut first, &token, &payments).await?;
+        payments
+    } else {
+        workload
+    };
     let pay = {
         let (clients, token, workload) = (clients.clone(), token.clone(), workload.clone());
         let key = format!("{}-{tag}", bench.run_id);
@@ -901,8 +917,309 @@ where
         balances.push(account.balance);
     }
     check_balances(&workload, &balances, &payments, &label)?;
-    let mut phases = vec![payments];
-    if reads && args.reads > 0 {
+    phases.push(payments);
+    if reads {
+        phases.extend(read_phases(bench, fleet, &clients, &workload, &label, &meters).await);
+    }
+    Ok(phases)
+}
+
+/// The amount of the `n`-th hold of the hold-capture scenario: 1-1000 minor
+/// units, known to every phase without storing it.
+fn hold_amount(n: u32) -> i64 {
+    1 + (i64::from(n) * 7919) % AMOUNT_MAX_MINOR
+}
+
+/// What the `m`-th capture (of hold 2m) moves: all of the hold for even m,
+/// half of it (at least 1) for odd m.
+fn captured_amount(m: u32) -> i64 {
+    let held = hold_amount(2 * m);
+    if m.is_multiple_of(2) {
+        held
+    } else {
+        (held / 2).max(1)
+    }
+}
+
+/// The hold-capture scenario on fresh accounts: `authorize` places
+/// --payments holds (sender n mod accounts, recipient the next account);
+/// `capture` captures the even ones, alternately in full and in part;
+/// `void` voids the odd ones; `refund` refunds half of each capture. Each
+/// call refers to its hold by (sender, idempotency key), as a client that
+/// kept only its key would.
+async fn hold_phases<'a, T, M>(
+    bench: &Bench,
+    fleet: &Fleet,
+    clients: &Arc<Vec<PaymentServiceClient<T>>>,
+    workload: &Workload,
+    tag: &str,
+    label: &str,
+    meters: &M,
+) -> Result<Vec<Phase>, BoxError>
+where
+    T: GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
+    T::Future: Send,
+    T::Error: Into<BoxError>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    M: Fn() -> Meters<'a>,
+{
+    let args = &bench.args;
+    let key = Arc::new(format!("{}-{tag}", bench.run_id));
+    let accounts = workload.ids.len() as u32;
+    let sender = move |n: u32| (n % accounts) as usize;
+    let recipient = move |n: u32| ((n + 1) % accounts) as usize;
+    let by_key = {
+        let (key, ids) = (key.clone(), workload.ids.clone());
+        move |n: u32| {
+            Some(pb::PaymentRef {
+                sender_id: ids[sender(n)].clone(),
+                idempotency_key: format!("{key}-h{n}"),
+                ..Default::default()
+            })
+        }
+    };
+    let client_of = {
+        let clients = clients.clone();
+        move |caller: u32| clients[caller as usize % clients.len()].clone()
+    };
+    let token = bench.token.clone();
+    let mut phases = Vec::new();
+
+    let authorize = {
+        let (client_of, token, ids, key) = (
+            client_of.clone(),
+            token.clone(),
+            workload.ids.clone(),
+            key.clone(),
+        );
+        move |caller: u32, _round: u32, n: u32| {
+            let (mut client, token) = (client_of(caller), token.clone());
+            let request = pb::AuthorizePaymentRequest {
+                idempotency_key: format!("{key}-h{n}"),
+                sender_id: ids[sender(n)].clone(),
+                recipient_id: ids[recipient(n)].clone(),
+                amount: hold_amount(n),
+                currency: "EUR".into(),
+                memo: String::new(),
+                expires_in_seconds: 3600,
+            };
+            async move {
+                match client.authorize_payment(authorized(request, &token)).await {
+                    Ok(_) => Outcome::Ok(hold_amount(n)),
+                    Err(status) => status_outcome(status),
+                }
+            }
+        }
+    };
+    let holds = args.payments;
+    phases.push(
+        run_phase(
+            &format!("authorize ({label})"),
+            &fleet.shape,
+            holds,
+            args.callers(),
+            args.json,
+            meters(),
+            authorize,
+        )
+        .await,
+    );
+
+    let capture = {
+        let (client_of, token, by_key) = (client_of.clone(), token.clone(), by_key.clone());
+        move |caller: u32, _round: u32, m: u32| {
+            let (mut client, token) = (client_of(caller), token.clone());
+            let request = pb::CaptureHoldRequest {
+                hold: by_key(2 * m),
+                amount: if m.is_multiple_of(2) {
+                    0
+                } else {
+                    captured_amount(m)
+                },
+            };
+            async move {
+                match client.capture_hold(authorized(request, &token)).await {
+                    Ok(reply) => {
+                        let moved = reply.into_inner().transaction.map_or(0, |t| t.amount);
+                        if moved == captured_amount(m) {
+                            Outcome::Ok(moved)
+                        } else {
+                            Outcome::Other(format!(
+                                "capture {m} moved {moved}, not {}",
+                                captured_amount(m)
+                            ))
+                        }
+                    }
+                    Err(status) => status_outcome(status),
+                }
+            }
+        }
+    };
+    phases.push(
+        run_phase(
+            &format!("capture ({label})"),
+            &fleet.shape,
+            holds.div_ceil(2),
+            args.callers(),
+            args.json,
+            meters(),
+            capture,
+        )
+        .await,
+    );
+
+    let void = {
+        let (client_of, token, by_key) = (client_of.clone(), token.clone(), by_key.clone());
+        move |caller: u32, _round: u32, m: u32| {
+            let (mut client, token) = (client_of(caller), token.clone());
+            let request = pb::VoidHoldRequest {
+                hold: by_key(2 * m + 1),
+            };
+            async move {
+                match client.void_hold(authorized(request, &token)).await {
+                    Ok(_) => Outcome::Ok(0),
+                    Err(status) => status_outcome(status),
+                }
+            }
+        }
+    };
+    phases.push(
+        run_phase(
+            &format!("void ({label})"),
+            &fleet.shape,
+            holds / 2,
+            args.callers(),
+            args.json,
+            meters(),
+            void,
+        )
+        .await,
+    );
+
+    let refund = {
+        let (client_of, token, by_key, key) = (
+            client_of.clone(),
+            token.clone(),
+            by_key.clone(),
+            key.clone(),
+        );
+        move |caller: u32, _round: u32, m: u32| {
+            let (mut client, token) = (client_of(caller), token.clone());
+            let amount = (captured_amount(m) / 2).max(1);
+            let request = pb::RefundPaymentRequest {
+                idempotency_key: format!("{key}-r{m}"),
+                payment: by_key(2 * m),
+                amount,
+                memo: String::new(),
+            };
+            async move {
+                match client.refund_payment(authorized(request, &token)).await {
+                    Ok(_) => Outcome::Ok(amount),
+                    Err(status) => status_outcome(status),
+                }
+            }
+        }
+    };
+    phases.push(
+        run_phase(
+            &format!("refund ({label})"),
+            &fleet.shape,
+            holds.div_ceil(2),
+            args.callers(),
+            args.json,
+            meters(),
+            refund,
+        )
+        .await,
+    );
+    Ok(phases)
+}
+
+/// After the hold-capture phases: the accounts hold together exactly what
+/// they opened with, none is negative, and none holds anything any more
+/// (every hold was captured or voided). With every hold placed, each
+/// account's balance is also exactly what its holds, captures and refunds
+/// say it must be.
+async fn check_holds_settled<T>(
+    client: &mut PaymentServiceClient<T>,
+    token: &AsciiMetadataValue,
+    workload: &Workload,
+    authorize: &Phase,
+    label: &str,
+) -> Result<(), BoxError>
+where
+    T: GrpcService<tonic::body::Body>,
+    T::Error: Into<BoxError>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+{
+    let mut balances = Vec::new();
+    for id in workload.ids.iter() {
+        let account = client
+            .get_account_balance(authorized(
+                pb::GetAccountBalanceRequest {
+                    account_id: id.clone(),
+                },
+                token,
+            ))
+            .await?
+            .into_inner()
+            .account
+            .ok_or("no account in reply")?;
+        if account.held != 0 {
+            return Err(format!(
+                "hold check failed ({label}): {id} still holds {} after every hold was captured or voided",
+                account.held
+            )
+            .into());
+        }
+        balances.push(account.balance);
+    }
+    check_balances(workload, &balances, authorize, label)?;
+    if authorize.ok == authorize.calls {
+        let accounts = workload.ids.len() as u32;
+        let mut expected: Vec<i64> = (0..workload.ids.len())
+            .map(|i| workload.opening_minor(i))
+            .collect();
+        for m in 0..authorize.calls.div_ceil(2) as u32 {
+            let n = 2 * m;
+            let (from, to) = ((n % accounts) as usize, ((n + 1) % accounts) as usize);
+            let net = captured_amount(m) - (captured_amount(m) / 2).max(1);
+            expected[from] -= net;
+            expected[to] += net;
+        }
+        if expected != balances {
+            return Err(format!(
+                "hold check failed ({label}): the balances are not what the captures and refunds make them"
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Balance reads and history pages on the workload's accounts.
+async fn read_phases<'a, T, M>(
+    bench: &Bench,
+    fleet: &Fleet,
+    clients: &Arc<Vec<PaymentServiceClient<T>>>,
+    workload: &Workload,
+    label: &str,
+    meters: &M,
+) -> Vec<Phase>
+where
+    T: GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
+    T::Future: Send,
+    T::Error: Into<BoxError>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    M: Fn() -> Meters<'a>,
+{
+    let args = &bench.args;
+    let token = bench.token.clone();
+    let mut phases = Vec::new();
+    if args.reads > 0 {
         let (clients, token, ids) = (clients.clone(), token.clone(), workload.ids.clone());
         let read = move |caller: u32, _round: u32, n: u32| {
             let mut client = clients[caller as usize % clients.len()].clone();
@@ -933,7 +1250,7 @@ where
             .await,
         );
     }
-    if reads && args.history_pages > 0 {
+    if args.history_pages > 0 {
         let (clients, token, ids) = (clients.clone(), token.clone(), workload.ids.clone());
         let page = move |caller: u32, _round: u32, n: u32| {
             let mut client = clients[caller as usize % clients.len()].clone();
@@ -973,7 +1290,7 @@ where
             .await,
         );
     }
-    Ok(phases)
+    phases
 }
 
 /// An account of the direct phase, opened as the service phases open it.
@@ -1082,6 +1399,16 @@ fn main() -> Result<(), BoxError> {
         )
         .into());
     }
+    if args.scenario == Scenario::HoldCapture
+        && u64::from(args.payments) > u64::from(args.accounts) * HOLDS_OPEN_MAX as u64
+    {
+        return Err(format!(
+            "the hold-capture scenario keeps every hold open until the capture phase, and an account holds at most {HOLDS_OPEN_MAX} open holds: --payments {} needs --accounts {} or more",
+            args.payments,
+            u64::from(args.payments).div_ceil(HOLDS_OPEN_MAX as u64)
+        )
+        .into());
+    }
     let cpu = ThreadCpu::default();
     let service_threads = args.service_threads.map_or_else(
         || std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -1172,6 +1499,10 @@ async fn run(
                 "{} customers paying one merchant ({} balance shards)",
                 args.customers, args.merchant_shards
             ),
+            Scenario::HoldCapture => format!(
+                "{} accounts placing holds, half captured (in full and in part) and refunded by half, half voided",
+                args.accounts
+            ),
         };
         let shape = match &fleet {
             Some(_) => format!("the service at {}", args.endpoint.as_deref().unwrap_or("")),
@@ -1207,9 +1538,9 @@ async fn run(
     let mut one_server = None;
     if compare {
         let fleet = Fleet::start(&service, 1, &tables, secret.as_bytes()).await?;
-        let mut measured = service_phases(&bench, &fleet, "one", false).await?;
+        let measured = service_phases(&bench, &fleet, "one", false).await?;
         fleet.stop().await;
-        one_server = measured.pop();
+        one_server = measured.into_iter().next();
     }
     let fleet = match fleet {
         Some(fleet) => fleet,
@@ -1218,7 +1549,7 @@ async fn run(
     phases.extend(service_phases(&bench, &fleet, "svc", true).await?);
     let endpoints = fleet.endpoints.clone();
     fleet.stop().await;
-    let direct = if args.no_direct {
+    let direct = if args.no_direct || args.scenario == Scenario::HoldCapture {
         None
     } else {
         Some(
@@ -1254,6 +1585,23 @@ async fn run(
         .as_ref()
         .zip(direct.as_ref())
         .map(|(o, d)| o.per_second() / d.per_second().max(1e-9));
+    // Hold-capture: each hold phase's throughput over the payments' (the
+    // same service, accounts and callers, in this run).
+    let over_payments: Vec<(String, f64)> = match phases.iter().find(|p| p.is_payments()) {
+        Some(payments) if args.scenario == Scenario::HoldCapture => phases
+            .iter()
+            .filter(|p| {
+                ["authorize", "capture", "void", "refund"]
+                    .iter()
+                    .any(|n| p.name.starts_with(n))
+            })
+            .map(|p| {
+                let name = p.name.split(' ').next().unwrap_or_default().to_owned();
+                (name, p.per_second() / payments.per_second().max(1e-9))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     if args.json {
         let all: Vec<_> = one_server
             .iter()
@@ -1265,7 +1613,7 @@ async fn run(
             "{}",
             json!({
                 "run_id": run_id,
-                "scenario": format!("{:?}", args.scenario).to_lowercase(),
+                "scenario": args.scenario.to_possible_value().map(|v| v.get_name().to_owned()),
                 "transport": args.transport(),
                 "endpoint": endpoints.first(),
                 "endpoints": endpoints,
@@ -1283,6 +1631,7 @@ async fn run(
                 "service_over_direct": service_over_direct,
                 "one_server_over_direct": one_server_over_direct,
                 "containers_over_one_server": containers_over_one_server,
+                "throughput_over_payments": over_payments.iter().cloned().collect::<BTreeMap<_, _>>(),
                 "service_cpu_measures": bench.cpu.as_ref().map(|_| CPU_MEANS),
                 "conservation": "ok",
                 "audit": audit.as_ref().map(|a| json!({
@@ -1306,6 +1655,9 @@ async fn run(
         }
         if let Some(ratio) = one_server_over_direct {
             println!("1 server / direct throughput: {ratio:.2}");
+        }
+        for (name, ratio) in &over_payments {
+            println!("{name} / payments throughput: {ratio:.2}");
         }
         if let Some(ratio) = service_over_direct {
             println!("{} / direct throughput: {ratio:.2}", main.shape);

@@ -67,7 +67,9 @@ impl Ledger {
             .client
             .query()
             .table_name(&self.tables.accounts)
-            .limit(i32::try_from(page.page_size).unwrap_or(i32::MAX));
+            // One more than a page: a page that is exactly full then says
+            // there is no next page, instead of leading to an empty one.
+            .limit(i32::try_from(page.page_size + 1).unwrap_or(i32::MAX));
         let (partition_attribute, partition) = match &page.listing {
             Listing::All => {
                 query = query
@@ -92,7 +94,7 @@ impl Ledger {
             query = query.set_exclusive_start_key(Some(start));
         }
         let output = query.send().await.map_err(|e| sdk_error("Query", e))?;
-        let ids: Vec<String> = output
+        let mut ids: Vec<String> = output
             .items()
             .iter()
             .filter_map(|item| match item.get("account_id") {
@@ -100,7 +102,11 @@ impl Ledger {
                 _ => None,
             })
             .collect();
-        let more = output.last_evaluated_key().is_some();
+        // More when the extra one came, or when DynamoDB stopped early at
+        // its 1 MB per query.
+        let page_size = usize::try_from(page.page_size).unwrap_or(usize::MAX);
+        let more = ids.len() > page_size || output.last_evaluated_key().is_some();
+        ids.truncate(page_size);
         let mut accounts = Vec::with_capacity(ids.len());
         for item in self.read_accounts_items(&ids).await? {
             if let AccountsItem::Account(facts, state) = item {

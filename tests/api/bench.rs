@@ -138,3 +138,51 @@ async fn bench_accounts_over_grpc_web() {
     assert!(report["containers_over_one_server"].is_null());
     assert_eq!(report["audit"]["clean"], true, "{report}");
 }
+
+#[tokio::test]
+async fn bench_hold_capture_counts_the_requests_of_each_call() {
+    let report = bench(&[
+        "--scenario",
+        "hold-capture",
+        "--accounts",
+        "4",
+        "--callers",
+        "4",
+        "--payments",
+        "20",
+        "--warmup",
+        "0",
+        "--reads",
+        "0",
+        "--history-pages",
+        "0",
+    ]);
+    assert_eq!(report["scenario"], "hold-capture");
+    // 20 holds; the even ones captured (and half of each refunded), the odd
+    // ones voided; every call succeeded, at the DynamoDB requests that
+    // tests/api/hot.rs asserts for one call alone.
+    for (name, calls, requests) in [
+        ("authorize", 20, 3.0),
+        ("capture", 10, 4.0),
+        ("void", 10, 3.0),
+        ("refund", 10, 5.0),
+    ] {
+        let phase = phase(&report, &format!("{name} (gRPC, 1 server)"));
+        assert_eq!(
+            (&phase["calls"], &phase["ok"]),
+            (&calls.into(), &calls.into()),
+            "{phase}"
+        );
+        assert_eq!(phase["dynamodb_requests_per_call"], requests, "{phase}");
+        assert!(
+            report["throughput_over_payments"][name].as_f64().is_some(),
+            "{report}"
+        );
+    }
+    assert_payments_phase(phase(&report, "payments (gRPC, 1 server)"), 20);
+    assert!(
+        report["phases"].as_array().unwrap().len() == 5,
+        "no direct phase"
+    );
+    assert_eq!(report["audit"]["clean"], true, "{report}");
+}

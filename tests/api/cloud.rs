@@ -848,6 +848,20 @@ async fn exercise(cloud: &Cloud) {
     assert_eq!(shown["balance"], 6_900);
     assert_eq!(shown["owner"], admin_sub.as_str());
 
+    // --- Without a token the gateway answers 401 itself (no grpc-status);
+    // the client reads that as UNAUTHENTICATED, as the gRPC spec maps it.
+    let output = Command::new(env!("CARGO_BIN_EXE_payment-client"))
+        .args(["--grpc-web", "--endpoint", &cloud.api_url()])
+        .args(["--json", "balance", &a])
+        .env_remove("PAYMENT_TOKEN")
+        .env_remove("PAYMENT_ENDPOINT")
+        .output()
+        .expect("payment-client");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the error as JSON");
+    assert_eq!(report["error"]["code"], "UNAUTHENTICATED", "{report}");
+
     // --- The emulator's own DynamoDB against DynamoDB Local, on what the
     // ledger relies on.
     let local = dynamodb_semantics(&payment::config::local_dynamodb_client(

@@ -709,7 +709,9 @@ async fn open_holds_per_account_are_bounded_and_accounts_page_by_id() {
     ids.sort();
     let mut seen = Vec::new();
     let mut token = String::new();
+    let mut pages = 0;
     loop {
+        pages += 1;
         let page = me
             .list_accounts(pb::ListAccountsRequest {
                 page_size: 2,
@@ -727,6 +729,19 @@ async fn open_holds_per_account_are_bounded_and_accounts_page_by_id() {
         token = page.next_page_token;
     }
     assert_eq!(seen, ids);
+    assert_eq!(pages, 3, "5 accounts, 2 a page");
+    // A page that is exactly full is the last: no token to an empty page.
+    let full = me
+        .list_accounts(pb::ListAccountsRequest {
+            page_size: 5,
+            page_token: String::new(),
+            owner: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(full.accounts.len(), 5);
+    assert_eq!(full.next_page_token, "", "the full page is the last");
     // Funds and the hold limit.
     let funding = unique("fund");
     add(&mut admin, &funding, "EUR", 1_000).await.unwrap();

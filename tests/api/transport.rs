@@ -669,3 +669,58 @@ fn server_sockets(server: std::net::SocketAddr) -> Vec<(i32, bool)> {
     }
     found
 }
+
+/// An HTTP/1.1 endpoint that answers every request with `raw`, as an API
+/// gateway or a proxy does before any gRPC service is reached.
+async fn answering(raw: &'static str) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = vec![0u8; 64 * 1024];
+            let _ = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut request)).await;
+            let _ = socket.write_all(raw.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_grpc_web_reads_as_the_status_its_http_status_maps_to() {
+    for (raw, code, needle) in [
+        (
+            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: 26\r\nconnection: close\r\n\r\n{\"message\":\"Unauthorized\"}",
+            Code::Unauthenticated,
+            "HTTP 401 Unauthorized (application/json), not gRPC-Web: {\"message\":\"Unauthorized\"}",
+        ),
+        (
+            "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/html\r\ncontent-length: 13\r\nconnection: close\r\n\r\n<h1>502</h1>\n",
+            Code::Unavailable,
+            "HTTP 502 Bad Gateway (text/html), not gRPC-Web: <h1>502</h1>",
+        ),
+        (
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            Code::Unimplemented,
+            "HTTP 404 Not Found (no content type), not gRPC-Web",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 6\r\nconnection: close\r\n\r\n<html>",
+            Code::Unknown,
+            "HTTP 200 OK (text/html), not gRPC-Web: <html>",
+        ),
+    ] {
+        let (url, server) = answering(raw).await;
+        let mut client = payment::client::connect_grpc_web(&url).unwrap();
+        let status = client
+            .get_account_balance(pb::GetAccountBalanceRequest {
+                account_id: "a".into(),
+            })
+            .await
+            .expect_err("not a gRPC answer");
+        assert_eq!(status.code(), code, "{status:?}");
+        assert!(status.message().contains(needle), "{status:?}");
+        server.abort();
+    }
+}

@@ -26,8 +26,23 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
   accountCard,
+  accountRows,
+  authorize,
+  capture,
+  fieldError,
   fillPayment,
+  followLink,
+  historyEntries,
   historyRows,
+  holdView,
+  listAccounts,
+  lookUp,
+  moreAccounts,
+  pickAccount,
+  refundEntry,
+  submitHold,
+  voidHold,
+  waitForAccount,
   loadHistory,
   loadMore,
   openAccount,
@@ -45,7 +60,7 @@ import {
 } from "./app-page.mjs";
 import { mintToken, newDevSecret, unsignedToken } from "./auth.mjs";
 import { launchBrowser } from "./browser.mjs";
-import { historyRequest, paymentRequest, recordCalls, responseFrames } from "./grpc-web.mjs";
+import { authorizeRequest, historyRequest, listAccountsRequest, paymentRequest, recordCalls, responseFrames } from "./grpc-web.mjs";
 import { REPO_DIR, RESULTS_DIR, WEB_DIR } from "./processes.mjs";
 import { startPrefixProxy } from "./prefix-proxy.mjs";
 import { serveStatic } from "./static-server.mjs";
@@ -73,6 +88,11 @@ for (const target of e2eTargets()) {
     const carol = `carol-${run}`;
     const dana = `dana-${run}`;
     const nobody = `nobody-${run}`;
+    const erin = `erin-${run}`;
+    const frank = `frank-${run}`;
+    /** The hold that erin's first test places and frank captures, and its key. */
+    let holdId;
+    let holdKey;
     const shotPrefix = target.tag.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40);
     let shots = 0;
 
@@ -126,6 +146,11 @@ for (const target of e2eTargets()) {
           }
         }
       });
+    }
+
+    /** The account list as it is now. */
+    async function accountsOutcomeNow() {
+      return { rows: await accountRows(page), status: (await page.locator("#accounts-status").textContent()) ?? "" };
     }
 
     /** The subject the service sees for `user`: the name itself, unless the target's tokens carry another (Cognito's). */
@@ -327,6 +352,9 @@ for (const target of e2eTargets()) {
         result.error,
         `Insufficient funds (FAILED_PRECONDITION): insufficient funds: account "${bob}" has 17.00 EUR available, the payment needs 1000.00 EUR`,
       );
+      // The same, from the error's details: the reason, and its amounts in the account's currency.
+      assert.equal(result.reason, "INSUFFICIENT_FUNDS");
+      assert.equal(result.facts, `INSUFFICIENT_FUNDS: 17.00 EUR available, the payment needs 1000.00 EUR (account ${bob})`);
       assert.equal((await showBalance(page, bob)).ok, "17.00 EUR");
     });
 
@@ -337,6 +365,10 @@ for (const target of e2eTargets()) {
       assert.equal(result.code, "INPUT");
       assert.match(result.error, /^Invalid amount \(INPUT\): EUR has 2 decimal places/);
       assert.equal(calls.length, 0);
+      // Shown next to the amount, too.
+      const note = await fieldError(page, "pay-amount");
+      assert.match(note.text, /^EUR has 2 decimal places/);
+      assert.equal(note.invalid, true);
     });
 
     step("loads more history with the page token", async () => {
@@ -451,10 +483,16 @@ for (const target of e2eTargets()) {
         const history = await loadHistory(page, carol, 2);
         assert.deepEqual(history.rows.map((r) => r.sequence), [4, 3]);
         const calls = proxy.seen.filter((line) => line.startsWith("POST "));
-        assert.deepEqual(calls, [
-          "POST /lambda-url/payment-lambda/payment.v1.PaymentService/GetAccountBalance",
-          "POST /lambda-url/payment-lambda/payment.v1.PaymentService/GetTransactionHistory",
-        ]);
+        // Signing in also lists the signed-in person's accounts, at the same time as the rest.
+        const listing = "POST /lambda-url/payment-lambda/payment.v1.PaymentService/ListAccounts";
+        assert.ok(calls.includes(listing), JSON.stringify(calls));
+        assert.deepEqual(
+          calls.filter((line) => line !== listing),
+          [
+            "POST /lambda-url/payment-lambda/payment.v1.PaymentService/GetAccountBalance",
+            "POST /lambda-url/payment-lambda/payment.v1.PaymentService/GetTransactionHistory",
+          ],
+        );
       } finally {
         await useEndpoint(page, service.endpoint);
         await proxy.close();
@@ -512,6 +550,316 @@ for (const target of e2eTargets()) {
       // Another payment has no kept key until it is submitted.
       await fillPayment(page, { ...payment, amount: "0.01" });
       assert.equal(await payKey(page), "(a new one for the next payment)");
+    });
+
+    // ------------------------------------------------------------ accounts, holds, refunds, lookups
+    // On accounts of their own (erin: alice's, with money; frank: bob's), so
+    // that the balances the other tests assert stay as they are.
+
+    step("lists the signed-in person's accounts, page by page, with balance, available and held money", async () => {
+      await actAs("alice");
+      assert.ok((await openAccount(page, { id: erin, name: "Erin", initialBalance: "50.00" })).ok);
+      // The list comes from an index that may lag a just opened account by a moment.
+      let listed;
+      for (let i = 0; i < 50; i++) {
+        listed = await listAccounts(page, 2);
+        if (listed.error) break;
+        const all = listed.moreVisible ? await moreAccounts(page) : listed;
+        if (all.rows.some((r) => r.id === erin)) break;
+        await page.waitForTimeout(200);
+      }
+      const first = await listAccounts(page, 3);
+      assert.equal(first.error, undefined, JSON.stringify(first));
+      assert.deepEqual(first.rows.map((r) => r.id), [alice, carol, dana], "alice's own accounts, by id, three a page");
+      assert.equal(first.moreVisible, true);
+      const calls = recordCalls(page, "ListAccounts");
+      const all = await moreAccounts(page);
+      calls.stop();
+      assert.deepEqual(all.rows.map((r) => r.id), [alice, carol, dana, erin], "the next page is added below");
+      assert.equal(all.moreVisible, false);
+      assert.equal(calls.length, 1);
+      assert.notEqual(listAccountsRequest(calls[0].body).pageToken, "", "Load more passes next_page_token");
+      assert.equal(listAccountsRequest(calls[0].body).owner, who("alice"), "an admin lists her own accounts unless she asks for every owner's");
+      assert.match(all.status, /^4 accounts, by id\. That is all of them\.$/);
+      assert.deepEqual(all.rows[3], { id: erin, name: "Erin", balance: "50.00 EUR", available: "50.00 EUR", held: "0.00 EUR" });
+
+      // Picking fills the forms; typing an id still works (the other tests type).
+      await pickAccount(page, erin, "from");
+      assert.equal(await page.inputValue("#pay-sender"), erin);
+      assert.equal(await page.inputValue("#hold-sender"), erin);
+      assert.equal(await page.inputValue("#pay-currency"), "EUR");
+      await pickAccount(page, carol, "to");
+      assert.equal(await page.inputValue("#pay-recipient"), carol);
+      assert.equal(await page.inputValue("#hold-recipient"), carol);
+      await pickAccount(page, erin, "show");
+      await waitForText(page, "#balance", /^50\.00 EUR$/);
+      assert.equal(await page.locator("#balance-holds").textContent(), "50.00 EUR available · 0.00 EUR held");
+      assert.equal(await page.locator("#my-accounts option").count(), 4, "the id fields suggest the listed accounts");
+
+      // An admin may list every owner's accounts.
+      await page.check("#accounts-all");
+      await page.waitForSelector("#accounts-load:not([aria-busy])", { state: "attached" });
+      const everyone = await accountsOutcomeNow();
+      assert.ok(everyone.rows.some((r) => r.id === bob), JSON.stringify(everyone.rows.map((r) => r.id)));
+      assert.match(everyone.status, /\(every owner's\)/);
+      await page.uncheck("#accounts-all");
+      await page.waitForSelector("#accounts-load:not([aria-busy])", { state: "attached" });
+
+      // bob sees only his own.
+      await actAs("bob");
+      assert.ok((await openAccount(page, { id: frank, name: "Frank" })).ok);
+      for (let i = 0; i < 50; i++) {
+        if ((await listAccounts(page)).rows.some((r) => r.id === frank)) break;
+        await page.waitForTimeout(200);
+      }
+      const bobs = await listAccounts(page);
+      assert.deepEqual(bobs.rows.map((r) => [r.id, r.balance]), [[bob, "20.00 EUR"], [frank, "0.00 EUR"]]);
+    });
+
+    step("authorize, then capture part: the hold is available again, the recipient credited", async () => {
+      await actAs("alice");
+      await listAccounts(page);
+      await pickAccount(page, erin, "from");
+      const calls = recordCalls(page, "AuthorizePayment");
+      const held = await authorize(page, { to: frank, amount: "20.00", expiry: "2h", memo: "Deposit" });
+      calls.stop();
+      assert.match(held.ok ?? held.error, new RegExp(`^Held 20\\.00 EUR of ${erin} for ${frank} \\(hold .+, key [0-9a-f-]{36}\\) until \\d{4}-`));
+      assert.equal(calls.length, 1);
+      const sent = authorizeRequest(calls[0].body);
+      assert.deepEqual(
+        { ...sent, idempotencyKey: undefined },
+        { idempotencyKey: undefined, senderId: erin, recipientId: frank, amount: 2000n, currency: "EUR", memo: "Deposit", expiresInSeconds: 7200n },
+      );
+      assert.equal(sent.idempotencyKey, held.key);
+      holdId = held.holdId;
+      holdKey = held.key;
+      assert.deepEqual(await holdView(page), {
+        holdId,
+        state: "OPEN",
+        text: (await holdView(page)).text,
+      });
+      assert.match((await holdView(page)).text, new RegExp(`^Hold ${holdId}: OPEN 20\\.00 EUR from ${erin} to ${frank}, expires .* \\("Deposit"\\)$`));
+      await waitForAccount(page, erin, { balance: "50.00 EUR", available: "30.00 EUR", held: "20.00 EUR" });
+
+      // frank's owner captures 15.00 of it, from the hold found by its id.
+      await actAs("bob");
+      assert.equal(await holdView(page), undefined, "alice's hold is not shown to bob");
+      const found = await lookUp(page, { id: holdId });
+      assert.equal(found.kind, "hold", JSON.stringify(found));
+      assert.equal(found.state, "OPEN");
+      await page.click("#lookup-manage");
+      assert.equal((await holdView(page)).state, "OPEN");
+      const tooMuch = await capture(page, "25.00");
+      assert.equal(tooMuch.code, "FAILED_PRECONDITION", JSON.stringify(tooMuch));
+      assert.equal(tooMuch.facts, "CAPTURE_EXCEEDS_HOLD: the hold is 20.00 EUR, the capture asks for 25.00 EUR");
+      assert.equal((await holdView(page)).state, "OPEN", "nothing was captured");
+      const captured = await capture(page, "15.00");
+      assert.equal(
+        captured.ok ?? captured.error,
+        `Captured 15.00 EUR from ${erin} to ${frank} (transaction ${holdId}); 5.00 EUR released to ${erin}.`,
+      );
+      assert.equal((await holdView(page)).state, "CAPTURED");
+      assert.equal(await page.isDisabled("#capture-submit"), true, "a captured hold cannot be captured again");
+      await waitForAccount(page, frank, { balance: "15.00 EUR", available: "15.00 EUR", held: "0.00 EUR" });
+      const franks = await loadHistory(page, frank);
+      assert.equal(franks.error, undefined);
+      const [entry] = await historyEntries(page);
+      assert.deepEqual(
+        { ...entry },
+        {
+          sequence: 1, kind: "capture", direction: "credit", counterparty: erin, amount: "+15.00 EUR", memo: "Deposit",
+          transactionId: holdId, refundOf: "", link: `capture of hold ${holdId}`, refundable: true,
+        },
+      );
+
+      // The sender's held money is back to 0: 15.00 moved, 5.00 released.
+      await actAs("alice");
+      await listAccounts(page);
+      await waitForAccount(page, erin, { balance: "35.00 EUR", available: "35.00 EUR", held: "0.00 EUR" });
+    });
+
+    step("authorize (a retry after a lost response places it once), then void", async () => {
+      await actAs("alice");
+      await listAccounts(page);
+      const calls = recordCalls(page, "AuthorizePayment");
+      let lost = 0;
+      await page.route("**/payment.v1.PaymentService/AuthorizePayment", async (route) => {
+        if (route.request().method() !== "POST" || lost > 0) return route.fallback();
+        lost++;
+        await route.fetch();
+        await route.abort("connectionreset");
+      });
+      const first = await authorize(page, { from: erin, to: frank, amount: "10.00", expiry: "30m", memo: "Room" });
+      await page.unroute("**/payment.v1.PaymentService/AuthorizePayment");
+      assert.equal(first.code, "UNAVAILABLE", JSON.stringify(first));
+      const keptKey = (await page.locator("#hold-key").textContent()) ?? "";
+      assert.match(keptKey, /^[0-9a-f-]{36}$/);
+      const retry = await submitHold(page);
+      calls.stop();
+      assert.equal(retry.replayed, true, JSON.stringify(retry));
+      assert.match(retry.ok, /^Replayed: this hold had already been placed \(10\.00 EUR of erin-.* now OPEN\); nothing more is held\.$/);
+      assert.deepEqual(calls.map((c) => authorizeRequest(c.body).idempotencyKey), [keptKey, keptKey]);
+      await waitForAccount(page, erin, { balance: "35.00 EUR", available: "25.00 EUR", held: "10.00 EUR" });
+
+      // Held money cannot be spent: the error says how much is held, in euros.
+      const tooMuch = await authorize(page, { from: erin, to: frank, amount: "30.00" });
+      assert.equal(tooMuch.code, "FAILED_PRECONDITION", JSON.stringify(tooMuch));
+      assert.equal(tooMuch.reason, "INSUFFICIENT_FUNDS");
+      assert.equal(tooMuch.facts, `INSUFFICIENT_FUNDS: 25.00 EUR available (10.00 EUR more is held), the payment needs 30.00 EUR (account ${erin})`);
+
+      // The retried hold is the one shown; void it.
+      assert.equal((await holdView(page)).holdId, retry.holdId);
+      const voided = await voidHold(page);
+      assert.equal(voided.ok ?? voided.error, `Voided: 10.00 EUR is available to ${erin} again; no money moved.`);
+      assert.equal((await holdView(page)).state, "VOIDED");
+      await waitForAccount(page, erin, { balance: "35.00 EUR", available: "35.00 EUR", held: "0.00 EUR" });
+      const lookedUp = await lookUp(page, { sender: erin, key: keptKey });
+      assert.deepEqual([lookedUp.kind, lookedUp.state], ["hold", "VOIDED"], JSON.stringify(lookedUp));
+    });
+
+    step("refunds part, then the rest, of a payment from its history entry; both histories link the refund", async () => {
+      await actAs("alice");
+      const paid = await pay(page, { from: erin, to: frank, amount: "8.00", memo: "Tickets" });
+      assert.ok(paid.ok, JSON.stringify(paid));
+      const paymentId = await page.getAttribute("#pay-result", "data-transaction-id");
+
+      await actAs("bob");
+      await loadHistory(page, frank);
+      const before = await historyEntries(page);
+      assert.deepEqual(
+        before.map((e) => [e.kind, e.amount, e.refundable]),
+        [["payment", "+8.00 EUR", true], ["capture", "+15.00 EUR", true]],
+      );
+      const part = await refundEntry(page, paymentId, { amount: "3.00", memo: "One ticket back" });
+      assert.equal(
+        part.ok ?? part.error,
+        `Refunded 3.00 EUR from ${frank} to ${erin} (refund ${part.transactionId} of ${paymentId}); 3.00 EUR of 8.00 EUR refunded in all.`,
+      );
+      assert.equal(part.refundOf, paymentId);
+      await loadHistory(page, frank);
+      const rest = await refundEntry(page, paymentId);
+      assert.match(rest.ok ?? rest.error, new RegExp(`^Refunded 5\\.00 EUR .*; 8\\.00 EUR of 8\\.00 EUR refunded in all\\.$`));
+      await loadHistory(page, frank);
+      const tooMuch = await refundEntry(page, paymentId, { amount: "1.00" });
+      assert.equal(tooMuch.code, "FAILED_PRECONDITION", JSON.stringify(tooMuch));
+      assert.equal(tooMuch.reason, "REFUND_EXCEEDS_PAYMENT");
+      assert.equal(
+        tooMuch.facts,
+        "REFUND_EXCEEDS_PAYMENT: 0.00 EUR of 8.00 EUR is left to refund (8.00 EUR refunded already), the refund asks for 1.00 EUR",
+      );
+
+      // frank's history: the refunds, debits linked to the payment.
+      await loadHistory(page, frank);
+      const franks = await historyEntries(page);
+      assert.deepEqual(
+        franks.map((e) => [e.kind, e.direction, e.amount, e.refundOf, e.link, e.refundable]),
+        [
+          ["refund", "debit", "-5.00 EUR", paymentId, `refund of ${paymentId}`, false],
+          ["refund", "debit", "-3.00 EUR", paymentId, `refund of ${paymentId}`, false],
+          ["payment", "credit", "+8.00 EUR", "", "", true],
+          ["capture", "credit", "+15.00 EUR", "", `capture of hold ${holdId}`, true],
+        ],
+      );
+      assert.equal(franks[1].memo, "One ticket back");
+      // The link looks the payment up.
+      const original = await followLink(page, franks[0].transactionId);
+      assert.equal(original.kind, "payment", JSON.stringify(original));
+      assert.equal(original.transactionId, paymentId);
+      assert.ok(original.lines.includes("Refunded so far: 8.00 EUR of 8.00 EUR"), JSON.stringify(original.lines));
+
+      // erin's history: the same refunds, as credits, linked.
+      await actAs("alice");
+      await loadHistory(page, erin);
+      const erins = await historyEntries(page);
+      assert.deepEqual(
+        erins.slice(0, 3).map((e) => [e.kind, e.direction, e.amount, e.refundOf]),
+        [
+          ["refund", "credit", "+5.00 EUR", paymentId],
+          ["refund", "credit", "+3.00 EUR", paymentId],
+          ["payment", "debit", "-8.00 EUR", ""],
+        ],
+      );
+      assert.equal((await showBalance(page, erin)).ok, "35.00 EUR");
+    });
+
+    step("looks a payment up by sender and idempotency key, and by transaction id", async () => {
+      await actAs("alice");
+      const paid = await pay(page, { from: erin, to: frank, amount: "1.00", memo: "Looked up" });
+      assert.ok(paid.ok, JSON.stringify(paid));
+      const transactionId = await page.getAttribute("#pay-result", "data-transaction-id");
+      const key = await page.getAttribute("#pay-result", "data-idempotency-key");
+      const calls = recordCalls(page, "GetPayment");
+      const byKey = await lookUp(page, { sender: erin, key });
+      assert.deepEqual(
+        { ...byKey, lines: byKey.lines.map((l) => l.replace(/ at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, " at TIME")) },
+        {
+          kind: "payment",
+          state: "COMMITTED",
+          transactionId,
+          lines: [
+            `Payment ${transactionId}: COMMITTED 1.00 EUR from ${erin} to ${frank} at TIME ("Looked up")`,
+            "Nothing of it has been refunded",
+            `Idempotency key: ${key}`,
+          ],
+        },
+      );
+      const byId = await lookUp(page, { id: transactionId });
+      assert.deepEqual(byId, { ...byKey, lines: byId.lines });
+      assert.deepEqual(byId.lines, byKey.lines);
+      calls.stop();
+      assert.equal(calls.length, 2);
+
+      // The capture of the hold, by the hold's key: the hold with its state.
+      const hold = await lookUp(page, { sender: erin, key: holdKey });
+      assert.deepEqual([hold.kind, hold.state, hold.transactionId], ["hold", "CAPTURED", holdId]);
+      assert.match(hold.lines[0], new RegExp(`^Hold ${holdId}: CAPTURED 20\\.00 EUR from ${erin} to ${frank}, captured 15\\.00 EUR at `));
+      assert.match(hold.lines[1], new RegExp(`^Capture ${holdId}: COMMITTED 15\\.00 EUR`));
+
+      const unknown = await lookUp(page, { sender: erin, key: "no-such-key" });
+      assert.equal(unknown.code, "NOT_FOUND", JSON.stringify(unknown));
+      assert.equal(unknown.reason, "PAYMENT_NOT_FOUND");
+      assert.match(unknown.error, /^No such payment, hold or refund \(or it is not yours to see\) \(NOT_FOUND\): /);
+    });
+
+    step("shows a field violation next to the input it names", async () => {
+      await actAs("alice");
+      const self = await pay(page, { from: erin, to: erin, amount: "1.00" });
+      assert.equal(self.code, "INVALID_ARGUMENT", JSON.stringify(self));
+      assert.equal(self.reason, "INVALID_FIELD");
+      assert.deepEqual(await fieldError(page, "pay-recipient"), {
+        text: "recipient_id equals sender_id; an account cannot pay itself",
+        field: "recipient_id",
+        invalid: true,
+      });
+      assert.equal((await fieldError(page, "pay-sender")).invalid, false);
+      // Fixed and sent again: the violation goes.
+      assert.ok((await pay(page, { from: erin, to: frank, amount: "0.01" })).ok);
+      assert.deepEqual(await fieldError(page, "pay-recipient"), { text: "", field: null, invalid: false });
+
+      // A hold of 30 seconds: too short, says the service, next to the expiry.
+      const short = await authorize(page, { from: erin, to: frank, amount: "1.00", expiry: "30s" });
+      assert.equal(short.code, "INVALID_ARGUMENT", JSON.stringify(short));
+      assert.match((await fieldError(page, "hold-expiry")).text, /^expires_in_seconds is 30; a hold lasts 60 seconds \(one minute\) to 2592000 \(30 days\)$/);
+
+      // A lookup by sender without a key: payment.idempotency_key, next to the key.
+      const noKey = await lookUp(page, { sender: erin });
+      assert.equal(noKey.code, "INVALID_ARGUMENT", JSON.stringify(noKey));
+      assert.equal((await fieldError(page, "lookup-key")).field, "payment.idempotency_key");
+    });
+
+    step("authorize, then capture all of it (the amount left empty)", async () => {
+      await actAs("alice");
+      await listAccounts(page);
+      await waitForAccount(page, erin, { balance: "33.99 EUR", available: "33.99 EUR", held: "0.00 EUR" });
+      const held = await authorize(page, { from: erin, to: frank, amount: "2.00", expiry: "10m" });
+      assert.ok(held.ok, JSON.stringify(held));
+      await waitForAccount(page, erin, { balance: "33.99 EUR", available: "31.99 EUR", held: "2.00 EUR" });
+      const captured = await capture(page);
+      assert.equal(captured.ok ?? captured.error, `Captured 2.00 EUR from ${erin} to ${frank} (transaction ${held.holdId}).`);
+      assert.equal((await holdView(page)).state, "CAPTURED");
+      await waitForAccount(page, erin, { balance: "31.99 EUR", available: "31.99 EUR", held: "0.00 EUR" });
+      const found = await lookUp(page, { id: held.holdId });
+      assert.deepEqual([found.kind, found.state], ["hold", "CAPTURED"]);
     });
 
     step("overview: signed in, after a payment, with the account's balance and history", async () => {

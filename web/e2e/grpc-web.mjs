@@ -58,6 +58,18 @@ export function paymentRequest(body) {
   };
 }
 
+/** Decodes a ListAccountsRequest body. */
+export function listAccountsRequest(body) {
+  const f = requestMessage(body);
+  return { pageSize: Number(f[1] ?? 0n), pageToken: f[2]?.toString("utf8") ?? "", owner: f[3]?.toString("utf8") ?? "" };
+}
+
+/** Decodes an AuthorizePaymentRequest body. */
+export function authorizeRequest(body) {
+  const f = requestMessage(body);
+  return { ...paymentRequest(body), expiresInSeconds: f[7] ?? 0n };
+}
+
 /**
  * Records the page's calls of one method as [{ url, headers, body }] until
  * the array's stop() is called.

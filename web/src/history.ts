@@ -1,7 +1,12 @@
 // How one history entry is shown as a table row.
 
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { Direction, type GetTransactionHistoryResponse } from "./gen/payment/v1/payment_pb.js";
+import {
+  Direction,
+  TransactionKind,
+  type GetTransactionHistoryResponse,
+  type Transaction,
+} from "./gen/payment/v1/payment_pb.js";
 import { formatAmount } from "./money.js";
 
 export interface HistoryRow {
@@ -15,6 +20,43 @@ export interface HistoryRow {
   balanceAfter: string;
   memo: string;
   transactionId: string;
+  /** "payment", "capture", "refund", "opening" (or "unknown"). */
+  kind: KindName;
+  /** For a refund: the payment or capture it returns money of; else "". */
+  refundOf: string;
+  /** What the entry is linked to: "refund of T", "capture of hold H", or "". */
+  link: string;
+  /**
+   * Whether the account's owner may refund this entry: money it received by
+   * a payment or a capture (only the recipient refunds).
+   */
+  refundable: boolean;
+}
+
+export type KindName = "payment" | "capture" | "refund" | "opening" | "unknown";
+
+/** A transaction's kind in one lower-case word. */
+export function kindName(kind: TransactionKind): KindName {
+  switch (kind) {
+    case TransactionKind.PAYMENT:
+      return "payment";
+    case TransactionKind.CAPTURE:
+      return "capture";
+    case TransactionKind.REFUND:
+      return "refund";
+    case TransactionKind.OPENING:
+      return "opening";
+    default:
+      return "unknown";
+  }
+}
+
+/** "refund of T", "capture of hold H", or "" for a payment or an opening credit. */
+export function transactionLink(tx: Transaction | undefined): string {
+  if (!tx) return "";
+  if (tx.kind === TransactionKind.REFUND && tx.refundOf) return `refund of ${tx.refundOf}`;
+  if (tx.kind === TransactionKind.CAPTURE) return `capture of hold ${tx.transactionId}`;
+  return "";
 }
 
 /** "2025-01-31 14:05:09" in the browser's time zone. */
@@ -42,6 +84,10 @@ export function historyRow(entry: GetTransactionHistoryResponse): HistoryRow {
     balanceAfter: `${formatAmount(entry.balanceAfter, currency)} ${currency}`,
     memo: tx?.memo ?? "",
     transactionId: tx?.transactionId ?? "",
+    kind: kindName(tx?.kind ?? TransactionKind.UNSPECIFIED),
+    refundOf: tx?.refundOf ?? "",
+    link: transactionLink(tx),
+    refundable: false,
   };
   switch (entry.direction) {
     case Direction.DEBIT:
@@ -49,6 +95,7 @@ export function historyRow(entry: GetTransactionHistoryResponse): HistoryRow {
     case Direction.CREDIT:
       return {
         ...base,
+        refundable: base.kind === "payment" || base.kind === "capture",
         direction: "credit",
         counterparty: tx?.senderId || "(opening balance)",
         amount: `+${amount} ${currency}`,

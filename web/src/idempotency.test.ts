@@ -1,8 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import {
+  HOLDS,
   IdempotencyKeeper,
   newIdempotencyKey,
+  PENDING_HOLDS_STORAGE_KEY,
+  PENDING_REFUNDS_STORAGE_KEY,
+  REFUNDS,
   PENDING_MAX,
   PENDING_STORAGE_KEY,
   settles,
@@ -163,5 +167,35 @@ describe("newIdempotencyKey", () => {
     } finally {
       Object.defineProperty(crypto, "randomUUID", { value: original, configurable: true });
     }
+  });
+});
+
+describe("keepers of holds and refunds", () => {
+  it("keep the keys of holds apart from those of payments, also for the same fields", () => {
+    const storage = new FakeStorage();
+    const payments = new IdempotencyKeeper(storage, counter("pay"));
+    const holds = new IdempotencyKeeper(storage, counter("hold"), HOLDS);
+    const hold = { ...payment, expiresInSeconds: 3600n };
+    expect(payments.keyFor(payment)).toBe("pay-1");
+    expect(holds.keyFor(hold)).toBe("hold-1");
+    expect(holds.keyFor(hold)).toBe("hold-1");
+    expect(holds.keyFor({ ...hold, expiresInSeconds: 60n })).toBe("hold-2");
+    expect(storage.items.get(PENDING_STORAGE_KEY)).toContain("pay-1");
+    expect(storage.items.get(PENDING_HOLDS_STORAGE_KEY)).toContain("hold-1");
+    holds.settled(hold);
+    expect(holds.pendingKey(hold)).toBeUndefined();
+    expect(payments.pendingKey(payment)).toBe("pay-1");
+    // Another page of the same tab finds the hold's key.
+    expect(new IdempotencyKeeper(storage, counter("x"), HOLDS).pendingKey({ ...hold, expiresInSeconds: 60n })).toBe("hold-2");
+  });
+
+  it("keep one key per refund: the payment, the amount (0 for all) and the memo", () => {
+    const storage = new FakeStorage();
+    const refunds = new IdempotencyKeeper(storage, counter("refund"), REFUNDS);
+    const all = { transactionId: "tx-1", amount: 0n, memo: "" };
+    expect(refunds.keyFor(all)).toBe("refund-1");
+    expect(refunds.keyFor({ ...all, amount: 500n })).toBe("refund-2");
+    expect(refunds.keyFor(all)).toBe("refund-1");
+    expect(storage.items.get(PENDING_REFUNDS_STORAGE_KEY)).toContain("refund-2");
   });
 });

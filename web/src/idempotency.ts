@@ -53,6 +53,42 @@ function fingerprint(p: PaymentFields): string {
   return JSON.stringify([p.senderId, p.recipientId, p.amount.toString(), p.currency, p.memo]);
 }
 
+/** The fields of a hold that make it "the same hold": a payment's, and how long it lasts. */
+export interface HoldFields extends PaymentFields {
+  expiresInSeconds: bigint;
+}
+
+/** Where the pending keys of holds live: a hold never shares a key with a payment. */
+export const PENDING_HOLDS_STORAGE_KEY = "payment.pending-hold-keys";
+
+export function holdFingerprint(h: HoldFields): string {
+  return JSON.stringify(["hold", h.senderId, h.recipientId, h.amount.toString(), h.currency, h.memo, h.expiresInSeconds.toString()]);
+}
+
+/** The fields of a refund that make it "the same refund"; amount 0 means all that is left. */
+export interface RefundFields {
+  transactionId: string;
+  amount: bigint;
+  memo: string;
+}
+
+/** Where the pending keys of refunds live. */
+export const PENDING_REFUNDS_STORAGE_KEY = "payment.pending-refund-keys";
+
+export function refundFingerprint(r: RefundFields): string {
+  return JSON.stringify(["refund", r.transactionId, r.amount.toString(), r.memo]);
+}
+
+/** Which kind of call a keeper keeps keys for: where, and what makes two calls the same. */
+export interface KeeperKind<F> {
+  storageKey: string;
+  fingerprint: (fields: F) => string;
+}
+
+export const PAYMENTS: KeeperKind<PaymentFields> = { storageKey: PENDING_STORAGE_KEY, fingerprint };
+export const HOLDS: KeeperKind<HoldFields> = { storageKey: PENDING_HOLDS_STORAGE_KEY, fingerprint: holdFingerprint };
+export const REFUNDS: KeeperKind<RefundFields> = { storageKey: PENDING_REFUNDS_STORAGE_KEY, fingerprint: refundFingerprint };
+
 function isPending(value: unknown): value is Pending {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Record<string, unknown>;
@@ -83,18 +119,28 @@ const DEFINITE_REFUSALS: ReadonlySet<Code> = new Set([
   Code.Unauthenticated,
 ]);
 
-export class IdempotencyKeeper {
+/**
+ * Keeps the keys of pending calls of one kind: payments by default, or
+ * holds or refunds (HOLDS, REFUNDS), each under a storage key of its own.
+ */
+export class IdempotencyKeeper<F = PaymentFields> {
   /** Used when no storage is given, or the storage refuses (disabled, full). */
   private memory: Pending[] = [];
+  private readonly storageKey: string;
+  private readonly fingerprint: (fields: F) => string;
 
   constructor(
     private readonly storage: KeyStorage | undefined,
     private readonly generate: () => string = newIdempotencyKey,
-  ) {}
+    kind: KeeperKind<F> = PAYMENTS as unknown as KeeperKind<F>,
+  ) {
+    this.storageKey = kind.storageKey;
+    this.fingerprint = kind.fingerprint;
+  }
 
   /** The key to send for this payment: the kept one while it is pending, else a new one (then kept). */
-  keyFor(payment: PaymentFields): string {
-    const fp = fingerprint(payment);
+  keyFor(payment: F): string {
+    const fp = this.fingerprint(payment);
     const pending = this.load();
     const kept = pending.find((p) => p.fingerprint === fp);
     if (kept) return kept.key;
@@ -105,8 +151,8 @@ export class IdempotencyKeeper {
   }
 
   /** The key a submission of this payment would reuse, if it is pending. */
-  pendingKey(payment: PaymentFields): string | undefined {
-    const fp = fingerprint(payment);
+  pendingKey(payment: F): string | undefined {
+    const fp = this.fingerprint(payment);
     return this.load().find((p) => p.fingerprint === fp)?.key;
   }
 
@@ -116,15 +162,15 @@ export class IdempotencyKeeper {
   }
 
   /** The payment is settled (paid or refused for good): the next one like it is a new payment. */
-  settled(payment: PaymentFields): void {
-    const fp = fingerprint(payment);
+  settled(payment: F): void {
+    const fp = this.fingerprint(payment);
     this.save(this.load().filter((p) => p.fingerprint !== fp));
   }
 
   private load(): Pending[] {
     if (!this.storage) return [...this.memory];
     try {
-      const text = this.storage.getItem(PENDING_STORAGE_KEY);
+      const text = this.storage.getItem(this.storageKey);
       if (text === null) return [...this.memory];
       const parsed: unknown = JSON.parse(text);
       return Array.isArray(parsed) ? parsed.filter(isPending).slice(-PENDING_MAX) : [...this.memory];
@@ -137,8 +183,8 @@ export class IdempotencyKeeper {
     this.memory = pending;
     if (!this.storage) return;
     try {
-      if (pending.length === 0) this.storage.removeItem(PENDING_STORAGE_KEY);
-      else this.storage.setItem(PENDING_STORAGE_KEY, JSON.stringify(pending));
+      if (pending.length === 0) this.storage.removeItem(this.storageKey);
+      else this.storage.setItem(this.storageKey, JSON.stringify(pending));
     } catch {
       // Storage disabled or full: the keys live in memory for this page.
     }

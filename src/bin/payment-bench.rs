@@ -764,6 +764,36 @@ where
     Ok(())
 }
 
+/// The workload's accounts as the service shows them, in order.
+async fn read_accounts<T>(
+    client: &mut PaymentServiceClient<T>,
+    token: &AsciiMetadataValue,
+    workload: &Workload,
+) -> Result<Vec<pb::Account>, BoxError>
+where
+    T: GrpcService<tonic::body::Body>,
+    T::Error: Into<BoxError>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+{
+    let mut accounts = Vec::with_capacity(workload.ids.len());
+    for id in workload.ids.iter() {
+        let account = client
+            .get_account_balance(authorized(
+                pb::GetAccountBalanceRequest {
+                    account_id: id.clone(),
+                },
+                token,
+            ))
+            .await?
+            .into_inner()
+            .account
+            .ok_or("no account in reply")?;
+        accounts.push(account);
+    }
+    Ok(accounts)
+}
+
 /// Conservation after a payment phase: the accounts hold together exactly
 /// what they opened with, none is negative, and in the merchant scenario the
 /// merchant holds exactly the committed payments (when every outcome is
@@ -901,21 +931,11 @@ where
         pay,
     )
     .await;
-    let mut balances = Vec::new();
-    for id in workload.ids.iter() {
-        let account = first
-            .get_account_balance(authorized(
-                pb::GetAccountBalanceRequest {
-                    account_id: id.clone(),
-                },
-                &token,
-            ))
-            .await?
-            .into_inner()
-            .account
-            .ok_or("no account in reply")?;
-        balances.push(account.balance);
-    }
+    let balances: Vec<i64> = read_accounts(&mut first, &token, &workload)
+        .await?
+        .iter()
+        .map(|a| a.balance)
+        .collect();
     check_balances(&workload, &balances, &payments, &label)?;
     phases.push(payments);
     if reads {
@@ -928,6 +948,17 @@ where
 /// units, known to every phase without storing it.
 fn hold_amount(n: u32) -> i64 {
     1 + (i64::from(n) * 7919) % AMOUNT_MAX_MINOR
+}
+
+/// What the refund of the `m`-th capture returns: half of it, at least 1.
+fn refunded_amount(m: u32) -> i64 {
+    (captured_amount(m) / 2).max(1)
+}
+
+/// The sender and recipient (indexes into the accounts) of the `n`-th hold:
+/// each account in turn, paying the next.
+fn hold_parties(n: u32, accounts: u32) -> (usize, usize) {
+    ((n % accounts) as usize, ((n + 1) % accounts) as usize)
 }
 
 /// What the `m`-th capture (of hold 2m) moves: all of the hold for even m,
@@ -967,8 +998,8 @@ where
     let args = &bench.args;
     let key = Arc::new(format!("{}-{tag}", bench.run_id));
     let accounts = workload.ids.len() as u32;
-    let sender = move |n: u32| (n % accounts) as usize;
-    let recipient = move |n: u32| ((n + 1) % accounts) as usize;
+    let sender = move |n: u32| hold_parties(n, accounts).0;
+    let recipient = move |n: u32| hold_parties(n, accounts).1;
     let by_key = {
         let (key, ids) = (key.clone(), workload.ids.clone());
         move |n: u32| {
@@ -1106,7 +1137,7 @@ where
         );
         move |caller: u32, _round: u32, m: u32| {
             let (mut client, token) = (client_of(caller), token.clone());
-            let amount = (captured_amount(m) / 2).max(1);
+            let amount = refunded_amount(m);
             let request = pb::RefundPaymentRequest {
                 idempotency_key: format!("{key}-r{m}"),
                 payment: by_key(2 * m),
@@ -1155,22 +1186,11 @@ where
     <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
 {
     let mut balances = Vec::new();
-    for id in workload.ids.iter() {
-        let account = client
-            .get_account_balance(authorized(
-                pb::GetAccountBalanceRequest {
-                    account_id: id.clone(),
-                },
-                token,
-            ))
-            .await?
-            .into_inner()
-            .account
-            .ok_or("no account in reply")?;
+    for account in read_accounts(client, token, workload).await? {
         if account.held != 0 {
             return Err(format!(
-                "hold check failed ({label}): {id} still holds {} after every hold was captured or voided",
-                account.held
+                "hold check failed ({label}): {} still holds {} after every hold was captured or voided",
+                account.account_id, account.held
             )
             .into());
         }
@@ -1184,8 +1204,8 @@ where
             .collect();
         for m in 0..authorize.calls.div_ceil(2) as u32 {
             let n = 2 * m;
-            let (from, to) = ((n % accounts) as usize, ((n + 1) % accounts) as usize);
-            let net = captured_amount(m) - (captured_amount(m) / 2).max(1);
+            let (from, to) = hold_parties(n, accounts);
+            let net = captured_amount(m) - refunded_amount(m);
             expected[from] -= net;
             expected[to] += net;
         }

@@ -382,12 +382,8 @@ where
                 value["idempotency_key"] = json!(key);
                 println!("{value}");
             } else {
-                let verb = if response.replayed {
-                    "already paid (replayed, nothing moved)"
-                } else {
-                    "paid"
-                };
-                println!("{}", transaction_text(verb, &tx));
+                let verb = replay_verb(response.replayed, "paid");
+                println!("{}", transaction_text(&verb, &tx));
             }
         }
         Command::Balance { account_id } => {
@@ -465,22 +461,12 @@ where
                 value["replayed"] = json!(response.replayed);
                 println!("{value}");
             } else {
-                let verb = if response.replayed {
-                    "already authorized (replayed, nothing moved)"
-                } else {
-                    "authorized"
-                };
+                let verb = replay_verb(response.replayed, "authorized");
                 println!("{verb}: {}", hold_text(&hold));
             }
         }
         Command::Capture { hold, amount } => {
-            let amount = match amount {
-                Some(text) => {
-                    let currency = currency_of(&mut client, &hold.to_pb(), cli).await?;
-                    parse_money(text, &currency).map_err(|e| format!("--amount: {e}"))?
-                }
-                None => 0,
-            };
+            let amount = amount_of(&mut client, amount.as_deref(), &hold.to_pb(), cli).await?;
             let response = client
                 .capture_hold(request(
                     pb::CaptureHoldRequest {
@@ -499,12 +485,8 @@ where
                     json!({"hold": hold_json(&held), "transaction": transaction_json(&tx), "replayed": response.replayed})
                 );
             } else {
-                let verb = if response.replayed {
-                    "already captured (replayed, nothing moved)"
-                } else {
-                    "captured"
-                };
-                println!("{}", transaction_text(verb, &tx));
+                let verb = replay_verb(response.replayed, "captured");
+                println!("{}", transaction_text(&verb, &tx));
                 println!("{}", hold_text(&held));
             }
         }
@@ -519,11 +501,7 @@ where
                 value["replayed"] = json!(response.replayed);
                 println!("{value}");
             } else {
-                let verb = if response.replayed {
-                    "already voided (replayed)"
-                } else {
-                    "voided"
-                };
+                let verb = replay_verb(response.replayed, "voided");
                 println!("{verb}: {}", hold_text(&held));
             }
         }
@@ -533,13 +511,7 @@ where
             memo,
             key,
         } => {
-            let amount = match amount {
-                Some(text) => {
-                    let currency = currency_of(&mut client, &payment.to_pb(), cli).await?;
-                    parse_money(text, &currency).map_err(|e| format!("--amount: {e}"))?
-                }
-                None => 0,
-            };
+            let amount = amount_of(&mut client, amount.as_deref(), &payment.to_pb(), cli).await?;
             let key = fresh_key(key.as_deref(), cli.json);
             let response = client
                 .refund_payment(request(
@@ -561,12 +533,8 @@ where
                 value["idempotency_key"] = json!(key);
                 println!("{value}");
             } else {
-                let verb = if response.replayed {
-                    "already refunded (replayed, nothing moved)"
-                } else {
-                    "refunded"
-                };
-                println!("{}", transaction_text(verb, &tx));
+                let verb = replay_verb(response.replayed, "refunded");
+                println!("{}", transaction_text(&verb, &tx));
                 println!(
                     "refunded so far: {} of {}",
                     payment::domain::format_money(response.refunded_total, &tx.currency),
@@ -599,14 +567,10 @@ where
                     println!("{}", hold_text(hold));
                 }
                 if let Some(tx) = &response.transaction {
-                    let kind = pb::TransactionKind::try_from(tx.kind)
-                        .map(|k| {
-                            k.as_str_name()
-                                .trim_start_matches("TRANSACTION_KIND_")
-                                .to_lowercase()
-                        })
-                        .unwrap_or_else(|_| "transaction".into());
-                    println!("{}", transaction_text(&kind, tx));
+                    println!(
+                        "{}",
+                        transaction_text(&kind_name(tx.kind).to_lowercase(), tx)
+                    );
                     if response.refunded_total > 0 {
                         println!(
                             "refunded: {}",
@@ -717,6 +681,15 @@ async fn audit(segments: u32, as_json: bool) -> ExitCode {
     }
 }
 
+/// "paid", or on a replay "already paid (replayed, nothing moved)".
+fn replay_verb(replayed: bool, done: &str) -> String {
+    if replayed {
+        format!("already {done} (replayed, nothing moved)")
+    } else {
+        done.to_owned()
+    }
+}
+
 /// The idempotency key given, or a new one, printed so that the caller can
 /// retry with it.
 fn fresh_key(key: Option<&str>, as_json: bool) -> String {
@@ -727,18 +700,23 @@ fn fresh_key(key: Option<&str>, as_json: bool) -> String {
     key
 }
 
-/// The currency of a payment or hold, to read a decimal --amount in it.
-async fn currency_of<T>(
+/// A decimal --amount in the currency of the payment or hold it is of
+/// (looked up), in minor units; 0 (all of it) when omitted.
+async fn amount_of<T>(
     client: &mut PaymentServiceClient<T>,
+    amount: Option<&str>,
     payment: &Option<pb::PaymentRef>,
     cli: &Cli,
-) -> Result<String, BoxError>
+) -> Result<i64, BoxError>
 where
     T: GrpcService<tonic::body::Body>,
     T::Error: Into<BoxError>,
     T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
 {
+    let Some(text) = amount else {
+        return Ok(0);
+    };
     let found = client
         .get_payment(request(
             pb::GetPaymentRequest {
@@ -748,9 +726,10 @@ where
         )?)
         .await?
         .into_inner();
-    found
+    let currency = found
         .hold
         .map(|h| h.currency)
         .or(found.transaction.map(|t| t.currency))
-        .ok_or_else(|| "the service found no such payment or hold".into())
+        .ok_or("the service found no such payment or hold")?;
+    Ok(parse_money(text, &currency).map_err(|e| format!("--amount: {e}"))?)
 }

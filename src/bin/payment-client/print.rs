@@ -38,7 +38,7 @@ fn short_name(name: &str, prefix: &str) -> String {
     name.trim_start_matches(prefix).to_owned()
 }
 
-fn kind_name(kind: i32) -> String {
+pub fn kind_name(kind: i32) -> String {
     pb::TransactionKind::try_from(kind)
         .map(|k| short_name(k.as_str_name(), "TRANSACTION_KIND_"))
         .unwrap_or_else(|_| kind.to_string())

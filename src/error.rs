@@ -51,10 +51,16 @@ fn describe(err: &LedgerError) -> (Code, &'static str, Metadata) {
             "ACCOUNT_EXISTS",
             m.with("account_id", id),
         ),
-        LedgerError::IdempotencyKeyReused { key, sender_id } => (
+        LedgerError::IdempotencyKeyReused {
+            key,
+            sender_id,
+            stored_kind,
+        } => (
             Code::AlreadyExists,
             "IDEMPOTENCY_KEY_REUSED",
-            m.with("idempotency_key", key).with("sender_id", sender_id),
+            m.with("idempotency_key", key)
+                .with("sender_id", sender_id)
+                .with("stored_kind", stored_kind),
         ),
         LedgerError::AccountNotFound { role, account_id } => (
             Code::NotFound,
@@ -254,6 +260,7 @@ mod tests {
                 LedgerError::IdempotencyKeyReused {
                     key: "k".into(),
                     sender_id: "a".into(),
+                    stored_kind: "hold",
                 },
                 Code::AlreadyExists,
             ),

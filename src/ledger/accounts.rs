@@ -4,6 +4,7 @@ use super::layout::{
     AccountFacts, AccountsItem, Item, OWNER_SK, ShardState, StoredEntry, account_item, build_error,
     n, new_transaction_id, now_ms, owner_pk, s, sdk_error, shard_item,
 };
+use super::round::{Rounds, Written, reason};
 use super::shards::account_from;
 use super::{Account, Direction, Ledger, LedgerError, Payment, TransferKind};
 use crate::domain::{AccountId, NewAccount, OWNER_ACCOUNTS_MAX};
@@ -134,47 +135,48 @@ impl Ledger {
                     .build(),
             );
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .client_request_token(uuid::Uuid::new_v4().to_string())
-            .send()
-            .await;
-        match result {
-            Ok(_) => {
-                self.remember_new(&facts, &shard0, &empty);
-                Ok(account)
-            }
-            Err(err) => {
-                use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
-                let account_taken = match err.as_service_error() {
-                    Some(E::TransactionCanceledException(cancelled)) => cancelled
-                        .cancellation_reasons()
-                        .first()
-                        .is_some_and(|r| r.code() == Some("ConditionalCheckFailed")),
-                    _ => false,
-                };
-                let over_limit = counted
-                    && match err.as_service_error() {
-                        Some(E::TransactionCanceledException(cancelled)) => cancelled
-                            .cancellation_reasons()
-                            .get(1)
-                            .is_some_and(|r| r.code() == Some("ConditionalCheckFailed")),
-                        _ => false,
+        // Both the account's put and the owner's counter are items other
+        // calls may hold at the same moment (two AddAccounts by one owner,
+        // or a retry while the first call is still in flight): such rounds
+        // go again after a pause, a bounded number of times.
+        let mut rounds = Rounds::new();
+        while rounds.next().await.is_some() {
+            match self.transact(items.clone()).await? {
+                Written::Committed => {
+                    self.remember_new(&facts, &shard0, &empty);
+                    return Ok(account);
+                }
+                Written::Cancelled(reasons) => {
+                    if reason(&reasons, 0).failed() {
+                        return Err(exists());
+                    }
+                    if counted && reason(&reasons, 1).failed() {
+                        return Err(LedgerError::TooManyAccounts {
+                            owner: owner.to_owned(),
+                            limit: OWNER_ACCOUNTS_MAX,
+                        });
+                    }
+                    rounds.met(&reasons)?;
+                    if reasons.iter().any(|r| r.failed()) {
+                        // An entry or shard item of an account that does
+                        // not exist yet: only a half-written account could
+                        // explain it, which one transaction never leaves.
+                        return Err(LedgerError::Internal(
+                            "opening an account failed a condition on an item it creates".into(),
+                        ));
+                    }
+                }
+                // No answer: whether it committed, the account says (the
+                // same owner opening the same account gets it).
+                Written::Unknown(cause) => {
+                    return match self.read_account_item(&facts.account_id).await {
+                        Ok(Some(_)) => Err(exists()),
+                        _ => Err(LedgerError::OutcomeUnknown { cause }),
                     };
-                if account_taken {
-                    Err(exists())
-                } else if over_limit {
-                    Err(LedgerError::TooManyAccounts {
-                        owner: owner.to_owned(),
-                        limit: OWNER_ACCOUNTS_MAX,
-                    })
-                } else {
-                    Err(sdk_error("TransactWriteItems", err))
                 }
             }
         }
+        Err(rounds.exhausted())
     }
 
     fn remember_new(&self, facts: &AccountFacts, shard0: &ShardState, empty: &ShardState) {

@@ -9,7 +9,8 @@
 //! worst a stale memory costs is one more round. Correctness never rests
 //! here, which is why Lambda containers that share nothing stay correct.
 
-use super::layout::{AccountFacts, ShardState};
+use super::layout::{AccountFacts, ShardState, StoredRecord};
+use crate::domain::PaymentRef;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +18,13 @@ use std::sync::{Arc, Mutex};
 /// starts over (reads are the only cost). At a few hundred bytes each this
 /// bounds the memory to a few megabytes.
 const KNOWN_ACCOUNTS_MAX: usize = 10_000;
+
+/// Most payment, hold and refund records one instance remembers (the ones
+/// it wrote or read last); past it, it forgets them all. A remembered record
+/// is only a plan's starting point: every write that depends on it is
+/// conditioned on the record as remembered, and a refusal is only given
+/// after the record was read fresh.
+const KNOWN_RECORDS_MAX: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub(super) struct KnownAccount {
@@ -41,6 +49,10 @@ struct CreditSlots {
 struct Inner {
     accounts: HashMap<String, KnownAccount>,
     slots: HashMap<String, CreditSlots>,
+    /// Records by (paying account, idempotency key).
+    records: HashMap<(String, String), StoredRecord>,
+    /// Record keys by transaction id.
+    record_ids: HashMap<String, (String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +109,39 @@ impl Known {
         {
             *slot = Some(state.clone());
         }
+    }
+
+    /// Remembers a record as it was written or read.
+    pub(super) fn remember_record(&self, record: &StoredRecord) {
+        let mut inner = self.lock();
+        if inner.records.len() >= KNOWN_RECORDS_MAX {
+            inner.records.clear();
+            inner.record_ids.clear();
+        }
+        let key = (
+            record.parties().0.to_owned(),
+            record.idempotency_key().to_owned(),
+        );
+        inner
+            .record_ids
+            .insert(record.transaction_id().to_owned(), key.clone());
+        inner.records.insert(key, record.clone());
+    }
+
+    /// The record a reference names, as last written or read here.
+    pub(super) fn record(&self, reference: &PaymentRef) -> Option<StoredRecord> {
+        let inner = self.lock();
+        let key = match reference {
+            PaymentRef::Key {
+                sender_id,
+                idempotency_key,
+            } => (
+                sender_id.as_str().to_owned(),
+                idempotency_key.as_str().to_owned(),
+            ),
+            PaymentRef::Id(id) => inner.record_ids.get(id)?.clone(),
+        };
+        inner.records.get(&key).cloned()
     }
 
     /// Forgets a shard's state (after an answer that left it unknown).

@@ -624,6 +624,47 @@ impl StoredRecord {
         })
     }
 
+    /// The idempotency key it was made with.
+    pub(super) fn idempotency_key(&self) -> &str {
+        match self {
+            StoredRecord::Transfer {
+                idempotency_key, ..
+            } => idempotency_key,
+            StoredRecord::Hold(hold) => &hold.idempotency_key,
+        }
+    }
+
+    /// The transaction id of the payment, hold or refund.
+    pub(super) fn transaction_id(&self) -> &str {
+        match self {
+            StoredRecord::Transfer { payment, .. } => &payment.transaction_id,
+            StoredRecord::Hold(hold) => &hold.payment.transaction_id,
+        }
+    }
+
+    /// The paying and the paid account.
+    pub(super) fn parties(&self) -> (&str, &str) {
+        let payment = match self {
+            StoredRecord::Transfer { payment, .. } => payment,
+            StoredRecord::Hold(hold) => &hold.payment,
+        };
+        (&payment.sender_id, &payment.recipient_id)
+    }
+
+    /// What it is, in a word a program can read: "payment", "hold",
+    /// "refund" (or "opening").
+    pub(super) fn kind_name(&self) -> &'static str {
+        match self {
+            StoredRecord::Hold(_) => "hold",
+            StoredRecord::Transfer { payment, .. } => match payment.kind {
+                TransferKind::Payment => "payment",
+                TransferKind::Refund => "refund",
+                TransferKind::Capture => "capture",
+                TransferKind::Opening => "opening",
+            },
+        }
+    }
+
     /// The record's key: `P#<sender>`, `K#<idempotency key>`.
     pub(super) fn key(&self) -> Item {
         let (sender, key) = match self {
@@ -683,6 +724,21 @@ pub(super) fn record_legs(item: &Item) -> Result<RecordLegs, LedgerError> {
     })
 }
 
+/// The one list of DynamoDB error codes that say "not now": throttling,
+/// limits and server-side failures. A caller may go again later; for a
+/// write, the request may also have been carried out.
+pub(super) fn is_retryable_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "InternalServerError"
+            | "ServiceUnavailable"
+            | "LimitExceededException"
+    )
+}
+
 /// Maps an SDK error of any operation: throttling, timeouts and connection
 /// failures are UNAVAILABLE (retryable); a missing table is UNAVAILABLE too,
 /// since it is an operator's error that the caller cannot fix; anything else
@@ -697,12 +753,7 @@ where
             let code = service.err().code().unwrap_or("Unknown");
             let message = service.err().message().unwrap_or("");
             match code {
-                "ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-                | "InternalServerError"
-                | "ServiceUnavailable"
-                | "LimitExceededException" => {
+                code if is_retryable_code(code) => {
                     LedgerError::Unavailable(format!("{operation}: {code}: {message}"))
                 }
                 "ResourceNotFoundException" => LedgerError::Unavailable(format!(

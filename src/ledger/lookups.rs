@@ -1,9 +1,9 @@
 //! GetPayment and ListAccounts: reads through the indexes.
 
-use super::holds::describe;
 use super::layout::{
     AccountsItem, Item, LISTED, LISTED_INDEX, OWNER_INDEX, StoredRecord, now_ms, s, sdk_error,
 };
+use super::records::describe;
 use super::shards::account_from;
 use super::{Account, Found, Ledger, LedgerError, Payer};
 use crate::domain::{AccountsPage, Listing, PaymentRef};

@@ -75,6 +75,8 @@
 
 mod accounts;
 mod audit;
+mod authorize;
+mod capture;
 mod history;
 mod holds;
 mod known;
@@ -82,14 +84,17 @@ mod layout;
 mod locks;
 mod lookups;
 mod payments;
+mod records;
 mod refunds;
+mod replay;
+mod round;
 mod shards;
-mod transfers;
+mod void;
 
 pub use audit::{AUDIT_LISTED_MAX, AUDIT_SEGMENTS_MAX, AuditReport};
 pub use history::{HISTORY_CHUNK_MAX, HistoryCursor};
 pub use layout::IndexSchemas;
-pub use payments::PAYMENT_ATTEMPTS_MAX;
+pub use round::PAYMENT_ATTEMPTS_MAX;
 pub use shards::BALANCE_SHARDS_MAX;
 
 use crate::domain::{BALANCE_MAX_MINOR, format_money};
@@ -151,9 +156,14 @@ pub enum LedgerError {
     )]
     BalanceLimit { account_id: String },
     #[error(
-        "idempotency key {key:?} was already used by sender {sender_id:?} for a different payment; use a new key for a new payment"
+        "idempotency key {key:?} was already used by account {sender_id:?} for a different {stored_kind}; use a new key for a new call"
     )]
-    IdempotencyKeyReused { key: String, sender_id: String },
+    IdempotencyKeyReused {
+        key: String,
+        sender_id: String,
+        /// What is stored under the key: "payment", "hold" or "refund".
+        stored_kind: &'static str,
+    },
     #[error("the caller does not own sender account {account_id:?}")]
     NotOwner { account_id: String },
     #[error("{what}; only {who} may")]

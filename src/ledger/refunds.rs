@@ -5,17 +5,20 @@
 //! its sender, with its own record `P#<recipient>` / `K#<refund key>` and
 //! `refund_of` naming the payment. In the same transaction the payment's
 //! record gains the amount in `refunded`, conditioned on `refunded` being
-//! exactly what the refund read. So the refunds of one payment commit one
-//! after another, each checked against the payment's amount: they never
-//! add up to more, however many arrive at once.
+//! exactly what the refund planned from. So the refunds of one payment
+//! commit one after another, each checked against the payment's amount:
+//! they never add up to more, however many arrive at once. On a warm
+//! instance (it knows the payment's record and both accounts) a refund is
+//! one TransactWriteItems; a stale `refunded` costs one failed write, which
+//! returns the record as it is.
 
-use super::holds::describe;
-use super::layout::{Item, RecordLegs, StoredRecord, n, now_ms, record_item, record_key};
-use super::payments::{PAYMENT_ATTEMPTS_MAX, backoff, plan_debits, refusal};
-use super::transfers::{Round, Written, round_time};
+use super::holds::clock;
+use super::layout::{Item, StoredRecord, n, new_transaction_id, record_item, record_key};
+use super::records::describe;
+use super::replay::{Call, replayed};
+use super::round::{DEBIT_SHARDS_MAX, Rounds, Transfer, Written, plan_debits, reason, refusal};
 use super::{HoldState, Ledger, LedgerError, Payer, Payment, RefundOutcome, TransferKind};
 use crate::domain::{RefundOrder, shard_balance_max_minor};
-use aws_sdk_dynamodb::types::TransactWriteItem;
 use std::collections::HashMap;
 
 /// What can be refunded of a record: its key, transaction id, parties,
@@ -31,7 +34,7 @@ struct Refundable {
 }
 
 impl Refundable {
-    fn of(record: StoredRecord) -> Result<Self, LedgerError> {
+    fn of(record: &StoredRecord) -> Result<Self, LedgerError> {
         let key = record.key();
         match record {
             StoredRecord::Transfer {
@@ -41,38 +44,42 @@ impl Refundable {
             } => {
                 if payment.kind == TransferKind::Refund {
                     return Err(LedgerError::NotRefundable {
-                        transaction_id: payment.transaction_id,
+                        transaction_id: payment.transaction_id.clone(),
                         why: "it is a refund itself; make a payment to send money back",
                     });
                 }
                 Ok(Self {
                     key,
-                    transaction_id: payment.transaction_id,
-                    sender_id: payment.sender_id,
-                    recipient_id: payment.recipient_id,
+                    transaction_id: payment.transaction_id.clone(),
+                    sender_id: payment.sender_id.clone(),
+                    recipient_id: payment.recipient_id.clone(),
                     amount_minor: payment.amount_minor,
-                    currency: payment.currency,
-                    refunded_minor,
+                    currency: payment.currency.clone(),
+                    refunded_minor: *refunded_minor,
                 })
             }
             StoredRecord::Hold(hold) => {
                 if hold.state != HoldState::Captured {
                     return Err(LedgerError::NotRefundable {
-                        transaction_id: hold.payment.transaction_id,
+                        transaction_id: hold.payment.transaction_id.clone(),
                         why: "it is a hold that was not captured, so it moved no money; void it instead",
                     });
                 }
                 Ok(Self {
                     key,
-                    transaction_id: hold.payment.transaction_id,
-                    sender_id: hold.payment.sender_id,
-                    recipient_id: hold.payment.recipient_id,
+                    transaction_id: hold.payment.transaction_id.clone(),
+                    sender_id: hold.payment.sender_id.clone(),
+                    recipient_id: hold.payment.recipient_id.clone(),
                     amount_minor: hold.captured_minor,
-                    currency: hold.payment.currency,
+                    currency: hold.payment.currency.clone(),
                     refunded_minor: hold.refunded_minor,
                 })
             }
         }
+    }
+
+    fn left(&self) -> i64 {
+        self.amount_minor - self.refunded_minor
     }
 
     fn exceeds(&self, requested_minor: i64) -> LedgerError {
@@ -82,6 +89,26 @@ impl Refundable {
             refunded_minor: self.refunded_minor,
             requested_minor,
             currency: self.currency.clone(),
+        }
+    }
+}
+
+/// The record with `refunded` raised by `amount`, as this instance now
+/// knows it.
+fn with_refunded(record: StoredRecord, amount: i64) -> StoredRecord {
+    match record {
+        StoredRecord::Transfer {
+            idempotency_key,
+            payment,
+            refunded_minor,
+        } => StoredRecord::Transfer {
+            idempotency_key,
+            payment,
+            refunded_minor: refunded_minor + amount,
+        },
+        StoredRecord::Hold(mut hold) => {
+            hold.refunded_minor += amount;
+            StoredRecord::Hold(hold)
         }
     }
 }
@@ -99,25 +126,23 @@ impl Ledger {
             what: "payment",
             name: describe(&order.payment),
         };
-        let Some(found) = self.find_record(&order.payment).await? else {
+        let (found, mut fresh) = self.recall_record(&order.payment).await?;
+        let Some(mut found) = found else {
             return Err(not_found());
         };
+        let (sender_id, recipient_id) = {
+            let (s, r) = found.parties();
+            (s.to_owned(), r.to_owned())
+        };
+        let refund_key = record_key(&recipient_id, order.idempotency_key.as_str());
         // Who may see it decides between NOT_FOUND and PERMISSION_DENIED
         // before anything about its state is told.
-        let (sender_id, recipient_id) = match &found {
-            StoredRecord::Transfer { payment, .. } => {
-                (payment.sender_id.clone(), payment.recipient_id.clone())
-            }
-            StoredRecord::Hold(hold) => (
-                hold.payment.sender_id.clone(),
-                hold.payment.recipient_id.clone(),
-            ),
-        };
         if !caller.admin {
-            let (sender, recipient) =
-                tokio::try_join!(self.facts(&sender_id), self.facts(&recipient_id))?;
-            if recipient.is_none_or(|r| r.owner != caller.sub) {
-                if sender.is_some_and(|s| s.owner == caller.sub) {
+            let ([payer, payee], _) = self
+                .parties([&recipient_id, &sender_id], refund_key.clone())
+                .await?;
+            if payer.is_none_or(|r| r.facts.owner != caller.sub) {
+                if payee.is_some_and(|s| s.facts.owner == caller.sub) {
                     return Err(LedgerError::NotAllowed {
                         what: "the sender's owner may not refund a payment".into(),
                         who: "the recipient's owner or an admin",
@@ -126,134 +151,121 @@ impl Ledger {
                 return Err(not_found());
             }
         }
-        let mut original = Refundable::of(found)?;
-        let refund_key = record_key(&original.recipient_id, order.idempotency_key.as_str());
-        let _queued = self
-            .locks
-            .lock_pair(&original.recipient_id, &original.sender_id)
-            .await;
+        let _queued = self.locks.lock_pair(&recipient_id, &sender_id).await;
         let mut own_ids: Vec<String> = Vec::new();
-        for attempt in 1..=PAYMENT_ATTEMPTS_MAX {
-            if attempt > 1 {
-                tokio::time::sleep(backoff(attempt - 1)).await;
-                match self.read_record_item(original.key.clone()).await? {
-                    Some(record) => original = Refundable::of(record)?,
-                    None => return Err(LedgerError::Internal("refunded record vanished".into())),
+        let mut verified = false;
+        let mut rounds = Rounds::new();
+        while rounds.next().await.is_some() {
+            // A remembered record is read fresh before it refuses.
+            let mut original = match Refundable::of(&found) {
+                Err(_) if !fresh => {
+                    (found, fresh) = (self.reread(&found).await?, true);
+                    Refundable::of(&found)?
                 }
-            }
+                other => other?,
+            };
             // The refund pays from the original recipient to the sender.
-            let (payer, payee, stored) = tokio::try_join!(
-                self.fresh_party(&original.recipient_id),
-                self.fresh_party(&original.sender_id),
-                self.read_record_item(refund_key.clone())
-            )?;
-            if let Some(stored) = stored {
-                return answer_stored_refund(order, &original, &own_ids, stored);
+            let ([payer, payee], record) = self
+                .parties([&recipient_id, &sender_id], refund_key.clone())
+                .await?;
+            if let Some(Some(stored)) = record {
+                return answer(order, &original, &own_ids, stored);
             }
-            let (Some(payer), Some(payee)) = (payer, payee) else {
+            let (Some(mut payer), Some(mut payee)) = (payer, payee) else {
                 return Err(LedgerError::Internal(
                     "a party of a payment vanished".into(),
                 ));
             };
-            let left = original.amount_minor - original.refunded_minor;
-            let amount = order.amount_minor.unwrap_or(left);
-            if amount <= 0 || amount > left {
+            let amount = order.amount_minor.unwrap_or(original.left());
+            if amount <= 0 || amount > original.left() {
+                if !fresh {
+                    (found, fresh) = (self.reread(&found).await?, true);
+                    continue;
+                }
+                // A refund under this key may be what took the rest.
+                if let Some(stored) = self.read_record(&refund_key).await? {
+                    return answer(order, &original, &own_ids, stored);
+                }
                 return Err(original.exceeds(amount.max(order.amount_minor.unwrap_or(0))));
             }
-            let now = now_ms();
-            let Some(debits) = plan_debits(&payer, amount, now) else {
+            let payer_all = payer.all_shards();
+            let payee_first: Vec<u32> = if payee.known_count() == 0 {
+                vec![0]
+            } else {
+                Vec::new()
+            };
+            let first: &[u32] = if payer.known_count() == 0 || payer.facts.shards == 1 {
+                &payer_all
+            } else {
+                &[]
+            };
+            self.fill(&mut [(&mut payer, first), (&mut payee, &payee_first)], None)
+                .await?;
+            let now = clock();
+            let debits = loop {
+                match plan_debits(&payer, amount, now) {
+                    Some(debits) => break Some(debits),
+                    None if payer.known_count() < payer.shards.len() => {
+                        self.fill(&mut [(&mut payer, &payer_all)], None).await?;
+                    }
+                    None if !verified => {
+                        verified = true;
+                        payer.forget_shards();
+                        if let Some(Some(stored)) = self
+                            .fill_with_record(&mut [(&mut payer, &payer_all)], &refund_key)
+                            .await?
+                        {
+                            return answer(order, &original, &own_ids, stored);
+                        }
+                    }
+                    None => break None,
+                }
+            };
+            let Some(debits) = debits else {
                 // Concurrent refunds may have taken what is left since the
                 // payment was read: if so, that is the answer.
-                if let Some(record) = self.read_record_item(original.key.clone()).await? {
-                    original = Refundable::of(record)?;
-                    let left = original.amount_minor - original.refunded_minor;
-                    if amount > left || (order.amount_minor.is_none() && left == 0) {
-                        return Err(original.exceeds(amount));
-                    }
+                found = self.reread(&found).await?;
+                original = Refundable::of(&found)?;
+                if amount > original.left()
+                    || (order.amount_minor.is_none() && original.left() == 0)
+                {
+                    return Err(original.exceeds(amount));
                 }
-                return Err(refusal(&payer, amount, "refund", now));
+                return Err(refusal(&payer, amount, "refund", DEBIT_SHARDS_MAX, now));
             };
-            let Some(credit) = payee.shards[0].clone() else {
-                return Err(LedgerError::Internal(
-                    "refunded sender's shard not read".into(),
-                ));
-            };
-            // A sharded sender is credited on the shard with the most room.
-            let (credit_shard, credit) = payee
+            // The payment's sender is credited on its known shard with the
+            // most room.
+            let room = shard_balance_max_minor(payee.facts.shards) - amount;
+            let credit = payee
                 .shards
                 .iter()
                 .enumerate()
                 .filter_map(|(k, s)| Some((u32::try_from(k).ok()?, s.clone()?)))
                 .min_by_key(|(k, s)| (s.balance_minor, *k))
-                .unwrap_or((0, credit));
-            if credit.balance_minor > shard_balance_max_minor(payee.facts.shards) - amount {
+                .ok_or_else(|| LedgerError::Internal("refunded sender's shard not read".into()))?;
+            if credit.1.balance_minor > room {
                 return Err(LedgerError::BalanceLimit {
                     account_id: original.sender_id.clone(),
                 });
             }
-            let at = round_time(
-                debits
-                    .iter()
-                    .map(|(_, s, _)| s)
-                    .chain(std::iter::once(&credit)),
-            );
             let refund = Payment {
-                transaction_id: super::layout::new_transaction_id(),
+                transaction_id: new_transaction_id(),
                 sender_id: original.recipient_id.clone(),
                 recipient_id: original.sender_id.clone(),
                 amount_minor: amount,
                 currency: original.currency.clone(),
                 memo: order.memo.clone(),
-                created_at_ms: at,
+                created_at_ms: now,
                 kind: TransferKind::Refund,
                 refund_of: original.transaction_id.clone(),
             };
-            own_ids.push(refund.transaction_id.clone());
-            // A debit of several shards (a merchant refunding more than one
-            // shard holds) writes `need`, as MakePayment does (see shards).
-            let legs: Vec<(u32, &super::layout::ShardState)> =
-                debits.iter().map(|(k, s, _)| (*k, s)).collect();
-            let needs = super::shards::merged_needs(&legs);
-            let debit_rounds: Vec<_> = debits
-                .iter()
-                .map(|(k, before, part)| {
-                    let swept = before.swept(at);
-                    let after = super::layout::ShardState {
-                        version: before.version + 1,
-                        balance_minor: before.balance_minor - part,
-                        updated_at_ms: at,
-                        holds_rev: before.holds_rev + u64::from(swept.is_some()),
-                        holds: swept.unwrap_or_else(|| before.holds.clone()),
-                        need: needs.get(k).cloned().unwrap_or_default(),
-                    };
-                    (*k, before.clone(), after, *part)
-                })
-                .collect();
-            let mut round = Round {
-                sender: payer.facts.clone(),
-                recipient: payee.facts.clone(),
-                payment: refund.clone(),
-                debits: debit_rounds,
-                credit: (credit_shard, credit),
-                records: Vec::new(),
-            };
-            let legs = RecordLegs {
-                debits: round
-                    .debits
-                    .iter()
-                    .map(|(k, _, after, part)| (*k, after.version, *part))
-                    .collect(),
-                credit: (round.credit.0, round.credit.1.version + 1),
-            };
-            round.records.push(
-                TransactWriteItem::builder()
-                    .put(self.put_new(record_item(
-                        &refund,
-                        order.idempotency_key.as_str(),
-                        &legs,
-                    ))?)
-                    .build(),
-            );
+            let transfer = Transfer::plan(refund, debits, credit, payee.facts.shards, now);
+            own_ids.push(transfer.payment.transaction_id.clone());
+            let put = self.put_record(record_item(
+                &transfer.payment,
+                order.idempotency_key.as_str(),
+                &transfer.legs(),
+            ))?;
             let (condition, mut values) = if original.refunded_minor == 0 {
                 ("attribute_not_exists(refunded)", Item::new())
             } else {
@@ -264,65 +276,104 @@ impl Ledger {
             };
             values.insert(":amount".into(), n(amount));
             values.insert(":zero".into(), n(0));
-            round.records.push(self.record_update(
+            let raise = self.record_update(
                 original.key.clone(),
                 "SET refunded = if_not_exists(refunded, :zero) + :amount",
                 condition,
                 &[],
                 values,
-            )?);
-            match self.write_round(&round).await? {
+            )?;
+            let items = self.transfer_items(&transfer, vec![put, raise])?;
+            match self.transact(items).await? {
                 Written::Committed => {
+                    self.observe_transfer(&transfer);
+                    let refunded_total_minor = original.refunded_minor + amount;
+                    self.known.remember_record(&with_refunded(found, amount));
                     return Ok(RefundOutcome {
-                        refund,
+                        refund: transfer.payment,
                         replayed: false,
-                        refunded_total_minor: original.refunded_minor + amount,
+                        refunded_total_minor,
                     });
                 }
                 Written::Unknown(cause) => {
-                    return match self.read_record_item(refund_key.clone()).await {
-                        Ok(Some(stored)) => {
-                            answer_stored_refund(order, &original, &own_ids, stored)
-                        }
+                    return match self.read_record(&refund_key).await {
+                        Ok(Some(stored)) => answer(order, &original, &own_ids, stored),
                         _ => Err(LedgerError::OutcomeUnknown { cause }),
                     };
                 }
-                Written::Refused { .. } => {
-                    tracing::debug!(attempt, "refund round lost a race; going again");
+                Written::Cancelled(reasons) => {
+                    rounds.met(&reasons)?;
+                    let records_from = transfer.debits.len() + 1;
+                    let taken = reason(&reasons, records_from);
+                    if taken.failed() {
+                        // The refund key is taken: its record answers.
+                        let stored = match taken.item() {
+                            Some(item) => StoredRecord::from_item(item)?,
+                            None => self.read_record(&refund_key).await?.ok_or_else(|| {
+                                LedgerError::Internal(
+                                    "refund record vanished after its condition failed".into(),
+                                )
+                            })?,
+                        };
+                        return answer(order, &original, &own_ids, stored);
+                    }
+                    let raised = reason(&reasons, records_from + 1);
+                    if raised.failed() {
+                        // Another refund of the payment committed first.
+                        found = match raised.item() {
+                            Some(item) => {
+                                let record = StoredRecord::from_item(item)?;
+                                self.known.remember_record(&record);
+                                record
+                            }
+                            None => self.reread(&found).await?,
+                        };
+                        fresh = true;
+                    }
+                    self.learn_from_transfer(&transfer, &reasons);
+                    tracing::debug!("refund round lost a race; going again");
                 }
             }
         }
-        Err(LedgerError::Contended {
-            attempts: PAYMENT_ATTEMPTS_MAX,
-        })
+        match self.read_record(&refund_key).await {
+            Ok(Some(stored)) => {
+                let original = Refundable::of(&found)?;
+                answer(order, &original, &own_ids, stored)
+            }
+            _ => Err(rounds.exhausted()),
+        }
+    }
+
+    /// A record read fresh by its own key, remembered.
+    async fn reread(&self, record: &StoredRecord) -> Result<StoredRecord, LedgerError> {
+        self.read_record(&record.key())
+            .await?
+            .ok_or_else(|| LedgerError::Internal("refunded record vanished".into()))
     }
 }
 
-/// The answer when a record is already stored under a refund's key.
-fn answer_stored_refund(
+/// The answer when a record is already stored under a refund's key (see
+/// [`super::replay`]).
+fn answer(
     order: &RefundOrder,
     original: &Refundable,
     own_ids: &[String],
     stored: StoredRecord,
 ) -> Result<RefundOutcome, LedgerError> {
-    let reused = || LedgerError::IdempotencyKeyReused {
-        key: order.idempotency_key.as_str().to_owned(),
-        sender_id: original.recipient_id.clone(),
+    let call = Call::Refund {
+        order,
+        refund_of: &original.transaction_id,
+        payer: &original.recipient_id,
     };
-    let StoredRecord::Transfer { payment, .. } = stored else {
-        return Err(reused());
-    };
-    let own = own_ids.contains(&payment.transaction_id);
-    let same = payment.kind == TransferKind::Refund
-        && payment.refund_of == original.transaction_id
-        && payment.memo == order.memo
-        && order.amount_minor.is_none_or(|a| a == payment.amount_minor);
-    if !own && !same {
-        return Err(reused());
+    let replayed = replayed(call, own_ids, &stored)?;
+    match stored {
+        StoredRecord::Transfer { payment, .. } => Ok(RefundOutcome {
+            refund: payment,
+            replayed,
+            refunded_total_minor: original.refunded_minor,
+        }),
+        StoredRecord::Hold(_) => Err(LedgerError::Internal(
+            "a hold answered a refund's key".into(),
+        )),
     }
-    Ok(RefundOutcome {
-        refund: payment,
-        replayed: !own,
-        refunded_total_minor: original.refunded_minor,
-    })
 }

@@ -405,9 +405,10 @@ async fn a_sharded_merchant_refunds_across_shards() {
     assert!(report.is_clean(), "{:?}", report.discrepancies);
 }
 
-/// What holds and refunds cost in DynamoDB requests on a warm server (the
-/// accounts' facts known): the counts are asserted, and printed for the
-/// README.
+/// What holds and refunds cost in DynamoDB requests: on a warm server (it
+/// knows the accounts and the records it wrote) one TransactWriteItems
+/// each, like a payment; on a cold one (a new container) what it must read
+/// first. The counts are asserted, and printed for the README.
 #[tokio::test]
 async fn what_holds_and_refunds_cost_in_dynamodb_requests() {
     let tables = crate::harness::unique_tables();
@@ -434,51 +435,66 @@ async fn what_holds_and_refunds_cost_in_dynamodb_requests() {
             ..Default::default()
         })
     };
-    // Warm up: both accounts known.
-    c.authorize_payment(hold("warm")).await.unwrap();
-    let mut costs = Vec::new();
-    let mut measure = |name: &str, before: u64| {
-        let n = counter.total() - before;
-        costs.push(format!("{name} {n}"));
-        n
-    };
-    let before = counter.total();
-    c.authorize_payment(hold("h1")).await.unwrap();
-    assert_eq!(
-        measure("authorize", before),
-        3,
-        "BatchGetItem of the sender's shard and GetItem of the key's record, then one write"
-    );
-    let before = counter.total();
-    c.capture_hold(pb::CaptureHoldRequest {
-        hold: by_key("h1"),
+    let capture = |key: &str| pb::CaptureHoldRequest {
+        hold: by_key(key),
         amount: 0,
-    })
-    .await
-    .unwrap();
-    let capture = measure("capture", before);
+    };
+    let refund = |key: &str, of: &str| pb::RefundPaymentRequest {
+        idempotency_key: key.into(),
+        payment: by_key(of),
+        amount: 100,
+        memo: String::new(),
+    };
+    let writes = |n: u64| vec![("TransactWriteItems".to_owned(), n)];
+    let cost = |counter: &RequestCounter, before: std::collections::BTreeMap<String, u64>| {
+        counter
+            .snapshot()
+            .iter()
+            .filter_map(|(op, n)| {
+                let d = n - before.get(op).copied().unwrap_or(0);
+                (d > 0).then(|| (op.clone(), d))
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut costs = Vec::new();
+
+    // Warm: the server opened both accounts.
+    let before = counter.snapshot();
+    c.authorize_payment(hold("h1")).await.unwrap();
+    assert_eq!(cost(&counter, before), writes(1), "authorize, warm");
+    let before = counter.snapshot();
+    let replay = c.authorize_payment(hold("h1")).await.unwrap().into_inner();
+    assert!(replay.replayed);
+    assert_eq!(
+        cost(&counter, before),
+        writes(1),
+        "a replayed authorize is answered by the failed write"
+    );
+    let before = counter.snapshot();
+    c.capture_hold(capture("h1")).await.unwrap();
+    assert_eq!(cost(&counter, before), writes(1), "capture, warm");
     c.authorize_payment(hold("h2")).await.unwrap();
-    let before = counter.total();
+    let before = counter.snapshot();
     c.void_hold(pb::VoidHoldRequest { hold: by_key("h2") })
         .await
         .unwrap();
-    let void = measure("void", before);
+    assert_eq!(cost(&counter, before), writes(1), "void, warm");
     let paid = pay(&mut c, order("p", &a, &b, 500))
         .await
         .unwrap()
         .transaction
         .unwrap();
-    let before = counter.total();
-    c.refund_payment(pb::RefundPaymentRequest {
-        idempotency_key: "r".into(),
-        payment: by_key("p"),
-        amount: 0,
-        memo: String::new(),
-    })
-    .await
-    .unwrap();
-    let refund = measure("refund", before);
-    let before = counter.total();
+    let before = counter.snapshot();
+    c.refund_payment(refund("r1", "p")).await.unwrap();
+    assert_eq!(cost(&counter, before), writes(1), "refund, warm");
+    let before = counter.snapshot();
+    c.refund_payment(refund("r2", "p")).await.unwrap();
+    assert_eq!(
+        cost(&counter, before),
+        writes(1),
+        "a second refund of the payment, warm"
+    );
+    let before = counter.snapshot();
     c.get_payment(pb::GetPaymentRequest {
         payment: Some(pb::PaymentRef {
             transaction_id: paid.transaction_id,
@@ -487,11 +503,67 @@ async fn what_holds_and_refunds_cost_in_dynamodb_requests() {
     })
     .await
     .unwrap();
-    let lookup = measure("lookup by id", before);
-    eprintln!("DynamoDB requests per call: {}", costs.join(", "));
-    // Capture: the hold's record, the sender's shard and the recipient's
-    // shard, then one write; void: record, shard, write; refund: the
-    // payment's record, both parties' shards, the refund key's record,
-    // then one write; a lookup by id: the index, then the record.
-    assert_eq!((capture, void, refund, lookup), (4, 3, 5, 2), "{costs:?}");
+    let lookup = counter.snapshot().values().sum::<u64>() - before.values().sum::<u64>();
+    assert_eq!(lookup, 2, "a lookup by id: the index, then the record");
+    costs.push("warm: authorize 1, capture 1, void 1, refund 1, lookup by id 2".to_owned());
+
+    // Cold: a second instance that has never seen the accounts or records.
+    let (cold, cold_counter) = instance(&tables);
+    let other = TestApp::serve(cold).await;
+    let mut o = other.grpc().await;
+    // A hold the first instance places; the cold one captures it below.
+    c.authorize_payment(hold("h4")).await.unwrap();
+    let before = cold_counter.snapshot();
+    o.authorize_payment(hold("h3")).await.unwrap();
+    assert_eq!(
+        cost(&cold_counter, before),
+        vec![
+            ("BatchGetItem".to_owned(), 1),
+            ("TransactWriteItems".to_owned(), 1)
+        ],
+        "authorize, cold: both accounts and the key's record in one read"
+    );
+    // A hold this instance did not place, on accounts it now knows.
+    let before = cold_counter.snapshot();
+    o.capture_hold(capture("h4")).await.unwrap();
+    let capture_cold = cost(&cold_counter, before);
+    assert_eq!(
+        capture_cold,
+        vec![
+            ("GetItem".to_owned(), 1),
+            ("TransactWriteItems".to_owned(), 1)
+        ],
+        "capture of another instance's hold: its record, then the write"
+    );
+    let before = cold_counter.snapshot();
+    o.refund_payment(refund("r3", "p")).await.unwrap();
+    assert_eq!(
+        cost(&cold_counter, before),
+        vec![
+            ("GetItem".to_owned(), 1),
+            ("TransactWriteItems".to_owned(), 1)
+        ],
+        "refund of another instance's payment: its record, then the write"
+    );
+    // The first instance's memory of b's shard and of the payment is stale
+    // now: one failed write returns both, and the next commits.
+    let before = counter.snapshot();
+    c.refund_payment(refund("r4", "p")).await.unwrap();
+    assert_eq!(cost(&counter, before), writes(2), "refund, stale");
+    costs.push(format!(
+        "cold: authorize 2 (BatchGetItem + write), capture {capture_cold:?}"
+    ));
+    eprintln!("DynamoDB requests per call: {}", costs.join("; "));
+    assert_eq!(
+        balance(&mut c, &a).await.unwrap(),
+        10_000 - 1_000 - 500 + 400 - 1_000
+    );
+    assert_eq!(
+        balance(&mut c, &b).await.unwrap(),
+        1_000 + 500 - 400 + 1_000
+    );
+    let report = app.ledger.audit(2, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+    other.stop().await;
+    app.stop().await;
 }

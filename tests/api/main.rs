@@ -17,6 +17,7 @@ mod hot;
 mod lambda;
 mod lambda_watch;
 mod matrix;
+mod replays;
 mod rules;
 mod tokens;
 mod transport;

@@ -548,6 +548,90 @@ mod tests {
         }
     }
 
+    /// `InvalidArgument` as README spells it: `INVALID_ARGUMENT`.
+    fn screaming(code: Code) -> String {
+        let mut out = String::new();
+        for (i, c) in format!("{code:?}").chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
+    }
+
+    /// The rows of README's "Reasons a program can read": the reasons of a
+    /// row, its code, and the metadata keys it names.
+    fn readme_reasons() -> Vec<(Vec<String>, String, Vec<String>)> {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("### Reasons a program can read")
+            .expect("README has the reasons table");
+        let section = &readme[start..];
+        let end = section[4..].find("\n## ").map_or(section.len(), |i| i + 4);
+        let backticked = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        };
+        section[..end]
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                (
+                    backticked(cells[1]),
+                    cells[2].to_owned(),
+                    backticked(cells[3]),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_reason_with_its_code_and_metadata() {
+        let rows = readme_reasons();
+        let cases = every_case();
+        for case in &cases {
+            let row = rows
+                .iter()
+                .find(|(reasons, ..)| reasons.iter().any(|r| r == case.reason))
+                .unwrap_or_else(|| panic!("README does not list {}", case.reason));
+            assert_eq!(
+                row.1,
+                screaming(case.code),
+                "README's code of {}",
+                case.reason
+            );
+            for key in case.keys {
+                assert!(
+                    row.2.iter().any(|k| k == key),
+                    "README's row of {} lacks metadata {key}",
+                    case.reason
+                );
+            }
+        }
+        for (reasons, _, keys) in &rows {
+            for reason in reasons {
+                assert!(
+                    cases.iter().any(|case| case.reason == reason),
+                    "README lists {reason}, which no error answers with"
+                );
+            }
+            for key in keys {
+                assert!(
+                    cases
+                        .iter()
+                        .any(|case| reasons.iter().any(|r| r == case.reason)
+                            && case.keys.contains(&key.as_str())),
+                    "README names metadata {key} for {reasons:?}, which none of them sends"
+                );
+            }
+        }
+    }
+
     #[test]
     fn insufficient_funds_says_what_is_available_in_the_currency() {
         let status = Status::from(LedgerError::InsufficientFunds {

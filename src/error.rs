@@ -1,5 +1,14 @@
-//! The one place where errors become gRPC status codes.
+//! The one place where errors become gRPC statuses.
+//!
+//! Everything the service answers with, other than OK, is a [`ServiceError`].
+//! Its one conversion, `impl From<ServiceError> for Status`, decides each
+//! answer's code, its stable `google.rpc.ErrorInfo` reason, its message and
+//! its metadata; no other file builds a [`Status`] from a reason. The other
+//! modules construct variants: the ledger a [`LedgerError`], the domain an
+//! [`InvalidField`], and the service, auth, guard and Lambda adapter the
+//! variants of their own refusals.
 
+use crate::auth::ADMIN_SCOPE;
 use crate::domain::InvalidField;
 use crate::ledger::LedgerError;
 use std::collections::HashMap;
@@ -9,218 +18,315 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// The `domain` of every `google.rpc.ErrorInfo` this service sends.
 pub const ERROR_DOMAIN: &str = "payment.v1";
 
-/// A status whose details carry `google.rpc.ErrorInfo` with `reason` (a
-/// stable UPPER_SNAKE_CASE word a program can branch on) and `metadata`.
-pub fn status(code: Code, message: impl Into<String>, reason: &str, metadata: Metadata) -> Status {
-    let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata.0);
-    Status::with_error_details(code, message, details)
+/// Everything the service answers with when it does not answer OK.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The ledger refused or failed (its own reasons).
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// A request field breaks its rule.
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    /// No bearer token (UNAUTHENTICATED), or no authorizer claims behind API
+    /// Gateway.
+    #[error("Bearer realm=\"payments\": this call needs an 'authorization: Bearer <JWT>' header")]
+    TokenMissing,
+    /// A token that is malformed, expired, not signed by a trusted key, or
+    /// whose claims are not acceptable (UNAUTHENTICATED).
+    #[error(
+        "Bearer error=\"invalid_token\": the bearer token is malformed, expired or not signed by a trusted key"
+    )]
+    TokenInvalid,
+    /// The caller's deadline expired first; what that means depends on the
+    /// method.
+    #[error("{}", .0.message())]
+    Deadline(CutOff),
+    /// A caller read an account that is neither theirs nor are they an admin
+    /// (also when it does not exist, so that ids cannot be probed).
+    #[error("{caller} may not read account \"{account_id}\": only its owner or an admin may")]
+    NotAccountReader { caller: String, account_id: String },
+    /// A field only an admin may set.
+    #[error(
+        "a positive initial_balance creates money: only an admin (scope {ADMIN_SCOPE}) may set one; open the account with 0 and pay into it"
+    )]
+    AdminOnly { field: &'static str },
+    /// A request body over the guard's limit.
+    #[error("request body is larger than {limit_bytes} bytes")]
+    RequestTooLarge { limit_bytes: usize },
+    /// A request body that is not one well-formed message; the text says
+    /// what is wrong with it.
+    #[error("{0}")]
+    MalformedRequest(String),
+    /// A compressed request message.
+    #[error("compressed requests are not supported; send uncompressed messages")]
+    CompressionUnsupported,
+    /// A Lambda event that cannot become an HTTP request; the text names the
+    /// field.
+    #[error("{0}")]
+    MalformedEvent(String),
+    /// The Lambda could not collect the reply it was sending.
+    #[error("the reply could not be completed; retry")]
+    ReplyFailed,
+}
+
+/// What a call cut off by its deadline may have done, in words for its
+/// DEADLINE_EXCEEDED message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutOff {
+    /// A payment is one DynamoDB transaction: committed whole or not at all.
+    Payment,
+    /// Opening an account is one conditional write.
+    Account,
+    /// Reads change nothing.
+    Read,
+    /// A hold is one transaction, as a payment.
+    Hold,
+}
+
+impl CutOff {
+    fn message(self) -> &'static str {
+        match self {
+            CutOff::Payment => {
+                "the deadline expired before the ledger answered; the payment may or may not have been applied: retry with the same idempotency key to find out (it applies at most once)"
+            }
+            CutOff::Account => {
+                "the deadline expired before the ledger answered; the account may or may not have been opened: send the same AddAccount again (the same owner with the same parameters gets the account back)"
+            }
+            CutOff::Hold => {
+                "the deadline expired before the ledger answered; the change to the hold may or may not have been applied: look the hold up with GetPayment, or send the same call again (it applies at most once)"
+            }
+            CutOff::Read => {
+                "the deadline expired before the ledger answered; nothing was changed: retry with a longer deadline"
+            }
+        }
+    }
 }
 
 /// ErrorInfo metadata: string keys and values.
 #[derive(Debug, Default)]
-pub struct Metadata(HashMap<String, String>);
+struct Metadata(HashMap<String, String>);
 
 impl Metadata {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn with(mut self, key: &str, value: impl ToString) -> Self {
+    fn with(mut self, key: &str, value: impl ToString) -> Self {
         self.0.insert(key.to_owned(), value.to_string());
         self
     }
 }
 
-impl From<InvalidField> for Status {
-    fn from(err: InvalidField) -> Self {
-        let mut details = ErrorDetails::with_error_info(
-            "INVALID_FIELD",
-            ERROR_DOMAIN,
-            HashMap::from([("field".to_owned(), err.field.to_owned())]),
-        );
-        details.add_bad_request_violation(err.field, err.reason.clone());
-        Status::with_error_details(Code::InvalidArgument, err.to_string(), details)
-    }
-}
-
-/// The code and stable reason of each ledger error, and its metadata.
-fn describe(err: &LedgerError) -> (Code, &'static str, Metadata) {
-    let m = Metadata::new();
-    match err {
-        LedgerError::AccountExists(id) => (
-            Code::AlreadyExists,
-            "ACCOUNT_EXISTS",
-            m.with("account_id", id),
-        ),
-        LedgerError::IdempotencyKeyReused {
-            key,
-            sender_id,
-            stored_kind,
-        } => (
-            Code::AlreadyExists,
-            "IDEMPOTENCY_KEY_REUSED",
-            m.with("idempotency_key", key)
-                .with("sender_id", sender_id)
-                .with("stored_kind", stored_kind),
-        ),
-        LedgerError::AccountNotFound { role, account_id } => (
-            Code::NotFound,
-            "ACCOUNT_NOT_FOUND",
-            m.with("account_id", account_id).with("role", role),
-        ),
-        LedgerError::PaymentNotFound { what, .. } => {
-            (Code::NotFound, "PAYMENT_NOT_FOUND", m.with("what", what))
-        }
-        LedgerError::CurrencyMismatch {
-            role,
-            account_id,
-            account_currency,
-            currency,
-        } => (
-            Code::FailedPrecondition,
-            "CURRENCY_MISMATCH",
-            m.with("account_id", account_id)
-                .with("role", role)
-                .with("account_currency", account_currency)
-                .with("currency", currency),
-        ),
-        LedgerError::InsufficientFunds {
-            account_id,
-            currency,
-            available_minor,
-            held_minor,
-            amount_minor,
-            ..
-        } => (
-            Code::FailedPrecondition,
-            "INSUFFICIENT_FUNDS",
-            m.with("account_id", account_id)
-                .with("currency", currency)
-                .with("available_minor", available_minor)
-                .with("held_minor", held_minor)
-                .with("needed_minor", amount_minor),
-        ),
-        LedgerError::SpreadOverShards {
-            account_id,
-            shards_max,
-            payable_minor,
-        } => (
-            Code::FailedPrecondition,
-            "SPREAD_OVER_SHARDS",
-            m.with("account_id", account_id)
-                .with("shards_max", shards_max)
-                .with("payable_minor", payable_minor),
-        ),
-        LedgerError::BalanceLimit { account_id } => (
-            Code::FailedPrecondition,
-            "BALANCE_LIMIT",
-            m.with("account_id", account_id)
-                .with("limit_minor", crate::domain::BALANCE_MAX_MINOR),
-        ),
-        LedgerError::HoldExpired {
-            hold_id,
-            expired_at,
-        } => (
-            Code::FailedPrecondition,
-            "HOLD_EXPIRED",
-            m.with("hold_id", hold_id).with("expired_at", expired_at),
-        ),
-        LedgerError::HoldCaptured {
-            hold_id,
-            captured_minor,
-            currency,
-            ..
-        } => (
-            Code::FailedPrecondition,
-            "HOLD_ALREADY_CAPTURED",
-            m.with("hold_id", hold_id)
-                .with("captured_minor", captured_minor)
-                .with("currency", currency),
-        ),
-        LedgerError::HoldVoided { hold_id, .. } => (
-            Code::FailedPrecondition,
-            "HOLD_VOIDED",
-            m.with("hold_id", hold_id),
-        ),
-        LedgerError::CaptureExceedsHold {
-            hold_id,
-            held_minor,
-            amount_minor,
-            currency,
-        } => (
-            Code::FailedPrecondition,
-            "CAPTURE_EXCEEDS_HOLD",
-            m.with("hold_id", hold_id)
-                .with("held_minor", held_minor)
-                .with("requested_minor", amount_minor)
-                .with("currency", currency),
-        ),
-        LedgerError::RefundExceedsPayment {
-            transaction_id,
-            amount_minor,
-            refunded_minor,
-            requested_minor,
-            currency,
-        } => (
-            Code::FailedPrecondition,
-            "REFUND_EXCEEDS_PAYMENT",
-            m.with("transaction_id", transaction_id)
-                .with("amount_minor", amount_minor)
-                .with("refunded_minor", refunded_minor)
-                .with("refundable_minor", amount_minor - refunded_minor)
-                .with("requested_minor", requested_minor)
-                .with("currency", currency),
-        ),
-        LedgerError::NotRefundable { transaction_id, .. } => (
-            Code::FailedPrecondition,
-            "NOT_REFUNDABLE",
-            m.with("transaction_id", transaction_id),
-        ),
-        LedgerError::NotOwner { account_id } => (
-            Code::PermissionDenied,
-            "NOT_ACCOUNT_OWNER",
-            m.with("account_id", account_id),
-        ),
-        LedgerError::NotAllowed { .. } => (Code::PermissionDenied, "NOT_ALLOWED", m),
-        LedgerError::Contended { attempts } => {
-            (Code::Aborted, "CONTENDED", m.with("attempts", attempts))
-        }
-        LedgerError::OutcomeUnknown { .. } => (Code::Unavailable, "OUTCOME_UNKNOWN", m),
-        LedgerError::Unavailable(_) => (Code::Unavailable, "LEDGER_UNAVAILABLE", m),
-        LedgerError::TooManyAccounts { owner, limit } => (
-            Code::ResourceExhausted,
-            "TOO_MANY_ACCOUNTS",
-            m.with("owner", owner).with("limit", limit),
-        ),
-        LedgerError::TooManyHolds { account_id, limit } => (
-            Code::ResourceExhausted,
-            "TOO_MANY_OPEN_HOLDS",
-            m.with("account_id", account_id).with("limit", limit),
-        ),
-        LedgerError::Internal(_) => (Code::Internal, "INTERNAL", m),
-    }
-}
-
-impl From<LedgerError> for Status {
-    fn from(err: LedgerError) -> Self {
-        let (code, reason, metadata) = describe(&err);
+impl From<ServiceError> for Status {
+    /// A status whose details carry `google.rpc.ErrorInfo` with a stable
+    /// UPPER_SNAKE_CASE `reason` a program can branch on, and its metadata;
+    /// INVALID_ARGUMENT for a field also carries a `google.rpc.BadRequest`
+    /// violation naming it. README's "Reasons a program can read" lists them.
+    fn from(err: ServiceError) -> Self {
+        use LedgerError as L;
+        use ServiceError as E;
+        let m = Metadata::default();
+        let (code, reason, metadata) = match &err {
+            E::Invalid(invalid) => (
+                Code::InvalidArgument,
+                "INVALID_FIELD",
+                m.with("field", invalid.field),
+            ),
+            E::MalformedRequest(_) => (Code::InvalidArgument, "MALFORMED_REQUEST", m),
+            E::MalformedEvent(_) => (Code::InvalidArgument, "MALFORMED_EVENT", m),
+            E::TokenMissing => (Code::Unauthenticated, "TOKEN_MISSING", m),
+            E::TokenInvalid => (Code::Unauthenticated, "TOKEN_INVALID", m),
+            // Paying from, or reading, an account of someone else: one
+            // reason, two messages.
+            E::Ledger(L::NotOwner { account_id }) | E::NotAccountReader { account_id, .. } => (
+                Code::PermissionDenied,
+                "NOT_ACCOUNT_OWNER",
+                m.with("account_id", account_id),
+            ),
+            E::AdminOnly { field } => {
+                (Code::PermissionDenied, "ADMIN_ONLY", m.with("field", field))
+            }
+            E::Deadline(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED", m),
+            E::RequestTooLarge { limit_bytes } => (
+                Code::ResourceExhausted,
+                "REQUEST_TOO_LARGE",
+                m.with("limit_bytes", limit_bytes),
+            ),
+            E::CompressionUnsupported => (Code::Unimplemented, "COMPRESSION_UNSUPPORTED", m),
+            E::ReplyFailed => (Code::Unavailable, "REPLY_FAILED", m),
+            E::Ledger(L::AccountExists(id)) => (
+                Code::AlreadyExists,
+                "ACCOUNT_EXISTS",
+                m.with("account_id", id),
+            ),
+            E::Ledger(L::IdempotencyKeyReused {
+                key,
+                sender_id,
+                stored_kind,
+            }) => (
+                Code::AlreadyExists,
+                "IDEMPOTENCY_KEY_REUSED",
+                m.with("idempotency_key", key)
+                    .with("sender_id", sender_id)
+                    .with("stored_kind", stored_kind),
+            ),
+            E::Ledger(L::AccountNotFound { role, account_id }) => (
+                Code::NotFound,
+                "ACCOUNT_NOT_FOUND",
+                m.with("account_id", account_id).with("role", role),
+            ),
+            E::Ledger(L::PaymentNotFound { what, .. }) => {
+                (Code::NotFound, "PAYMENT_NOT_FOUND", m.with("what", what))
+            }
+            E::Ledger(L::CurrencyMismatch {
+                role,
+                account_id,
+                account_currency,
+                currency,
+            }) => (
+                Code::FailedPrecondition,
+                "CURRENCY_MISMATCH",
+                m.with("account_id", account_id)
+                    .with("role", role)
+                    .with("account_currency", account_currency)
+                    .with("currency", currency),
+            ),
+            E::Ledger(L::InsufficientFunds {
+                account_id,
+                currency,
+                available_minor,
+                held_minor,
+                amount_minor,
+                ..
+            }) => (
+                Code::FailedPrecondition,
+                "INSUFFICIENT_FUNDS",
+                m.with("account_id", account_id)
+                    .with("currency", currency)
+                    .with("available_minor", available_minor)
+                    .with("held_minor", held_minor)
+                    .with("needed_minor", amount_minor),
+            ),
+            E::Ledger(L::SpreadOverShards {
+                account_id,
+                shards_max,
+                payable_minor,
+            }) => (
+                Code::FailedPrecondition,
+                "SPREAD_OVER_SHARDS",
+                m.with("account_id", account_id)
+                    .with("shards_max", shards_max)
+                    .with("payable_minor", payable_minor),
+            ),
+            E::Ledger(L::BalanceLimit { account_id }) => (
+                Code::FailedPrecondition,
+                "BALANCE_LIMIT",
+                m.with("account_id", account_id)
+                    .with("limit_minor", crate::domain::BALANCE_MAX_MINOR),
+            ),
+            E::Ledger(L::HoldExpired {
+                hold_id,
+                expired_at,
+            }) => (
+                Code::FailedPrecondition,
+                "HOLD_EXPIRED",
+                m.with("hold_id", hold_id).with("expired_at", expired_at),
+            ),
+            E::Ledger(L::HoldCaptured {
+                hold_id,
+                captured_minor,
+                currency,
+                ..
+            }) => (
+                Code::FailedPrecondition,
+                "HOLD_ALREADY_CAPTURED",
+                m.with("hold_id", hold_id)
+                    .with("captured_minor", captured_minor)
+                    .with("currency", currency),
+            ),
+            E::Ledger(L::HoldVoided { hold_id, .. }) => (
+                Code::FailedPrecondition,
+                "HOLD_VOIDED",
+                m.with("hold_id", hold_id),
+            ),
+            E::Ledger(L::CaptureExceedsHold {
+                hold_id,
+                held_minor,
+                amount_minor,
+                currency,
+            }) => (
+                Code::FailedPrecondition,
+                "CAPTURE_EXCEEDS_HOLD",
+                m.with("hold_id", hold_id)
+                    .with("held_minor", held_minor)
+                    .with("requested_minor", amount_minor)
+                    .with("currency", currency),
+            ),
+            E::Ledger(L::RefundExceedsPayment {
+                transaction_id,
+                amount_minor,
+                refunded_minor,
+                requested_minor,
+                currency,
+            }) => (
+                Code::FailedPrecondition,
+                "REFUND_EXCEEDS_PAYMENT",
+                m.with("transaction_id", transaction_id)
+                    .with("amount_minor", amount_minor)
+                    .with("refunded_minor", refunded_minor)
+                    .with("refundable_minor", amount_minor - refunded_minor)
+                    .with("requested_minor", requested_minor)
+                    .with("currency", currency),
+            ),
+            E::Ledger(L::NotRefundable { transaction_id, .. }) => (
+                Code::FailedPrecondition,
+                "NOT_REFUNDABLE",
+                m.with("transaction_id", transaction_id),
+            ),
+            E::Ledger(L::NotAllowed { .. }) => (Code::PermissionDenied, "NOT_ALLOWED", m),
+            E::Ledger(L::Contended { attempts }) => {
+                (Code::Aborted, "CONTENDED", m.with("attempts", attempts))
+            }
+            E::Ledger(L::OutcomeUnknown { .. }) => (Code::Unavailable, "OUTCOME_UNKNOWN", m),
+            E::Ledger(L::Unavailable(_)) => (Code::Unavailable, "LEDGER_UNAVAILABLE", m),
+            E::Ledger(L::TooManyAccounts { owner, limit }) => (
+                Code::ResourceExhausted,
+                "TOO_MANY_ACCOUNTS",
+                m.with("owner", owner).with("limit", limit),
+            ),
+            E::Ledger(L::TooManyHolds { account_id, limit }) => (
+                Code::ResourceExhausted,
+                "TOO_MANY_OPEN_HOLDS",
+                m.with("account_id", account_id).with("limit", limit),
+            ),
+            E::Ledger(L::Internal(_)) => (Code::Internal, "INTERNAL", m),
+        };
         let message = match &err {
             // The cause of an outage or a bug is logged, not sent: it may
             // name tables or endpoints, and the caller cannot act on it.
-            LedgerError::OutcomeUnknown { .. } => {
+            E::Ledger(L::OutcomeUnknown { .. }) => {
                 tracing::warn!(error = %err, "payment outcome unknown");
                 "the ledger could not learn whether the change committed (its database did not answer); retry with the same idempotency key, or look it up with GetPayment: it applies at most once".to_owned()
             }
-            LedgerError::Unavailable(_) => {
+            E::Ledger(L::Unavailable(_)) => {
                 tracing::warn!(error = %err, "DynamoDB unavailable");
                 "the ledger's database is unavailable or throttling; retry with backoff (payments: with the same idempotency key)".to_owned()
             }
-            LedgerError::Internal(_) => {
+            E::Ledger(L::Internal(_)) => {
                 tracing::error!(error = %err, "internal ledger error");
                 "internal ledger error; it has been logged".to_owned()
             }
             _ => err.to_string(),
         };
-        status(code, message, reason, metadata)
+        let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata.0);
+        if let E::Invalid(invalid) = &err {
+            details.add_bad_request_violation(invalid.field, invalid.reason.clone());
+        }
+        Status::with_error_details(code, message, details)
+    }
+}
+
+/// For a caller holding a bare ledger error: the same status as its
+/// [`ServiceError::Ledger`].
+impl From<LedgerError> for Status {
+    fn from(err: LedgerError) -> Self {
+        ServiceError::from(err).into()
     }
 }
 
@@ -228,66 +334,308 @@ impl From<LedgerError> for Status {
 mod tests {
     use super::*;
 
-    #[test]
-    fn each_ledger_error_has_its_code() {
-        let cases = [
-            (LedgerError::AccountExists("a".into()), Code::AlreadyExists),
-            (
-                LedgerError::AccountNotFound {
-                    role: "sender",
+    /// A sample of one variant and what it must answer.
+    struct Case {
+        err: ServiceError,
+        code: Code,
+        reason: &'static str,
+        keys: &'static [&'static str],
+    }
+
+    /// Lists one sample of every variant of [`ServiceError`] and of
+    /// [`LedgerError`], each with the code, reason and metadata keys it must
+    /// answer with. The macro also writes a match with one arm per sample
+    /// and no wildcard, so a variant added without a sample here does not
+    /// compile, and one listed twice is an unreachable pattern (denied).
+    macro_rules! every_variant {
+        (
+            service: { $( $sv:ident $sargs:tt => $scode:ident $sreason:literal [$($skey:literal),*], )* }
+            ledger: { $( $lv:ident $largs:tt => $lcode:ident $lreason:literal [$($lkey:literal),*], )* }
+        ) => {{
+            #[deny(unreachable_patterns)]
+            fn _one_sample_per_variant(err: &ServiceError) {
+                match err {
+                    $( ServiceError::$sv { .. } => {} )*
+                    $( ServiceError::Ledger(LedgerError::$lv { .. }) => {} )*
+                }
+            }
+            vec![
+                $( Case {
+                    err: ServiceError::$sv $sargs,
+                    code: Code::$scode,
+                    reason: $sreason,
+                    keys: &[$($skey),*],
+                }, )*
+                $( Case {
+                    err: ServiceError::Ledger(LedgerError::$lv $largs),
+                    code: Code::$lcode,
+                    reason: $lreason,
+                    keys: &[$($lkey),*],
+                }, )*
+            ]
+        }};
+    }
+
+    fn every_case() -> Vec<Case> {
+        every_variant! {
+            service: {
+                Invalid(InvalidField::new("amount", "is 0"))
+                    => InvalidArgument "INVALID_FIELD" ["field"],
+                MalformedRequest("request body is empty".into())
+                    => InvalidArgument "MALFORMED_REQUEST" [],
+                MalformedEvent("rawPath \"x\" is not a valid URI path".into())
+                    => InvalidArgument "MALFORMED_EVENT" [],
+                TokenMissing {}
+                    => Unauthenticated "TOKEN_MISSING" [],
+                TokenInvalid {}
+                    => Unauthenticated "TOKEN_INVALID" [],
+                NotAccountReader { caller: "bob".into(), account_id: "alice".into() }
+                    => PermissionDenied "NOT_ACCOUNT_OWNER" ["account_id"],
+                AdminOnly { field: "initial_balance" }
+                    => PermissionDenied "ADMIN_ONLY" ["field"],
+                Deadline(CutOff::Payment)
+                    => DeadlineExceeded "DEADLINE_EXCEEDED" [],
+                RequestTooLarge { limit_bytes: 16384 }
+                    => ResourceExhausted "REQUEST_TOO_LARGE" ["limit_bytes"],
+                CompressionUnsupported {}
+                    => Unimplemented "COMPRESSION_UNSUPPORTED" [],
+                ReplyFailed {}
+                    => Unavailable "REPLY_FAILED" [],
+            }
+            ledger: {
+                AccountExists("a".into())
+                    => AlreadyExists "ACCOUNT_EXISTS" ["account_id"],
+                AccountNotFound { role: "sender", account_id: "a".into() }
+                    => NotFound "ACCOUNT_NOT_FOUND" ["account_id", "role"],
+                CurrencyMismatch {
+                    role: "recipient",
                     account_id: "a".into(),
-                },
-                Code::NotFound,
-            ),
-            (
-                LedgerError::InsufficientFunds {
+                    account_currency: "USD".into(),
+                    currency: "EUR".into(),
+                } => FailedPrecondition "CURRENCY_MISMATCH"
+                    ["account_id", "role", "account_currency", "currency"],
+                InsufficientFunds {
                     account_id: "a".into(),
                     what: "payment",
                     currency: "EUR".into(),
                     available_minor: 1,
                     held_minor: 0,
                     amount_minor: 2,
-                },
-                Code::FailedPrecondition,
-            ),
-            (
-                LedgerError::BalanceLimit {
-                    account_id: "a".into(),
-                },
-                Code::FailedPrecondition,
-            ),
-            (
-                LedgerError::IdempotencyKeyReused {
-                    key: "k".into(),
-                    sender_id: "a".into(),
-                    stored_kind: "hold",
-                },
-                Code::AlreadyExists,
-            ),
-            (
-                LedgerError::NotOwner {
-                    account_id: "a".into(),
-                },
-                Code::PermissionDenied,
-            ),
-            (LedgerError::Contended { attempts: 3 }, Code::Aborted),
-            (LedgerError::Unavailable("x".into()), Code::Unavailable),
-        ];
-        for (err, code) in cases {
-            assert_eq!(Status::from(err).code(), code);
+                } => FailedPrecondition "INSUFFICIENT_FUNDS"
+                    ["account_id", "currency", "available_minor", "held_minor", "needed_minor"],
+                SpreadOverShards { account_id: "a".into(), shards_max: 48, payable_minor: 5 }
+                    => FailedPrecondition "SPREAD_OVER_SHARDS"
+                    ["account_id", "shards_max", "payable_minor"],
+                BalanceLimit { account_id: "a".into() }
+                    => FailedPrecondition "BALANCE_LIMIT" ["account_id", "limit_minor"],
+                IdempotencyKeyReused { key: "k".into(), sender_id: "a".into(), stored_kind: "hold" }
+                    => AlreadyExists "IDEMPOTENCY_KEY_REUSED" ["idempotency_key", "sender_id", "stored_kind"],
+                NotOwner { account_id: "a".into() }
+                    => PermissionDenied "NOT_ACCOUNT_OWNER" ["account_id"],
+                NotAllowed { what: "capturing hold h".into(), who: "its recipient's owner" }
+                    => PermissionDenied "NOT_ALLOWED" [],
+                PaymentNotFound { what: "hold", name: "h".into() }
+                    => NotFound "PAYMENT_NOT_FOUND" ["what"],
+                HoldExpired { hold_id: "h".into(), expired_at: "2026-12-06T19:00:00Z".into() }
+                    => FailedPrecondition "HOLD_EXPIRED" ["hold_id", "expired_at"],
+                HoldCaptured {
+                    hold_id: "h".into(),
+                    action: "voided",
+                    captured_minor: 5,
+                    currency: "EUR".into(),
+                } => FailedPrecondition "HOLD_ALREADY_CAPTURED"
+                    ["hold_id", "captured_minor", "currency"],
+                HoldVoided { hold_id: "h".into(), action: "captured" }
+                    => FailedPrecondition "HOLD_VOIDED" ["hold_id"],
+                CaptureExceedsHold {
+                    hold_id: "h".into(),
+                    held_minor: 5,
+                    amount_minor: 6,
+                    currency: "EUR".into(),
+                } => FailedPrecondition "CAPTURE_EXCEEDS_HOLD"
+                    ["hold_id", "held_minor", "requested_minor", "currency"],
+                TooManyHolds { account_id: "a".into(), limit: 32 }
+                    => ResourceExhausted "TOO_MANY_OPEN_HOLDS" ["account_id", "limit"],
+                RefundExceedsPayment {
+                    transaction_id: "t".into(),
+                    amount_minor: 10,
+                    refunded_minor: 4,
+                    requested_minor: 7,
+                    currency: "EUR".into(),
+                } => FailedPrecondition "REFUND_EXCEEDS_PAYMENT"
+                    ["transaction_id", "amount_minor", "refunded_minor", "refundable_minor",
+                     "requested_minor", "currency"],
+                NotRefundable { transaction_id: "t".into(), why: "it is a refund" }
+                    => FailedPrecondition "NOT_REFUNDABLE" ["transaction_id"],
+                Contended { attempts: 10 }
+                    => Aborted "CONTENDED" ["attempts"],
+                OutcomeUnknown { cause: "timeout".into() }
+                    => Unavailable "OUTCOME_UNKNOWN" [],
+                TooManyAccounts { owner: "o".into(), limit: 1000 }
+                    => ResourceExhausted "TOO_MANY_ACCOUNTS" ["owner", "limit"],
+                Unavailable("x".into())
+                    => Unavailable "LEDGER_UNAVAILABLE" [],
+                Internal("x".into())
+                    => Internal "INTERNAL" [],
+            }
         }
-        let invalid = Status::from(InvalidField {
-            field: "amount",
-            reason: "is 0".into(),
-        });
+    }
+
+    #[test]
+    fn every_variant_has_its_code_reason_and_metadata() {
+        for case in every_case() {
+            let name = format!("{:?}", case.err);
+            let status = Status::from(case.err);
+            assert_eq!(status.code(), case.code, "{name}");
+            let info = status.get_error_details().error_info().cloned();
+            let info = info.unwrap_or_else(|| panic!("{name}: no ErrorInfo"));
+            assert_eq!(info.reason, case.reason, "{name}");
+            assert_eq!(info.domain, ERROR_DOMAIN, "{name}");
+            let mut keys: Vec<&str> = info.metadata.keys().map(String::as_str).collect();
+            let mut expected = case.keys.to_vec();
+            keys.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(keys, expected, "{name}");
+            assert!(!status.message().is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn unauthenticated_is_bearer_and_deadlines_say_what_may_have_happened() {
+        for err in [ServiceError::TokenMissing, ServiceError::TokenInvalid] {
+            let status = Status::from(err);
+            assert!(status.message().starts_with("Bearer "), "{status:?}");
+        }
+        // CutOff is inside one variant: an exhaustive match per value.
+        for cut_off in [CutOff::Payment, CutOff::Account, CutOff::Hold, CutOff::Read] {
+            let says = match cut_off {
+                CutOff::Payment => "retry with the same idempotency key",
+                CutOff::Account => "send the same AddAccount again",
+                CutOff::Hold => "look the hold up with GetPayment",
+                CutOff::Read => "nothing was changed",
+            };
+            let status = Status::from(ServiceError::Deadline(cut_off));
+            assert_eq!(status.code(), Code::DeadlineExceeded);
+            assert!(status.message().contains(says), "{}", status.message());
+        }
+    }
+
+    #[test]
+    fn a_field_error_names_the_field_twice() {
+        let invalid = Status::from(ServiceError::from(InvalidField::new("amount", "is 0")));
         assert_eq!(invalid.code(), Code::InvalidArgument);
         assert_eq!(invalid.message(), "amount: is 0");
         let details = invalid.get_error_details();
-        assert_eq!(details.error_info().unwrap().reason, "INVALID_FIELD");
+        assert_eq!(details.error_info().unwrap().metadata["field"], "amount");
         let violations = &details.bad_request().unwrap().field_violations;
         assert_eq!(violations.len(), 1);
         assert_eq!(violations[0].field, "amount");
         assert_eq!(violations[0].description, "is 0");
+    }
+
+    #[test]
+    fn paying_from_and_reading_an_account_not_yours_differ_in_words_only() {
+        let paying = Status::from(LedgerError::NotOwner {
+            account_id: "alice".into(),
+        });
+        let reading = Status::from(ServiceError::NotAccountReader {
+            caller: "bob".into(),
+            account_id: "alice".into(),
+        });
+        assert_eq!(
+            reading.message(),
+            "bob may not read account \"alice\": only its owner or an admin may"
+        );
+        for status in [paying, reading] {
+            assert_eq!(status.code(), Code::PermissionDenied);
+            let info = status.get_error_details().error_info().cloned().unwrap();
+            assert_eq!(info.reason, "NOT_ACCOUNT_OWNER");
+            assert_eq!(info.metadata["account_id"], "alice");
+        }
+    }
+
+    /// `InvalidArgument` as README spells it: `INVALID_ARGUMENT`.
+    fn screaming(code: Code) -> String {
+        let mut out = String::new();
+        for (i, c) in format!("{code:?}").chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
+    }
+
+    /// The rows of README's "Reasons a program can read": the reasons of a
+    /// row, its code, and the metadata keys it names.
+    fn readme_reasons() -> Vec<(Vec<String>, String, Vec<String>)> {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("### Reasons a program can read")
+            .expect("README has the reasons table");
+        let section = &readme[start..];
+        let end = section[4..].find("\n## ").map_or(section.len(), |i| i + 4);
+        let backticked = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        };
+        section[..end]
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                (
+                    backticked(cells[1]),
+                    cells[2].to_owned(),
+                    backticked(cells[3]),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_reason_with_its_code_and_metadata() {
+        let rows = readme_reasons();
+        let cases = every_case();
+        for case in &cases {
+            let row = rows
+                .iter()
+                .find(|(reasons, ..)| reasons.iter().any(|r| r == case.reason))
+                .unwrap_or_else(|| panic!("README does not list {}", case.reason));
+            assert_eq!(
+                row.1,
+                screaming(case.code),
+                "README's code of {}",
+                case.reason
+            );
+            for key in case.keys {
+                assert!(
+                    row.2.iter().any(|k| k == key),
+                    "README's row of {} lacks metadata {key}",
+                    case.reason
+                );
+            }
+        }
+        for (reasons, _, keys) in &rows {
+            for reason in reasons {
+                assert!(
+                    cases.iter().any(|case| case.reason == reason),
+                    "README lists {reason}, which no error answers with"
+                );
+            }
+            for key in keys {
+                assert!(
+                    cases
+                        .iter()
+                        .any(|case| reasons.iter().any(|r| r == case.reason)
+                            && case.keys.contains(&key.as_str())),
+                    "README names metadata {key} for {reasons:?}, which none of them sends"
+                );
+            }
+        }
     }
 
     #[test]

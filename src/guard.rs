@@ -254,12 +254,10 @@ where
     let bytes = match Limited::new(body, REQUEST_BYTES_MAX).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-            return Err(crate::error::status(
-                tonic::Code::ResourceExhausted,
-                format!("request body is larger than {REQUEST_BYTES_MAX} bytes"),
-                "REQUEST_TOO_LARGE",
-                crate::error::Metadata::new().with("limit_bytes", REQUEST_BYTES_MAX),
-            ));
+            return Err(crate::error::ServiceError::RequestTooLarge {
+                limit_bytes: REQUEST_BYTES_MAX,
+            }
+            .into());
         }
         Err(err) => {
             // tonic-web reports invalid base64 as a Status; say what it says,
@@ -282,12 +280,7 @@ where
 
 /// INVALID_ARGUMENT for a request that is not one well-formed message.
 fn malformed(message: impl Into<String>) -> Status {
-    crate::error::status(
-        tonic::Code::InvalidArgument,
-        message,
-        "MALFORMED_REQUEST",
-        crate::error::Metadata::new(),
-    )
+    crate::error::ServiceError::MalformedRequest(message.into()).into()
 }
 
 /// The one uncompressed length-prefixed message of a unary request.
@@ -308,12 +301,7 @@ fn single_frame(bytes: &Bytes) -> Result<Bytes, Status> {
     match flag {
         0 => {}
         1 => {
-            return Err(crate::error::status(
-                tonic::Code::Unimplemented,
-                "compressed requests are not supported; send uncompressed messages",
-                "COMPRESSION_UNSUPPORTED",
-                crate::error::Metadata::new(),
-            ));
+            return Err(crate::error::ServiceError::CompressionUnsupported.into());
         }
         _ => {
             return Err(malformed(format!(

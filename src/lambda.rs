@@ -12,6 +12,7 @@
 //! carrying an INVALID_ARGUMENT status that names the field.
 
 use crate::auth::AuthorizerClaims;
+use crate::error::ServiceError;
 use crate::server::HttpService;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body as EventBody;
@@ -159,13 +160,8 @@ fn quoted(value: &str) -> String {
 /// gRPC-Web reply), so that a gRPC-Web client reads the reason and a plain
 /// HTTP client sees a client error.
 fn rejection(err: &EventError) -> http::Response<Bytes> {
-    let mut response = crate::error::status(
-        tonic::Code::InvalidArgument,
-        err.to_string(),
-        "MALFORMED_EVENT",
-        crate::error::Metadata::new(),
-    )
-    .into_http::<Bytes>();
+    let mut response =
+        tonic::Status::from(ServiceError::MalformedEvent(err.to_string())).into_http::<Bytes>();
     *response.status_mut() = http::StatusCode::BAD_REQUEST;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -190,13 +186,7 @@ pub async fn handle(
             // Not seen in practice (tonic turns failures into trailers), but
             // a body error must not become a 5xx from the function.
             tracing::error!(error = %err, "response body failed");
-            let status = crate::error::status(
-                tonic::Code::Unavailable,
-                "the reply could not be completed; retry",
-                "REPLY_FAILED",
-                crate::error::Metadata::new(),
-            );
-            status.into_http::<Bytes>()
+            tonic::Status::from(ServiceError::ReplyFailed).into_http::<Bytes>()
         }
     }
 }

@@ -1,11 +1,12 @@
 //! The gRPC service: maps protobuf messages to domain values, calls the
 //! ledger and maps results and errors back. It knows nothing of DynamoDB.
 
-use crate::auth::{ADMIN_SCOPE, Authenticator, Caller};
+use crate::auth::{Authenticator, Caller};
 use crate::domain::{
     self, AccountId, AccountsPage, HistoryPage, HoldOrder, InvalidField, NewAccount, PageToken,
     PaymentOrder, PaymentRef, RefundOrder, parse_amount_or_all,
 };
+use crate::error::{CutOff, ServiceError};
 use crate::ledger::{self, HistoryCursor, Ledger, LedgerError, Payer};
 use crate::pb;
 use crate::pb::payment_service_server::PaymentService;
@@ -53,53 +54,13 @@ fn deadline<T>(request: &Request<T>) -> Option<tokio::time::Instant> {
     Some(tokio::time::Instant::now() + timeout.saturating_sub(margin))
 }
 
-/// What a call cut off by its deadline may have done, in words for its
-/// DEADLINE_EXCEEDED message.
-#[derive(Debug, Clone, Copy)]
-enum CutOff {
-    /// A payment is one DynamoDB transaction: committed whole or not at all.
-    Payment,
-    /// Opening an account is one conditional write.
-    Account,
-    /// Reads change nothing.
-    Read,
-    /// A hold is one transaction, as a payment.
-    Hold,
-}
-
-impl CutOff {
-    fn message(self) -> &'static str {
-        match self {
-            CutOff::Payment => {
-                "the deadline expired before the ledger answered; the payment may or may not have been applied: retry with the same idempotency key to find out (it applies at most once)"
-            }
-            CutOff::Account => {
-                "the deadline expired before the ledger answered; the account may or may not have been opened: send the same AddAccount again (the same owner with the same parameters gets the account back)"
-            }
-            CutOff::Hold => {
-                "the deadline expired before the ledger answered; the change to the hold may or may not have been applied: look the hold up with GetPayment, or send the same call again (it applies at most once)"
-            }
-            CutOff::Read => {
-                "the deadline expired before the ledger answered; nothing was changed: retry with a longer deadline"
-            }
-        }
-    }
-}
-
 /// Runs `work` until the caller's deadline.
 async fn until<T>(
     deadline: Option<tokio::time::Instant>,
     cut_off: CutOff,
-    work: impl Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    let expired = || {
-        Err(crate::error::status(
-            Code::DeadlineExceeded,
-            cut_off.message(),
-            "DEADLINE_EXCEEDED",
-            crate::error::Metadata::new(),
-        ))
-    };
+    work: impl Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ServiceError> {
+    let expired = || Err(ServiceError::Deadline(cut_off));
     match deadline {
         None => work.await,
         Some(at) if at <= tokio::time::Instant::now() + DEADLINE_BUDGET_MIN => expired(),
@@ -248,17 +209,10 @@ impl PaymentApi {
         &self,
         caller: &Caller,
         account_id: &AccountId,
-    ) -> Result<ledger::Account, Status> {
-        let denied = || {
-            crate::error::status(
-                Code::PermissionDenied,
-                format!(
-                    "{} may not read account \"{account_id}\": only its owner or an admin may",
-                    caller.sub
-                ),
-                "NOT_ACCOUNT_OWNER",
-                crate::error::Metadata::new().with("account_id", account_id),
-            )
+    ) -> Result<ledger::Account, ServiceError> {
+        let denied = || ServiceError::NotAccountReader {
+            caller: caller.sub.clone(),
+            account_id: account_id.to_string(),
         };
         match self.ledger.get_account(account_id).await {
             Ok(account) if account.owner == caller.sub || caller.admin => Ok(account),
@@ -272,7 +226,7 @@ impl PaymentApi {
         &self,
         caller: &Caller,
         request: Request<pb::AddAccountRequest>,
-    ) -> Result<Response<pb::AddAccountResponse>, Status> {
+    ) -> Result<Response<pb::AddAccountResponse>, ServiceError> {
         let deadline = deadline(&request);
         let r = request.into_inner();
         let new = NewAccount::parse(
@@ -283,14 +237,9 @@ impl PaymentApi {
             r.balance_shards,
         )?;
         if new.initial_balance_minor > 0 && !caller.admin {
-            return Err(crate::error::status(
-                Code::PermissionDenied,
-                format!(
-                    "a positive initial_balance creates money: only an admin (scope {ADMIN_SCOPE}) may set one; open the account with 0 and pay into it"
-                ),
-                "ADMIN_ONLY",
-                crate::error::Metadata::new().with("field", "initial_balance"),
-            ));
+            return Err(ServiceError::AdminOnly {
+                field: "initial_balance",
+            });
         }
         let account = until(deadline, CutOff::Account, async {
             Ok(self
@@ -308,7 +257,7 @@ impl PaymentApi {
         &self,
         caller: &Caller,
         request: Request<pb::MakePaymentRequest>,
-    ) -> Result<Response<pb::MakePaymentResponse>, Status> {
+    ) -> Result<Response<pb::MakePaymentResponse>, ServiceError> {
         let deadline = deadline(&request);
         let r = request.into_inner();
         let order = PaymentOrder::parse(
@@ -342,7 +291,7 @@ impl PaymentApi {
         &self,
         caller: &Caller,
         request: Request<pb::GetAccountBalanceRequest>,
-    ) -> Result<Response<pb::GetAccountBalanceResponse>, Status> {
+    ) -> Result<Response<pb::GetAccountBalanceResponse>, ServiceError> {
         let deadline = deadline(&request);
         let account_id = AccountId::parse("account_id", &request.get_ref().account_id)?;
         let account = until(
@@ -360,7 +309,7 @@ impl PaymentApi {
         &self,
         caller: &Caller,
         request: Request<pb::GetTransactionHistoryRequest>,
-    ) -> Result<Response<HistoryStream>, Status> {
+    ) -> Result<Response<HistoryStream>, ServiceError> {
         let deadline = deadline(&request);
         let r = request.into_inner();
         let page = HistoryPage::parse(&r.account_id, r.page_size, &r.page_token)?;
@@ -387,7 +336,8 @@ impl PaymentApi {
         let ledger = self.ledger.clone();
         tokio::spawn(async move {
             let send_all = stream_history(&ledger, &page, cursor, &tx);
-            if let Err(status) = until(deadline, CutOff::Read, send_all).await {
+            if let Err(err) = until(deadline, CutOff::Read, send_all).await {
+                let status = Status::from(err);
                 tracing::warn!(code = ?status.code(), message = status.message(), "history stream failed midway");
                 // The reader may be gone already; then there is nobody to tell.
                 let _ = tx.send(Err(status)).await;
@@ -407,7 +357,7 @@ impl PaymentApi {
         &self,
         caller: &Caller,
         request: Request<pb::AuthorizePaymentRequest>,
-    ) -> Result<Response<pb::AuthorizePaymentResponse>, Status> {
+    ) -> Result<Response<pb::AuthorizePaymentResponse>, ServiceError> {
         let deadline = deadline(&request);
         let r = request.into_inner();
         let order = PaymentOrder::parse(
@@ -436,7 +386,7 @@ impl PaymentApi {
         &self,
         caller: &Caller,
         request: Request<pb::CaptureHoldRequest>,
-    ) -> Result<Response<pb::CaptureHoldResponse>, Status> {
+    ) -> Result<Response<pb::CaptureHoldResponse>, ServiceError> {
         let deadline = deadline(&request);
         let r = request.into_inner();
         let hold = payment_ref(
@@ -467,7 +417,7 @@ impl PaymentApi {
         &self,
         caller: &Caller,
         request: Request<pb::VoidHoldRequest>,
-    ) -> Result<Response<pb::VoidHoldResponse>, Status> {
+    ) -> Result<Response<pb::VoidHoldResponse>, ServiceError> {
         let deadline = deadline(&request);
         let r = request.into_inner();
         let hold = payment_ref(
@@ -493,7 +443,7 @@ impl PaymentApi {
         &self,
         caller: &Caller,
         request: Request<pb::RefundPaymentRequest>,
-    ) -> Result<Response<pb::RefundPaymentResponse>, Status> {
+    ) -> Result<Response<pb::RefundPaymentResponse>, ServiceError> {
         let deadline = deadline(&request);
         let r = request.into_inner();
         let payment = payment_ref(
@@ -524,7 +474,7 @@ impl PaymentApi {
         &self,
         caller: &Caller,
         request: Request<pb::GetPaymentRequest>,
-    ) -> Result<Response<pb::GetPaymentResponse>, Status> {
+    ) -> Result<Response<pb::GetPaymentResponse>, ServiceError> {
         let deadline = deadline(&request);
         let r = request.into_inner();
         let payment = payment_ref(
@@ -571,7 +521,7 @@ impl PaymentApi {
         &self,
         caller: &Caller,
         request: Request<pb::ListAccountsRequest>,
-    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+    ) -> Result<Response<pb::ListAccountsResponse>, ServiceError> {
         let deadline = deadline(&request);
         let r = request.into_inner();
         let page = AccountsPage::parse(
@@ -598,7 +548,7 @@ macro_rules! call {
         let started = Instant::now();
         let caller = $self.auth.caller(&$request).await;
         let result = match &caller {
-            Ok(caller) => $self.$handler(caller, $request).await,
+            Ok(caller) => $self.$handler(caller, $request).await.map_err(Status::from),
             Err(status) => Err(status.clone()),
         };
         log_call($method, caller.as_ref().ok(), started, &result);
@@ -691,7 +641,7 @@ async fn stream_history(
     page: &HistoryPage,
     mut cursor: HistoryCursor,
     tx: &mpsc::Sender<Result<pb::GetTransactionHistoryResponse, Status>>,
-) -> Result<(), Status> {
+) -> Result<(), ServiceError> {
     let mut remaining = page.page_size;
     while remaining > 0 {
         let Some(entry) = cursor.next(ledger, remaining).await? else {

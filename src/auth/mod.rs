@@ -17,6 +17,7 @@ pub mod verify;
 pub use jwks::{JwksSource, JwksTiming};
 pub use verify::JwtVerifier;
 
+use crate::error::ServiceError;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::collections::HashMap;
@@ -120,22 +121,15 @@ pub enum AuthConfigError {
     Jwks { source_name: String, reason: String },
 }
 
+/// UNAUTHENTICATED: a token that is malformed, expired, wrongly signed or
+/// with claims that are not acceptable.
 fn unauthenticated() -> Status {
-    crate::error::status(
-        tonic::Code::Unauthenticated,
-        "Bearer error=\"invalid_token\": the bearer token is malformed, expired or not signed by a trusted key",
-        "TOKEN_INVALID",
-        crate::error::Metadata::new(),
-    )
+    ServiceError::TokenInvalid.into()
 }
 
+/// UNAUTHENTICATED: no token (or no authorizer claims) at all.
 fn missing_token() -> Status {
-    crate::error::status(
-        tonic::Code::Unauthenticated,
-        "Bearer realm=\"payments\": this call needs an 'authorization: Bearer <JWT>' header",
-        "TOKEN_MISSING",
-        crate::error::Metadata::new(),
-    )
+    ServiceError::TokenMissing.into()
 }
 
 fn env_nonempty(name: &str) -> Option<String> {

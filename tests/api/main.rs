@@ -17,6 +17,7 @@ mod hot;
 mod lambda;
 mod lambda_watch;
 mod matrix;
+mod reasons;
 mod rewrite_proxy;
 mod rules;
 mod tokens;

@@ -107,6 +107,13 @@ fn cases() -> Vec<Case> {
         row(Fault::InProgress, SDK_ATTEMPTS, Expect::Done),
         row(cancel("ValidationError", At::First), ONCE, INVALID_REQUEST),
         row(cancel("SomethingNew", At::First), ONCE, Expect::Done),
+        // A real reason (provisioned tables) outside the five the ledger
+        // names: never INTERNAL either.
+        row(
+            cancel("ProvisionedThroughputExceeded", At::Last),
+            ONCE,
+            Expect::Done,
+        ),
     ]
 }
 

@@ -2,9 +2,9 @@
 //! TransactWriteItems requests itself, the way DynamoDB answers when it
 //! cancels a transaction, and passes every other request through unchanged.
 //!
-//! DynamoDB Local rarely produces TransactionConflict and never
-//! ThrottlingError or TransactionInProgress, so this is how the tests make a
-//! ledger meet each of them on purpose. A test arms the proxy with a
+//! DynamoDB Local rarely produces TransactionConflict, never throttles, and
+//! gives ValidationError only for a request that is really wrong, so this is
+//! how the tests make a ledger meet each reason on purpose. A test arms the proxy with a
 //! [`Fault`] for the next N TransactWriteItems, or for every one until it
 //! disarms it. A rewritten request never reaches DynamoDB Local: like a
 //! cancelled transaction, it writes nothing.

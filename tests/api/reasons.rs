@@ -20,9 +20,11 @@
 //! what the call changes ([`prepare`]); [`cases`] is the table of (fault,
 //! how often, expected outcome), run against each operation.
 //!
-//! Two more tests race AddAccounts against DynamoDB Local itself: 32 by one
-//! owner at once, and the same one twice (a client's retry while its first
-//! call is still in flight).
+//! Three more tests race AddAccounts: 32 by one owner at once, and the same
+//! one twice at once, against DynamoDB Local itself (which serialises them,
+//! so these guard more than they reproduce); and, through the proxy, a
+//! client's retry whose write meets its first call's write in flight and is
+//! told TransactionConflict, as DynamoDB does.
 
 use crate::harness::{TestApp, create_tables_patiently, shared_dynamodb, unique_tables};
 use crate::helpers::*;

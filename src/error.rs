@@ -295,7 +295,7 @@ impl From<ServiceError> for Status {
                 "TOO_MANY_OPEN_HOLDS",
                 m.with("account_id", account_id).with("limit", limit),
             ),
-            E::Ledger(L::Internal(_)) => (Code::Internal, "INTERNAL", m),
+            E::Ledger(L::Internal(_) | L::Rejected { .. }) => (Code::Internal, "INTERNAL", m),
         };
         let message = match &err {
             // The cause of an outage or a bug is logged, not sent: it may
@@ -311,6 +311,12 @@ impl From<ServiceError> for Status {
             E::Ledger(L::Internal(_)) => {
                 tracing::error!(error = %err, "internal ledger error");
                 "internal ledger error; it has been logged".to_owned()
+            }
+            E::Ledger(L::Rejected { code, .. }) => {
+                tracing::error!(error = %err, "DynamoDB rejected a transaction");
+                format!(
+                    "internal ledger error: DynamoDB rejected the ledger's transaction as invalid ({code}); nothing was written, and it has been logged"
+                )
             }
             _ => err.to_string(),
         };
@@ -476,6 +482,8 @@ mod tests {
                 Unavailable("x".into())
                     => Unavailable "LEDGER_UNAVAILABLE" [],
                 Internal("x".into())
+                    => Internal "INTERNAL" [],
+                Rejected { code: "ValidationError", detail: "item 1".into() }
                     => Internal "INTERNAL" [],
             }
         }

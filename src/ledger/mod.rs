@@ -229,6 +229,11 @@ pub enum LedgerError {
     TooManyAccounts { owner: String, limit: u32 },
     #[error("DynamoDB is unavailable or throttling: {0}")]
     Unavailable(String),
+    /// DynamoDB refused a transaction as invalid (a cancellation reason of
+    /// ValidationError): nothing was written, and going again would not
+    /// help. A bug of the ledger's, never of the caller's input.
+    #[error("DynamoDB rejected the ledger's transaction ({code}): {detail}")]
+    Rejected { code: &'static str, detail: String },
     #[error("ledger error: {0}")]
     Internal(String),
 }

@@ -98,9 +98,10 @@ impl Rounds {
                     self.throttled |= *throttled;
                 }
                 Reason::Invalid(message) => {
-                    return Err(LedgerError::Internal(format!(
-                        "DynamoDB refused the transaction as invalid (ValidationError on item {index}: {message}); nothing was written"
-                    )));
+                    return Err(LedgerError::Rejected {
+                        code: "ValidationError",
+                        detail: format!("item {index}: {message}"),
+                    });
                 }
                 Reason::None | Reason::Failed(_) => {}
             }
@@ -902,7 +903,7 @@ mod tests {
         ));
         let err = rounds.met(&[Reason::None, Reason::Invalid("x".into())]);
         assert!(
-            matches!(err, Err(LedgerError::Internal(m)) if m.contains("ValidationError on item 1"))
+            matches!(err, Err(LedgerError::Rejected { code: "ValidationError", detail }) if detail.contains("item 1"))
         );
     }
 

@@ -58,7 +58,24 @@ impl Ledger {
         }
         let sender_id = hold.payment.sender_id.clone();
         let recipient_id = hold.payment.recipient_id.clone();
-        let _queued = self.locks.lock_pair(&sender_id, &sender_id).await;
+        // Queue behind this instance's other calls on both accounts, as a
+        // payment does (except on a sharded recipient, whose credits spread
+        // over shards).
+        let recipient_sharded = self
+            .known
+            .get(&recipient_id)
+            .is_some_and(|a| a.facts.shards > 1);
+        let _queued = self
+            .locks
+            .lock_pair(
+                &sender_id,
+                if recipient_sharded {
+                    &sender_id
+                } else {
+                    &recipient_id
+                },
+            )
+            .await;
         let mut slot = None;
         let mut verified = false;
         let mut rounds = Rounds::new();

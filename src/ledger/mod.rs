@@ -2,22 +2,33 @@
 //!
 //! # Parts
 //!
-//! - [`layout`]: table keys, item codecs and error mapping (the DynamoDB
-//!   layout lives there alone);
-//! - [`accounts`]: opening accounts and reading them;
+//! One file per operation, each holding only its plan and its conditions:
+//! - [`accounts`]: AddAccount, and reading accounts;
+//! - [`payments`]: MakePayment;
+//! - [`authorize`], [`capture`], [`void`]: AuthorizePayment, CaptureHold,
+//!   VoidHold, over what holds share in [`holds`] (where a hold lives, why
+//!   each hold ends exactly once, what clock skew can do);
+//! - [`refunds`]: RefundPayment, never more than the payment;
+//! - [`lookups`]: GetPayment and ListAccounts;
+//! - [`history`]: reading an account's history, merged over its shards;
+//! - [`audit`]: the whole-ledger check.
+//!
+//! What they share:
+//! - [`round`]: the one write round: plan from what is known, send one
+//!   TransactWriteItems, read every cancellation reason, learn from the
+//!   items that come back, go round again with backoff (bounded) or answer;
+//!   the transfer (debits, credit, entries) payments, captures and refunds
+//!   write; the ownership and currency checks;
+//! - [`replay`]: the one replay rule for idempotency keys;
+//! - [`records`]: finding payment, hold and refund records;
+//! - [`layout`]: table keys, item codecs, schema and the one list of
+//!   retryable DynamoDB errors (the DynamoDB layout lives there alone);
 //! - [`shards`]: the hot-account mechanism: balance shards, their
 //!   consistent snapshot, and which shard a credit goes to;
-//! - [`known`]: what a warm server remembers so that a payment costs one
-//!   request (it only ever saves requests; DynamoDB's conditions decide);
-//! - [`payments`]: MakePayment, one TransactWriteItems per round;
-//! - [`history`]: reading an account's history, merged over its shards;
-//! - [`holds`]: AuthorizePayment, CaptureHold and VoidHold (where a hold
-//!   lives, and why each hold ends exactly once);
-//! - [`refunds`]: RefundPayment, never more than the payment;
-//! - [`transfers`]: what captures and refunds share (fresh reads, one
-//!   transaction per round, record lookups by key or through the index);
-//! - [`lookups`]: GetPayment and ListAccounts;
-//! - [`audit`]: the whole-ledger check.
+//! - [`known`]: what a warm instance remembers (accounts, shard states, the
+//!   records it wrote or read) so that a call costs one request; it only
+//!   ever saves requests, DynamoDB's conditions decide;
+//! - [`locks`]: the in-process queue per account.
 //!
 //! # Layout
 //!

@@ -139,17 +139,8 @@ impl Ledger {
                 }
                 Written::Cancelled(reasons) => {
                     rounds.met(&reasons)?;
-                    let taken = reason(&reasons, 1);
-                    if taken.failed() {
-                        // The key is taken: its record answers.
-                        let stored = match taken.item() {
-                            Some(item) => StoredRecord::from_item(item)?,
-                            None => self.read_record(&key).await?.ok_or_else(|| {
-                                LedgerError::Internal(
-                                    "hold record vanished after its condition failed".into(),
-                                )
-                            })?,
-                        };
+                    // The key is taken: its record answers.
+                    if let Some(stored) = self.taken(reason(&reasons, 1), &key).await? {
                         return answer(hold, &own_ids, stored);
                     }
                     let shard_reason = reason(&reasons, 0);

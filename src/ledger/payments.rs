@@ -132,17 +132,9 @@ impl Ledger {
                 }
                 Written::Cancelled(reasons) => {
                     rounds.met(&reasons)?;
-                    let record_reason = reason(&reasons, transfer.debits.len() + 1);
-                    if record_reason.failed() {
-                        // The key is taken: its record answers.
-                        let stored = match record_reason.item() {
-                            Some(item) => StoredRecord::from_item(item)?,
-                            None => self.read_record(&key).await?.ok_or_else(|| {
-                                LedgerError::Internal(
-                                    "payment record vanished after its condition failed".into(),
-                                )
-                            })?,
-                        };
+                    // The key is taken: its record answers.
+                    let put = reason(&reasons, transfer.debits.len() + 1);
+                    if let Some(stored) = self.taken(put, &key).await? {
                         return answer(order, &own_ids, stored);
                     }
                     if self.learn_from_transfer(&transfer, &reasons) {

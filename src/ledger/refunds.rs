@@ -304,17 +304,9 @@ impl Ledger {
                 Written::Cancelled(reasons) => {
                     rounds.met(&reasons)?;
                     let records_from = transfer.debits.len() + 1;
-                    let taken = reason(&reasons, records_from);
-                    if taken.failed() {
-                        // The refund key is taken: its record answers.
-                        let stored = match taken.item() {
-                            Some(item) => StoredRecord::from_item(item)?,
-                            None => self.read_record(&refund_key).await?.ok_or_else(|| {
-                                LedgerError::Internal(
-                                    "refund record vanished after its condition failed".into(),
-                                )
-                            })?,
-                        };
+                    // The refund key is taken: its record answers.
+                    let put = reason(&reasons, records_from);
+                    if let Some(stored) = self.taken(put, &refund_key).await? {
                         return answer(order, &original, &own_ids, stored);
                     }
                     let raised = reason(&reasons, records_from + 1);

@@ -585,6 +585,27 @@ impl Ledger {
             .build())
     }
 
+    /// When a record's put failed its condition: the record stored under
+    /// its key (as DynamoDB returned it with the failure, else read fresh),
+    /// which answers the call. None when the put did not fail.
+    pub(super) async fn taken(
+        &self,
+        reason: &Reason,
+        key: &Item,
+    ) -> Result<Option<StoredRecord>, LedgerError> {
+        if !reason.failed() {
+            return Ok(None);
+        }
+        let stored = match reason.item() {
+            Some(item) => StoredRecord::from_item(item)?,
+            None => self.read_record(key).await?.ok_or_else(|| {
+                LedgerError::Internal("a record vanished after its put failed".into())
+            })?,
+        };
+        self.known.remember_record(&stored);
+        Ok(Some(stored))
+    }
+
     /// A put of a new ledger item (a record), returning what is stored
     /// under its key when one exists already.
     pub(super) fn put_record(&self, item: Item) -> Result<TransactWriteItem, LedgerError> {

@@ -3,32 +3,32 @@
 //! # Parts
 //!
 //! One file per operation, each holding only its plan and its conditions:
-//! - [`accounts`]: AddAccount, and reading accounts;
-//! - [`payments`]: MakePayment;
+//! - AddAccount and reading accounts in [`accounts`];
+//! - MakePayment in [`payments`];
 //! - [`authorize`], [`capture`], [`void`]: AuthorizePayment, CaptureHold,
 //!   VoidHold, over what holds share in [`holds`] (where a hold lives, why
 //!   each hold ends exactly once, what clock skew can do);
-//! - [`refunds`]: RefundPayment, never more than the payment;
-//! - [`lookups`]: GetPayment and ListAccounts;
-//! - [`history`]: reading an account's history, merged over its shards;
-//! - [`audit`]: the whole-ledger check.
+//! - RefundPayment, never more than the payment, in [`refunds`];
+//! - GetPayment and ListAccounts in [`lookups`];
+//! - reading an account's history, merged over its shards, in [`history`];
+//! - the whole-ledger check in [`audit`].
 //!
 //! What they share:
-//! - [`round`]: the one write round: plan from what is known, send one
+//! - [`round`], the one write round: plan from what is known, send one
 //!   TransactWriteItems, read every cancellation reason, learn from the
 //!   items that come back, go round again with backoff (bounded) or answer;
 //!   the transfer (debits, credit, entries) payments, captures and refunds
 //!   write; the ownership and currency checks;
-//! - [`replay`]: the one replay rule for idempotency keys;
-//! - [`records`]: finding payment, hold and refund records;
-//! - [`layout`]: table keys, item codecs, schema and the one list of
+//! - [`replay`], the one replay rule for idempotency keys;
+//! - [`records`], finding payment, hold and refund records;
+//! - [`layout`], table keys, item codecs, schema and the one list of
 //!   retryable DynamoDB errors (the DynamoDB layout lives there alone);
-//! - [`shards`]: the hot-account mechanism: balance shards, their
+//! - [`shards`], the hot-account mechanism: balance shards, their
 //!   consistent snapshot, and which shard a credit goes to;
-//! - [`known`]: what a warm instance remembers (accounts, shard states, the
+//! - [`known`], what a warm instance remembers (accounts, shard states, the
 //!   records it wrote or read) so that a call costs one request; it only
 //!   ever saves requests, DynamoDB's conditions decide;
-//! - [`locks`]: the in-process queue per account.
+//! - [`locks`], the in-process queue per account.
 //!
 //! # Layout
 //!

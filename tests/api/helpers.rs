@@ -680,3 +680,62 @@ pub fn ledger_via(url: &str, tables: &payment::ledger::Tables) -> payment::ledge
         tables.clone(),
     )
 }
+
+#[cfg(test)]
+mod checks {
+    use super::*;
+
+    fn entry(
+        shard: i32,
+        sequence: i64,
+        amount: i64,
+        after: i64,
+    ) -> pb::GetTransactionHistoryResponse {
+        pb::GetTransactionHistoryResponse {
+            transaction: Some(pb::Transaction {
+                amount,
+                ..Default::default()
+            }),
+            direction: pb::Direction::Credit as i32,
+            shard,
+            sequence,
+            balance_after: after,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_contiguous_history_passes() {
+        check_balance_chain(
+            "a",
+            6,
+            &[entry(0, 3, 3, 6), entry(0, 2, 2, 3), entry(0, 1, 1, 1)],
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "gap in sequences")]
+    fn a_gap_in_an_ordinary_account_is_found() {
+        check_balance_chain(
+            "a",
+            6,
+            &[entry(0, 5, 3, 6), entry(0, 3, 2, 3), entry(0, 1, 1, 1)],
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "sequences missing")]
+    fn a_gap_no_debit_explains_is_found_in_a_sharded_account() {
+        check_balance_chain(
+            "a",
+            6,
+            &[entry(1, 3, 3, 6), entry(0, 1, 2, 3), entry(1, 1, 1, 1)],
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "oldest entry is not its first")]
+    fn a_shard_that_does_not_start_at_one_is_found() {
+        check_balance_chain("a", 3, &[entry(1, 2, 2, 3), entry(0, 1, 1, 1)]);
+    }
+}

@@ -132,9 +132,15 @@ async fn issuer_and_audience_are_checked_when_configured() {
     );
     for (bad, why) in [
         (mint(None, Some("payments")), "no issuer"),
-        (mint(Some("https://other"), Some("payments")), "another issuer"),
+        (
+            mint(Some("https://other"), Some("payments")),
+            "another issuer",
+        ),
         (mint(Some("https://issuer"), None), "no audience"),
-        (mint(Some("https://issuer"), Some("other")), "another audience"),
+        (
+            mint(Some("https://issuer"), Some("other")),
+            "another audience",
+        ),
     ] {
         assert_refused(&verifier, &bad, why).await;
     }

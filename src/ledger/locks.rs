@@ -82,7 +82,10 @@ mod tests {
             waited.is_empty(),
             "past the bound it goes on without the queue"
         );
-        assert!(started.elapsed() >= QUEUE_WAIT_MAX, "it waited its turn first");
+        assert!(
+            started.elapsed() >= QUEUE_WAIT_MAX,
+            "it waited its turn first"
+        );
         drop(held);
         assert!(!locks.lock_pair("a", "c").await.is_empty());
     }

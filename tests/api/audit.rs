@@ -115,7 +115,9 @@ async fn the_audit_is_clean_after_activity_and_finds_tampering() {
         .iter()
         .find(|l| l.starts_with(&format!("transaction {deleted_tx}: expected entries")))
         .unwrap_or_else(|| panic!("no discrepancy names transaction {deleted_tx}: {text}"));
-    let (expected, found) = line.split_once(", found ").expect("expected ..., found ...");
+    let (expected, found) = line
+        .split_once(", found ")
+        .expect("expected ..., found ...");
     let side = format!("{:?}", ids[2]);
     assert!(expected.contains(&side), "{line}");
     assert!(!found.contains(&side), "{line}");

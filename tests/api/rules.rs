@@ -526,8 +526,16 @@ async fn missing_tables_are_unavailable_not_internal() {
     );
     // Writes: a PutItem (an empty account) and a TransactWriteItems (an
     // account with an opening balance, which writes its entry too).
-    assert_code(add(&mut c, "a", "EUR", 0).await, Code::Unavailable, "unavailable");
-    assert_code(add(&mut c, "b", "EUR", 100).await, Code::Unavailable, "unavailable");
+    assert_code(
+        add(&mut c, "a", "EUR", 0).await,
+        Code::Unavailable,
+        "unavailable",
+    );
+    assert_code(
+        add(&mut c, "b", "EUR", 100).await,
+        Code::Unavailable,
+        "unavailable",
+    );
     // Queries on the indexes.
     assert_code(
         c.list_accounts(pb::ListAccountsRequest {

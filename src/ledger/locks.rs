@@ -72,12 +72,20 @@ mod tests {
         let held = locks.lock_pair("a", "b").await;
         assert!(!held.is_empty(), "a free pair is locked at once");
         let started = std::time::Instant::now();
-        let waited = locks.lock_pair("a", "c").await;
+        // Bounded: it gives up by itself. The outer limit only turns a wait
+        // that never ends into a failure; at ten times the bound it cannot
+        // be reached by a slow machine, only by a wait that is not bounded.
+        let waited = tokio::time::timeout(QUEUE_WAIT_MAX * 10, locks.lock_pair("a", "c"))
+            .await
+            .expect("the wait for a held account is bounded");
         assert!(
             waited.is_empty(),
             "past the bound it goes on without the queue"
         );
-        assert!(started.elapsed() >= QUEUE_WAIT_MAX);
+        assert!(
+            started.elapsed() >= QUEUE_WAIT_MAX,
+            "it waited its turn first"
+        );
         drop(held);
         assert!(!locks.lock_pair("a", "c").await.is_empty());
     }

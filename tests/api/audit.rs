@@ -85,6 +85,9 @@ async fn the_audit_is_clean_after_activity_and_finds_tampering() {
         .await
         .unwrap();
     let sk = newest.items()[0]["sk"].clone();
+    let AttributeValue::S(deleted_tx) = newest.items()[0]["transaction_id"].clone() else {
+        panic!("entry without a transaction id");
+    };
     dynamodb
         .delete_item()
         .table_name(&app.ledger.tables().ledger)
@@ -105,10 +108,19 @@ async fn the_audit_is_clean_after_activity_and_finds_tampering() {
         text.contains(&format!("account {}: version", ids[2])),
         "{text}"
     );
-    assert!(
-        text.contains("expected a debit") || text.contains("found"),
-        "{text}"
-    );
+    // The deleted entry's transaction is named, with the deleted side
+    // expected and not found.
+    let line = report
+        .discrepancies
+        .iter()
+        .find(|l| l.starts_with(&format!("transaction {deleted_tx}: expected entries")))
+        .unwrap_or_else(|| panic!("no discrepancy names transaction {deleted_tx}: {text}"));
+    let (expected, found) = line
+        .split_once(", found ")
+        .expect("expected ..., found ...");
+    let side = format!("{:?}", ids[2]);
+    assert!(expected.contains(&side), "{line}");
+    assert!(!found.contains(&side), "{line}");
 }
 
 /// An item the ledger cannot read is reported, and the audit goes on to

@@ -48,6 +48,9 @@ fn assert_payments_phase(phase: &serde_json::Value, payments: u64) {
     let aborted = phase["aborted"].as_u64().expect("aborted");
     assert_eq!(phase["other_errors"], 0, "{phase}");
     assert_eq!(ok + aborted, payments, "{phase}");
+    // How many calls lose to contention (ABORTED) depends on the machine's
+    // speed, so only "some committed" is asserted here; that the committed
+    // ones are exactly what is stored is checked against the audit.
     assert!(ok > 0, "{phase}");
     // Every committed payment took at least one TransactWriteItems, and the
     // service ran on threads whose CPU time the bench reads.
@@ -100,10 +103,23 @@ async fn bench_merchant_containers_against_one_server_and_direct() {
     ] {
         assert!(report[ratio].as_f64().is_some(), "{ratio} in {report}");
     }
-    assert_eq!(report["conservation"], "ok");
+    // Conservation: payment-bench exits non-zero when its check fails (and
+    // `bench` asserts the exit status); the "conservation" field of its
+    // JSON is a constant, so it is not what is checked. The audit counts
+    // the payments stored, which must be exactly those the phases were
+    // told committed (ABORTED ones moved nothing).
     assert_eq!(report["audit"]["clean"], true, "{report}");
     // 8 customers and a merchant in each of the three phases.
     assert_eq!(report["audit"]["accounts"], 27);
+    let ok: u64 = [
+        "payments (gRPC, 1 server)",
+        "payments (gRPC, 4 containers)",
+        "payments (direct DynamoDB)",
+    ]
+    .iter()
+    .map(|name| phase(&report, name)["ok"].as_u64().expect("ok"))
+    .sum();
+    assert_eq!(report["audit"]["payments"], ok, "{report}");
 }
 
 #[tokio::test]

@@ -18,11 +18,47 @@ const OPENING: i64 = 50_000;
 const HOT_PERCENT: u32 = 50;
 const HOT_ACCOUNTS: usize = 3;
 
+/// Calls one payment may take: the first and its retries after ABORTED
+/// (each call is already up to ten rounds with backoff; twenty calls in a
+/// row that all lose is a livelock, not load).
+const CALLS_PER_PAYMENT_MAX: usize = 20;
+/// The largest payment; two of them fit in an opening balance, so a sender
+/// refused for insufficient funds has committed at least two payments.
+const AMOUNT_MAX: i64 = 20_000;
+const _: () = assert!(OPENING - AMOUNT_MAX >= AMOUNT_MAX);
+
+/// Sends a payment until its answer is neither ABORTED nor UNAVAILABLE, as
+/// the statuses tell a client to (retry with the same key): ABORTED lost
+/// to contention, UNAVAILABLE is a DynamoDB request that timed out on a
+/// loaded machine, outcome unknown. Returns the answer, the ABORTED count,
+/// and whether an earlier call's outcome was unknown (only then may the
+/// answer be a replay of this very payment).
+async fn pay_until_settled(
+    client: &mut Client,
+    request: &pb::MakePaymentRequest,
+) -> (Result<pb::MakePaymentResponse, tonic::Status>, usize, bool) {
+    let (mut aborted, mut unknown) = (0, 0);
+    loop {
+        match pay(client, request.clone()).await {
+            Err(s) if s.code() == Code::Aborted => aborted += 1,
+            Err(s) if s.code() == Code::Unavailable => unknown += 1,
+            other => return (other, aborted, unknown > 0),
+        }
+        assert!(
+            aborted + unknown < CALLS_PER_PAYMENT_MAX,
+            "{}: {aborted} ABORTED and {unknown} UNAVAILABLE answers in a row",
+            request.idempotency_key
+        );
+    }
+}
+
 #[derive(Default)]
 struct Outcomes {
     committed: HashMap<String, pb::Transaction>,
     insufficient: usize,
     aborted: usize,
+    /// Per sender: (payments committed, payments refused for insufficient funds).
+    per_sender: HashMap<usize, (usize, usize)>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -43,11 +79,34 @@ async fn concurrent_payments_conserve_money_exactly() {
     for id in &ids {
         add(&mut c, id, "EUR", OPENING).await.unwrap();
     }
+    // The pairs and amounts, from a seed a failure prints.
+    let plan: Arc<Vec<(usize, usize, i64)>> = {
+        let mut rng = seeded_rng(test_seed("concurrent_payments_conserve_money_exactly"));
+        let pick = |rng: &mut rand::rngs::StdRng| {
+            if rng.random_ratio(HOT_PERCENT, 100) {
+                rng.random_range(0..HOT_ACCOUNTS)
+            } else {
+                rng.random_range(0..ACCOUNTS)
+            }
+        };
+        Arc::new(
+            (0..PAYMENTS)
+                .map(|_| {
+                    let from = pick(&mut rng);
+                    let mut to = pick(&mut rng);
+                    while to == from {
+                        to = rng.random_range(0..ACCOUNTS);
+                    }
+                    (from, to, rng.random_range(1..=AMOUNT_MAX))
+                })
+                .collect(),
+        )
+    };
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
     let mut callers = tokio::task::JoinSet::new();
     for caller in 0..CALLERS {
-        let (mut client, ids, next, outcomes, prefix) = (
+        let (mut client, ids, next, outcomes, prefix, plan) = (
             if caller % 2 == 0 {
                 c.clone()
             } else {
@@ -57,6 +116,7 @@ async fn concurrent_payments_conserve_money_exactly() {
             next.clone(),
             outcomes.clone(),
             prefix.clone(),
+            plan.clone(),
         );
         callers.spawn(async move {
             loop {
@@ -64,36 +124,28 @@ async fn concurrent_payments_conserve_money_exactly() {
                 if n >= PAYMENTS {
                     return;
                 }
-                let (from, to, amount) = {
-                    let mut rng = rand::rng();
-                    let pick = |rng: &mut rand::rngs::ThreadRng| {
-                        if rng.random_ratio(HOT_PERCENT, 100) {
-                            rng.random_range(0..HOT_ACCOUNTS)
-                        } else {
-                            rng.random_range(0..ACCOUNTS)
-                        }
-                    };
-                    let from = pick(&mut rng);
-                    let mut to = pick(&mut rng);
-                    while to == from {
-                        to = rng.random_range(0..ACCOUNTS);
-                    }
-                    (from, to, rng.random_range(1..=20_000))
-                };
-                let result = pay(
-                    &mut client,
-                    order(&format!("{prefix}-p{n}"), &ids[from], &ids[to], amount),
-                )
-                .await;
+                let (from, to, amount) = plan[n];
+                let request = order(&format!("{prefix}-p{n}"), &ids[from], &ids[to], amount);
+                // Every payment ends committed or refused for insufficient
+                // funds.
+                let (result, aborted, unknown) = pay_until_settled(&mut client, &request).await;
                 let mut o = outcomes.lock().await;
+                o.aborted += aborted;
                 match result {
                     Ok(r) => {
-                        assert!(!r.replayed);
+                        // Only a retry after an unknown outcome may find the
+                        // payment already made.
+                        assert!(!r.replayed || unknown, "payment {n}: a new key replayed");
                         let tx = r.transaction.unwrap();
+                        assert_eq!(tx.amount, amount);
                         assert!(o.committed.insert(tx.transaction_id.clone(), tx).is_none());
+                        o.per_sender.entry(from).or_default().0 += 1;
                     }
-                    Err(s) if s.code() == Code::FailedPrecondition => o.insufficient += 1,
-                    Err(s) if s.code() == Code::Aborted => o.aborted += 1,
+                    Err(s) if s.code() == Code::FailedPrecondition => {
+                        assert!(s.message().contains("insufficient funds"), "{s:?}");
+                        o.insufficient += 1;
+                        o.per_sender.entry(from).or_default().1 += 1;
+                    }
                     Err(s) => panic!("unexpected status {s:?}"),
                 }
             }
@@ -103,14 +155,19 @@ async fn concurrent_payments_conserve_money_exactly() {
         joined.unwrap();
     }
     let o = outcomes.lock().await;
-    assert_eq!(o.committed.len() + o.insufficient + o.aborted, PAYMENTS);
-    assert!(
-        o.committed.len() > PAYMENTS / 2,
-        "too few payments went through: {}",
-        o.committed.len()
-    );
+    assert_eq!(o.committed.len() + o.insufficient, PAYMENTS);
+    // Certain whatever the interleaving: a refusal means the sender's
+    // balance was below the amount (at most AMOUNT_MAX), so its committed
+    // debits took more than OPENING - AMOUNT_MAX >= 2 * AMOUNT_MAX: at least
+    // two payments. A service that refused at random fails this.
+    for (sender, (committed, refused)) in &o.per_sender {
+        assert!(
+            *refused == 0 || *committed >= 2,
+            "account {sender} refused {refused} payments for insufficient funds after only {committed} committed"
+        );
+    }
     eprintln!(
-        "concurrency: {} committed, {} insufficient funds, {} aborted",
+        "concurrency: {} committed, {} insufficient funds, {} ABORTED answers retried",
         o.committed.len(),
         o.insufficient,
         o.aborted
@@ -120,10 +177,20 @@ async fn concurrent_payments_conserve_money_exactly() {
     assert!(report.is_clean(), "{:?}", report.discrepancies);
 }
 
+/// Copies of one payment (same key, same parameters) sent at once, spread
+/// over two servers that share nothing: within one server the copies queue
+/// on the sender, across the two only DynamoDB's conditions decide. Each
+/// payment applies once, and every copy names its one transaction.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_replays_apply_each_payment_once() {
     let app = TestApp::spawn().await;
+    let twin = TestApp::serve(payment::ledger::Ledger::new(
+        payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+        app.ledger.tables().clone(),
+    ))
+    .await;
     let mut c = app.grpc().await;
+    let servers = [c.clone(), twin.grpc().await];
     let prefix = unique("replay");
     let ids: Vec<String> = (0..4).map(|i| format!("{prefix}-{i}")).collect();
     for id in &ids {
@@ -138,22 +205,22 @@ async fn concurrent_replays_apply_each_payment_once() {
         let (from, to) = (&ids[n % 4], &ids[(n + 1 + n / 4) % 4]);
         let to = if to == from { &ids[(n + 2) % 4] } else { to };
         let request = order(&format!("{prefix}-k{n}"), from, to, 1 + n as i64);
-        for _ in 0..COPIES {
-            let (mut client, request, in_flight) = (c.clone(), request.clone(), in_flight.clone());
+        for copy in 0..COPIES {
+            // Copies alternate between the servers, starting on either.
+            let server = &servers[(n + copy) % servers.len()];
+            let (mut client, request, in_flight) =
+                (server.clone(), request.clone(), in_flight.clone());
             calls.spawn(async move {
                 let _permit = in_flight.acquire().await.expect("semaphore");
-                // ABORTED is the documented "retry with the same key".
-                for _ in 0..5 {
-                    match pay(&mut client, request.clone()).await {
-                        Err(s) if s.code() == Code::Aborted => continue,
-                        other => return (request.idempotency_key.clone(), other),
-                    }
-                }
-                panic!("aborted five times in a row");
+                let (result, _, unknown) = pay_until_settled(&mut client, &request).await;
+                (
+                    request.idempotency_key.clone(),
+                    result.map(|r| (r, unknown)),
+                )
             });
         }
     }
-    let mut by_key: HashMap<String, Vec<pb::MakePaymentResponse>> = HashMap::new();
+    let mut by_key: HashMap<String, Vec<(pb::MakePaymentResponse, bool)>> = HashMap::new();
     while let Some(joined) = calls.join_next().await {
         let (key, result) = joined.unwrap();
         by_key
@@ -162,13 +229,18 @@ async fn concurrent_replays_apply_each_payment_once() {
             .push(result.expect("payment failed"));
     }
     let mut committed = HashMap::new();
-    for (key, responses) in &by_key {
-        assert_eq!(responses.len(), COPIES);
-        let first_time = responses.iter().filter(|r| !r.replayed).count();
-        assert_eq!(
-            first_time, 1,
+    for (key, answers) in &by_key {
+        assert_eq!(answers.len(), COPIES);
+        let first_time = answers.iter().filter(|(r, _)| !r.replayed).count();
+        // Exactly one copy says it moved the money, unless the copy that
+        // did was told UNAVAILABLE (outcome unknown) and its retry then
+        // found its own payment: then none may.
+        let unknown = answers.iter().any(|(_, unknown)| *unknown);
+        assert!(
+            first_time == 1 || (first_time == 0 && unknown),
             "{key}: {first_time} calls claim to have moved the money"
         );
+        let responses: Vec<&pb::MakePaymentResponse> = answers.iter().map(|(r, _)| r).collect();
         let ids: HashSet<_> = responses
             .iter()
             .map(|r| r.transaction.as_ref().unwrap().transaction_id.clone())
@@ -179,22 +251,31 @@ async fn concurrent_replays_apply_each_payment_once() {
     }
     assert_eq!(committed.len(), PAYMENTS_REPLAYED);
     check_exactly_once(&mut c, &ids, 4_000_000, &committed).await;
+    let report = app.ledger.audit(2, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+    assert_eq!(report.payments as usize, PAYMENTS_REPLAYED);
+    twin.stop().await;
 }
 
-/// Sends a call until it gets an answer other than ABORTED (which is safe
-/// to retry with the same parameters: every call here is idempotent).
-async fn settle<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+/// Sends a call until it gets an answer other than ABORTED or UNAVAILABLE
+/// (both safe to retry with the same parameters: every call here is
+/// idempotent; UNAVAILABLE is a DynamoDB timeout on a loaded machine,
+/// outcome unknown). Also says whether an earlier try's outcome was
+/// unknown: then the answer may be a replay of that try's own change.
+async fn settle<T, F, Fut>(mut call: F) -> (Result<T, tonic::Status>, bool)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
-    for _ in 0..20 {
+    let mut unknown = false;
+    for _ in 0..CALLS_PER_PAYMENT_MAX {
         match call().await {
             Err(status) if status.code() == Code::Aborted => continue,
-            other => return other.map(|r| r.into_inner()),
+            Err(status) if status.code() == Code::Unavailable => unknown = true,
+            other => return (other.map(|r| r.into_inner()), unknown),
         }
     }
-    panic!("still ABORTED after 20 tries");
+    panic!("still ABORTED or UNAVAILABLE after {CALLS_PER_PAYMENT_MAX} tries");
 }
 
 fn hold_ref(sender: &str, key: &str) -> Option<pb::PaymentRef> {
@@ -273,6 +354,10 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
             .unwrap();
         holds.push((sender, key, amount, expiring));
     }
+    // When each call goes, from a seed a failure prints.
+    let mut rng = seeded_rng(test_seed(
+        "captures_racing_voids_and_expiries_end_each_hold_once",
+    ));
     let started = std::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (n, (sender, key, amount, expiring)) in holds.iter().cloned().enumerate() {
@@ -282,15 +367,15 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
         for (i, action) in ["capture", "capture", "void"].into_iter().enumerate() {
             let client = apps[(n + i) % 3].grpc().await;
             let (sender, key) = (sender.clone(), key.clone());
+            let delay = if expiring {
+                1_300 + rng.random_range(0..400)
+            } else {
+                rng.random_range(0..50)
+            };
             tasks.spawn(async move {
-                let delay = if expiring {
-                    1_300 + rand::rng().random_range(0..400)
-                } else {
-                    rand::rng().random_range(0..50)
-                };
                 tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-                let answer = if action == "capture" {
-                    settle(|| {
+                let (answer, unknown) = if action == "capture" {
+                    let (answer, unknown) = settle(|| {
                         let mut c = client.clone();
                         let request = pb::CaptureHoldRequest {
                             hold: hold_ref(&sender, &key),
@@ -298,20 +383,23 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
                         };
                         async move { c.capture_hold(request).await }
                     })
-                    .await
-                    .map(|r| (r.replayed, r.hold.unwrap().captured_amount))
+                    .await;
+                    (
+                        answer.map(|r| (r.replayed, r.hold.unwrap().captured_amount)),
+                        unknown,
+                    )
                 } else {
-                    settle(|| {
+                    let (answer, unknown) = settle(|| {
                         let mut c = client.clone();
                         let request = pb::VoidHoldRequest {
                             hold: hold_ref(&sender, &key),
                         };
                         async move { c.void_hold(request).await }
                     })
-                    .await
-                    .map(|r| (r.replayed, 0))
+                    .await;
+                    (answer.map(|r| (r.replayed, 0)), unknown)
                 };
-                (n, action, answer)
+                (n, action, answer, unknown)
             });
         }
     }
@@ -323,25 +411,29 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
         tasks.spawn(async move {
             for k in 0..10 {
                 tokio::time::sleep(std::time::Duration::from_millis(180)).await;
-                let answer = settle(|| {
+                let (answer, _) = settle(|| {
                     let mut c = client.clone();
                     let request = order(&format!("spend-{k}"), &sender, &merchant, 7_000);
                     async move { c.make_payment(request).await }
                 })
-                .await
-                .map(|r| (r.replayed, r.transaction.unwrap().amount));
+                .await;
                 if let Err(status) = &answer {
                     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
                 }
             }
-            (usize::MAX, "pay", Ok((false, 0)))
+            (usize::MAX, "pay", Ok((false, 0)), false)
         });
     }
     let mut answers: HashMap<usize, Vec<HoldAnswer>> = HashMap::new();
+    // Holds one of whose calls had an unknown outcome before its answer.
+    let mut unknown_outcome = HashSet::new();
     while let Some(joined) = tasks.join_next().await {
-        let (n, action, answer) = joined.expect("task");
+        let (n, action, answer, unknown) = joined.expect("task");
         if n != usize::MAX {
             answers.entry(n).or_default().push((action, answer));
+            if unknown {
+                unknown_outcome.insert(n);
+            }
         }
     }
     eprintln!("holds race took {:?}", started.elapsed());
@@ -362,13 +454,16 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
             .iter()
             .filter(|(_, a)| matches!(a, Ok((false, _))))
             .count();
+        // Exactly one call ended the hold, unless the one that did was
+        // told UNAVAILABLE and its retry found its own ending: then none.
+        let first_ok = |firsts: usize| firsts == 1 || (firsts == 0 && unknown_outcome.contains(&n));
         let reason = |a: &Result<(bool, i64), tonic::Status>| match a {
             Err(s) => crate::holds::reason(s),
             Ok(_) => "OK".into(),
         };
         match state {
             pb::HoldState::Captured => {
-                assert_eq!(firsts, 1, "hold {n}: {mine:?}");
+                assert!(first_ok(firsts), "hold {n}: {mine:?}");
                 captured_total += found.captured_amount;
                 assert!(found.captured_amount <= *amount);
                 for (action, answer) in mine {
@@ -383,7 +478,7 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
                 }
             }
             pb::HoldState::Voided => {
-                assert_eq!(firsts, 1, "hold {n}: {mine:?}");
+                assert!(first_ok(firsts), "hold {n}: {mine:?}");
                 for (action, answer) in mine {
                     if *action == "capture" {
                         assert_eq!(reason(answer), "HOLD_VOIDED", "hold {n}");
@@ -400,11 +495,11 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
         }
         *ends.entry(state.as_str_name()).or_default() += 1;
     }
-    eprintln!("hold endings: {ends:?}");
-    assert!(
-        ends.len() >= 2,
-        "the race should end holds in more than one way: {ends:?}"
-    );
+    // Which way each race ends is up to the scheduler (and the seed), so
+    // the mix is printed, not asserted: every ending was checked above
+    // against every answer its calls got. holds.rs asserts each ending on
+    // its own.
+    eprintln!("hold endings: {ends:?}, {captured_total} captured in all");
     // Exact money: customers paid captures and payments; the merchant got both.
     let mut customer_total = 0;
     for id in &customers {
@@ -428,7 +523,6 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
     let report = apps[0].ledger.audit(4, &|_, _| {}).await.unwrap();
     assert!(report.is_clean(), "{:?}", report.discrepancies);
     assert_eq!((report.holds, report.holds_open), (HOLDS as u64, 0));
-    assert!(captured_total > 0);
 }
 
 /// Refunds of one payment, sent at once (each twice) through three servers
@@ -465,7 +559,7 @@ async fn concurrent_refunds_of_one_payment_never_exceed_it() {
             let client = apps[(n + copy) % 3].grpc().await;
             let id = paid.transaction_id.clone();
             tasks.spawn(async move {
-                let answer = settle(|| {
+                let (answer, unknown) = settle(|| {
                     let mut c = client.clone();
                     let request = pb::RefundPaymentRequest {
                         idempotency_key: format!("refund-{n}"),
@@ -479,15 +573,19 @@ async fn concurrent_refunds_of_one_payment_never_exceed_it() {
                     async move { c.refund_payment(request).await }
                 })
                 .await;
-                (n, answer)
+                (n, answer, unknown)
             });
         }
     }
     let mut by_key: HashMap<usize, Vec<Result<pb::RefundPaymentResponse, tonic::Status>>> =
         HashMap::new();
+    let mut unknown_outcome = HashSet::new();
     while let Some(joined) = tasks.join_next().await {
-        let (n, answer) = joined.expect("task");
+        let (n, answer, unknown) = joined.expect("task");
         by_key.entry(n).or_default().push(answer);
+        if unknown {
+            unknown_outcome.insert(n);
+        }
     }
     let mut committed = 0;
     for (n, answers) in &by_key {
@@ -511,9 +609,11 @@ async fn concurrent_refunds_of_one_payment_never_exceed_it() {
             .map(|r| r.transaction.as_ref().unwrap().transaction_id.clone())
             .collect();
         assert_eq!(ids.len(), 1, "refund {n}: {answers:?}");
-        assert_eq!(
-            ok.iter().filter(|r| !r.replayed).count(),
-            1,
+        // One answer says it refunded, unless that call's first try was
+        // told UNAVAILABLE and its retry found its own refund.
+        let firsts = ok.iter().filter(|r| !r.replayed).count();
+        assert!(
+            firsts == 1 || (firsts == 0 && unknown_outcome.contains(n)),
             "refund {n}: {answers:?}"
         );
     }

@@ -117,20 +117,34 @@ async fn assert_audit_clean(ledger: &Ledger, what: &str) -> payment::ledger::Aud
     report
 }
 
-/// Longest any one call may take, even with DynamoDB gone: the SDK gives
-/// up on a request after 8 s, and a payment makes at most two per round.
-const CALL_TIME_MAX: Duration = Duration::from_secs(30);
+/// A hang detector, not a speed limit: longer than any call can take even
+/// with DynamoDB gone. The SDK gives up on a request after
+/// DYNAMODB_OPERATION_TIMEOUT (8 s); a payment makes at most
+/// PAYMENT_ATTEMPTS_MAX (10) rounds of a few requests each (a read, the
+/// write, a read after it), so about 10 * 3 * 8 s = 240 s bounds it.
+const CALL_TIME_MAX: Duration = Duration::from_secs(300);
 
 const KILL_ACCOUNTS: usize = 8;
 const KILL_OPENING: i64 = 20_000;
+/// The largest payment of the load; some overdraw.
+const KILL_AMOUNT_MAX: i64 = 6_000;
+/// Payments a sender surely made before one of its payments is refused
+/// for insufficient funds: more than KILL_OPENING - KILL_AMOUNT_MAX went.
+const KILL_PAID_BEFORE_REFUSAL: usize =
+    ((KILL_OPENING - KILL_AMOUNT_MAX) / KILL_AMOUNT_MAX + 1) as usize;
 const KILL_CALLERS: usize = 16;
 const KILL_PAYMENTS: usize = 400;
 /// How long DynamoDB Local stays dead before it is started again (which
 /// takes a few seconds more): longer than the SDK's retries of a request.
 const KILL_OUTAGE: Duration = Duration::from_secs(4);
 /// How long after acknowledging a TransactWriteItems DynamoDB Local may
-/// still lose it to SIGKILL (measured: under 100 ms).
-const DYNAMODB_LOCAL_DURABILITY_LAG_MAX: Duration = Duration::from_secs(1);
+/// still lose it to SIGKILL (measured: under 100 ms on an idle machine).
+/// This bounds DynamoDB Local, not the service (which cannot make a write
+/// more durable than its store acknowledges it), and its lag grows with
+/// load, so the bound is thirty times the measurement: wide enough for a
+/// loaded machine, still far shorter than the load before the kill, so a
+/// service that lost old payments fails.
+const DYNAMODB_LOCAL_DURABILITY_LAG_MAX: Duration = Duration::from_secs(3);
 /// Most acknowledged payments DynamoDB Local may lose to one SIGKILL. Only
 /// the writes it acknowledged in its durability lag (measured under 100 ms)
 /// before the kill can go. The server queues the payments of an account
@@ -169,7 +183,9 @@ async fn dynamodb_killed_mid_load_then_restarted_settles_every_payment_once() {
 
     // The load: unique keys, random pairs and amounts (some overdraw).
     let requests: Vec<pb::MakePaymentRequest> = {
-        let mut rng = rand::rng();
+        let mut rng = seeded_rng(test_seed(
+            "dynamodb_killed_mid_load_then_restarted_settles_every_payment_once",
+        ));
         (0..KILL_PAYMENTS)
             .map(|n| {
                 let from = rng.random_range(0..KILL_ACCOUNTS);
@@ -178,7 +194,7 @@ async fn dynamodb_killed_mid_load_then_restarted_settles_every_payment_once() {
                     &format!("{prefix}-p{n}"),
                     &ids[from],
                     &ids[to],
-                    rng.random_range(1..=6_000),
+                    rng.random_range(1..=KILL_AMOUNT_MAX),
                 )
             })
             .collect()
@@ -380,8 +396,9 @@ async fn dynamodb_killed_mid_load_then_restarted_settles_every_payment_once() {
             ),
         }
     }
-    // The losses are bounded: no more than the payments acknowledged in the
-    // window before the kill, and no more than KILL_LOSSES_MAX.
+    // The losses are bounded. (Each lost payment was acknowledged within
+    // the window before the kill, as asserted above; the count of those is
+    // printed.)
     let acked_in_window = outcomes
         .iter()
         .filter(|(n, calls)| {
@@ -392,12 +409,43 @@ async fn dynamodb_killed_mid_load_then_restarted_settles_every_payment_once() {
         })
         .count();
     assert!(
-        lost_by_dynamodb_local.len() <= acked_in_window.min(KILL_LOSSES_MAX),
-        "{} acknowledged payments lost at the kill (at most {KILL_LOSSES_MAX}, and at most the \
-         {acked_in_window} acknowledged within {DYNAMODB_LOCAL_DURABILITY_LAG_MAX:?} before it): \
+        lost_by_dynamodb_local.len() <= KILL_LOSSES_MAX,
+        "{} acknowledged payments lost at the kill (at most {KILL_LOSSES_MAX}): \
          {lost_by_dynamodb_local:?}",
         lost_by_dynamodb_local.len()
     );
+    // Money moved: a payment that ended refused for insufficient funds was
+    // refused while its sender had less than the amount (at most
+    // KILL_AMOUNT_MAX), so the sender's payments had taken more than
+    // KILL_OPENING - KILL_AMOUNT_MAX: at least KILL_PAID_BEFORE_REFUSAL of
+    // them, of which only the lost ones may be missing now. A service that
+    // refused everything fails here.
+    let mut per_sender: HashMap<&str, (usize, usize, usize)> = HashMap::new();
+    for tx in committed.values() {
+        per_sender.entry(tx.sender_id.as_str()).or_default().0 += 1;
+    }
+    for (n, calls) in &outcomes {
+        if calls.last().map(Outcome::code) == Some(Code::FailedPrecondition) {
+            per_sender
+                .entry(requests[*n].sender_id.as_str())
+                .or_default()
+                .1 += 1;
+        }
+    }
+    for (n, _) in &lost_by_dynamodb_local {
+        per_sender
+            .entry(requests[*n].sender_id.as_str())
+            .or_default()
+            .2 += 1;
+    }
+    for (sender, (paid, refused, lost)) in &per_sender {
+        assert!(
+            *refused == 0 || paid + lost >= KILL_PAID_BEFORE_REFUSAL,
+            "{sender}: {refused} payments refused for insufficient funds after only {paid} \
+             committed ({lost} lost by DynamoDB Local)"
+        );
+    }
+    assert!(!committed.is_empty(), "no payment committed");
     check_exactly_once(
         &mut c,
         &ids,
@@ -435,10 +483,14 @@ const STORM_RECIPIENTS: usize = 8;
 const STORM_OPENING: i64 = 1_000_000_000;
 /// Calls one storm payment may take (the first and its ABORTED retries).
 const STORM_CALLS_PER_PAYMENT_MAX: usize = 10;
-/// At most one ABORTED answer per this many payments, all told.
-const STORM_ABORTED_PER_PAYMENTS: usize = 4;
-/// Longest one storm call may take.
-const STORM_CALL_TIME_MAX: Duration = Duration::from_secs(15);
+/// Retries of one storm payment after UNAVAILABLE (a DynamoDB timeout on a
+/// loaded machine): a hang detector, not a budget the service must meet.
+///
+/// How many ABORTED answers the storm gets in all, and how long its calls
+/// take, depend on how fast the machine runs DynamoDB Local, so they are
+/// printed, not asserted; the budget above is per payment and is the
+/// property under test (bounded retries get every payment through).
+const STORM_UNAVAILABLE_RETRIES_MAX: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hot_account_storm_conserves_money_with_bounded_retries() {
@@ -472,6 +524,7 @@ async fn hot_account_storm_conserves_money_with_bounded_retries() {
     for id in &recipients {
         add(&mut c, id, "EUR", 0).await.expect("open");
     }
+    let seed = test_seed("hot_account_storm_conserves_money_with_bounded_retries");
     let start = Arc::new(tokio::sync::Barrier::new(STORM_CALLERS));
     let mut callers = tokio::task::JoinSet::new();
     for caller in 0..STORM_CALLERS {
@@ -481,6 +534,7 @@ async fn hot_account_storm_conserves_money_with_bounded_retries() {
             recipients.clone(),
             start.clone(),
         );
+        let mut rng = seeded_rng(seed.wrapping_add(caller as u64));
         callers.spawn(async move {
             start.wait().await;
             let mut results = Vec::new();
@@ -492,44 +546,62 @@ async fn hot_account_storm_conserves_money_with_bounded_retries() {
                     to,
                     1 + (caller * STORM_PAYMENTS_PER_CALLER + p) as i64,
                 );
-                let mut aborted = 0;
+                let (mut aborted, mut unavailable) = (0, 0);
                 let mut times = Vec::new();
                 let outcome = loop {
                     let call_started = Instant::now();
                     let result = pay(&mut client, request.clone()).await;
                     times.push(call_started.elapsed());
-                    match result {
+                    let retry = match &result {
                         Err(s)
                             if s.code() == Code::Aborted
                                 && aborted + 1 < STORM_CALLS_PER_PAYMENT_MAX =>
                         {
-                            // As the status says: retry with the same key,
-                            // after a (jittered) pause.
                             aborted += 1;
-                            let pause = rand::rng().random_range(50..250);
-                            tokio::time::sleep(Duration::from_millis(pause)).await;
+                            true
                         }
-                        other => break Outcome::of(other),
+                        // A DynamoDB request that timed out on a loaded
+                        // machine: the outcome is unknown, and the status
+                        // says to retry with the same key. Not a conflict,
+                        // so not counted against the ABORTED budget.
+                        Err(s)
+                            if s.code() == Code::Unavailable
+                                && unavailable < STORM_UNAVAILABLE_RETRIES_MAX =>
+                        {
+                            unavailable += 1;
+                            true
+                        }
+                        _ => false,
+                    };
+                    if !retry {
+                        break Outcome::of(result);
                     }
+                    // As the status says: retry with the same key, after a
+                    // (jittered, seeded) pause.
+                    let pause = rng.random_range(50..250);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                 };
-                results.push((request, outcome, aborted, times));
+                results.push((request, outcome, aborted, unavailable, times));
             }
             results
         });
     }
     let mut committed = HashMap::new();
-    let (mut aborted_total, mut aborted_max) = (0, 0);
+    let (mut aborted_total, mut aborted_max, mut unavailable_total) = (0, 0, 0);
     let mut times = Vec::new();
     let mut failures = Vec::new();
     while let Some(joined) = callers.join_next().await {
-        for (request, outcome, aborted, call_times) in joined.expect("caller") {
+        for (request, outcome, aborted, unavailable, call_times) in joined.expect("caller") {
             aborted_total += aborted;
             aborted_max = aborted_max.max(aborted);
+            unavailable_total += unavailable;
             times.extend(call_times);
             match outcome {
                 Outcome::Paid(r) => {
+                    // Only a retry after an unknown outcome may find the
+                    // payment already made.
                     assert!(
-                        !r.replayed,
+                        !r.replayed || unavailable > 0,
                         "{}: a new key replayed",
                         request.idempotency_key
                     );
@@ -547,7 +619,8 @@ async fn hot_account_storm_conserves_money_with_bounded_retries() {
     let slowest = *times.last().expect("calls");
     eprintln!(
         "faults/storm: {payments} payments by {STORM_CALLERS} callers on {STORM_SERVERS} servers out of one account: \
-         {} committed, {aborted_total} ABORTED answers (at most {aborted_max} for one payment); \
+         {} committed, {aborted_total} ABORTED answers (at most {aborted_max} for one payment), \
+         {unavailable_total} UNAVAILABLE answers retried; \
          call time p50 {:.1?}, p90 {:.1?}, max {slowest:.1?}; {:.1?} in all",
         committed.len(),
         percentile(50),
@@ -559,14 +632,6 @@ async fn hot_account_storm_conserves_money_with_bounded_retries() {
     assert!(
         failures.is_empty(),
         "payments that did not get through within {STORM_CALLS_PER_PAYMENT_MAX} calls: {failures:#?}"
-    );
-    assert!(
-        aborted_total <= payments / STORM_ABORTED_PER_PAYMENTS,
-        "{aborted_total} ABORTED answers for {payments} payments"
-    );
-    assert!(
-        slowest <= STORM_CALL_TIME_MAX,
-        "a call took {slowest:?}, more than {STORM_CALL_TIME_MAX:?}"
     );
     assert_eq!(committed.len(), payments);
     // The hot account's history has exactly one debit per success.
@@ -597,6 +662,9 @@ const DEADLINES: [&str; 14] = [
     "1n", "500u", "1m", "2m", "3m", "5m", "8m", "12m", "20m", "30m", "50m", "80m", "150m", "400m",
 ];
 const DEADLINE_ROUNDS: usize = 4;
+/// How long writes cut off by their deadline may take to land: a bound on
+/// a failure only (a clean audit ends the wait at once).
+const AUDIT_SETTLE_MAX: Duration = Duration::from_secs(30);
 const DEADLINE_OPENING: i64 = 10_000_000;
 
 /// One MakePayment as a raw request with a `grpc-timeout` header: native
@@ -703,9 +771,24 @@ async fn deadlines_shorter_than_a_dynamodb_call_leave_no_half_done_payment() {
         "no deadline expired: {by_code:?}"
     );
     // A payment cut off by its deadline may still be committing inside
-    // DynamoDB Local; give it a moment, then the ledger must be whole.
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
-    let report = assert_audit_clean(&app.ledger, "after the deadlines").await;
+    // DynamoDB Local, and the audit reads shard by shard, not one snapshot:
+    // a write landing during it can look like a discrepancy for that one
+    // pass. Each write is atomic and nothing new is sent, so the ledger
+    // settles whole: the audit must come out clean within a bound that
+    // only a lasting discrepancy reaches.
+    let report = eventually(
+        AUDIT_SETTLE_MAX,
+        || app.ledger.audit(4, &|_, _| {}),
+        |r| r.as_ref().is_ok_and(|r| r.is_clean()),
+    )
+    .await
+    .expect("audit");
+    assert!(
+        report.is_clean(),
+        "after the deadlines: audit found {} discrepancies: {:?}",
+        report.discrepancies_total,
+        report.discrepancies
+    );
     let applied_before_retry = report.payments as usize;
 
     // Each key, retried without a deadline, applies at most once: a key
@@ -750,12 +833,16 @@ async fn deadlines_shorter_than_a_dynamodb_call_leave_no_half_done_payment() {
     app.stop().await;
 }
 
-/// How long the slow proxy holds what it holds: far longer than
-/// `IN_FLIGHT_TIMEOUT`, so the deadline always falls inside the hold.
-const IN_FLIGHT_HOLD: Duration = Duration::from_millis(2_000);
-/// The callers' deadline: long enough for the cold read that comes before
-/// the write (a BatchGetItem on loopback), far shorter than the hold.
-const IN_FLIGHT_TIMEOUT: &str = "700m";
+/// The callers' deadline. The server under test knows both accounts
+/// before the call (warmed through it), so its write is the first DynamoDB
+/// request of the call and goes out at once; the proxy holds every reply
+/// until the test releases it, after every call was cut off, so no reply
+/// can beat the deadline however slow the machine is. Long, so that even a
+/// loaded machine sends the delivered writes before it.
+const IN_FLIGHT_TIMEOUT: &str = "3S";
+/// How long a write that reached DynamoDB may take to be visible: a bound
+/// on a failure only (the test polls and goes on once it is).
+const IN_FLIGHT_LAND_MAX: Duration = Duration::from_secs(30);
 /// Payments in the in-flight test: half have their write delivered and the
 /// reply held, half have the write itself held and then dropped.
 const IN_FLIGHT_PAYMENTS: usize = 8;
@@ -764,15 +851,18 @@ const IN_FLIGHT_PAYMENTS: usize = 8;
 /// reply is held.
 const WITHHELD_MARK: &str = "withheld";
 
-/// A loopback TCP proxy in front of DynamoDB Local that slows down writes:
-/// a TransactWriteItems request is delivered at once and its reply held
-/// for `IN_FLIGHT_HOLD` (so the write commits while the caller waits), or,
-/// when the request names a key marked `WITHHELD_MARK`, held and then
-/// dropped undelivered. Every other request passes untouched. It records
-/// the text of each TransactWriteItems request it delivered.
+/// A loopback TCP proxy in front of DynamoDB Local that holds writes: a
+/// TransactWriteItems request is delivered at once and its reply held
+/// until [`SlowWriteProxy::release`] (so the write commits while the
+/// caller waits), or, when the request names a key marked `WITHHELD_MARK`,
+/// held until then and dropped undelivered. Every other request passes
+/// untouched. It records the text of each TransactWriteItems request it
+/// delivered. Holding until told, not for a time, is what makes the tests
+/// independent of the machine's speed.
 struct SlowWriteProxy {
     url: String,
     delivered: Arc<std::sync::Mutex<Vec<String>>>,
+    released: tokio::sync::watch::Sender<bool>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -788,6 +878,8 @@ impl SlowWriteProxy {
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let delivered = Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = delivered.clone();
+        let released = tokio::sync::watch::channel(false).0;
+        let release = released.clone();
         let accept = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 let Ok(outbound) = tokio::net::TcpStream::connect(&upstream).await else {
@@ -795,14 +887,26 @@ impl SlowWriteProxy {
                 };
                 let _ = inbound.set_nodelay(true);
                 let _ = outbound.set_nodelay(true);
-                tokio::spawn(Self::relay(inbound, outbound, log.clone()));
+                tokio::spawn(Self::relay(
+                    inbound,
+                    outbound,
+                    log.clone(),
+                    release.subscribe(),
+                ));
             }
         });
         SlowWriteProxy {
             url,
             delivered,
+            released,
             accept,
         }
+    }
+
+    /// Lets every held reply go, and drops every withheld write; from now
+    /// on everything passes.
+    fn release(&self) {
+        self.released.send_replace(true);
     }
 
     /// One connection: requests up, replies down (HTTP/1.1, one request at
@@ -811,12 +915,15 @@ impl SlowWriteProxy {
         inbound: tokio::net::TcpStream,
         outbound: tokio::net::TcpStream,
         log: Arc<std::sync::Mutex<Vec<String>>>,
+        released: tokio::sync::watch::Receiver<bool>,
     ) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut from_client, mut to_client) = inbound.into_split();
         let (mut from_dynamodb, mut to_dynamodb) = outbound.into_split();
         let replies_to_hold = Arc::new(AtomicUsize::new(0));
         let hold_replies = replies_to_hold.clone();
+        let mut up_released = released.clone();
+        let mut down_released = released;
         let up = async move {
             let mut buf = vec![0u8; 64 * 1024];
             // The request being read, and its place in the log once known
@@ -838,7 +945,7 @@ impl SlowWriteProxy {
                 if text.contains("TransactWriteItems") {
                     if text.contains(WITHHELD_MARK) {
                         // Held, then dropped: the write never reaches DynamoDB.
-                        tokio::time::sleep(IN_FLIGHT_HOLD).await;
+                        let _ = up_released.wait_for(|r| *r).await;
                         return;
                     }
                     let mut delivered = log.lock().unwrap();
@@ -864,7 +971,7 @@ impl SlowWriteProxy {
                     Ok(n) => n,
                 };
                 if replies_to_hold.load(Ordering::SeqCst) > 0 {
-                    tokio::time::sleep(IN_FLIGHT_HOLD).await;
+                    let _ = down_released.wait_for(|r| *r).await;
                     replies_to_hold.fetch_sub(1, Ordering::SeqCst);
                 }
                 if to_client.write_all(&buf[..n]).await.is_err() {
@@ -893,6 +1000,7 @@ impl SlowWriteProxy {
 
 impl Drop for SlowWriteProxy {
     fn drop(&mut self) {
+        self.release();
         self.accept.abort();
     }
 }
@@ -938,10 +1046,30 @@ async fn a_deadline_that_cuts_a_write_in_flight_settles_it_once_on_retry() {
     // to DynamoDB (a retry may land on any instance).
     let retrier = TestApp::serve(direct.clone()).await;
     let mut c = retrier.grpc().await;
-
-    let mut cut = Vec::new();
+    // The server under test learns both accounts of every payment (reads
+    // pass the proxy untouched), so each call's first DynamoDB request is
+    // its write.
+    let mut warm = app.grpc().await;
     for request in &requests {
-        let reply = pay_with_deadline(&app.url(), false, request, IN_FLIGHT_TIMEOUT).await;
+        for id in [&request.sender_id, &request.recipient_id] {
+            balance(&mut warm, id).await.expect("warm up");
+        }
+    }
+
+    // All at once (each payment has its own accounts, so none waits for
+    // another in the server).
+    let mut calls = tokio::task::JoinSet::new();
+    for (i, request) in requests.iter().cloned().enumerate() {
+        let url = app.url();
+        calls.spawn(async move {
+            let reply = pay_with_deadline(&url, false, &request, IN_FLIGHT_TIMEOUT).await;
+            (i, reply)
+        });
+    }
+    let mut replies: Vec<(usize, Reply)> = calls.join_all().await;
+    replies.sort_by_key(|(i, _)| *i);
+    let mut cut = Vec::new();
+    for (request, (_, reply)) in requests.iter().zip(replies) {
         assert_eq!(reply.http_status, 200);
         assert_eq!(
             reply.code(),
@@ -957,15 +1085,31 @@ async fn a_deadline_that_cuts_a_write_in_flight_settles_it_once_on_retry() {
         );
         cut.push(proxy.delivered_write_for(&request.idempotency_key));
     }
-    // Let every held reply and withheld write run out (the server's own
-    // DynamoDB calls end with them).
-    tokio::time::sleep(IN_FLIGHT_HOLD + Duration::from_millis(500)).await;
+    // Every call was cut off; now the held replies may go and the withheld
+    // writes are dropped.
+    proxy.release();
 
     // Before any retry: a payment was applied exactly when its write had
-    // reached DynamoDB before the deadline cut it off.
+    // reached DynamoDB before the deadline cut it off. A delivered write
+    // commits inside DynamoDB Local whenever it gets to it, so it is polled
+    // for; a withheld one never reached DynamoDB, so it can never apply.
     let mut applied = Vec::new();
-    for request in &requests {
-        let sender = balance(&mut c, &request.sender_id).await.expect("balance");
+    for (request, delivered) in requests.iter().zip(&cut) {
+        let want = if *delivered {
+            opening - request.amount
+        } else {
+            opening
+        };
+        let sender = eventually(
+            IN_FLIGHT_LAND_MAX,
+            || {
+                let mut c = c.clone();
+                let id = request.sender_id.clone();
+                async move { balance(&mut c, &id).await.expect("balance") }
+            },
+            |b| *b == want,
+        )
+        .await;
         assert!(
             sender == opening || sender == opening - request.amount,
             "{}: balance {sender}",
@@ -1048,16 +1192,18 @@ async fn a_write_without_an_answer_is_resolved_from_the_payment_record() {
         let new = payment::domain::NewAccount::parse(id, "", "EUR", opening, 0).expect("account");
         direct.add_account(&new, TESTER, false).await.expect("open");
     }
-    // An instance whose DynamoDB calls give up long before the proxy's
-    // held replies come back, without retrying.
+    // An instance whose DynamoDB calls give up, without retrying, on the
+    // proxy's replies, which it holds until released (after both calls).
+    // The timeout only has to let the record read that follows (which the
+    // proxy does not hold) finish: seconds, on any machine.
     let proxy = SlowWriteProxy::start(crate::harness::shared_dynamodb()).await;
     let impatient = Ledger::new(
         aws_sdk_dynamodb::Client::from_conf(
             payment::config::local_dynamodb_config(&proxy.url)
                 .timeout_config(
                     TimeoutConfig::builder()
-                        .operation_attempt_timeout(Duration::from_millis(400))
-                        .operation_timeout(Duration::from_millis(500))
+                        .operation_attempt_timeout(LOST_REPLY_TIMEOUT)
+                        .operation_timeout(LOST_REPLY_TIMEOUT)
                         .build(),
                 )
                 .retry_config(RetryConfig::standard().with_max_attempts(1))
@@ -1122,6 +1268,9 @@ async fn a_write_without_an_answer_is_resolved_from_the_payment_record() {
         30
     );
     assert_audit_clean(&direct, "after lost replies").await;
-    // Let the proxy's held requests run out before it is dropped.
-    tokio::time::sleep(IN_FLIGHT_HOLD).await;
+    proxy.release();
 }
+
+/// The lost-reply test's DynamoDB timeout: the held reply never comes, so
+/// it always fires; long enough for an unheld read on a loaded machine.
+const LOST_REPLY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -210,8 +210,18 @@ fn signed_amount(entry: &pb::GetTransactionHistoryResponse) -> i64 {
 
 /// Every balance_after in a whole history (newest first) follows from the
 /// entries below it: the newest equals the balance, each is the one below
-/// plus its own amount, and the oldest is its own amount. For a sharded
-/// account it also checks that the shards' sequences have no gaps.
+/// plus its own amount, and the oldest is its own amount.
+///
+/// It also checks each shard's sequences, which are its entries' numbers
+/// 1, 2, 3, ... with no gaps. An ordinary account's history shows every
+/// entry, so its sequences must be exactly n, n-1, ..., 1. A sharded
+/// account's history shows a payment drawn from several shards as one entry
+/// (named by its lowest shard), so the parts on its other shards are not
+/// shown: there each shard's sequences must strictly decrease and end at 1
+/// (a shard's first entry is a credit, always shown on its own), and the
+/// sequences missing in all add up to no more than the debits could hide.
+/// [`check_stored_shards`] checks a sharded account's stored entries
+/// without gaps.
 #[track_caller]
 pub fn check_balance_chain(id: &str, balance: i64, history: &[pb::GetTransactionHistoryResponse]) {
     if let Some(newest) = history.first() {
@@ -237,10 +247,495 @@ pub fn check_balance_chain(id: &str, balance: i64, history: &[pb::GetTransaction
             .or_default()
             .push(entry.sequence);
     }
-    for (shard, sequences) in per_shard {
+    let sharded = per_shard.keys().any(|&k| k != 0);
+    let mut missing = 0;
+    for (shard, sequences) in &per_shard {
         assert!(
             sequences.windows(2).all(|w| w[0] > w[1]),
             "{id}: shard {shard} sequences out of order: {sequences:?}"
         );
+        assert_eq!(
+            sequences.last(),
+            Some(&1),
+            "{id}: shard {shard}'s oldest entry is not its first: {sequences:?}"
+        );
+        let gaps = sequences[0] - sequences.len() as i64;
+        assert!(
+            sharded || gaps == 0,
+            "{id}: gap in sequences: {sequences:?}"
+        );
+        missing += gaps;
+    }
+    if sharded {
+        // A payment drawn from k shards hides k - 1 parts.
+        let shards = per_shard.keys().max().map_or(1, |&k| i64::from(k) + 1);
+        let debits = history
+            .iter()
+            .filter(|e| e.direction == pb::Direction::Debit as i32)
+            .count() as i64;
+        assert!(
+            missing <= debits * (shards - 1),
+            "{id}: {missing} sequences missing, more than {debits} debits over {shards} shards can hide: {per_shard:?}"
+        );
+    }
+}
+
+/// A seed for a test's random choices: `PAYMENT_TEST_SEED` if set, else a
+/// random one. It is printed (cargo test shows a failed test's output), so
+/// that a failure can be replayed with `PAYMENT_TEST_SEED=<seed>`.
+pub fn test_seed(test: &str) -> u64 {
+    let seed = match std::env::var("PAYMENT_TEST_SEED") {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("PAYMENT_TEST_SEED={text:?} is not a u64")),
+        Err(_) => rand::random(),
+    };
+    eprintln!("{test}: random choices from seed {seed} (replay with PAYMENT_TEST_SEED={seed})");
+    seed
+}
+
+/// A seeded generator for a test's random choices (see [`test_seed`]).
+pub fn seeded_rng(seed: u64) -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+/// Polls `read` until `done` accepts what it returns, for a read that the
+/// contract allows to lag a write (ListAccounts may miss a just opened
+/// account for a moment). Gives up, with the last value, after `within`.
+pub async fn eventually<T: std::fmt::Debug, F, Fut>(
+    within: std::time::Duration,
+    mut read: F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        let value = read().await;
+        if done(&value) || started.elapsed() >= within {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A DynamoDB client straight to the test binary's DynamoDB Local, to read
+/// what the ledger stored without going through the service.
+pub fn direct_dynamodb() -> aws_sdk_dynamodb::Client {
+    payment::config::local_dynamodb_client(crate::harness::shared_dynamodb())
+}
+
+/// One shard of a sharded account as stored: (version, balance).
+pub async fn stored_shards(
+    tables: &payment::ledger::Tables,
+    account_id: &str,
+    shards: u32,
+) -> Vec<(u64, i64)> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let client = direct_dynamodb();
+    let mut states = Vec::new();
+    for shard in 0..shards {
+        let key = if shard == 0 {
+            account_id.to_owned()
+        } else {
+            format!("{account_id}#{shard}")
+        };
+        let item = client
+            .get_item()
+            .table_name(&tables.accounts)
+            .key("account_id", AttributeValue::S(key.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem of a shard")
+            .item
+            .unwrap_or_else(|| panic!("no item {key}"));
+        states.push((number(&item, "version") as u64, number(&item, "balance")));
+    }
+    states
+}
+
+fn number(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    name: &str,
+) -> i64 {
+    match item.get(name) {
+        Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => n.parse().expect("number"),
+        other => panic!("attribute {name} is {other:?}"),
+    }
+}
+
+fn string(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    name: &str,
+) -> String {
+    match item.get(name) {
+        Some(aws_sdk_dynamodb::types::AttributeValue::S(s)) => s.clone(),
+        other => panic!("attribute {name} is {other:?}"),
+    }
+}
+
+/// One stored history entry of one shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub sequence: u64,
+    pub transaction_id: String,
+    pub debit: bool,
+    /// This shard's part of the payment.
+    pub amount: i64,
+    pub balance_after: i64,
+}
+
+/// Every stored entry of one shard of an account, oldest first.
+pub async fn stored_entries(
+    tables: &payment::ledger::Tables,
+    account_id: &str,
+    shard: u32,
+) -> Vec<StoredEntry> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let pk = if shard == 0 {
+        format!("A#{account_id}")
+    } else {
+        format!("A#{account_id}#{shard}")
+    };
+    let client = direct_dynamodb();
+    let mut entries = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(&tables.ledger)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("Query of a shard's entries");
+        for item in page.items() {
+            entries.push(StoredEntry {
+                sequence: number(item, "sequence") as u64,
+                transaction_id: string(item, "transaction_id"),
+                debit: string(item, "direction") == "DEBIT",
+                amount: number(item, "entry_amount"),
+                balance_after: number(item, "balance_after"),
+            });
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return entries;
+        }
+    }
+}
+
+/// The debit legs a payment's (or refund's) record names, read from
+/// DynamoDB: (shard, sequence, amount) of each part. The record is written
+/// in the same transaction as the parts, so the legs are the transaction's.
+pub async fn stored_debit_legs(
+    tables: &payment::ledger::Tables,
+    sender_id: &str,
+    idempotency_key: &str,
+) -> Vec<(u32, u64, i64)> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let item = direct_dynamodb()
+        .get_item()
+        .table_name(&tables.ledger)
+        .key("pk", AttributeValue::S(format!("P#{sender_id}")))
+        .key("sk", AttributeValue::S(format!("K#{idempotency_key}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem of a record")
+        .item
+        .unwrap_or_else(|| panic!("no record of {sender_id}/{idempotency_key}"));
+    let Some(AttributeValue::L(legs)) = item.get("debit_legs") else {
+        panic!("record without debit_legs: {item:?}");
+    };
+    legs.iter()
+        .map(|leg| {
+            let AttributeValue::S(text) = leg else {
+                panic!("debit leg {leg:?}")
+            };
+            let parts: Vec<&str> = text.split(':').collect();
+            assert_eq!(parts.len(), 3, "debit leg {text}");
+            (
+                parts[0].parse().expect("shard"),
+                parts[1].parse().expect("sequence"),
+                parts[2].parse().expect("amount"),
+            )
+        })
+        .collect()
+}
+
+/// A sharded account's stored entries, shard by shard: sequences exactly
+/// 1..=version with no gaps, each balance_after the one below plus its own
+/// part, and the newest equal to the shard's stored balance.
+pub async fn check_stored_shards(tables: &payment::ledger::Tables, account_id: &str, shards: u32) {
+    let states = stored_shards(tables, account_id, shards).await;
+    for (shard, (version, balance)) in (0..shards).zip(states) {
+        let entries = stored_entries(tables, account_id, shard).await;
+        let sequences: Vec<u64> = entries.iter().map(|e| e.sequence).collect();
+        assert_eq!(
+            sequences,
+            (1..=version).collect::<Vec<_>>(),
+            "{account_id} shard {shard} (version {version}): sequences with a gap"
+        );
+        let mut running = 0;
+        for e in &entries {
+            running += if e.debit { -e.amount } else { e.amount };
+            assert_eq!(
+                e.balance_after, running,
+                "{account_id} shard {shard} sequence {}",
+                e.sequence
+            );
+        }
+        assert_eq!(
+            running, balance,
+            "{account_id} shard {shard}: stored balance"
+        );
+    }
+}
+
+/// A loopback TCP proxy in front of DynamoDB Local that, once armed with
+/// `n`, holds the reply of every TransactWriteItems until `n` different
+/// ones (by ClientRequestToken: a round's own retries by the SDK share it)
+/// have arrived; then, and before it is armed, everything passes untouched.
+///
+/// A payment holds its credit shard from before its write until the
+/// write's reply, so when the gate opens, `n` payments hold one at the
+/// same moment: the credits overlap in flight by construction, not by
+/// the scheduler's luck.
+pub struct WriteGate {
+    pub url: String,
+    state: std::sync::Arc<GateState>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+struct GateState {
+    /// Distinct writes needed to open; 0 when not armed.
+    needed: std::sync::atomic::AtomicUsize,
+    tokens: std::sync::Mutex<std::collections::HashSet<String>>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl WriteGate {
+    pub async fn start(upstream: &str) -> WriteGate {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = std::sync::Arc::new(GateState {
+            needed: std::sync::atomic::AtomicUsize::new(0),
+            tokens: Default::default(),
+            open: tokio::sync::watch::channel(true).0,
+        });
+        let shared = state.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                tokio::spawn(Self::relay(inbound, outbound, shared.clone()));
+            }
+        });
+        WriteGate { url, state, accept }
+    }
+
+    /// Closes the gate until `n` distinct TransactWriteItems have arrived.
+    pub fn arm(&self, n: usize) {
+        self.state.tokens.lock().unwrap().clear();
+        self.state
+            .needed
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+        self.state.open.send_replace(n == 0);
+    }
+
+    /// Waits until the gate opened; panics after `within` (the writes it
+    /// waits for never overlapped: they queued behind each other).
+    pub async fn opened(&self, within: std::time::Duration) {
+        let mut open = self.state.open.subscribe();
+        tokio::time::timeout(within, open.wait_for(|o| *o))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the gate saw only {} of {} writes in flight together within {within:?}",
+                    self.state.tokens.lock().unwrap().len(),
+                    self.state.needed.load(std::sync::atomic::Ordering::SeqCst)
+                )
+            })
+            .expect("gate");
+    }
+
+    fn saw_write(state: &GateState, token: String) {
+        let mut tokens = state.tokens.lock().unwrap();
+        tokens.insert(token);
+        let needed = state.needed.load(std::sync::atomic::Ordering::SeqCst);
+        if needed > 0 && tokens.len() >= needed {
+            state.open.send_replace(true);
+        }
+    }
+
+    /// One connection: requests up, replies down (HTTP/1.1, one request at
+    /// a time, so the reply that follows a write is the write's).
+    async fn relay(
+        inbound: tokio::net::TcpStream,
+        outbound: tokio::net::TcpStream,
+        state: std::sync::Arc<GateState>,
+    ) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut from_client, mut to_client) = inbound.into_split();
+        let (mut from_dynamodb, mut to_dynamodb) = outbound.into_split();
+        let write_pending = std::sync::Arc::new(AtomicBool::new(false));
+        let pending = write_pending.clone();
+        let up_state = state.clone();
+        let up = async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut request: Vec<u8> = Vec::new();
+            let mut counted = false;
+            loop {
+                let n = match from_client.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let chunk = &buf[..n];
+                if chunk.starts_with(b"POST ") {
+                    request.clear();
+                    counted = false;
+                }
+                request.extend_from_slice(chunk);
+                let text = String::from_utf8_lossy(&request);
+                let is_write = text.contains("DynamoDB_20120810.TransactWriteItems");
+                // Before the bytes go up, so the reply cannot overtake it.
+                pending.store(is_write, Ordering::SeqCst);
+                if is_write && !counted {
+                    const FIELD: &str = "\"ClientRequestToken\":\"";
+                    if let Some(at) = text.find(FIELD)
+                        && let Some(len) = text[at + FIELD.len()..].find('"')
+                    {
+                        let token = text[at + FIELD.len()..at + FIELD.len() + len].to_owned();
+                        counted = true;
+                        Self::saw_write(&up_state, token);
+                    }
+                }
+                if to_dynamodb.write_all(chunk).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let down = async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut open = state.open.subscribe();
+            loop {
+                let n = match from_dynamodb.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if write_pending.load(Ordering::SeqCst) && open.wait_for(|o| *o).await.is_err() {
+                    return;
+                }
+                if to_client.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = up => {}
+            _ = down => {}
+        }
+    }
+}
+
+impl Drop for WriteGate {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// A ledger on `tables` that reaches DynamoDB through `url` (a proxy),
+/// with the SDK's timeouts raised to a minute: a request a test's proxy
+/// holds on purpose is not cut off by a timeout meant for production.
+pub fn ledger_via(url: &str, tables: &payment::ledger::Tables) -> payment::ledger::Ledger {
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+    let patient = TimeoutConfig::builder()
+        .operation_attempt_timeout(std::time::Duration::from_secs(60))
+        .operation_timeout(std::time::Duration::from_secs(60))
+        .build();
+    payment::ledger::Ledger::new(
+        aws_sdk_dynamodb::Client::from_conf(
+            payment::config::local_dynamodb_config(url)
+                .timeout_config(patient)
+                .build(),
+        ),
+        tables.clone(),
+    )
+}
+
+#[cfg(test)]
+mod checks {
+    use super::*;
+
+    fn entry(
+        shard: i32,
+        sequence: i64,
+        amount: i64,
+        after: i64,
+    ) -> pb::GetTransactionHistoryResponse {
+        pb::GetTransactionHistoryResponse {
+            transaction: Some(pb::Transaction {
+                amount,
+                ..Default::default()
+            }),
+            direction: pb::Direction::Credit as i32,
+            shard,
+            sequence,
+            balance_after: after,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_contiguous_history_passes() {
+        check_balance_chain(
+            "a",
+            6,
+            &[entry(0, 3, 3, 6), entry(0, 2, 2, 3), entry(0, 1, 1, 1)],
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "gap in sequences")]
+    fn a_gap_in_an_ordinary_account_is_found() {
+        check_balance_chain(
+            "a",
+            6,
+            &[entry(0, 5, 3, 6), entry(0, 3, 2, 3), entry(0, 1, 1, 1)],
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "sequences missing")]
+    fn a_gap_no_debit_explains_is_found_in_a_sharded_account() {
+        check_balance_chain(
+            "a",
+            6,
+            &[entry(1, 3, 3, 6), entry(0, 1, 2, 3), entry(1, 1, 1, 1)],
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "oldest entry is not its first")]
+    fn a_shard_that_does_not_start_at_one_is_found() {
+        check_balance_chain("a", 3, &[entry(1, 2, 2, 3), entry(0, 1, 1, 1)]);
     }
 }

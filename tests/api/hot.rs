@@ -44,6 +44,10 @@ const CUSTOMERS_PER_CONTAINER: usize = 2;
 const PAYMENTS: usize = 320;
 const OPENING: i64 = 1_000_000;
 const MERCHANT_SHARDS: i32 = 16;
+/// How long a test waits for the writes its gate holds to be in flight
+/// together. They normally are within milliseconds; this only bounds a
+/// failure (payments that queue behind each other never open the gate).
+const GATE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The Lambda shape: eight servers that share nothing in-process, each
 /// serving one request at a time, all paying one merchant. Every payment
@@ -110,15 +114,16 @@ async fn a_merchant_paid_by_independent_containers_takes_every_payment() {
     .await;
     let paid: i64 = committed.values().map(|t| t.amount).sum();
     assert_eq!(balance(&mut admin, &merchant).await.unwrap(), paid);
-    let shards_used: HashSet<i32> = history_all(&mut admin, &merchant)
-        .await
-        .iter()
-        .map(|e| e.shard)
-        .collect();
-    assert!(
-        shards_used.len() >= CONTAINERS / 2,
-        "credits spread over shards: {shards_used:?}"
-    );
+    // How the containers spread over the shards is printed, not asserted:
+    // each container starts on a shard it draws at random (unseeded, in the
+    // ledger) and moves only after it lost a race, so no spread is certain.
+    // What the spread is for is asserted above: every payment committed.
+    let mut shards_used: HashMap<i32, usize> = HashMap::new();
+    for entry in history_all(&mut admin, &merchant).await {
+        *shards_used.entry(entry.shard).or_default() += 1;
+    }
+    eprintln!("hot/containers: credits per shard {shards_used:?}");
+    check_stored_shards(&tables, &merchant, MERCHANT_SHARDS as u32).await;
     let report = apps[0].ledger.audit(4, &|_, _| {}).await.unwrap();
     assert!(report.is_clean(), "{:?}", report.discrepancies);
     for app in apps {
@@ -131,7 +136,11 @@ async fn a_merchant_paid_by_independent_containers_takes_every_payment() {
 /// pages and balance_after chain agree with the balance.
 #[tokio::test]
 async fn a_sharded_account_pays_out_across_shards_and_reads_exactly() {
-    let app = TestApp::spawn().await;
+    let tables = crate::harness::unique_tables();
+    let gate = WriteGate::start(crate::harness::shared_dynamodb()).await;
+    let ledger = ledger_via(&gate.url, &tables);
+    crate::harness::create_tables_patiently(&ledger).await;
+    let app = TestApp::serve(ledger).await;
     let mut c = app.grpc().await;
     let prefix = unique("payout");
     let shop = format!("{prefix}-shop");
@@ -140,7 +149,14 @@ async fn a_sharded_account_pays_out_across_shards_and_reads_exactly() {
     for id in &customers {
         add(&mut c, id, "EUR", 10_000).await.unwrap();
     }
-    // Concurrent payments land on different shards of one instance.
+    // The instance knows the shop is sharded, so credits to it do not queue
+    // on it.
+    assert_eq!(balance(&mut c, &shop).await.unwrap(), 0);
+    // Each customer's first payment is in flight together with the other
+    // two (the gate holds their writes' replies until all three arrived),
+    // so they credit three different shards; a customer's next payments
+    // queue behind its first.
+    gate.arm(customers.len());
     let mut committed = HashMap::new();
     let mut calls = tokio::task::JoinSet::new();
     for (i, id) in customers.iter().enumerate() {
@@ -154,6 +170,7 @@ async fn a_sharded_account_pays_out_across_shards_and_reads_exactly() {
             calls.spawn(async move { pay(&mut c, order(&key, &id, &shop, 1_000)).await });
         }
     }
+    gate.opened(GATE_WAIT_MAX).await;
     while let Some(joined) = calls.join_next().await {
         let tx = joined.unwrap().unwrap().transaction.unwrap();
         committed.insert(tx.transaction_id.clone(), tx);
@@ -161,20 +178,12 @@ async fn a_sharded_account_pays_out_across_shards_and_reads_exactly() {
     assert_eq!(balance(&mut c, &shop).await.unwrap(), 12_000);
     let before = history_all(&mut c, &shop).await;
     let shards: HashSet<i32> = before.iter().map(|e| e.shard).collect();
-    assert!(shards.len() > 1, "credits on several shards: {shards:?}");
-    let largest_shard = shards
-        .iter()
-        .map(|s| {
-            before
-                .iter()
-                .filter(|e| e.shard == *s)
-                .map(|e| e.transaction.as_ref().unwrap().amount)
-                .sum::<i64>()
-        })
-        .max()
-        .unwrap();
+    assert!(shards.len() >= 3, "credits on three shards: {shards:?}");
+    let stored = stored_shards(&tables, &shop, 4).await;
+    let largest_shard = stored.iter().map(|(_, b)| *b).max().unwrap();
     // More than any one shard holds, less than the account: several shards.
     let payout = largest_shard + 500;
+    assert!(payout < 12_000, "{stored:?}");
     let reply = pay(
         &mut c,
         order(&format!("{prefix}-out"), &shop, &customers[0], payout),
@@ -204,6 +213,23 @@ async fn a_sharded_account_pays_out_across_shards_and_reads_exactly() {
     assert_eq!(newest.direction, pb::Direction::Debit as i32);
     assert_eq!(newest.transaction.as_ref().unwrap().amount, payout);
     check_balance_chain(&shop, 12_000 - payout, &history);
+    // Stored: one record naming parts on several shards, each part an entry
+    // of the payout's transaction on its shard.
+    let legs = stored_debit_legs(&tables, &shop, &format!("{prefix}-out")).await;
+    assert!(legs.len() >= 2, "the payout drew from one shard: {legs:?}");
+    assert_eq!(legs.iter().map(|l| l.2).sum::<i64>(), payout, "{legs:?}");
+    for (shard, sequence, part) in &legs {
+        let entries = stored_entries(&tables, &shop, *shard).await;
+        let entry = entries
+            .iter()
+            .find(|e| e.sequence == *sequence)
+            .unwrap_or_else(|| panic!("no entry {sequence} on shard {shard}: {entries:?}"));
+        assert_eq!(
+            (&entry.transaction_id, entry.debit, entry.amount),
+            (&tx.transaction_id, true, *part)
+        );
+    }
+    check_stored_shards(&tables, &shop, 4).await;
     // Paging by 2 gives the same entries in the same order.
     let mut paged = Vec::new();
     let mut token = String::new();
@@ -309,9 +335,19 @@ async fn a_warm_payment_costs_one_dynamodb_request() {
 /// A merchant refunds more than any one of its shards has: the refund draws
 /// from several shards in one transaction, and balances and history stay
 /// exact.
+///
+/// The shard balances are built on purpose: four payments to the shop (of
+/// 40.00 and three of 20.00, from four senders) are in flight together, held
+/// by a gate in front of DynamoDB until all four writes arrived, so they
+/// credit the four shards one each. A payout of 39.00 then leaves the
+/// 40.00 shard at 1.00, and no shard holds the 40.00 the refund takes.
 #[tokio::test]
 async fn a_sharded_merchant_refunds_across_shards() {
-    let app = TestApp::spawn().await;
+    let tables = crate::harness::unique_tables();
+    let gate = WriteGate::start(crate::harness::shared_dynamodb()).await;
+    let ledger = ledger_via(&gate.url, &tables);
+    crate::harness::create_tables_patiently(&ledger).await;
+    let app = TestApp::serve(ledger).await;
     let mut c = app.grpc().await;
     let prefix = unique("refund-shards");
     let shop = format!("{prefix}-shop");
@@ -319,66 +355,55 @@ async fn a_sharded_merchant_refunds_across_shards() {
     let (buyer, others) = (format!("{prefix}-buyer"), format!("{prefix}-others"));
     add(&mut c, &buyer, "EUR", 10_000).await.unwrap();
     add(&mut c, &others, "EUR", 0).await.unwrap();
-    // Sixteen concurrent payments from eight customers spread over the
-    // shards (one sender's payments queue behind each other).
+    let customers: Vec<String> = (0..3).map(|i| format!("{prefix}-c{i}")).collect();
+    for customer in &customers {
+        add(&mut c, customer, "EUR", 2_000).await.unwrap();
+    }
+    // Known as sharded by the instance: credits to it do not queue on it.
+    assert_eq!(balance(&mut c, &shop).await.unwrap(), 0);
+    gate.arm(4);
     let mut calls = tokio::task::JoinSet::new();
-    for i in 0..8 {
-        let customer = format!("{prefix}-c{i}");
-        add(&mut c, &customer, "EUR", 1_000).await.unwrap();
-        for k in 0..2 {
-            let (mut c, shop, customer, key) = (
-                c.clone(),
-                shop.clone(),
-                customer.clone(),
-                format!("{prefix}-{i}-{k}"),
-            );
-            calls.spawn(async move { pay(&mut c, order(&key, &customer, &shop, 500)).await });
-        }
+    let payers = std::iter::once((&buyer, 4_000)).chain(customers.iter().map(|c| (c, 2_000)));
+    for (payer, amount) in payers {
+        let (mut c, request) = (c.clone(), order("to-shop", payer, &shop, amount));
+        calls.spawn(async move { pay(&mut c, request).await });
     }
+    gate.opened(GATE_WAIT_MAX).await;
+    let mut big = None;
     while let Some(joined) = calls.join_next().await {
-        joined.unwrap().unwrap();
-    }
-    let big = pay(
-        &mut c,
-        order(&format!("{prefix}-big"), &buyer, &shop, 4_000),
-    )
-    .await
-    .unwrap()
-    .transaction
-    .unwrap();
-    let per_shard = |history: &[pb::GetTransactionHistoryResponse]| {
-        let mut sums: HashMap<i32, i64> = HashMap::new();
-        for e in history {
-            let amount = e.transaction.as_ref().unwrap().amount;
-            *sums.entry(e.shard).or_default() += if e.direction == pb::Direction::Credit as i32 {
-                amount
-            } else {
-                -amount
-            };
+        let tx = joined.unwrap().unwrap().transaction.unwrap();
+        if tx.sender_id == buyer {
+            big = Some(tx);
         }
-        sums
-    };
-    let sums = per_shard(&history_all(&mut c, &shop).await);
-    let (&big_shard, &big_balance) = sums.iter().max_by_key(|(_, b)| **b).unwrap();
-    // Drain the shard that took the big payment (the richest) to 1.00.
-    pay(
+    }
+    let big = big.expect("the big payment");
+    let stored = stored_shards(&tables, &shop, 4).await;
+    let mut balances: Vec<i64> = stored.iter().map(|(_, b)| *b).collect();
+    balances.sort();
+    assert_eq!(
+        balances,
+        [2_000, 2_000, 2_000, 4_000],
+        "one credit per shard: {stored:?}"
+    );
+    let big_shard = stored.iter().position(|(_, b)| *b == 4_000).unwrap();
+    // Drain the shard that took the big payment to 1.00: the only shard
+    // that covers 39.00, so the payout takes it alone.
+    let drain = pay(
         &mut c,
-        order(
-            &format!("{prefix}-drain"),
-            &shop,
-            &others,
-            big_balance - 100,
-        ),
+        order(&format!("{prefix}-drain"), &shop, &others, 3_900),
     )
     .await
     .unwrap();
-    let others_max = sums
-        .iter()
-        .filter(|(s, _)| **s != big_shard)
-        .map(|(_, b)| *b)
-        .max()
-        .unwrap();
-    assert!(others_max < 4_000, "the credits spread: {sums:?}");
+    assert!(!drain.replayed);
+    let before = stored_shards(&tables, &shop, 4).await;
+    let expected: Vec<i64> = (0..4)
+        .map(|k| if k == big_shard { 100 } else { 2_000 })
+        .collect();
+    assert_eq!(
+        before.iter().map(|(_, b)| *b).collect::<Vec<_>>(),
+        expected,
+        "the drain took the 40.00 shard alone"
+    );
     let refund = c
         .refund_payment(pb::RefundPaymentRequest {
             idempotency_key: format!("{prefix}-refund"),
@@ -392,15 +417,52 @@ async fn a_sharded_merchant_refunds_across_shards() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        (refund.transaction.unwrap().amount, refund.refunded_total),
-        (4_000, 4_000)
-    );
+    let refund_tx = refund.transaction.unwrap();
+    assert_eq!((refund_tx.amount, refund.refunded_total), (4_000, 4_000));
+    // One transaction: its record names every part, each part is an entry
+    // of the refund on its shard with the shard's next version, and no
+    // other shard changed.
+    let legs = stored_debit_legs(&tables, &shop, &format!("{prefix}-refund")).await;
+    assert!(legs.len() >= 2, "the refund drew from one shard: {legs:?}");
+    assert_eq!(legs.iter().map(|l| l.2).sum::<i64>(), 4_000, "{legs:?}");
+    let after = stored_shards(&tables, &shop, 4).await;
+    for shard in 0..4u32 {
+        let (version, balance) = before[shard as usize];
+        match legs.iter().find(|l| l.0 == shard) {
+            Some(&(_, sequence, part)) => {
+                assert!(part > 0 && part <= balance, "{legs:?} {before:?}");
+                assert_eq!(after[shard as usize], (version + 1, balance - part));
+                assert_eq!(sequence, version + 1);
+                let entries = stored_entries(&tables, &shop, shard).await;
+                let entry = entries.last().unwrap();
+                assert_eq!(
+                    (
+                        &entry.transaction_id,
+                        entry.sequence,
+                        entry.debit,
+                        entry.amount
+                    ),
+                    (&refund_tx.transaction_id, sequence, true, part),
+                    "shard {shard}"
+                );
+            }
+            None => assert_eq!(after[shard as usize], (version, balance), "shard {shard}"),
+        }
+    }
     assert_eq!(balance(&mut c, &buyer).await.unwrap(), 10_000);
-    let total = 8_000 + 4_000 - (big_balance - 100) - 4_000;
+    let total = 10_000 - 3_900 - 4_000;
     assert_eq!(balance(&mut c, &shop).await.unwrap(), total);
+    // The history shows the refund once, as one debit of the whole amount.
     let history = history_all(&mut c, &shop).await;
+    let shown: Vec<_> = history
+        .iter()
+        .filter(|e| e.transaction.as_ref().unwrap().transaction_id == refund_tx.transaction_id)
+        .collect();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0].direction, pb::Direction::Debit as i32);
+    assert_eq!(shown[0].transaction.as_ref().unwrap().amount, 4_000);
     check_balance_chain(&shop, total, &history);
+    check_stored_shards(&tables, &shop, 4).await;
     let report = app.ledger.audit(2, &|_, _| {}).await.unwrap();
     assert!(report.is_clean(), "{:?}", report.discrepancies);
 }

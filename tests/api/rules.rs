@@ -127,7 +127,11 @@ async fn insufficient_funds_is_failed_precondition_and_moves_nothing() {
     assert_eq!(balance(&mut c, &a).await.unwrap(), 0);
     assert_eq!(balance(&mut c, &b).await.unwrap(), 100);
     // The refused key was not consumed: it can pay once funds arrive.
-    pay(&mut c, order("back", &b, &a, 101)).await.unwrap_err();
+    assert_code(
+        pay(&mut c, order("back", &b, &a, 101)).await,
+        Code::FailedPrecondition,
+        "insufficient funds",
+    );
     pay(&mut c, order("back", &b, &a, 50)).await.unwrap();
     pay(&mut c, order("k1", &a, &b, 40)).await.unwrap();
 }
@@ -215,16 +219,25 @@ async fn repeated_key_replays_and_different_parameters_are_refused() {
 #[tokio::test]
 async fn replay_works_long_after_the_first_call_from_the_durable_record() {
     // The key is stored in the ledger table, not only as a DynamoDB
-    // ClientRequestToken: a new server (new process state) still replays.
+    // ClientRequestToken (which DynamoDB keeps for ten minutes, and which
+    // each round draws afresh anyway): a new server with a new ledger and
+    // a new DynamoDB client, so nothing of the first one's process state
+    // (known accounts, queues, connections), still replays. "Long after"
+    // is what this stands for: a test cannot wait the ten minutes, but
+    // with no state left the replay can only come from the record.
     let app = TestApp::spawn().await;
     let mut c = app.grpc().await;
     let (a, b) = (unique("a"), unique("b"));
     add(&mut c, &a, "EUR", 1_000).await.unwrap();
     add(&mut c, &b, "EUR", 0).await.unwrap();
     let first = pay(&mut c, order("durable", &a, &b, 250)).await.unwrap();
-    let ledger = app.ledger.clone();
+    let tables = app.ledger.tables().clone();
     app.stop().await;
-    let app = TestApp::serve(ledger).await;
+    let app = TestApp::serve(payment::ledger::Ledger::new(
+        payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+        tables,
+    ))
+    .await;
     let mut c = app.grpc().await;
     let again = pay(&mut c, order("durable", &a, &b, 250)).await.unwrap();
     assert!(again.replayed);
@@ -259,8 +272,8 @@ async fn every_field_is_bounded_with_a_message_naming_it() {
     add(&mut c, &a, "EUR", 1_000).await.unwrap();
     add(&mut c, &b, "EUR", 0).await.unwrap();
     let long_id = "x".repeat(129);
-    let at_limit_id = format!("{}-{}", "y".repeat(90), uuid::Uuid::new_v4().simple());
-    assert_eq!(at_limit_id.len(), 123);
+    let at_limit_id = format!("{}-{}", "y".repeat(95), uuid::Uuid::new_v4().simple());
+    assert_eq!(at_limit_id.len(), 128, "at the limit, one under long_id");
     add(&mut c, &at_limit_id, "EUR", 0).await.unwrap();
 
     let bad_accounts = [
@@ -499,7 +512,51 @@ async fn missing_tables_are_unavailable_not_internal() {
     let ledger = payment::ledger::Ledger::new(client, crate::harness::unique_tables());
     let app = TestApp::serve(ledger).await;
     let mut c = app.grpc().await;
+    // Reads by key.
     assert_code(balance(&mut c, "a").await, Code::Unavailable, "unavailable");
+    assert_code(
+        history_page(&mut c, "a", 10, "").await,
+        Code::Unavailable,
+        "unavailable",
+    );
+    assert_code(
+        pay(&mut c, order("k", "a", "b", 1)).await,
+        Code::Unavailable,
+        "unavailable",
+    );
+    // Writes: a PutItem (an empty account) and a TransactWriteItems (an
+    // account with an opening balance, which writes its entry too).
+    assert_code(
+        add(&mut c, "a", "EUR", 0).await,
+        Code::Unavailable,
+        "unavailable",
+    );
+    assert_code(
+        add(&mut c, "b", "EUR", 100).await,
+        Code::Unavailable,
+        "unavailable",
+    );
+    // Queries on the indexes.
+    assert_code(
+        c.list_accounts(pb::ListAccountsRequest {
+            page_size: 10,
+            ..Default::default()
+        })
+        .await,
+        Code::Unavailable,
+        "unavailable",
+    );
+    assert_code(
+        c.get_payment(pb::GetPaymentRequest {
+            payment: Some(pb::PaymentRef {
+                transaction_id: uuid::Uuid::now_v7().to_string(),
+                ..Default::default()
+            }),
+        })
+        .await,
+        Code::Unavailable,
+        "unavailable",
+    );
 }
 
 /// A retried AddAccount (its reply lost) gets the account it opened; the

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { DEFAULT_ENDPOINT, loadEndpoint, normalizeEndpoint, saveEndpoint } from "./endpoint.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { loadEndpoint, normalizeEndpoint, saveEndpoint } from "./endpoint.js";
 
 function memoryStorage() {
   const items = new Map<string, string>();
@@ -25,9 +25,29 @@ describe("normalizeEndpoint", () => {
 });
 
 describe("loadEndpoint / saveEndpoint", () => {
-  it("defaults to the build-time endpoint, else a local server", () => {
-    expect(DEFAULT_ENDPOINT).toBe(import.meta.env.VITE_PAYMENT_ENDPOINT || "http://127.0.0.1:50051");
-    expect(loadEndpoint(memoryStorage())).toBe(normalizeEndpoint(DEFAULT_ENDPOINT));
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+
+  // The module reads the build-time setting when it loads, so each case
+  // loads it afresh with the setting it names.
+  const withBuildEndpoint = async (value: string) => {
+    vi.stubEnv("VITE_PAYMENT_ENDPOINT", value);
+    vi.resetModules();
+    return import("./endpoint.js");
+  };
+
+  it("defaults to the build-time endpoint, normalized", async () => {
+    const built = await withBuildEndpoint("https://pay.example.com/api/");
+    expect(built.DEFAULT_ENDPOINT).toBe("https://pay.example.com/api/");
+    expect(built.loadEndpoint(memoryStorage())).toBe("https://pay.example.com/api");
+  });
+
+  it("defaults to a local server without a build-time endpoint", async () => {
+    const built = await withBuildEndpoint("");
+    expect(built.DEFAULT_ENDPOINT).toBe("http://127.0.0.1:50051");
+    expect(built.loadEndpoint(memoryStorage())).toBe("http://127.0.0.1:50051");
   });
 
   it("remembers the chosen endpoint", () => {
@@ -36,9 +56,10 @@ describe("loadEndpoint / saveEndpoint", () => {
     expect(loadEndpoint(storage)).toBe("http://127.0.0.1:9000/lambda-url/payment-lambda");
   });
 
-  it("ignores a remembered value that is not a URL", () => {
+  it("ignores a remembered value that is not a URL", async () => {
+    const built = await withBuildEndpoint("https://pay.example.com/");
     const storage = memoryStorage();
     storage.setItem("payment.endpoint", "nonsense");
-    expect(loadEndpoint(storage)).toBe(DEFAULT_ENDPOINT);
+    expect(built.loadEndpoint(storage)).toBe("https://pay.example.com");
   });
 });

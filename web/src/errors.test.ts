@@ -28,6 +28,8 @@ describe("describeError", () => {
       [Code.DeadlineExceeded, "DEADLINE_EXCEEDED", /too long/],
       [Code.ResourceExhausted, "RESOURCE_EXHAUSTED", /too large/],
       [Code.Internal, "INTERNAL", /failed internally/],
+      // Compressed frames and methods the endpoint does not serve.
+      [Code.Unimplemented, "UNIMPLEMENTED", /does not offer this call/],
     ];
     for (const [code, name, summary] of codes) {
       const problem = fail(code, "detail");

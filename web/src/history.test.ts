@@ -87,6 +87,10 @@ describe("historyRow", () => {
   });
 
   it("names every kind", () => {
+    expect(kindName(TransactionKind.PAYMENT)).toBe("payment");
+    expect(kindName(TransactionKind.CAPTURE)).toBe("capture");
+    expect(kindName(TransactionKind.REFUND)).toBe("refund");
+    expect(kindName(TransactionKind.OPENING)).toBe("opening");
     expect(kindName(TransactionKind.UNSPECIFIED)).toBe("unknown");
     expect(kindName(99 as TransactionKind)).toBe("unknown");
     expect(transactionLink(undefined)).toBe("");

@@ -6,10 +6,13 @@
 //! with INTERNAL (following grpc's own table); tonic-web does the same for
 //! invalid base64. For a service with the rule "no input ever produces
 //! INTERNAL", this layer reads the (small) body of the methods whose request
-//! is one message (every payment.v1.PaymentService method, health Check and
-//! Watch; see [`single_message_request`]) with a size limit, checks its
-//! framing and decodes the message as the method's request type, and answers
-//! INVALID_ARGUMENT or RESOURCE_EXHAUSTED itself when that fails.
+//! is one message with a size limit, checks its framing and decodes the
+//! message as the method's request type, and answers INVALID_ARGUMENT or
+//! RESOURCE_EXHAUSTED itself when that fails. Those methods are every unary
+//! and server-streaming method of the contract, taken from [`pb::METHODS`]
+//! (which build.rs generates from proto/, so a new method is guarded with
+//! nothing to remember), and health Check and Watch; see
+//! [`single_message_request`].
 //!
 //! Every other path (reflection's bidirectional stream, unknown methods) is
 //! passed on with its body streamed, never waited for: clients such as buf
@@ -196,36 +199,24 @@ fn plain_error(status: http::StatusCode, message: &'static str) -> http::Respons
 
 /// The request type of a method that takes exactly one request message
 /// (unary and server-streaming methods), by its path: its full protobuf
-/// name and a check that a message decodes as it. `None` for every other
+/// name and a check that a message decodes as it. Every such method of the
+/// contract ([`pb::METHODS`]) has one, and so have health Check and Watch,
+/// the one service served that is not in proto/. `None` for every other
 /// path, whose body the guard streams through unread.
 pub fn single_message_request(path: &str) -> Option<RequestType> {
-    fn decodes<M: Message + Default>(message: Bytes) -> Result<(), prost::DecodeError> {
-        M::decode(message).map(drop)
+    if let Some(method) = pb::METHODS.iter().find(|m| m.path == path) {
+        return (!method.client_streaming).then_some(RequestType {
+            name: method.input_type,
+            decode: method.decode,
+        });
     }
-    let (name, decode): (&'static str, Decode) = match path {
-        "/payment.v1.PaymentService/AddAccount" => (
-            "payment.v1.AddAccountRequest",
-            decodes::<pb::AddAccountRequest>,
-        ),
-        "/payment.v1.PaymentService/MakePayment" => (
-            "payment.v1.MakePaymentRequest",
-            decodes::<pb::MakePaymentRequest>,
-        ),
-        "/payment.v1.PaymentService/GetAccountBalance" => (
-            "payment.v1.GetAccountBalanceRequest",
-            decodes::<pb::GetAccountBalanceRequest>,
-        ),
-        "/payment.v1.PaymentService/GetTransactionHistory" => (
-            "payment.v1.GetTransactionHistoryRequest",
-            decodes::<pb::GetTransactionHistoryRequest>,
-        ),
-        "/grpc.health.v1.Health/Check" | "/grpc.health.v1.Health/Watch" => (
-            "grpc.health.v1.HealthCheckRequest",
-            decodes::<tonic_health::pb::HealthCheckRequest>,
-        ),
-        _ => return None,
-    };
-    Some(RequestType { name, decode })
+    match path {
+        "/grpc.health.v1.Health/Check" | "/grpc.health.v1.Health/Watch" => Some(RequestType {
+            name: "grpc.health.v1.HealthCheckRequest",
+            decode: |message| tonic_health::pb::HealthCheckRequest::decode(message).map(drop),
+        }),
+        _ => None,
+    }
 }
 
 /// See [`single_message_request`].
@@ -379,23 +370,148 @@ mod tests {
     fn messages_must_decode_as_the_method_request() {
         // Field 1 with wire type 7 does not exist in protobuf.
         let garbage = Bytes::from_static(&[0x0f, 0x01]);
-        for path in [
-            "/payment.v1.PaymentService/AddAccount",
-            "/payment.v1.PaymentService/MakePayment",
-            "/payment.v1.PaymentService/GetAccountBalance",
-            "/payment.v1.PaymentService/GetTransactionHistory",
-            "/grpc.health.v1.Health/Check",
-            "/grpc.health.v1.Health/Watch",
-        ] {
+        let paths = pb::METHODS
+            .iter()
+            .filter(|m| !m.client_streaming)
+            .map(|m| m.path)
+            .chain([
+                "/grpc.health.v1.Health/Check",
+                "/grpc.health.v1.Health/Watch",
+            ]);
+        for path in paths {
             let request_type = single_message_request(path).expect(path);
             let err = request_type.check(garbage.clone()).unwrap_err();
             assert_eq!(err.code(), tonic::Code::InvalidArgument, "{path}");
             assert!(err.message().contains(request_type.name), "{path}");
+            assert!(request_type.check(Bytes::new()).is_ok(), "{path}: empty");
         }
         // A string field whose bytes are not UTF-8.
         let bad_utf8 = Bytes::from_static(&[0x0a, 0x02, 0xff, 0xfe]);
         let balance = single_message_request("/payment.v1.PaymentService/GetAccountBalance");
         assert!(balance.unwrap().check(bad_utf8).is_err());
+    }
+
+    /// The methods of the contract, read from the descriptors that
+    /// reflection serves (not from `pb::METHODS`): path, request type
+    /// (without the leading dot) and whether the client streams.
+    fn contract_methods() -> Vec<(String, String, bool)> {
+        let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set decodes");
+        let mut methods = Vec::new();
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    methods.push((
+                        format!("/{}.{}/{}", file.package(), service.name(), method.name()),
+                        method.input_type().trim_start_matches('.').to_owned(),
+                        method.client_streaming(),
+                    ));
+                }
+            }
+        }
+        methods
+    }
+
+    #[test]
+    fn every_method_of_the_contract_is_guarded_with_its_request_type() {
+        let contract = contract_methods();
+        assert!(contract.len() >= 10, "{contract:?}");
+        let table: Vec<&str> = pb::METHODS.iter().map(|m| m.path).collect();
+        let walked: Vec<&str> = contract.iter().map(|(p, _, _)| p.as_str()).collect();
+        assert_eq!(table, walked, "pb::METHODS is the contract's methods");
+        for (path, input_type, client_streaming) in &contract {
+            match single_message_request(path) {
+                Some(guarded) => {
+                    assert!(
+                        !client_streaming,
+                        "{path}: a client stream must not be read whole"
+                    );
+                    assert_eq!(guarded.name, input_type, "{path}");
+                }
+                None => assert!(client_streaming, "{path} is not guarded"),
+            }
+        }
+    }
+
+    /// Sends `body` to `path` through the guard, in front of a service that
+    /// counts the requests reaching it and answers OK.
+    async fn through_guard(path: &str, body: Bytes) -> (Option<Status>, usize) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let reached = Arc::new(AtomicUsize::new(0));
+        let counter = reached.clone();
+        let inner = tower::service_fn(move |_request: http::Request<Body>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
+            }
+        });
+        let mut guard = RequestGuardLayer.layer(inner);
+        let request = http::Request::post(path)
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .body(Full::new(body))
+            .unwrap();
+        let response = guard.call(request).await.unwrap();
+        let status = Status::from_header_map(response.headers());
+        (status, reached.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn every_guarded_method_refuses_bad_bodies_before_the_service() {
+        let mut over_limit = frame(0, &vec![0; REQUEST_BYTES_MAX]).to_vec();
+        over_limit.truncate(REQUEST_BYTES_MAX + 1);
+        let truncated = frame(0, b"\x0a\x01a");
+        let truncated = truncated.slice(..truncated.len() - 1);
+        for (path, input_type, client_streaming) in contract_methods() {
+            if client_streaming {
+                continue;
+            }
+            let refusals = [
+                (
+                    "garbage",
+                    frame(0, b"\x0f\xff"),
+                    tonic::Code::InvalidArgument,
+                    input_type.as_str(),
+                ),
+                (
+                    "an empty body",
+                    Bytes::new(),
+                    tonic::Code::InvalidArgument,
+                    "empty",
+                ),
+                (
+                    "a truncated frame",
+                    truncated.clone(),
+                    tonic::Code::InvalidArgument,
+                    "truncated",
+                ),
+                (
+                    "a body over 16 KiB",
+                    Bytes::from(over_limit.clone()),
+                    tonic::Code::ResourceExhausted,
+                    "larger than 16384 bytes",
+                ),
+            ];
+            for (what, body, code, needle) in refusals {
+                let (status, reached) = through_guard(&path, body).await;
+                let status = status.unwrap_or_else(|| panic!("{path}, {what}: no grpc-status"));
+                assert_eq!(status.code(), code, "{path}, {what}: {}", status.message());
+                assert!(
+                    status.message().contains(needle),
+                    "{path}, {what}: {:?} does not name {needle:?}",
+                    status.message()
+                );
+                assert_eq!(reached, 0, "{path}, {what}: reached the service");
+            }
+            // The garbage refusal names the request type (checked above);
+            // a valid (empty) message goes through.
+            let (status, reached) = through_guard(&path, frame(0, b"")).await;
+            assert!(status.is_none(), "{path}: {status:?}");
+            assert_eq!(
+                reached, 1,
+                "{path}: a valid request did not reach the service"
+            );
+        }
     }
 
     /// A request body that sends one frame and then never ends, as a
@@ -446,15 +562,37 @@ mod tests {
 
     #[test]
     fn streaming_and_unknown_methods_are_not_read() {
-        for path in [
+        // Requests that are streams: reflection's, and any client-streaming
+        // method of the contract.
+        let streams = [
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
             "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ]
+        .into_iter()
+        .chain(
+            pb::METHODS
+                .iter()
+                .filter(|m| m.client_streaming)
+                .map(|m| m.path),
+        );
+        // Paths that name no method: near misses of the contract's paths.
+        let unknown = [
             "/payment.v1.PaymentService/Refund",
+            "/payment.v1.PaymentService/addAccount",
             "/payment.v1.PaymentService/",
             "/payment.v1.PaymentService/AddAccount/",
+            "/payment.v1.PaymentService.AddAccount",
+            "/payment.v1.Payments/AddAccount",
             "/other.v1.Other/Call",
             "/",
-        ] {
+        ];
+        for path in unknown {
+            assert!(
+                !pb::METHODS.iter().any(|m| m.path == path),
+                "{path} is a method of the contract now; pick another unknown path"
+            );
+        }
+        for path in streams.chain(unknown) {
             assert!(single_message_request(path).is_none(), "{path}");
         }
     }

@@ -2,7 +2,11 @@
 //! with wrong wire types, malformed protobuf, broken framing, wrong content
 //! types and huge bodies, each sent through every transport: native gRPC
 //! (raw HTTP/2), gRPC-Web binary and text (raw HTTP/1.1), and the Lambda
-//! handler with both gRPC-Web encodings.
+//! handler with both gRPC-Web encodings (API Gateway events).
+//!
+//! The framing, size, wire-type and garbage rows are generated for every
+//! method of the contract by walking `pb::METHODS` (see [`every_method_rows`]),
+//! so a method added to the proto is in the matrix without anyone adding it.
 //!
 //! Every case states its expected answer. For each case and transport the
 //! test checks the code (and that the message names the field), that nothing
@@ -418,6 +422,12 @@ enum Effect {
         to: &'static str,
         amount: i64,
     },
+    /// One hold placed (no money moves; the sender's shard records it).
+    Held {
+        from: &'static str,
+        to: &'static str,
+        amount: i64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -497,6 +507,9 @@ fn opened(account: &str, balance: i64) -> Expect {
 }
 fn paid(from: &'static str, to: &'static str, amount: i64) -> Expect {
     Expect::Ok(Effect::Paid { from, to, amount })
+}
+fn held(from: &'static str, to: &'static str, amount: i64) -> Expect {
+    Expect::Ok(Effect::Held { from, to, amount })
 }
 
 fn msg(m: impl Message) -> Body {
@@ -664,10 +677,9 @@ fn cases() -> Vec<Case> {
     let emoji64 = "😀".repeat(64); // 64 chars, 256 bytes
     let euro85_ab = format!("{}ab", "€".repeat(85)); // 87 chars, 257 bytes
     let (k128, k129) = ("k".repeat(128), "k".repeat(129));
+    let h128 = "h".repeat(128);
     let valid_balance = pb::GetAccountBalanceRequest { account_id: A.into() }.encode_to_vec();
     let valid_frame = frame(&valid_balance);
-    let mut short_frame = valid_frame.clone();
-    short_frame.pop();
     let mut huge_announced = valid_frame.clone();
     huge_announced[1..5].copy_from_slice(&u32::MAX.to_be_bytes());
     let two_frames = [valid_frame.clone(), valid_frame.clone()].concat();
@@ -687,7 +699,7 @@ fn cases() -> Vec<Case> {
     let too_large = || status(Code::ResourceExhausted, "larger than");
     let compressed = || status(Code::Unimplemented, "compressed");
 
-    vec![
+    let mut rows = vec![
         // AddAccount: account_id, currency, initial_balance, display_name (a byte limit).
         case("AddAccount account_id of 128 chars",            ADD, open(&id128_new, "", "EUR", 0),        opened(&id128_new, 0)),
         case("AddAccount account_id of 129 chars",            ADD, open(&x129, "", "EUR", 0),             invalid("account_id")),
@@ -783,21 +795,15 @@ fn cases() -> Vec<Case> {
         case("an unknown field is ignored",                   BALANCE, wire([valid_balance.clone(), bytes_field(99, b"x")].concat()), ok()),
         case("a field twice: the last one counts",            BALANCE, wire([bytes_field(1, b"a b"), bytes_field(1, A.as_bytes())].concat()), ok()),
 
-        // Framing and size.
-        case("empty body",                                    BALANCE, frames(vec![]),                     invalid("empty")),
-        case("3-byte body",                                   BALANCE, frames(vec![0, 0, 0]),              invalid("truncated")),
-        case("frame announcing 1 byte more than sent",        BALANCE, frames(short_frame),                invalid("truncated")),
-        case("frame announcing 4 GiB",                        BALANCE, frames(huge_announced),             invalid("truncated")),
-        case("two frames for a unary call",                   BALANCE, frames(two_frames),                 invalid("exactly one")),
-        case("a byte after the frame",                        BALANCE, frames(trailing),                   invalid("exactly one")),
-        case("compressed flag",                               BALANCE, frames(frame_flag(1, &valid_balance)), compressed()),
+        // Framing and size beyond the rows every method gets (see every_method_rows).
+        case("frame of the largest length a header holds",    BALANCE, frames(huge_announced),             invalid("truncated")),
+        case("two frames of a valid request",                 BALANCE, frames(two_frames),                 invalid("exactly one")),
+        case("a byte after a valid frame",                    BALANCE, frames(trailing),                   invalid("exactly one")),
         case("compressed flag and grpc-encoding gzip",        BALANCE, frames(frame_flag(1, &valid_balance)), compressed())
             .http(Http::Header("grpc-encoding", "gzip")),
-        case("trailer flag on a request frame",               BALANCE, frames(frame_flag(0x80, &valid_balance)), invalid("flag")),
         case("unknown flag 2",                                BALANCE, frames(frame_flag(2, &valid_balance)), invalid("flag")),
         case("body of exactly the size limit",                BALANCE, frames(at_limit),                   ok()),
-        case("body 1 byte over the size limit",               BALANCE, frames(over_limit),                 too_large()),
-        case("body of 1 MB",                                  PAY,     frames(big(1 << 20)),               too_large()),
+        case("body 1 byte over the size limit, valid inside", BALANCE, frames(over_limit),                 too_large()),
         case("body of 8 MB",                                  ADD,     frames(big(8 << 20)),               too_large()),
 
         // Content types, HTTP methods, unknown methods, the text encoding.
@@ -823,7 +829,14 @@ fn cases() -> Vec<Case> {
             .http(Http::ContentType("application/grpc-web+proto")).only(&[Native]),
         case("content-type application/grpc+json",            BALANCE, frames(frame(br#"{"account_id":"mx-a"}"#)), invalid("GetAccountBalanceRequest"))
             .http(Http::ContentType("application/grpc+json")).only(&[Native]),
-        // AuthorizePayment: the payment's fields and the expiry.
+        // AuthorizePayment: the payment's fields and the expiry, at and past
+        // each limit. The 10^15 hold is on SINK, which the MakePayment row
+        // of 10^15 above filled.
+        case("AuthorizePayment expires_in_seconds 60",        AUTHORIZE, hold("h-ok1", A, B, 1, "EUR", "", 60),     held(A, B, 1)),
+        case("AuthorizePayment expires_in_seconds 30 days",   AUTHORIZE, hold("h-ok2", A, B, 1, "EUR", "", 2_592_000), held(A, B, 1)),
+        case("AuthorizePayment amount 10^15",                 AUTHORIZE, hold("h-ok3", SINK, RICH, AMOUNT_MAX_MINOR, "EUR", "", 60), held(SINK, RICH, AMOUNT_MAX_MINOR)),
+        case("AuthorizePayment idempotency_key of 128 chars", AUTHORIZE, hold(&h128, A, B, 1, "EUR", "", 60),       held(A, B, 1)),
+        case("AuthorizePayment memo of 256 bytes",            AUTHORIZE, hold("h-ok4", A, B, 1, "EUR", &m256, 60),  held(A, B, 1)),
         case("AuthorizePayment expires_in_seconds 59",        AUTHORIZE, hold("h-e1", A, B, 1, "EUR", "", 59),      invalid("expires_in_seconds")),
         case("AuthorizePayment expires_in_seconds 30 days+1", AUTHORIZE, hold("h-e2", A, B, 1, "EUR", "", 2_592_001), invalid("expires_in_seconds")),
         case("AuthorizePayment expires_in_seconds 0",         AUTHORIZE, hold("h-e3", A, B, 1, "EUR", "", 0),       invalid("expires_in_seconds")),
@@ -877,13 +890,195 @@ fn cases() -> Vec<Case> {
             .only(&[WebText, LambdaText]),
         case("binary frame sent as grpc-web-text",            BALANCE, raw(valid_frame.clone()),           invalid("request body"))
             .only(&[WebText, LambdaText]),
-    ]
+    ];
+    rows.extend(every_method_rows());
+    rows
 }
 
-/// The path of a case's method ("" is a service that does not exist).
+/// What each generated row checks, for [`the_matrix_is_well_formed`]: one
+/// row per kind for every method of the contract whose request is one
+/// message. The kinds come in the order [`every_method_rows`] builds them.
+const EVERY_METHOD_ROWS: [&str; 13] = [
+    "empty body",
+    "3-byte body",
+    "frame announcing 1 byte more than sent",
+    "frame announcing 4 GiB",
+    "two frames",
+    "a byte after the frame",
+    "compressed flag",
+    "trailer flag on a request frame",
+    "body 1 byte over the size limit",
+    "body of 1 MB",
+    "not protobuf (wire type 7)",
+    "first field with the wrong wire type",
+    "first field running past the message",
+];
+
+/// The rows of [`EVERY_METHOD_ROWS`] that only the text transports get.
+const EVERY_METHOD_TEXT_ROWS: [&str; 1] = ["invalid base64"];
+
+/// The framing, size, wire-type and garbage rows of every method of the
+/// contract, walked from `pb::METHODS`: the guard must answer each before
+/// tonic does (tonic would say INTERNAL or UNKNOWN). Rows are named
+/// "<method>: <kind>". The wire-type rows name the message and field that
+/// prost reports, read from the contract's descriptors.
+fn every_method_rows() -> Vec<Case> {
+    use Transport::*;
+    let empty = frame(&[]);
+    let mut short = empty.clone();
+    short[4] = 1;
+    let mut huge = empty.clone();
+    huge[1..5].copy_from_slice(&u32::MAX.to_be_bytes());
+    let too_large = || status(Code::ResourceExhausted, "larger than");
+    let mut rows = Vec::new();
+    for method in pb::METHODS.iter().filter(|m| !m.client_streaming) {
+        let m = method.name;
+        let (field, number, length_delimited) = first_field(method.input_type);
+        let short_name = method.input_type.rsplit('.').next().expect("a name");
+        // prost names the struct and the field that failed.
+        let field_needle: &'static str =
+            Box::leak(format!("{short_name}.{field}").into_boxed_str());
+        let (wrong_wire, past_end) = if length_delimited {
+            // A varint where a length-delimited value belongs; a length
+            // that runs past the end of the message.
+            (
+                [tag(number, 0), varint(1)].concat(),
+                [tag(number, 2), vec![5, b'a']].concat(),
+            )
+        } else {
+            // A length-delimited value where a varint belongs; a varint
+            // cut off at the end of the message.
+            (
+                bytes_field(number, b"\x01"),
+                [tag(number, 0), vec![0xff]].concat(),
+            )
+        };
+        let rows_of_method = [
+            (EVERY_METHOD_ROWS[0], frames(vec![]), invalid("empty")),
+            (
+                EVERY_METHOD_ROWS[1],
+                frames(vec![0, 0, 0]),
+                invalid("truncated"),
+            ),
+            (
+                EVERY_METHOD_ROWS[2],
+                frames(short.clone()),
+                invalid("truncated"),
+            ),
+            (
+                EVERY_METHOD_ROWS[3],
+                frames(huge.clone()),
+                invalid("truncated"),
+            ),
+            (
+                EVERY_METHOD_ROWS[4],
+                frames([empty.clone(), empty.clone()].concat()),
+                invalid("exactly one"),
+            ),
+            (
+                EVERY_METHOD_ROWS[5],
+                frames([empty.clone(), vec![0]].concat()),
+                invalid("exactly one"),
+            ),
+            (
+                EVERY_METHOD_ROWS[6],
+                frames(frame_flag(1, &[])),
+                status(Code::Unimplemented, "compressed"),
+            ),
+            (
+                EVERY_METHOD_ROWS[7],
+                frames(frame_flag(0x80, &[])),
+                invalid("flag"),
+            ),
+            (
+                EVERY_METHOD_ROWS[8],
+                frames(padded_to(vec![], REQUEST_BYTES_MAX + 1)),
+                too_large(),
+            ),
+            (
+                EVERY_METHOD_ROWS[9],
+                frames(padded_to(vec![], 1 << 20)),
+                too_large(),
+            ),
+            (
+                EVERY_METHOD_ROWS[10],
+                wire(vec![0x0f, 0xff]),
+                invalid(method.input_type),
+            ),
+            (
+                EVERY_METHOD_ROWS[11],
+                wire(wrong_wire),
+                invalid(field_needle),
+            ),
+            (EVERY_METHOD_ROWS[12], wire(past_end), invalid(field_needle)),
+        ];
+        for (kind, body, expect) in rows_of_method {
+            rows.push(case(format!("{m}: {kind}"), m, body, expect));
+        }
+        rows.push(
+            case(
+                format!("{m}: {}", EVERY_METHOD_TEXT_ROWS[0]),
+                m,
+                raw(b"!!!not base64!!!".to_vec()),
+                invalid("request body"),
+            )
+            .only(&[WebText, LambdaText]),
+        );
+    }
+    rows
+}
+
+/// The first field (lowest number) of a request type of the contract: its
+/// name, its number, and whether its wire type is length-delimited
+/// (strings, bytes, messages) rather than a varint.
+fn first_field(input_type: &str) -> (String, u32, bool) {
+    use prost_types::field_descriptor_proto::Type;
+    let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).expect("descriptors");
+    let (package, name) = input_type.rsplit_once('.').expect("a full name");
+    let message = set
+        .file
+        .iter()
+        .filter(|f| f.package() == package)
+        .flat_map(|f| &f.message_type)
+        .find(|m| m.name() == name)
+        .unwrap_or_else(|| panic!("{input_type} is not in the descriptors"));
+    let field = message
+        .field
+        .iter()
+        .min_by_key(|f| f.number())
+        .unwrap_or_else(|| panic!("{input_type} has no field"));
+    let length_delimited = matches!(field.r#type(), Type::String | Type::Bytes | Type::Message);
+    let wire_ok = length_delimited
+        || matches!(
+            field.r#type(),
+            Type::Int32
+                | Type::Int64
+                | Type::Uint32
+                | Type::Uint64
+                | Type::Sint32
+                | Type::Sint64
+                | Type::Bool
+                | Type::Enum
+        );
+    assert!(
+        wire_ok,
+        "{input_type}.{}: teach first_field its wire type",
+        field.name()
+    );
+    (
+        field.name().to_owned(),
+        field.number() as u32,
+        length_delimited,
+    )
+}
+
+/// The path of a case's method: the contract's, or one in the payment
+/// service that does not exist ("" is a service that does not exist).
 fn path_of(method: &str) -> String {
     if method.is_empty() {
         "/other.v1.Other/Call".into()
+    } else if let Some(m) = pb::METHODS.iter().find(|m| m.name == method) {
+        m.path.into()
     } else {
         format!("{SERVICE}{method}")
     }
@@ -1043,6 +1238,23 @@ fn check_effect(name: &str, effect: &Effect, before: &Snapshot, after: &Snapshot
                 "{name}: recipient"
             );
         }
+        Effect::Held { from, .. } => {
+            assert_eq!(
+                changed,
+                vec![format!("account|{from}")],
+                "{name}: items changed"
+            );
+            assert_eq!(added.len(), 1, "{name}: items added: {added:?}");
+            assert!(
+                added[0].starts_with(&format!("ledger|P#{from}|")),
+                "{name}: no hold record in {added:?}"
+            );
+            assert_eq!(
+                balance_in(after, from),
+                balance_in(before, from),
+                "{name}: a hold moves no money"
+            );
+        }
     }
 }
 
@@ -1124,6 +1336,24 @@ fn check_ok_reply(name: &str, case: &Case, effect: &Effect, reply: &Reply, befor
             );
         }
         HISTORY => check_history_reply(name, case, reply, before),
+        AUTHORIZE => {
+            let response =
+                pb::AuthorizePaymentResponse::decode(one()).expect("AuthorizePaymentResponse");
+            assert!(!response.replayed, "{name}: a new key replayed");
+            let hold = response.hold.expect("hold");
+            if let Effect::Held { from, to, amount } = effect {
+                assert_eq!(
+                    (
+                        hold.sender_id.as_str(),
+                        hold.recipient_id.as_str(),
+                        hold.amount
+                    ),
+                    (*from, *to, *amount),
+                    "{name}"
+                );
+            }
+            assert_eq!(hold.state, pb::HoldState::Open as i32, "{name}: state");
+        }
         LOOKUP => {
             let found = pb::GetPaymentResponse::decode(one()).expect("GetPaymentResponse");
             let tx = found.transaction.expect("transaction");
@@ -1155,7 +1385,20 @@ fn check_ok_reply(name: &str, case: &Case, effect: &Effect, reply: &Reply, befor
                     balance_in(before, &account.account_id),
                     "{name}"
                 );
-                assert_eq!(account.available, account.balance, "{name}: nothing held");
+                // The AuthorizePayment rows hold money of A and SINK.
+                assert!(account.held >= 0, "{name}: held {}", account.held);
+                assert_eq!(
+                    account.available,
+                    account.balance - account.held,
+                    "{name}: available is what is not held"
+                );
+                if ![A, SINK].contains(&account.account_id.as_str()) {
+                    assert_eq!(
+                        account.held, 0,
+                        "{name}: {} holds nothing",
+                        account.account_id
+                    );
+                }
             }
         }
         other => panic!("{name}: OK from {other}"),
@@ -1443,7 +1686,11 @@ async fn bad_input_matrix_lambda_text() {
     run_matrix(Transport::LambdaText).await;
 }
 
-/// The table itself: enough cases, unique names, every limit on both sides.
+/// The table itself: unique names and enough cases on every transport;
+/// the generated framing, size, wire-type and garbage rows for every method
+/// of the contract (`pb::METHODS`), on every transport; and OK rows that
+/// write (open an account, pay, hold) use distinct account ids and
+/// idempotency keys, so that each writes once per transport on fresh tables.
 #[test]
 fn the_matrix_is_well_formed() {
     let all = cases();
@@ -1456,17 +1703,80 @@ fn the_matrix_is_well_formed() {
         let n = all.iter().filter(|c| c.applies_to(t)).count();
         assert!(n >= 40, "{}: {n} cases", t.name());
     }
-    // OK cases that open accounts or pay use distinct ids and keys, so that
-    // each runs once per transport on fresh tables.
-    let opened: Vec<_> = all
-        .iter()
-        .filter_map(|c| match &c.expect {
-            Expect::Ok(Effect::Opened { account, .. }) => Some(account.clone()),
-            _ => None,
-        })
-        .collect();
+    // Every method whose request is one message has every generated row,
+    // on every transport (the text-only rows on the text transports).
+    let guarded: Vec<&pb::Method> = pb::METHODS.iter().filter(|m| !m.client_streaming).collect();
+    assert_eq!(
+        guarded.len(),
+        pb::METHODS.len(),
+        "a client-streaming method: decide its rows"
+    );
+    for method in &guarded {
+        for kind in EVERY_METHOD_ROWS.iter().chain(&EVERY_METHOD_TEXT_ROWS) {
+            let name = format!("{}: {kind}", method.name);
+            let row = all
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("no row {name:?}"));
+            assert_eq!(path_of(row.method), method.path, "{name}");
+            for t in Transport::ALL {
+                let wanted = !EVERY_METHOD_TEXT_ROWS.contains(kind) || t.text();
+                assert_eq!(row.applies_to(t), wanted, "{name} on {}", t.name());
+            }
+            assert!(
+                matches!(&row.expect, Expect::Status(code, _) if matches!(code, Code::InvalidArgument | Code::ResourceExhausted | Code::Unimplemented)),
+                "{name}: a refusal"
+            );
+        }
+    }
+    // OK rows that write use distinct account ids and keys.
+    let mut opened = Vec::new();
+    let mut keys = Vec::new();
+    for c in &all {
+        match &c.expect {
+            Expect::Ok(Effect::Opened { account, .. }) => opened.push(account.clone()),
+            Expect::Ok(Effect::Paid { .. } | Effect::Held { .. }) => {
+                let message = request_message(&c.name, c);
+                let (sender, key) = match c.method {
+                    PAY => {
+                        let r =
+                            pb::MakePaymentRequest::decode(message.as_slice()).expect("payment");
+                        (r.sender_id, r.idempotency_key)
+                    }
+                    AUTHORIZE => {
+                        let r =
+                            pb::AuthorizePaymentRequest::decode(message.as_slice()).expect("hold");
+                        (r.sender_id, r.idempotency_key)
+                    }
+                    other => panic!("{}: a write by {other}", c.name),
+                };
+                keys.push((sender, key));
+            }
+            _ => {}
+        }
+    }
     let mut unique = opened.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), opened.len());
+    assert_eq!(
+        unique.len(),
+        opened.len(),
+        "account ids opened twice: {opened:?}"
+    );
+    let mut unique_keys = keys.clone();
+    unique_keys.sort();
+    unique_keys.dedup();
+    assert_eq!(unique_keys.len(), keys.len(), "keys used twice: {keys:?}");
+    // AuthorizePayment has OK rows at its limits, as the other writes do.
+    for name in [
+        "AuthorizePayment expires_in_seconds 60",
+        "AuthorizePayment expires_in_seconds 30 days",
+        "AuthorizePayment amount 10^15",
+    ] {
+        assert!(
+            all.iter()
+                .any(|c| c.name == name && matches!(c.expect, Expect::Ok(Effect::Held { .. }))),
+            "no OK row {name:?}"
+        );
+    }
 }

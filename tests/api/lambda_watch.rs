@@ -1,14 +1,12 @@
 //! End to end through `cargo lambda watch`: the real function binary,
 //! served the way the local Lambda emulator serves it, over gRPC-Web binary
-//! and text, every RPC including the streamed history, and the error codes.
+//! and text: every method of the contract (walked from `pb::METHODS` by
+//! [`every_call`]) including the streamed history, and the error codes.
 
 use crate::harness::{Bearer, LambdaWatch, TESTER, fresh_ledger, token, web_client};
 use crate::helpers::{assert_code, unique};
-use crate::transport::{frame, raw_at};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
+use crate::transport::{RawWeb, every_call, raw_at};
 use payment::pb;
-use prost::Message;
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,75 +165,27 @@ async fn the_function_under_cargo_lambda_watch_serves_every_call() {
         "does not own",
     );
 
-    // grpc-web-text: every RPC, replies decoded chunk by chunk.
+    // Every method of the contract, with the service's client (binary).
+    every_call(&mut web, TESTER, "cargo lambda watch, gRPC-Web binary").await;
+
+    // grpc-web-text: every method again, raw, replies decoded chunk by chunk.
     let authorization = format!("Bearer {}", token(TESTER, true));
-    let text = [
-        ("content-type", "application/grpc-web-text"),
-        ("accept", "application/grpc-web-text"),
-        ("x-grpc-web", "1"),
-        ("authorization", authorization.as_str()),
-    ];
-    let base = format!("{}/payment.v1.PaymentService/", watch.url());
-    let call = |method: &'static str, message: Vec<u8>| {
-        let base = base.clone();
-        async move {
-            let body = B64.encode(frame(&message)).into_bytes();
-            raw_at(&base, http::Method::POST, method, &text, body).await
-        }
+    let mut text = RawWeb {
+        base: watch.url(),
+        text: true,
+        headers: vec![("authorization".into(), authorization.clone())],
     };
-    let c = unique("c");
-    let reply = call(
-        "AddAccount",
-        pb::AddAccountRequest {
-            account_id: c.clone(),
-            currency: "EUR".into(),
-            ..Default::default()
-        }
-        .encode_to_vec(),
-    )
-    .await;
-    assert_eq!(
-        reply.grpc_status().as_deref(),
-        Some("0"),
-        "{}",
-        reply.grpc_message()
-    );
-    let reply = call(
-        "MakePayment",
-        pb::MakePaymentRequest {
-            recipient_id: c.clone(),
-            ..order("t1", 100)
-        }
-        .encode_to_vec(),
-    )
-    .await;
-    let paid = pb::MakePaymentResponse::decode(reply.messages[0].clone()).unwrap();
-    assert_eq!(paid.transaction.unwrap().recipient_id, c);
-    let reply = call("GetAccountBalance", balance_of(&c).encode_to_vec()).await;
-    let account = pb::GetAccountBalanceResponse::decode(reply.messages[0].clone())
-        .unwrap()
-        .account
-        .unwrap();
-    assert_eq!(account.balance, 100);
-    let reply = call(
-        "GetTransactionHistory",
-        pb::GetTransactionHistoryRequest {
-            account_id: a.clone(),
-            page_size: 0,
-            page_token: String::new(),
-        }
-        .encode_to_vec(),
-    )
-    .await;
-    assert_eq!(reply.messages.len(), 4);
-    assert_eq!(reply.grpc_status().as_deref(), Some("0"));
-    let reply = call("GetAccountBalance", balance_of(&ghost).encode_to_vec()).await;
-    assert_eq!(reply.grpc_status().as_deref(), Some("5"));
+    every_call(&mut text, TESTER, "cargo lambda watch, grpc-web-text").await;
     let reply = raw_at(
-        &base,
+        &watch.url(),
         http::Method::POST,
-        "GetAccountBalance",
-        &text,
+        "/payment.v1.PaymentService/GetAccountBalance",
+        &[
+            ("content-type", "application/grpc-web-text"),
+            ("accept", "application/grpc-web-text"),
+            ("x-grpc-web", "1"),
+            ("authorization", authorization.as_str()),
+        ],
         b"%%%".to_vec(),
     )
     .await;

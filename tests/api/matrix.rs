@@ -19,7 +19,7 @@
 //! `--nocapture`).
 
 use crate::harness::{TESTER, TestApp, fresh_ledger, shared_dynamodb, token};
-use crate::transport::{decode_text_body, parse_frames};
+use crate::transport::{decode_text_body, parse_frames, percent_decode};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
@@ -58,30 +58,6 @@ impl Reply {
     pub fn code(&self) -> Option<Code> {
         self.grpc_status.map(Code::from_i32)
     }
-}
-
-/// Decodes the percent-encoding of grpc-message.
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| value.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn header_str(headers: &http::HeaderMap, name: &str) -> Option<String> {

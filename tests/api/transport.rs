@@ -190,6 +190,9 @@ static WEB_HEADERS: std::sync::LazyLock<[(&str, &str); 3]> = std::sync::LazyLock
 const BALANCE: &str = "/payment.v1.PaymentService/GetAccountBalance";
 const HISTORY: &str = "/payment.v1.PaymentService/GetTransactionHistory";
 
+/// The crate's gRPC-Web client (payment::client) makes every call of the
+/// contract ([`every_call`] walks `pb::METHODS`), after a streamed reply
+/// whose messages and trailer arrive together and two errors.
 #[tokio::test]
 async fn grpc_web_client_makes_every_call() {
     let app = TestApp::spawn().await;
@@ -250,6 +253,631 @@ async fn grpc_web_client_makes_every_call() {
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("insufficient funds"));
+    // Every method of the contract, each checked, with the same client.
+    every_call(&mut web, crate::harness::TESTER, "gRPC-Web client").await;
+}
+
+// ---------------------------------------------------------------------------
+// Every method of the contract, over any transport.
+// ---------------------------------------------------------------------------
+
+/// A way to call the service: one request message in, the reply's messages
+/// (one for a unary call) or its status out. The tests that claim "every
+/// call" run [`every_call`] over one of these.
+#[allow(async_fn_in_trait)]
+pub trait Caller {
+    async fn call(
+        &mut self,
+        method: &'static pb::Method,
+        request: Vec<u8>,
+    ) -> Result<Vec<Bytes>, tonic::Status>;
+}
+
+/// The contract's method called `name`; fails the test if there is none.
+pub fn method(name: &str) -> &'static pb::Method {
+    pb::METHODS
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("{name} is not a method of the contract"))
+}
+
+/// The names of the contract's methods, from `pb::METHODS`.
+pub fn contract_methods() -> std::collections::BTreeSet<&'static str> {
+    pb::METHODS.iter().map(|m| m.name).collect()
+}
+
+/// The service's generated client (native gRPC or the crate's gRPC-Web
+/// transport): each method of the contract through its typed call. A
+/// method without a case here fails the test that calls it.
+impl<T> Caller for pb::payment_service_client::PaymentServiceClient<T>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error:
+        Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
+    async fn call(
+        &mut self,
+        method: &'static pb::Method,
+        request: Vec<u8>,
+    ) -> Result<Vec<Bytes>, tonic::Status> {
+        fn decode<M: Message + Default>(request: &[u8]) -> M {
+            M::decode(request).expect("a request of the method's type")
+        }
+        fn one<M: Message>(reply: tonic::Response<M>) -> Vec<Bytes> {
+            vec![Bytes::from(reply.into_inner().encode_to_vec())]
+        }
+        let r = request.as_slice();
+        Ok(match method.name {
+            "AddAccount" => one(self.add_account(decode::<pb::AddAccountRequest>(r)).await?),
+            "MakePayment" => one(self
+                .make_payment(decode::<pb::MakePaymentRequest>(r))
+                .await?),
+            "GetAccountBalance" => one(self
+                .get_account_balance(decode::<pb::GetAccountBalanceRequest>(r))
+                .await?),
+            "GetTransactionHistory" => {
+                let mut stream = self
+                    .get_transaction_history(decode::<pb::GetTransactionHistoryRequest>(r))
+                    .await?
+                    .into_inner();
+                let mut messages = Vec::new();
+                while let Some(entry) = stream.message().await? {
+                    messages.push(Bytes::from(entry.encode_to_vec()));
+                }
+                messages
+            }
+            "AuthorizePayment" => one(self
+                .authorize_payment(decode::<pb::AuthorizePaymentRequest>(r))
+                .await?),
+            "CaptureHold" => one(self
+                .capture_hold(decode::<pb::CaptureHoldRequest>(r))
+                .await?),
+            "VoidHold" => one(self.void_hold(decode::<pb::VoidHoldRequest>(r)).await?),
+            "RefundPayment" => one(self
+                .refund_payment(decode::<pb::RefundPaymentRequest>(r))
+                .await?),
+            "GetPayment" => one(self.get_payment(decode::<pb::GetPaymentRequest>(r)).await?),
+            "ListAccounts" => one(self
+                .list_accounts(decode::<pb::ListAccountsRequest>(r))
+                .await?),
+            other => panic!("the typed client has no case for {other}: add one"),
+        })
+    }
+}
+
+/// Raw gRPC-Web over HTTP/1.1 (binary or text) to `base` with these
+/// headers (authorization, and a Host for a gateway), bounded in time.
+pub struct RawWeb {
+    pub base: String,
+    pub text: bool,
+    pub headers: Vec<(String, String)>,
+}
+
+/// How long one raw call may take before the test fails (a cold start
+/// through an emulated gateway included).
+const RAW_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Caller for RawWeb {
+    async fn call(
+        &mut self,
+        method: &'static pb::Method,
+        request: Vec<u8>,
+    ) -> Result<Vec<Bytes>, tonic::Status> {
+        let content_type = if self.text {
+            "application/grpc-web-text"
+        } else {
+            "application/grpc-web+proto"
+        };
+        let mut headers: Vec<(&str, &str)> =
+            vec![("content-type", content_type), ("x-grpc-web", "1")];
+        if self.text {
+            headers.push(("accept", "application/grpc-web-text"));
+        }
+        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let framed = frame(&request);
+        let body = if self.text {
+            B64.encode(framed).into_bytes()
+        } else {
+            framed
+        };
+        let reply = tokio::time::timeout(
+            RAW_CALL_TIMEOUT,
+            raw_at(&self.base, http::Method::POST, method.path, &headers, body),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{}: no answer within {RAW_CALL_TIMEOUT:?}", method.path));
+        assert_eq!(reply.http_status, 200, "{}: {reply:?}", method.path);
+        if self.text {
+            let content_type = reply
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            assert!(
+                content_type.starts_with("application/grpc-web-text"),
+                "{}: a text request answered {content_type:?}",
+                method.path
+            );
+        }
+        let code: i32 = reply
+            .grpc_status()
+            .unwrap_or_else(|| panic!("{}: no grpc-status: {reply:?}", method.path))
+            .parse()
+            .expect("grpc-status is a number");
+        match Code::from_i32(code) {
+            Code::Ok => Ok(reply.messages),
+            code => {
+                assert!(
+                    reply.messages.is_empty(),
+                    "{}: data with an error",
+                    method.path
+                );
+                let message = percent_decode(&reply.grpc_message());
+                Err(tonic::Status::new(code, message))
+            }
+        }
+    }
+}
+
+/// Decodes the percent-encoding of grpc-message.
+pub fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| value.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A valid request for every method of the contract, about `account` (an
+/// account id) and `key` (an idempotency key): what a call needs to get
+/// past decoding and validation. Fails if the map is not exactly the
+/// contract's methods.
+pub fn valid_requests(account: &str, key: &str) -> Vec<(&'static pb::Method, Vec<u8>)> {
+    let by_key = || {
+        Some(pb::PaymentRef {
+            sender_id: account.into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        })
+    };
+    let requests: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "AddAccount",
+            pb::AddAccountRequest {
+                account_id: format!("{account}-new"),
+                currency: "EUR".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "MakePayment",
+            pb::MakePaymentRequest {
+                idempotency_key: key.into(),
+                sender_id: account.into(),
+                recipient_id: format!("{account}-to"),
+                amount: 1,
+                currency: "EUR".into(),
+                memo: String::new(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "GetAccountBalance",
+            pb::GetAccountBalanceRequest {
+                account_id: account.into(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "GetTransactionHistory",
+            pb::GetTransactionHistoryRequest {
+                account_id: account.into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "AuthorizePayment",
+            pb::AuthorizePaymentRequest {
+                idempotency_key: key.into(),
+                sender_id: account.into(),
+                recipient_id: format!("{account}-to"),
+                amount: 1,
+                currency: "EUR".into(),
+                memo: String::new(),
+                expires_in_seconds: 600,
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "CaptureHold",
+            pb::CaptureHoldRequest {
+                hold: by_key(),
+                amount: 0,
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "VoidHold",
+            pb::VoidHoldRequest { hold: by_key() }.encode_to_vec(),
+        ),
+        (
+            "RefundPayment",
+            pb::RefundPaymentRequest {
+                idempotency_key: key.into(),
+                payment: by_key(),
+                amount: 0,
+                memo: String::new(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "GetPayment",
+            pb::GetPaymentRequest { payment: by_key() }.encode_to_vec(),
+        ),
+        (
+            "ListAccounts",
+            pb::ListAccountsRequest::default().encode_to_vec(),
+        ),
+    ];
+    let names: std::collections::BTreeSet<&str> = requests.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names.len(), requests.len(), "a method listed twice");
+    assert_eq!(
+        names,
+        contract_methods(),
+        "valid_requests has exactly the contract's methods"
+    );
+    requests.into_iter().map(|(n, r)| (method(n), r)).collect()
+}
+
+/// One pass through [`every_call`]: the caller, and the methods called so far.
+struct Calls<'a, C> {
+    caller: &'a mut C,
+    called: std::collections::BTreeSet<&'static str>,
+    what: &'a str,
+}
+
+impl<C: Caller> Calls<'_, C> {
+    async fn raw(
+        &mut self,
+        name: &str,
+        request: impl Message,
+    ) -> Result<Vec<Bytes>, tonic::Status> {
+        let method = method(name);
+        self.called.insert(method.name);
+        self.caller.call(method, request.encode_to_vec()).await
+    }
+
+    /// A unary call that must succeed, its reply decoded.
+    async fn ok<R: Message + Default>(&mut self, name: &str, request: impl Message) -> R {
+        let messages = self
+            .raw(name, request)
+            .await
+            .unwrap_or_else(|s| panic!("{}: {name}: {:?} {}", self.what, s.code(), s.message()));
+        assert_eq!(messages.len(), 1, "{}: {name}: one reply", self.what);
+        R::decode(messages[0].clone()).expect("the method's reply type")
+    }
+
+    async fn account(&mut self, id: &str) -> pb::Account {
+        let request = pb::GetAccountBalanceRequest {
+            account_id: id.into(),
+        };
+        let reply: pb::GetAccountBalanceResponse = self.ok("GetAccountBalance", request).await;
+        reply.account.expect("account")
+    }
+}
+
+/// Calls every method of the contract through `caller`, as an admin whose
+/// subject is `owner`, and checks each answer: two accounts, a payment and
+/// its replay, a balance, the history, a hold captured in part, a hold
+/// voided, a refund, two lookups, the owner's listing and an error. Fails
+/// if a method of `pb::METHODS` was not called, so a method added to the
+/// proto must be added here.
+pub async fn every_call(caller: &mut impl Caller, owner: &str, what: &str) {
+    let mut calls = Calls {
+        caller,
+        called: Default::default(),
+        what,
+    };
+    let (a, b) = (unique("every-a"), unique("every-b"));
+    for (id, initial) in [(&a, 10_000), (&b, 0)] {
+        let opened: pb::AddAccountResponse = calls
+            .ok(
+                "AddAccount",
+                pb::AddAccountRequest {
+                    account_id: id.clone(),
+                    display_name: "every call".into(),
+                    currency: "EUR".into(),
+                    initial_balance: initial,
+                    ..Default::default()
+                },
+            )
+            .await;
+        let account = opened.account.expect("account");
+        assert_eq!(
+            (account.balance, account.owner.as_str()),
+            (initial, owner),
+            "{what}"
+        );
+    }
+    let order = pb::MakePaymentRequest {
+        idempotency_key: "p1".into(),
+        sender_id: a.clone(),
+        recipient_id: b.clone(),
+        amount: 2_500,
+        currency: "EUR".into(),
+        memo: "every call".into(),
+    };
+    let paid: pb::MakePaymentResponse = calls.ok("MakePayment", order.clone()).await;
+    let again: pb::MakePaymentResponse = calls.ok("MakePayment", order).await;
+    assert!(
+        !paid.replayed && again.replayed,
+        "{what}: the retry is a replay"
+    );
+    assert_eq!(paid.transaction, again.transaction, "{what}");
+    let payment = paid.transaction.expect("transaction");
+    assert_eq!(calls.account(&a).await.balance, 7_500, "{what}");
+
+    let history = calls
+        .raw(
+            "GetTransactionHistory",
+            pb::GetTransactionHistoryRequest {
+                account_id: a.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|s| panic!("{what}: GetTransactionHistory: {s:?}"));
+    let sequences: Vec<i64> = history
+        .iter()
+        .map(|m| {
+            pb::GetTransactionHistoryResponse::decode(m.clone())
+                .expect("entry")
+                .sequence
+        })
+        .collect();
+    assert_eq!(sequences, [2, 1], "{what}: newest first");
+
+    // A hold captured in part, another voided.
+    let hold = |key: &str, amount: i64| pb::AuthorizePaymentRequest {
+        idempotency_key: key.into(),
+        sender_id: a.clone(),
+        recipient_id: b.clone(),
+        amount,
+        currency: "EUR".into(),
+        memo: "every call".into(),
+        expires_in_seconds: 600,
+    };
+    let placed: pb::AuthorizePaymentResponse =
+        calls.ok("AuthorizePayment", hold("h1", 1_000)).await;
+    let first_hold = placed.hold.expect("hold");
+    assert_eq!(
+        (first_hold.state, first_hold.amount),
+        (pb::HoldState::Open as i32, 1_000),
+        "{what}"
+    );
+    let held = calls.account(&a).await;
+    assert_eq!(
+        (held.balance, held.held, held.available),
+        (7_500, 1_000, 6_500),
+        "{what}"
+    );
+    let captured: pb::CaptureHoldResponse = calls
+        .ok(
+            "CaptureHold",
+            pb::CaptureHoldRequest {
+                hold: Some(pb::PaymentRef {
+                    transaction_id: first_hold.hold_id.clone(),
+                    ..Default::default()
+                }),
+                amount: 600,
+            },
+        )
+        .await;
+    let captured_hold = captured.hold.expect("hold");
+    assert_eq!(
+        (captured_hold.state, captured_hold.captured_amount),
+        (pb::HoldState::Captured as i32, 600),
+        "{what}"
+    );
+    let capture = captured.transaction.expect("transaction");
+    assert_eq!(
+        (
+            capture.amount,
+            capture.kind,
+            capture.transaction_id.as_str()
+        ),
+        (
+            600,
+            pb::TransactionKind::Capture as i32,
+            first_hold.hold_id.as_str()
+        ),
+        "{what}"
+    );
+    let _: pb::AuthorizePaymentResponse = calls.ok("AuthorizePayment", hold("h2", 500)).await;
+    let voided: pb::VoidHoldResponse = calls
+        .ok(
+            "VoidHold",
+            pb::VoidHoldRequest {
+                hold: Some(pb::PaymentRef {
+                    sender_id: a.clone(),
+                    idempotency_key: "h2".into(),
+                    ..Default::default()
+                }),
+            },
+        )
+        .await;
+    assert_eq!(
+        voided.hold.expect("hold").state,
+        pb::HoldState::Voided as i32,
+        "{what}"
+    );
+
+    // A refund of part of the payment, and the payment and refund looked up.
+    let refunded: pb::RefundPaymentResponse = calls
+        .ok(
+            "RefundPayment",
+            pb::RefundPaymentRequest {
+                idempotency_key: "r1".into(),
+                payment: Some(pb::PaymentRef {
+                    sender_id: a.clone(),
+                    idempotency_key: "p1".into(),
+                    ..Default::default()
+                }),
+                amount: 1_000,
+                memo: "every call".into(),
+            },
+        )
+        .await;
+    let refund = refunded.transaction.expect("transaction");
+    assert_eq!(
+        (
+            refund.kind,
+            refund.amount,
+            refund.sender_id.as_str(),
+            refund.refund_of.as_str()
+        ),
+        (
+            pb::TransactionKind::Refund as i32,
+            1_000,
+            b.as_str(),
+            payment.transaction_id.as_str()
+        ),
+        "{what}"
+    );
+    assert_eq!(refunded.refunded_total, 1_000, "{what}");
+    let found: pb::GetPaymentResponse = calls
+        .ok(
+            "GetPayment",
+            pb::GetPaymentRequest {
+                payment: Some(pb::PaymentRef {
+                    sender_id: a.clone(),
+                    idempotency_key: "p1".into(),
+                    ..Default::default()
+                }),
+            },
+        )
+        .await;
+    assert_eq!(found.transaction.as_ref(), Some(&payment), "{what}");
+    assert_eq!(found.refunded_total, 1_000, "{what}");
+    let found: pb::GetPaymentResponse = calls
+        .ok(
+            "GetPayment",
+            pb::GetPaymentRequest {
+                payment: Some(pb::PaymentRef {
+                    transaction_id: refund.transaction_id.clone(),
+                    ..Default::default()
+                }),
+            },
+        )
+        .await;
+    assert_eq!(found.transaction.as_ref(), Some(&refund), "{what}");
+
+    // a: 10,000 - 2,500 - 600 + 1,000; b: 2,500 + 600 - 1,000; nothing held.
+    let (a_now, b_now) = (calls.account(&a).await, calls.account(&b).await);
+    assert_eq!((a_now.balance, a_now.held), (7_900, 0), "{what}");
+    assert_eq!((b_now.balance, b_now.held), (2_100, 0), "{what}");
+
+    // The owner's accounts. The listing comes from an index that may lag a
+    // just opened account by a moment (the contract says so): read it
+    // again until both accounts are in, within a bound.
+    let mut listed = Vec::new();
+    for _ in 0..50 {
+        listed = list_all(&mut calls, owner).await;
+        if [&a, &b]
+            .iter()
+            .all(|id| listed.iter().any(|x| &&x.account_id == id))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (id, balance) in [(&a, 7_900), (&b, 2_100)] {
+        let account = listed
+            .iter()
+            .find(|x| &x.account_id == id)
+            .unwrap_or_else(|| panic!("{what}: {id} is not in its owner's listing"));
+        assert_eq!(
+            (account.balance, account.owner.as_str()),
+            (balance, owner),
+            "{what}"
+        );
+    }
+    assert!(
+        listed.iter().all(|x| x.owner == owner),
+        "{what}: another owner's account listed"
+    );
+
+    // An error comes back as its status.
+    let ghost = unique("ghost");
+    let status = calls
+        .raw(
+            "GetAccountBalance",
+            pb::GetAccountBalanceRequest {
+                account_id: ghost.clone(),
+            },
+        )
+        .await
+        .expect_err("an unknown account");
+    assert_eq!(
+        status.code(),
+        Code::NotFound,
+        "{what}: {}",
+        status.message()
+    );
+    assert!(
+        status.message().contains(&ghost),
+        "{what}: {}",
+        status.message()
+    );
+
+    assert_eq!(
+        calls.called,
+        contract_methods(),
+        "{what}: every method of the contract is called"
+    );
+}
+
+/// Every page of `owner`'s accounts.
+async fn list_all<C: Caller>(calls: &mut Calls<'_, C>, owner: &str) -> Vec<pb::Account> {
+    let mut all = Vec::new();
+    let mut token = String::new();
+    for _ in 0..1000 {
+        let page: pb::ListAccountsResponse = calls
+            .ok(
+                "ListAccounts",
+                pb::ListAccountsRequest {
+                    page_size: 100,
+                    page_token: token,
+                    owner: owner.into(),
+                },
+            )
+            .await;
+        all.extend(page.accounts);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        token = page.next_page_token;
+    }
+    panic!("{}: more than 1000 pages of accounts", calls.what);
 }
 
 #[tokio::test]

@@ -9,7 +9,10 @@
 
 use crate::harness::{TestApp, token};
 use crate::helpers::unique;
+use payment::pb;
 use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -180,11 +183,14 @@ fn run_bounded_blocking(mut command: Command, what: &str) -> (i32, String, Strin
 const SERVICE: &str = "payment.v1.PaymentService";
 
 /// Every RPC of the service, health Check, and the common error codes,
-/// through buf curl by reflection on one protocol.
+/// through buf curl by reflection on one protocol. Fails unless the methods
+/// called are exactly the contract's (`pb::METHODS`).
 async fn every_rpc_over(protocol: Protocol) {
     let app = TestApp::spawn().await;
     let url = app.url();
+    let called = RefCell::new(BTreeSet::new());
     let call = |method: &str, bearer: Option<String>, body: Value| {
+        called.borrow_mut().insert(method.to_owned());
         let (url, method) = (url.clone(), format!("{SERVICE}/{method}"));
         async move { buf_curl(protocol, &url, &method, bearer.as_deref(), body).await }
     };
@@ -333,6 +339,107 @@ async fn every_rpc_over(protocol: Protocol) {
     assert_eq!(next["sequence"], "1");
     assert!(next.get("nextPageToken").is_none(), "the oldest entry");
 
+    // A hold that bob (the recipient's owner) captures in part, one he
+    // voids, a refund he makes, a lookup, and his own accounts.
+    let hold = |key: &str, amount: i64| json!({"idempotency_key": key, "sender_id": alice, "recipient_id": bob, "amount": amount, "currency": "EUR", "expires_in_seconds": 600});
+    let placed = call("AuthorizePayment", admin.clone(), hold("buf-h1", 1000)).await;
+    let placed = placed.one()["hold"].clone();
+    assert_eq!(
+        (&placed["state"], &placed["amount"]),
+        (&json!("HOLD_STATE_OPEN"), &json!("1000")),
+        "{placed}"
+    );
+    let captured = call(
+        "CaptureHold",
+        bob_token.clone(),
+        json!({"hold": {"transaction_id": placed["holdId"]}, "amount": 600}),
+    )
+    .await;
+    let captured = captured.one();
+    assert_eq!(
+        captured["hold"]["state"], "HOLD_STATE_CAPTURED",
+        "{captured}"
+    );
+    assert_eq!(captured["transaction"]["amount"], "600", "{captured}");
+    assert_eq!(
+        captured["transaction"]["kind"], "TRANSACTION_KIND_CAPTURE",
+        "{captured}"
+    );
+    call("AuthorizePayment", admin.clone(), hold("buf-h2", 500))
+        .await
+        .one();
+    let voided = call(
+        "VoidHold",
+        bob_token.clone(),
+        json!({"hold": {"sender_id": alice, "idempotency_key": "buf-h2"}}),
+    )
+    .await;
+    assert_eq!(voided.one()["hold"]["state"], "HOLD_STATE_VOIDED");
+    let refunded = call(
+        "RefundPayment",
+        bob_token.clone(),
+        json!({"idempotency_key": "buf-r1", "payment": {"sender_id": alice, "idempotency_key": "buf-curl-1"}, "amount": 234}),
+    )
+    .await;
+    let refunded = refunded.one();
+    assert_eq!(refunded["transaction"]["kind"], "TRANSACTION_KIND_REFUND");
+    assert_eq!(refunded["transaction"]["amount"], "234");
+    assert_eq!(refunded["refundedTotal"], "234");
+    let found = call(
+        "GetPayment",
+        admin.clone(),
+        json!({"payment": {"sender_id": alice, "idempotency_key": "buf-curl-1"}}),
+    )
+    .await;
+    let found = found.one();
+    assert_eq!(
+        found["transaction"]["transactionId"],
+        paid["transaction"]["transactionId"]
+    );
+    assert_eq!(found["refundedTotal"], "234");
+    // bob: 1234 + 600 - 234. The listing comes from an index that may lag a
+    // just opened account (the contract says so): ask again, a bounded
+    // number of times.
+    let mut listed = Vec::new();
+    for _ in 0..10 {
+        let page = call("ListAccounts", bob_token.clone(), json!({})).await;
+        listed = page.one()["accounts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let listed: Vec<(&Value, &Value)> = listed
+        .iter()
+        .map(|a| (&a["accountId"], &a["balance"]))
+        .collect();
+    assert_eq!(
+        listed,
+        [(&json!(bob), &json!("1600"))],
+        "bob's own accounts"
+    );
+    let balance = call(
+        "GetAccountBalance",
+        admin.clone(),
+        json!({"account_id": alice}),
+    )
+    .await;
+    // alice: 8766 - 600 + 234, nothing held.
+    let account = &balance.one()["account"];
+    assert_eq!(
+        (&account["balance"], &account["available"]),
+        (&json!("8400"), &json!("8400"))
+    );
+    let contract: BTreeSet<String> = pb::METHODS.iter().map(|m| m.name.to_owned()).collect();
+    assert_eq!(
+        *called.borrow(),
+        contract,
+        "{protocol:?}: buf curl called every method of the contract"
+    );
+
     let health = buf_curl(
         protocol,
         &url,
@@ -365,7 +472,8 @@ async fn buf_curl_by_reflection_calls_every_rpc_over_grpc_web() {
 }
 
 /// Reflection itself, as clients browse a server: list every method, with
-/// the stream held open by buf curl.
+/// the stream held open by buf curl. The payment methods listed are exactly
+/// the contract's (`pb::METHODS`); the rest are health and reflection.
 #[tokio::test]
 async fn buf_curl_lists_the_methods_by_reflection() {
     let app = TestApp::spawn().await;
@@ -382,18 +490,32 @@ async fn buf_curl_lists_the_methods_by_reflection() {
         let what = format!("buf curl {protocol:?} --list-methods");
         let (exit_code, listed, stderr) = run_bounded(command, what).await;
         assert_eq!(exit_code, 0, "{protocol:?}: {stderr}");
-        for method in [
-            "payment.v1.PaymentService/AddAccount",
-            "payment.v1.PaymentService/MakePayment",
-            "payment.v1.PaymentService/GetAccountBalance",
-            "payment.v1.PaymentService/GetTransactionHistory",
-            "grpc.health.v1.Health/Check",
-        ] {
-            assert!(
-                listed.lines().any(|l| l == method),
-                "{protocol:?}: {method} not listed in {listed}"
-            );
-        }
+        let listed: BTreeSet<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
+        let (contract, others): (BTreeSet<&str>, BTreeSet<&str>) = listed.iter().partition(|l| {
+            pb::METHODS
+                .iter()
+                .any(|m| m.service == l.split('/').next().unwrap_or_default())
+        });
+        let expected: BTreeSet<&str> = pb::METHODS
+            .iter()
+            .map(|m| m.path.trim_start_matches('/'))
+            .collect();
+        assert_eq!(contract, expected, "{protocol:?}: the contract's methods");
+        let health = BTreeSet::from(["grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch"]);
+        let reflection = BTreeSet::from([
+            "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ]);
+        assert!(
+            health.is_subset(&others),
+            "{protocol:?}: health in {others:?}"
+        );
+        assert!(
+            others
+                .iter()
+                .all(|l| health.contains(l) || reflection.contains(l)),
+            "{protocol:?}: a method neither of the contract, health nor reflection: {others:?}"
+        );
     }
     app.stop().await;
 }

@@ -1,11 +1,20 @@
 #!/usr/bin/env python3
 """Writes events/*.json: API Gateway HTTP API (payload format 2.0) events
-with real gRPC-Web bodies, one per RPC plus a CORS preflight, for
-`cargo lambda invoke --data-file events/<name>.json` and for the tests.
+with real gRPC-Web bodies, at least one per method of the contract plus a
+CORS preflight, for `cargo lambda invoke --data-file events/<name>.json`
+and for the tests.
 
-The protobuf messages are encoded here by hand (strings and varints are all
-they use), so this needs nothing but Python. Run it again after changing a
-request message; tests/api/lambda.rs checks every event against the service.
+Invoked in the order of the methods in the proto (file names break ties),
+the events tell one story that succeeds from end to end on empty tables:
+alice and bob open accounts, alice pays bob, places two holds for him, bob
+captures part of one and voids the other, refunds part of the payment,
+and the payment and bob's accounts are looked up.
+
+The protobuf messages are encoded here by hand (strings, varints and
+nested messages are all they use), so this needs nothing but Python. Run it
+again after changing a request message or adding a method;
+tests/api/lambda.rs invokes every file in events/ and fails if a method of
+the contract has no event.
 """
 import base64
 import json
@@ -35,6 +44,15 @@ def string(field: int, value: str) -> bytes:
 
 def int64(field: int, value: int) -> bytes:
     return varint(field << 3) + varint(value) if value else b""
+
+
+def message(field: int, value: bytes) -> bytes:
+    return varint(field << 3 | 2) + varint(len(value)) + value
+
+
+def payment_ref(sender: str, key: str) -> bytes:
+    """A PaymentRef naming a payment or hold by (sender_id, idempotency_key)."""
+    return string(2, sender) + string(3, key)
 
 
 def frame(message: bytes) -> bytes:
@@ -126,6 +144,27 @@ EVENTS = {
     "get-account-balance-text": event("GetAccountBalance", string(1, "bob"), sub="bob", text=True),
     "get-transaction-history": event("GetTransactionHistory", string(1, "alice") + int64(2, 10), sub="alice"),
     "get-transaction-history-text": event("GetTransactionHistory", string(1, "bob"), sub="bob", text=True),
+    # alice holds 5.00 for bob (captured below) and 2.00 (voided below), for an hour.
+    "authorize-payment": event("AuthorizePayment",
+                               string(1, "event-hold-1") + string(2, "alice") + string(3, "bob")
+                               + int64(4, 500) + string(5, "EUR") + string(6, "deposit") + int64(7, 3600),
+                               sub="alice"),
+    "authorize-payment-to-void": event("AuthorizePayment",
+                                       string(1, "event-hold-2") + string(2, "alice") + string(3, "bob")
+                                       + int64(4, 200) + string(5, "EUR") + int64(7, 3600),
+                                       sub="alice"),
+    # bob, the recipient, captures 3.00 of the first hold and voids the second.
+    "capture-hold": event("CaptureHold", message(1, payment_ref("alice", "event-hold-1")) + int64(2, 300),
+                          sub="bob"),
+    "void-hold": event("VoidHold", message(1, payment_ref("alice", "event-hold-2")), sub="bob"),
+    # bob refunds 2.34 of alice's payment.
+    "refund-payment": event("RefundPayment",
+                            string(1, "event-refund-1") + message(2, payment_ref("alice", "event-payment-1"))
+                            + int64(3, 234) + string(4, "sorry"),
+                            sub="bob"),
+    "get-payment": event("GetPayment", message(1, payment_ref("alice", "event-payment-1")), sub="alice"),
+    "list-accounts": event("ListAccounts", b"", sub="bob"),
+    "list-accounts-text": event("ListAccounts", int64(1, 10), sub="alice", text=True),
     "cors-preflight": preflight(),
 }
 

@@ -11,7 +11,7 @@
 
 use crate::harness::{Bearer, web_client};
 use crate::helpers::{assert_code, unique};
-use crate::transport::{WebReply, frame, raw_at};
+use crate::transport::{RawWeb, WebReply, every_call, frame, raw_at};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use payment::pb;
@@ -513,8 +513,13 @@ async fn exercise(cloud: &Cloud) {
         .unwrap()
         .balance;
     assert_eq!(balance_after_errors, 7_000, "no failed call moved money");
+    // Every method of the contract (walked from pb::METHODS), each checked,
+    // on accounts of its own: holds, refunds, the lookups by key and by id
+    // and the listing run on the emulator's DynamoDB and its indexes too.
+    every_call(&mut web, &admin_sub, "deployed stack, gRPC-Web binary").await;
 
-    // --- Every RPC over grpc-web-text, raw, through the Host header.
+    // --- Every RPC over grpc-web-text, raw, through the Host header: the
+    // history paged first, then every method of the contract.
     let c = unique("c");
     let reply = gateway
         .rpc_text(
@@ -603,6 +608,15 @@ async fn exercise(cloud: &Cloud) {
         Some("5"),
         "NOT_FOUND (text)"
     );
+    let mut text = RawWeb {
+        base: gateway.base.clone(),
+        text: true,
+        headers: vec![
+            ("host".into(), gateway.host.clone()),
+            ("authorization".into(), format!("Bearer {admin}")),
+        ],
+    };
+    every_call(&mut text, &admin_sub, "deployed stack, grpc-web-text").await;
     let reply = gateway
         .send(
             http::Method::POST,

@@ -8,7 +8,7 @@ that the code names. Regression seeds for fixed bugs are not written here;
 they live in the corpus as `regression-*` files and are kept.
 
 grpc_web_event seeds are the events of events/ and variants of them;
-grpc_web_body seeds are a selector byte and a body (see
+grpc_web_body seeds are a selector byte, a path byte and a body (see
 fuzz_targets/grpc_web_body.rs); page_token seeds are text lines (see
 fuzz_targets/page_token.rs); token_verification seeds are a mode byte
 and a header and claims in JSON (see fuzz_targets/token_verification.rs);
@@ -75,6 +75,16 @@ MAKE_PAYMENT = message(
 GET_BALANCE = message((1, "alice"))
 TOKEN_ALICE_42 = base64.urlsafe_b64encode(b"v1|alice|42").rstrip(b"=").decode()
 GET_HISTORY = message((1, "alice"), (2, 10), (3, TOKEN_ALICE_42))
+REF_HOLD = message((2, "alice"), (3, "event-hold-1"))
+REF_PAYMENT = message((2, "alice"), (3, "event-payment-1"))
+AUTHORIZE = message(
+    (1, "event-hold-1"), (2, "alice"), (3, "bob"), (4, 500), (5, "EUR"), (6, "deposit"), (7, 3600)
+)
+CAPTURE = message((1, REF_HOLD), (2, 300))
+VOID = message((1, REF_HOLD))
+REFUND = message((1, "event-refund-1"), (2, REF_PAYMENT), (3, 234), (4, "sorry"))
+LOOKUP = message((1, REF_PAYMENT))
+LIST = message((1, 10), (3, "alice"))
 BAD_WIRE_TYPE = bytes([0x0F, 0x01])
 BAD_UTF8 = bytes([0x0A, 0x02, 0xFF, 0xFE])
 
@@ -168,11 +178,15 @@ def events():
 # -- grpc_web_body -----------------------------------------------------------
 
 CT_WEB, CT_WEB_PROTO, CT_WEB_TEXT, CT_GRPC = range(4)
-ADD, PAY, BALANCE, HISTORY, UNKNOWN, OTHER_SERVICE, BARE_PREFIX, EXTRA_SEGMENT = range(8)
+# The path byte indexes the target's paths: four that are not methods of
+# the contract, then pb::METHODS in the order of the proto.
+UNKNOWN, OTHER_SERVICE, BARE_PREFIX, EXTRA_SEGMENT = range(4)
+(ADD, PAY, BALANCE, HISTORY, AUTHORIZE_PATH, CAPTURE_PATH, VOID_PATH, REFUND_PATH, LOOKUP_PATH,
+ LIST_PATH) = range(4, 14)
 
 
 def selector(content_type, path, shape=0, http2=False):
-    return bytes([content_type | path << 2 | shape << 5 | (0x80 if http2 else 0)])
+    return bytes([content_type | shape << 5 | (0x80 if http2 else 0), path])
 
 
 def bodies():
@@ -182,6 +196,14 @@ def bodies():
     w("get-balance", selector(CT_WEB_PROTO, BALANCE, shape=1), frame(GET_BALANCE))
     w("get-history", selector(CT_WEB_PROTO, HISTORY, shape=3), frame(GET_HISTORY))
     w("text-add-account", selector(CT_WEB_TEXT, ADD), base64.b64encode(frame(ADD_ACCOUNT)))
+    w("authorize-payment", selector(CT_WEB_PROTO, AUTHORIZE_PATH), frame(AUTHORIZE))
+    w("capture-hold", selector(CT_WEB_PROTO, CAPTURE_PATH, shape=1), frame(CAPTURE))
+    w("void-hold", selector(CT_WEB, VOID_PATH), frame(VOID))
+    w("refund-payment", selector(CT_WEB_PROTO, REFUND_PATH), frame(REFUND))
+    w("get-payment", selector(CT_GRPC, LOOKUP_PATH, http2=True), frame(LOOKUP))
+    w("text-list-accounts", selector(CT_WEB_TEXT, LIST_PATH, shape=3), base64.b64encode(frame(LIST)))
+    w("capture-hold-bad-wire-type", selector(CT_WEB_PROTO, CAPTURE_PATH), frame(bytes([0x0B])))
+    w("list-accounts-empty", selector(CT_WEB_PROTO, LIST_PATH), b"")
     w(
         "text-padding-inside",
         selector(CT_WEB_TEXT, BALANCE),
@@ -358,6 +380,12 @@ def validations():
     w("message-get-balance", m(2, GET_BALANCE))
     w("message-get-history", m(3, GET_HISTORY))
     w("message-bad-utf8", m(2, BAD_UTF8))
+    w("message-authorize-payment", m(4, AUTHORIZE))
+    w("message-capture-hold", m(5, CAPTURE))
+    w("message-void-hold-by-id", m(6, message((1, message((1, "hold-1"))))))
+    w("message-refund-payment", m(7, REFUND))
+    w("message-get-payment", m(8, LOOKUP))
+    w("message-list-accounts", m(9, LIST))
     longest = message(
         (1, "k" * 128),
         (2, "s" * 128),

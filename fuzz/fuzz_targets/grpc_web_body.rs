@@ -3,14 +3,16 @@
 //! spends its time on frame parsing, base64 decoding and protobuf decoding
 //! rather than on JSON.
 //!
-//! Input: one selector byte, then the body.
-//! * bits 0-1, content type (and accept): application/grpc-web,
+//! Input: one selector byte, one path byte, then the body.
+//! * selector bits 0-1, content type (and accept): application/grpc-web,
 //!   application/grpc-web+proto, application/grpc-web-text, application/grpc;
-//! * bits 2-4, path: AddAccount, MakePayment, GetAccountBalance,
-//!   GetTransactionHistory, an unknown method, another service's method,
-//!   the bare service prefix, a method with a trailing segment;
-//! * bits 5-6, the dummy's reply shape (see `payment_ledger_fuzz`);
-//! * bit 7, HTTP/2 instead of HTTP/1.1 (native gRPC is served on HTTP/2 only).
+//! * selector bits 5-6, the dummy's reply shape (see `payment_ledger_fuzz`);
+//! * selector bit 7, HTTP/2 instead of HTTP/1.1 (native gRPC is served on
+//!   HTTP/2 only);
+//! * the path byte, modulo the number of paths: an unknown method, another
+//!   service's method, the bare service prefix, a method with a trailing
+//!   segment, then every method of the contract (`pb::METHODS`, in the
+//!   order of the proto), so a method added to the proto is fuzzed too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -22,11 +24,8 @@ const CONTENT_TYPES: [&str; 4] = [
     "application/grpc",
 ];
 
-const PATHS: [&str; 8] = [
-    "/payment.v1.PaymentService/AddAccount",
-    "/payment.v1.PaymentService/MakePayment",
-    "/payment.v1.PaymentService/GetAccountBalance",
-    "/payment.v1.PaymentService/GetTransactionHistory",
+/// The paths that are not methods of the contract; `pb::METHODS` follow.
+const OTHER_PATHS: [&str; 4] = [
     "/payment.v1.PaymentService/NoSuchMethod",
     "/grpc.health.v1.Health/Check",
     "/payment.v1.PaymentService/",
@@ -34,11 +33,16 @@ const PATHS: [&str; 8] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, body)) = data.split_first() else {
+    let [selector, path, body @ ..] = data else {
         return;
     };
+    let selector = *selector;
     let content_type = CONTENT_TYPES[usize::from(selector & 0b11)];
-    let path = PATHS[usize::from((selector >> 2) & 0b111)];
+    let methods = payment::pb::METHODS;
+    let path = match usize::from(*path) % (OTHER_PATHS.len() + methods.len()) {
+        i if i < OTHER_PATHS.len() => OTHER_PATHS[i],
+        i => methods[i - OTHER_PATHS.len()].path,
+    };
     let shape = (selector >> 5) & 0b11;
     let version = if selector & 0x80 != 0 {
         http::Version::HTTP_2

@@ -1,7 +1,8 @@
 //! Request validation: `NewAccount::parse`, `PaymentOrder::parse`,
-//! `HistoryPage::parse`, `parse_grpc_timeout`, `parse_money` /
-//! `format_money`, and each request message decoded with prost and then
-//! validated the way the service does.
+//! `HistoryPage::parse`, `HoldOrder::parse`, `PaymentRef::parse`,
+//! `RefundOrder::parse`, `parse_amount_or_all`, `parse_grpc_timeout`,
+//! `parse_money` / `format_money`, and each request message of the contract
+//! decoded with prost and then validated the way the service does.
 //!
 //! Input: an [`Input`] built by `arbitrary` (derive). Properties: no panic;
 //! each parser accepts exactly what an independent statement of the
@@ -14,8 +15,9 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use payment::domain::{
-    self, AMOUNT_MAX_MINOR, BALANCE_MAX_MINOR, HistoryPage, ID_LEN_MAX, NewAccount,
-    PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PageToken, PaymentOrder, TEXT_BYTES_MAX,
+    self, AMOUNT_MAX_MINOR, BALANCE_MAX_MINOR, HistoryPage, HoldOrder, ID_LEN_MAX, NewAccount,
+    PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PageToken, PaymentOrder, PaymentRef, RefundOrder,
+    TEXT_BYTES_MAX, parse_amount_or_all,
 };
 use payment::pb;
 use prost::Message;
@@ -48,9 +50,11 @@ enum Input {
         amount: i64,
         text: String,
     },
-    /// A protobuf message: `kind % 4` picks AddAccountRequest,
-    /// MakePaymentRequest, GetAccountBalanceRequest or
-    /// GetTransactionHistoryRequest.
+    /// A protobuf message: `kind % 10` picks the request message of one
+    /// method of the contract, in the order of the proto (AddAccount,
+    /// MakePayment, GetAccountBalance, GetTransactionHistory,
+    /// AuthorizePayment, CaptureHold, VoidHold, RefundPayment, GetPayment,
+    /// ListAccounts).
     Message {
         kind: u8,
         bytes: RawBytes,
@@ -308,8 +312,49 @@ fn money(currency: &str, amount: i64, text: &str) {
     }
 }
 
+/// A hold lasts one minute to 30 days (proto: AuthorizePaymentRequest).
+fn valid_expiry(seconds: i64) -> bool {
+    (60..=30 * 24 * 3600).contains(&seconds)
+}
+
+/// A PaymentRef names a payment one way: by transaction_id alone, or by
+/// sender_id with idempotency_key (proto: PaymentRef).
+fn valid_ref(r: &pb::PaymentRef) -> bool {
+    if r.transaction_id.is_empty() {
+        valid_id(&r.sender_id) && valid_id(&r.idempotency_key)
+    } else {
+        r.sender_id.is_empty() && r.idempotency_key.is_empty() && valid_id(&r.transaction_id)
+    }
+}
+
+/// The reference as the service parses it (src/service.rs `payment_ref`).
+fn parse_ref(r: &pb::PaymentRef) -> Result<PaymentRef, domain::InvalidField> {
+    PaymentRef::parse(
+        ["ref.transaction_id", "ref.sender_id", "ref.idempotency_key"],
+        &r.transaction_id,
+        &r.sender_id,
+        &r.idempotency_key,
+    )
+}
+
+/// A present, valid reference: parsed exactly when the rules say so.
+fn reference(r: Option<&pb::PaymentRef>) -> bool {
+    let Some(r) = r else { return false };
+    let parsed = parse_ref(r);
+    assert_eq!(parsed.is_ok(), valid_ref(r), "PaymentRef::parse({r:?}): {parsed:?}");
+    parsed.is_ok()
+}
+
+/// 0 (all of it) or 1 to 10^15 (proto: CaptureHoldRequest, RefundPaymentRequest).
+fn amount_or_all(amount: i64) -> bool {
+    let parsed = parse_amount_or_all(amount);
+    let valid = (0..=AMOUNT_MAX_MINOR).contains(&amount);
+    assert_eq!(parsed.is_ok(), valid, "parse_amount_or_all({amount}): {parsed:?}");
+    valid
+}
+
 fn message(kind: u8, bytes: &[u8]) {
-    match kind % 4 {
+    match kind % 10 {
         0 => {
             let Ok(m) = pb::AddAccountRequest::decode(bytes) else {
                 return;
@@ -357,12 +402,80 @@ fn message(kind: u8, bytes: &[u8]) {
             let parsed = domain::AccountId::parse("account_id", &m.account_id);
             assert_eq!(parsed.is_ok(), valid_id(&m.account_id));
         }
-        _ => {
+        3 => {
             let Ok(m) = pb::GetTransactionHistoryRequest::decode(bytes) else {
                 return;
             };
             round_trips(&m);
             history(&m.account_id, m.page_size, &m.page_token);
+        }
+        4 => {
+            let Ok(m) = pb::AuthorizePaymentRequest::decode(bytes) else {
+                return;
+            };
+            round_trips(&m);
+            payment(
+                &m.idempotency_key,
+                &m.sender_id,
+                &m.recipient_id,
+                m.amount,
+                &m.currency,
+                &m.memo,
+            );
+            let order = PaymentOrder::parse(
+                &m.idempotency_key,
+                &m.sender_id,
+                &m.recipient_id,
+                m.amount,
+                &m.currency,
+                &m.memo,
+            );
+            if let Ok(order) = order {
+                let parsed = HoldOrder::parse(order, m.expires_in_seconds);
+                assert_eq!(parsed.is_ok(), valid_expiry(m.expires_in_seconds), "HoldOrder::parse: {parsed:?}");
+            }
+        }
+        5 => {
+            let Ok(m) = pb::CaptureHoldRequest::decode(bytes) else {
+                return;
+            };
+            round_trips(&m);
+            reference(m.hold.as_ref());
+            amount_or_all(m.amount);
+        }
+        6 => {
+            let Ok(m) = pb::VoidHoldRequest::decode(bytes) else {
+                return;
+            };
+            round_trips(&m);
+            reference(m.hold.as_ref());
+        }
+        7 => {
+            let Ok(m) = pb::RefundPaymentRequest::decode(bytes) else {
+                return;
+            };
+            round_trips(&m);
+            if reference(m.payment.as_ref()) {
+                let payment = parse_ref(m.payment.as_ref().expect("checked")).expect("checked");
+                let parsed = RefundOrder::parse(&m.idempotency_key, payment, m.amount, &m.memo);
+                let valid = valid_id(&m.idempotency_key) && amount_or_all(m.amount) && valid_text(&m.memo);
+                assert_eq!(parsed.is_ok(), valid, "RefundOrder::parse: {parsed:?}");
+            }
+        }
+        8 => {
+            let Ok(m) = pb::GetPaymentRequest::decode(bytes) else {
+                return;
+            };
+            round_trips(&m);
+            reference(m.payment.as_ref());
+        }
+        _ => {
+            // ListAccounts: who may list whose accounts is the service's
+            // rule (tests/api cover it); here, the message only.
+            let Ok(m) = pb::ListAccountsRequest::decode(bytes) else {
+                return;
+            };
+            round_trips(&m);
         }
     }
 }

@@ -16,8 +16,9 @@
 //!   other than OK (from the dummy) or the guard's INVALID_ARGUMENT,
 //!   RESOURCE_EXHAUSTED and UNIMPLEMENTED (the guard's promise: no input
 //!   produces INTERNAL);
-//! * for the single-message methods (the four payment methods, health Check
-//!   and Watch) the inner service is reached exactly when the request is a
+//! * for the single-message methods (every unary and server-streaming method
+//!   of the contract, health Check and Watch) the inner service is reached
+//!   exactly when the request is a
 //!   POST with a gRPC(-Web) content type whose (decoded) body is one
 //!   uncompressed frame of at most `REQUEST_BYTES_MAX` bytes that decodes as
 //!   the method's request message; what reaches it is that frame, unchanged;
@@ -92,6 +93,7 @@ pub fn service() -> HttpService {
     static SERVICE: OnceLock<HttpService> = OnceLock::new();
     SERVICE
         .get_or_init(|| {
+            oracle_covers_the_contract();
             tower::ServiceBuilder::new()
                 .option_layer(payment::server::cors("*").expect("CORS for any origin"))
                 .layer(tonic_web::GrpcWebLayer::new())
@@ -570,8 +572,10 @@ fn framed(message: &[u8]) -> Vec<u8> {
 }
 
 /// The methods whose request is one message, which the guard reads and
-/// checks (stated here independently of the guard): the request type's
-/// decoder, by path.
+/// checks (stated here independently of the guard and of `pb::METHODS`,
+/// the table it uses): the request type's decoder, by path.
+/// [`oracle_covers_the_contract`] fails every target at start-up when a
+/// method of the contract is missing here.
 fn single_message_method(path: &str) -> Option<fn(&[u8]) -> bool> {
     fn decodes<M: Message + Default>(message: &[u8]) -> bool {
         M::decode(message).is_ok()
@@ -583,11 +587,31 @@ fn single_message_method(path: &str) -> Option<fn(&[u8]) -> bool> {
         "/payment.v1.PaymentService/GetTransactionHistory" => {
             decodes::<pb::GetTransactionHistoryRequest>
         }
+        "/payment.v1.PaymentService/AuthorizePayment" => decodes::<pb::AuthorizePaymentRequest>,
+        "/payment.v1.PaymentService/CaptureHold" => decodes::<pb::CaptureHoldRequest>,
+        "/payment.v1.PaymentService/VoidHold" => decodes::<pb::VoidHoldRequest>,
+        "/payment.v1.PaymentService/RefundPayment" => decodes::<pb::RefundPaymentRequest>,
+        "/payment.v1.PaymentService/GetPayment" => decodes::<pb::GetPaymentRequest>,
+        "/payment.v1.PaymentService/ListAccounts" => decodes::<pb::ListAccountsRequest>,
         "/grpc.health.v1.Health/Check" | "/grpc.health.v1.Health/Watch" => {
             decodes::<tonic_health::pb::HealthCheckRequest>
         }
         _ => return None,
     })
+}
+
+/// Panics unless the oracle ([`single_message_method`]) has every method of
+/// the contract whose request is one message, and none whose client
+/// streams: a method added to the proto must be added to the oracle.
+pub fn oracle_covers_the_contract() {
+    for method in pb::METHODS {
+        assert_eq!(
+            single_message_method(method.path).is_some(),
+            !method.client_streaming,
+            "{}: add it to single_message_method in fuzz/src/lib.rs",
+            method.path
+        );
+    }
 }
 
 /// Whether the guard must pass `body` for `path`, a single-message method:

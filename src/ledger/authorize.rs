@@ -40,10 +40,10 @@ impl Ledger {
                     role: "recipient",
                     account_id: recipient_id.to_owned(),
                 };
-                return self.refuse_hold(hold, &own_ids, err, record).await;
+                return answer(hold, &own_ids, self.stored_or(err, &key, record).await?);
             };
             if let Err(err) = check_currencies(&order.currency, &sender.facts, &recipient.facts) {
-                return self.refuse_hold(hold, &own_ids, err, record).await;
+                return answer(hold, &own_ids, self.stored_or(err, &key, record).await?);
             }
             // One shard reserves the whole hold: the one with the most
             // available, so every shard must be known.
@@ -78,7 +78,9 @@ impl Ledger {
                             return answer(hold, &own_ids, stored);
                         }
                     }
-                    Some(err) => return self.refuse_hold(hold, &own_ids, err, record).await,
+                    Some(err) => {
+                        return answer(hold, &own_ids, self.stored_or(err, &key, record).await?);
+                    }
                 }
             };
             let expires_at_ms = now + hold.expires_in_ms;
@@ -153,28 +155,6 @@ impl Ledger {
         match self.read_record(&key).await {
             Ok(Some(stored)) => answer(hold, &own_ids, stored),
             _ => Err(rounds.exhausted()),
-        }
-    }
-
-    /// A refusal is the answer only if nothing was stored under the key.
-    async fn refuse_hold(
-        &self,
-        hold: &HoldOrder,
-        own_ids: &[String],
-        refusal: LedgerError,
-        record: Option<Option<StoredRecord>>,
-    ) -> Result<HoldOutcome, LedgerError> {
-        let key = record_key(
-            hold.order.sender_id.as_str(),
-            hold.order.idempotency_key.as_str(),
-        );
-        let stored = match record {
-            Some(stored) => stored,
-            None => self.read_record(&key).await?,
-        };
-        match stored {
-            Some(stored) => answer(hold, own_ids, stored),
-            None => Err(refusal),
         }
     }
 }

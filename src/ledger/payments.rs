@@ -70,10 +70,10 @@ impl Ledger {
                     role: "recipient",
                     account_id: recipient_id.to_owned(),
                 };
-                return self.refuse(order, &own_ids, err, record).await;
+                return answer(order, &own_ids, self.stored_or(err, &key, record).await?);
             };
             if let Err(err) = check_currencies(&order.currency, &sender.facts, &recipient.facts) {
-                return self.refuse(order, &own_ids, err, record).await;
+                return answer(order, &own_ids, self.stored_or(err, &key, record).await?);
             }
             let credit_shard = self.credit_shard(&recipient.facts, &mut slot);
             let (debits, credit, now) = match self
@@ -88,7 +88,9 @@ impl Ledger {
                 .await?
             {
                 Ok(planned) => planned,
-                Err(err) => return self.refuse(order, &own_ids, err, record).await,
+                Err(err) => {
+                    return answer(order, &own_ids, self.stored_or(err, &key, record).await?);
+                }
             };
             let payment = Payment {
                 transaction_id: new_transaction_id(),
@@ -246,27 +248,6 @@ impl Ledger {
             .clone()
             .ok_or_else(|| LedgerError::Internal("credit shard state missing".into()))?;
         Ok(Ok((debits, (credit_shard, credit), now)))
-    }
-
-    /// A refusal is the answer only if no payment was stored under the key:
-    /// a replay of a committed payment is answered from its record even
-    /// when the same payment could not be made now.
-    async fn refuse(
-        &self,
-        order: &PaymentOrder,
-        own_ids: &[String],
-        refusal: LedgerError,
-        record: Option<Option<StoredRecord>>,
-    ) -> Result<PaymentOutcome, LedgerError> {
-        let key = record_key(order.sender_id.as_str(), order.idempotency_key.as_str());
-        let stored = match record {
-            Some(stored) => stored,
-            None => self.read_record(&key).await?,
-        };
-        match stored {
-            Some(stored) => answer(order, own_ids, stored),
-            None => Err(refusal),
-        }
     }
 
     /// The record stored under a key, strongly consistent.

@@ -606,6 +606,24 @@ impl Ledger {
         Ok(Some(stored))
     }
 
+    /// A refusal is the answer only if nothing is stored under the call's
+    /// key: a replay of a committed call is answered from its record even
+    /// when the same call could not be made now. `record` is the record as
+    /// read in this round (None when it was not read: then it is read).
+    /// Returns the stored record, which answers the call, or the refusal.
+    pub(super) async fn stored_or(
+        &self,
+        refusal: LedgerError,
+        key: &Item,
+        record: Option<Option<StoredRecord>>,
+    ) -> Result<StoredRecord, LedgerError> {
+        let stored = match record {
+            Some(stored) => stored,
+            None => self.read_record(key).await?,
+        };
+        stored.ok_or(refusal)
+    }
+
     /// A put of a new ledger item (a record), returning what is stored
     /// under its key when one exists already.
     pub(super) fn put_record(&self, item: Item) -> Result<TransactWriteItem, LedgerError> {

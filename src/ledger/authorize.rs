@@ -8,7 +8,7 @@ use super::layout::{
     HoldRecord, HoldSlot, ShardState, StoredRecord, new_transaction_id, record_key,
 };
 use super::replay::{Call, replayed};
-use super::round::{Party, Rounds, Written, check_currencies, own_sender, reason, refusal};
+use super::round::{Party, Rounds, Start, Written, reason, refusal};
 use super::{HoldOutcome, HoldState, Ledger, LedgerError, Payer, Payment, TransferKind};
 use crate::domain::{HOLDS_OPEN_MAX, HoldOrder};
 
@@ -29,22 +29,10 @@ impl Ledger {
         let mut verified = false;
         let mut rounds = Rounds::new();
         while rounds.next().await.is_some() {
-            let ([sender, recipient], mut record) =
-                self.parties([sender_id, recipient_id], key.clone()).await?;
-            let mut sender = own_sender(sender, sender_id, payer)?;
-            if let Some(Some(stored)) = record {
-                return answer(hold, &own_ids, stored);
-            }
-            let Some(recipient) = recipient else {
-                let err = LedgerError::AccountNotFound {
-                    role: "recipient",
-                    account_id: recipient_id.to_owned(),
-                };
-                return answer(hold, &own_ids, self.stored_or(err, &key, record).await?);
+            let (mut sender, mut record) = match self.start_round(order, payer, &key).await? {
+                Start::Stored(stored) => return answer(hold, &own_ids, stored),
+                Start::Parties { sender, record, .. } => (*sender, record),
             };
-            if let Err(err) = check_currencies(&order.currency, &sender.facts, &recipient.facts) {
-                return answer(hold, &own_ids, self.stored_or(err, &key, record).await?);
-            }
             // One shard reserves the whole hold: the one with the most
             // available, so every shard must be known.
             let all = sender.all_shards();

@@ -5,8 +5,7 @@
 use super::layout::{Item, StoredRecord, new_transaction_id, record_item, record_key};
 use super::replay::{Call, replayed};
 use super::round::{
-    DEBIT_SHARDS_MAX, Party, Rounds, Transfer, Written, check_currencies, own_sender, plan_debits,
-    reason, refusal,
+    DEBIT_SHARDS_MAX, Party, Rounds, Start, Transfer, Written, plan_debits, reason, refusal,
 };
 use super::{Ledger, LedgerError, Payer, Payment, PaymentOutcome, TransferKind};
 use crate::domain::{PaymentOrder, shard_balance_max_minor};
@@ -57,24 +56,15 @@ impl Ledger {
         let mut rounds = Rounds::new();
         while rounds.next().await.is_some() {
             // The payment record as read in this round, if it was read.
-            let ([sender, recipient], mut record) =
-                self.parties([sender_id, recipient_id], key.clone()).await?;
-            // Ownership first: an unknown sender is "not yours", so that
-            // nobody can probe which account ids exist.
-            let mut sender = own_sender(sender, sender_id, payer)?;
-            if let Some(Some(stored)) = record {
-                return answer(order, &own_ids, stored);
-            }
-            let Some(mut recipient) = recipient else {
-                let err = LedgerError::AccountNotFound {
-                    role: "recipient",
-                    account_id: recipient_id.to_owned(),
+            let (mut sender, mut recipient, mut record) =
+                match self.start_round(order, payer, &key).await? {
+                    Start::Stored(stored) => return answer(order, &own_ids, stored),
+                    Start::Parties {
+                        sender,
+                        recipient,
+                        record,
+                    } => (*sender, *recipient, record),
                 };
-                return answer(order, &own_ids, self.stored_or(err, &key, record).await?);
-            };
-            if let Err(err) = check_currencies(&order.currency, &sender.facts, &recipient.facts) {
-                return answer(order, &own_ids, self.stored_or(err, &key, record).await?);
-            }
             let credit_shard = self.credit_shard(&recipient.facts, &mut slot);
             let (debits, credit, now) = match self
                 .plan(

@@ -24,7 +24,7 @@ use super::layout::{
 };
 use super::shards::merged_needs;
 use super::{Direction, Ledger, LedgerError, Payer, Payment};
-use crate::domain::{Currency, shard_balance_max_minor};
+use crate::domain::{Currency, PaymentOrder, shard_balance_max_minor};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use std::collections::HashMap;
@@ -606,6 +606,45 @@ impl Ledger {
         Ok(Some(stored))
     }
 
+    /// The start of a round of a call that pays from its sender (a payment
+    /// or a hold) under `key`: both parties as known (the unknown ones read
+    /// with the record, see [`Self::parties`]), the sender's owner checked
+    /// first (an unknown sender is "not yours", so that nobody can probe
+    /// which account ids exist), then a stored record, an unknown recipient
+    /// or a currency that differs, which end the call.
+    pub(super) async fn start_round(
+        &self,
+        order: &PaymentOrder,
+        payer: Payer<'_>,
+        key: &Item,
+    ) -> Result<Start, LedgerError> {
+        let (sender_id, recipient_id) = (order.sender_id.as_str(), order.recipient_id.as_str());
+        let ([sender, recipient], record) =
+            self.parties([sender_id, recipient_id], key.clone()).await?;
+        let sender = own_sender(sender, sender_id, payer)?;
+        if let Some(Some(stored)) = record {
+            return Ok(Start::Stored(stored));
+        }
+        let recipient = match recipient {
+            Some(recipient) => recipient,
+            None => {
+                let err = LedgerError::AccountNotFound {
+                    role: "recipient",
+                    account_id: recipient_id.to_owned(),
+                };
+                return Ok(Start::Stored(self.stored_or(err, key, record).await?));
+            }
+        };
+        if let Err(err) = check_currencies(&order.currency, &sender.facts, &recipient.facts) {
+            return Ok(Start::Stored(self.stored_or(err, key, record).await?));
+        }
+        Ok(Start::Parties {
+            sender: Box::new(sender),
+            recipient: Box::new(recipient),
+            record,
+        })
+    }
+
     /// A refusal is the answer only if nothing is stored under the call's
     /// key: a replay of a committed call is answered from its record even
     /// when the same call could not be made now. `record` is the record as
@@ -646,6 +685,20 @@ where
         }
         _ => true,
     }
+}
+
+/// How a round of a payment or hold begins (see [`Ledger::start_round`]).
+pub(super) enum Start {
+    /// A record under the key (the call's own, a replay or another call),
+    /// which answers the call.
+    Stored(StoredRecord),
+    /// Both parties; the record under the key as read in this round, if it
+    /// was read (Some(None): there is none).
+    Parties {
+        sender: Box<Party>,
+        recipient: Box<Party>,
+        record: Option<Option<StoredRecord>>,
+    },
 }
 
 /// One side of a transfer as this instance knows it.

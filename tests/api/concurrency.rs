@@ -442,6 +442,7 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
         let found = admin
             .get_payment(pb::GetPaymentRequest {
                 payment: hold_ref(sender, key),
+                finalize: false,
             })
             .await
             .unwrap()

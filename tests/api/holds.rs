@@ -176,6 +176,7 @@ async fn a_hold_reserves_money_and_its_capture_moves_it_once() {
     let found = c
         .get_payment(pb::GetPaymentRequest {
             payment: by_key(&a, "h1"),
+            finalize: false,
         })
         .await
         .unwrap()
@@ -185,6 +186,7 @@ async fn a_hold_reserves_money_and_its_capture_moves_it_once() {
     let refund_found = c
         .get_payment(pb::GetPaymentRequest {
             payment: by_key(&b, "r1"),
+            finalize: false,
         })
         .await
         .unwrap()
@@ -356,6 +358,7 @@ async fn caller_rules(url: &str) {
     let seen = alice
         .get_payment(pb::GetPaymentRequest {
             payment: by_id(&hold.hold_id),
+            finalize: false,
         })
         .await
         .unwrap()
@@ -383,6 +386,7 @@ async fn caller_rules(url: &str) {
     for result in [
         eve.get_payment(pb::GetPaymentRequest {
             payment: by_key(&a, "h1"),
+            finalize: false,
         })
         .await
         .map(|_| ()),
@@ -537,6 +541,7 @@ async fn caller_rules(url: &str) {
     let looked_up = alice
         .get_payment(pb::GetPaymentRequest {
             payment: by_key(&a, "p1"),
+            finalize: false,
         })
         .await
         .unwrap()
@@ -548,6 +553,7 @@ async fn caller_rules(url: &str) {
         alice
             .get_payment(pb::GetPaymentRequest {
                 payment: by_key(&a, "never-sent"),
+                finalize: false,
             })
             .await,
         Code::NotFound,
@@ -700,6 +706,7 @@ async fn an_expired_hold_frees_its_money_at_once_and_cannot_be_captured() {
     let expires_at = c
         .get_payment(pb::GetPaymentRequest {
             payment: by_key(&a, "soon"),
+            finalize: false,
         })
         .await
         .unwrap()
@@ -740,6 +747,7 @@ async fn an_expired_hold_frees_its_money_at_once_and_cannot_be_captured() {
     let found = c
         .get_payment(pb::GetPaymentRequest {
             payment: by_key(&a, "soon"),
+            finalize: false,
         })
         .await
         .unwrap()

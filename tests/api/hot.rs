@@ -562,6 +562,7 @@ async fn what_holds_and_refunds_cost_in_dynamodb_requests() {
             transaction_id: paid.transaction_id,
             ..Default::default()
         }),
+        finalize: false,
     })
     .await
     .unwrap();

@@ -581,7 +581,10 @@ fn refund(key: &str, reference: Option<pb::PaymentRef>, amount: i64, memo: &str)
 }
 
 fn lookup(reference: Option<pb::PaymentRef>) -> Body {
-    msg(pb::GetPaymentRequest { payment: reference })
+    msg(pb::GetPaymentRequest {
+        payment: reference,
+        finalize: false,
+    })
 }
 
 fn list(page_size: i32, page_token: &str, owner: &str) -> Body {

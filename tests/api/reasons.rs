@@ -419,6 +419,7 @@ async fn observe(c: &Client, like: &World) -> Result<World, String> {
         let words = match c
             .get_payment(pb::GetPaymentRequest {
                 payment: by_key(sender, key),
+                finalize: false,
             })
             .await
         {

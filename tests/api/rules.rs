@@ -552,6 +552,7 @@ async fn missing_tables_are_unavailable_not_internal() {
                 transaction_id: uuid::Uuid::now_v7().to_string(),
                 ..Default::default()
             }),
+            finalize: false,
         })
         .await,
         Code::Unavailable,

@@ -531,7 +531,11 @@ pub fn valid_requests(account: &str, key: &str) -> Vec<(&'static pb::Method, Vec
         ),
         (
             "GetPayment",
-            pb::GetPaymentRequest { payment: by_key() }.encode_to_vec(),
+            pb::GetPaymentRequest {
+                payment: by_key(),
+                finalize: false,
+            }
+            .encode_to_vec(),
         ),
         (
             "ListAccounts",
@@ -773,6 +777,7 @@ pub async fn every_call(caller: &mut impl Caller, owner: &str, what: &str) {
                     idempotency_key: "p1".into(),
                     ..Default::default()
                 }),
+                finalize: false,
             },
         )
         .await;
@@ -786,6 +791,7 @@ pub async fn every_call(caller: &mut impl Caller, owner: &str, what: &str) {
                     transaction_id: refund.transaction_id.clone(),
                     ..Default::default()
                 }),
+                finalize: false,
             },
         )
         .await;

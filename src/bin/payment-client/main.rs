@@ -547,6 +547,7 @@ where
                 .get_payment(request(
                     pb::GetPaymentRequest {
                         payment: payment.to_pb(),
+                        finalize: false,
                     },
                     cli,
                 )?)
@@ -721,6 +722,7 @@ where
         .get_payment(request(
             pb::GetPaymentRequest {
                 payment: payment.clone(),
+                finalize: false,
             },
             cli,
         )?)

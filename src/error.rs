@@ -81,6 +81,8 @@ pub enum CutOff {
     Read,
     /// A hold is one transaction, as a payment.
     Hold,
+    /// GetPayment with finalize may have fenced the key.
+    Finalize,
 }
 
 impl CutOff {
@@ -94,6 +96,9 @@ impl CutOff {
             }
             CutOff::Hold => {
                 "the deadline expired before the ledger answered; the change to the hold may or may not have been applied: look the hold up with GetPayment, or send the same call again (it applies at most once)"
+            }
+            CutOff::Finalize => {
+                "the deadline expired before the ledger answered; the key may or may not have been fenced: send the same GetPayment with finalize again (it gives the same final answer)"
             }
             CutOff::Read => {
                 "the deadline expired before the ledger answered; nothing was changed: retry with a longer deadline"
@@ -165,6 +170,18 @@ impl From<ServiceError> for Status {
                 m.with("idempotency_key", key)
                     .with("sender_id", sender_id)
                     .with("stored_kind", stored_kind),
+            ),
+            // One reason, two codes: a lookup of a fenced key did not find
+            // the call (it never happened); a call with it cannot be made.
+            E::Ledger(L::FencedNotFound { sender_id, key }) => (
+                Code::NotFound,
+                "KEY_FENCED",
+                m.with("sender_id", sender_id).with("idempotency_key", key),
+            ),
+            E::Ledger(L::KeyFenced { sender_id, key }) => (
+                Code::FailedPrecondition,
+                "KEY_FENCED",
+                m.with("sender_id", sender_id).with("idempotency_key", key),
             ),
             E::Ledger(L::AccountNotFound { role, account_id }) => (
                 Code::NotFound,
@@ -436,6 +453,10 @@ mod tests {
                     => FailedPrecondition "BALANCE_LIMIT" ["account_id", "limit_minor"],
                 IdempotencyKeyReused { key: "k".into(), sender_id: "a".into(), stored_kind: "hold" }
                     => AlreadyExists "IDEMPOTENCY_KEY_REUSED" ["idempotency_key", "sender_id", "stored_kind"],
+                KeyFenced { sender_id: "a".into(), key: "k".into() }
+                    => FailedPrecondition "KEY_FENCED" ["sender_id", "idempotency_key"],
+                FencedNotFound { sender_id: "a".into(), key: "k".into() }
+                    => NotFound "KEY_FENCED" ["sender_id", "idempotency_key"],
                 NotOwner { account_id: "a".into() }
                     => PermissionDenied "NOT_ACCOUNT_OWNER" ["account_id"],
                 NotAllowed { what: "capturing hold h".into(), who: "its recipient's owner" }
@@ -515,12 +536,19 @@ mod tests {
             assert!(status.message().starts_with("Bearer "), "{status:?}");
         }
         // CutOff is inside one variant: an exhaustive match per value.
-        for cut_off in [CutOff::Payment, CutOff::Account, CutOff::Hold, CutOff::Read] {
+        for cut_off in [
+            CutOff::Payment,
+            CutOff::Account,
+            CutOff::Hold,
+            CutOff::Read,
+            CutOff::Finalize,
+        ] {
             let says = match cut_off {
                 CutOff::Payment => "retry with the same idempotency key",
                 CutOff::Account => "send the same AddAccount again",
                 CutOff::Hold => "look the hold up with GetPayment",
                 CutOff::Read => "nothing was changed",
+                CutOff::Finalize => "send the same GetPayment with finalize again",
             };
             let status = Status::from(ServiceError::Deadline(cut_off));
             assert_eq!(status.code(), Code::DeadlineExceeded);
@@ -575,7 +603,8 @@ mod tests {
     }
 
     /// The rows of README's "Reasons a program can read": the reasons of a
-    /// row, its code, and the metadata keys it names.
+    /// row, its code, and the metadata keys it names. A reason sent with two
+    /// codes (KEY_FENCED) has a row for each.
     fn readme_reasons() -> Vec<(Vec<String>, String, Vec<String>)> {
         let readme = include_str!("../README.md");
         let start = readme
@@ -609,16 +638,22 @@ mod tests {
         let rows = readme_reasons();
         let cases = every_case();
         for case in &cases {
-            let row = rows
+            let listed: Vec<_> = rows
                 .iter()
-                .find(|(reasons, ..)| reasons.iter().any(|r| r == case.reason))
-                .unwrap_or_else(|| panic!("README does not list {}", case.reason));
-            assert_eq!(
-                row.1,
-                screaming(case.code),
-                "README's code of {}",
-                case.reason
-            );
+                .filter(|(reasons, ..)| reasons.iter().any(|r| r == case.reason))
+                .collect();
+            assert!(!listed.is_empty(), "README does not list {}", case.reason);
+            let row = listed
+                .iter()
+                .find(|row| row.1 == screaming(case.code))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "README lists {} with {:?}, not with {}",
+                        case.reason,
+                        listed.iter().map(|row| &row.1).collect::<Vec<_>>(),
+                        screaming(case.code)
+                    )
+                });
             for key in case.keys {
                 assert!(
                     row.2.iter().any(|k| k == key),
@@ -627,11 +662,13 @@ mod tests {
                 );
             }
         }
-        for (reasons, _, keys) in &rows {
+        for (reasons, code, keys) in &rows {
             for reason in reasons {
                 assert!(
-                    cases.iter().any(|case| case.reason == reason),
-                    "README lists {reason}, which no error answers with"
+                    cases
+                        .iter()
+                        .any(|case| case.reason == reason && screaming(case.code) == *code),
+                    "README lists {reason} with {code}, which no error answers with"
                 );
             }
             for key in keys {

@@ -486,13 +486,31 @@ impl PaymentApi {
             ],
             r.payment.as_ref(),
         )?;
-        let found = until(deadline, CutOff::Read, async {
-            Ok(self
-                .ledger
-                .get_payment(&payment, Self::payer(caller))
-                .await?)
-        })
-        .await?;
+        let found = if r.finalize {
+            // A fence stands at a record's key: only a key can be fenced.
+            if let PaymentRef::Id(_) = payment {
+                return Err(InvalidField::new(
+                    "payment.transaction_id",
+                    "is set with finalize; finalize fences a key: name the payment by payment.sender_id and payment.idempotency_key",
+                )
+                .into());
+            }
+            until(deadline, CutOff::Finalize, async {
+                Ok(self
+                    .ledger
+                    .finalize_payment(&payment, Self::payer(caller))
+                    .await?)
+            })
+            .await?
+        } else {
+            until(deadline, CutOff::Read, async {
+                Ok(self
+                    .ledger
+                    .get_payment(&payment, Self::payer(caller))
+                    .await?)
+            })
+            .await?
+        };
         Ok(Response::new(match found {
             ledger::Found::Transfer {
                 idempotency_key,

@@ -285,6 +285,8 @@ impl Ledger {
                             None => continue,
                         }
                     }
+                    // A fenced key (GetPayment with finalize): no money moved.
+                    StoredRecord::Fence(_) => continue,
                 };
                 if payment.kind == TransferKind::Refund {
                     report.refunds += 1;

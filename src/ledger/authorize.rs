@@ -171,8 +171,8 @@ fn answer(
             capture: record.capture(),
             replayed,
         }),
-        StoredRecord::Transfer { .. } => Err(LedgerError::Internal(
-            "a payment answered a hold's key".into(),
+        StoredRecord::Transfer { .. } | StoredRecord::Fence(_) => Err(LedgerError::Internal(
+            "a payment or a fence answered a hold's key".into(),
         )),
     }
 }

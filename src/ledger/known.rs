@@ -111,7 +111,9 @@ impl Known {
         }
     }
 
-    /// Remembers a record as it was written or read.
+    /// Remembers a record as it was written or read. A fence may be
+    /// remembered like any record: it is never removed, so it never goes
+    /// stale.
     pub(super) fn remember_record(&self, record: &StoredRecord) {
         let mut inner = self.lock();
         if inner.records.len() >= KNOWN_RECORDS_MAX {
@@ -122,9 +124,10 @@ impl Known {
             record.parties().0.to_owned(),
             record.idempotency_key().to_owned(),
         );
-        inner
-            .record_ids
-            .insert(record.transaction_id().to_owned(), key.clone());
+        // A fence has no transaction id; it is found by its key only.
+        if let Some(id) = record.transaction_id() {
+            inner.record_ids.insert(id.to_owned(), key.clone());
+        }
         inner.records.insert(key, record.clone());
     }
 

@@ -600,6 +600,46 @@ impl HoldState {
     }
 }
 
+/// A fence (`P#<sender>` / `K#<key>`, `fence = true`): what GetPayment
+/// with finalize stores under a key where nothing was stored, on condition
+/// that nothing is. Every payment, hold and refund record is put on the
+/// same condition, so no call with a fenced key can ever commit, not even
+/// one whose write is still on the wire. It has no `record_txid` (the
+/// transaction index never finds it) and moves no money. It is never
+/// removed: a fenced key is never free again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Fence {
+    pub sender_id: String,
+    pub idempotency_key: String,
+    pub fenced_at_ms: i64,
+    /// The `sub` of the caller who fenced it (the sender's owner or an
+    /// admin).
+    pub fenced_by: String,
+}
+
+impl Fence {
+    pub(super) fn to_item(&self) -> Item {
+        HashMap::from([
+            ("pk".into(), s(payment_pk(&self.sender_id))),
+            ("sk".into(), s(payment_sk(&self.idempotency_key))),
+            ("fence".into(), AttributeValue::Bool(true)),
+            ("sender_id".into(), s(&self.sender_id)),
+            ("idempotency_key".into(), s(&self.idempotency_key)),
+            ("fenced_at".into(), n(self.fenced_at_ms)),
+            ("fenced_by".into(), s(&self.fenced_by)),
+        ])
+    }
+
+    fn from_item(item: &Item) -> Result<Self, LedgerError> {
+        Ok(Self {
+            sender_id: get_s(item, "sender_id")?,
+            idempotency_key: get_s(item, "idempotency_key")?,
+            fenced_at_ms: get_n(item, "fenced_at")?,
+            fenced_by: get_s(item, "fenced_by")?,
+        })
+    }
+}
+
 /// Any record of the ledger table's `P#` partitions, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum StoredRecord {
@@ -610,10 +650,15 @@ pub(super) enum StoredRecord {
         refunded_minor: i64,
     },
     Hold(HoldRecord),
+    /// A fenced key: no call with it happened, and none ever will.
+    Fence(Fence),
 }
 
 impl StoredRecord {
     pub(super) fn from_item(item: &Item) -> Result<Self, LedgerError> {
+        if item.contains_key("fence") {
+            return Fence::from_item(item).map(Self::Fence);
+        }
         if item.contains_key("hold") {
             return HoldRecord::from_item(item).map(Self::Hold);
         }
@@ -631,31 +676,36 @@ impl StoredRecord {
                 idempotency_key, ..
             } => idempotency_key,
             StoredRecord::Hold(hold) => &hold.idempotency_key,
+            StoredRecord::Fence(fence) => &fence.idempotency_key,
         }
     }
 
-    /// The transaction id of the payment, hold or refund.
-    pub(super) fn transaction_id(&self) -> &str {
+    /// The transaction id of the payment, hold or refund; None for a
+    /// fence, which is no transaction.
+    pub(super) fn transaction_id(&self) -> Option<&str> {
         match self {
-            StoredRecord::Transfer { payment, .. } => &payment.transaction_id,
-            StoredRecord::Hold(hold) => &hold.payment.transaction_id,
+            StoredRecord::Transfer { payment, .. } => Some(&payment.transaction_id),
+            StoredRecord::Hold(hold) => Some(&hold.payment.transaction_id),
+            StoredRecord::Fence(_) => None,
         }
     }
 
-    /// The paying and the paid account.
+    /// The paying and the paid account (a fence: its sender, and no one).
     pub(super) fn parties(&self) -> (&str, &str) {
         let payment = match self {
             StoredRecord::Transfer { payment, .. } => payment,
             StoredRecord::Hold(hold) => &hold.payment,
+            StoredRecord::Fence(fence) => return (&fence.sender_id, ""),
         };
         (&payment.sender_id, &payment.recipient_id)
     }
 
     /// What it is, in a word a program can read: "payment", "hold",
-    /// "refund" (or "opening").
+    /// "refund", "fence" (or "opening").
     pub(super) fn kind_name(&self) -> &'static str {
         match self {
             StoredRecord::Hold(_) => "hold",
+            StoredRecord::Fence(_) => "fence",
             StoredRecord::Transfer { payment, .. } => match payment.kind {
                 TransferKind::Payment => "payment",
                 TransferKind::Refund => "refund",
@@ -674,6 +724,7 @@ impl StoredRecord {
                 ..
             } => (&payment.sender_id, idempotency_key),
             StoredRecord::Hold(hold) => (&hold.payment.sender_id, &hold.idempotency_key),
+            StoredRecord::Fence(fence) => (&fence.sender_id, &fence.idempotency_key),
         };
         record_key(sender, key)
     }

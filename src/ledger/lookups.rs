@@ -11,32 +11,48 @@ use crate::domain::{AccountsPage, Listing, PaymentRef};
 impl Ledger {
     /// The payment, hold or refund a reference names, for its sender's
     /// owner, its recipient's owner or an admin; NOT_FOUND for anyone else,
-    /// as for one that does not exist.
+    /// as for one that does not exist. A fenced key is NOT_FOUND with
+    /// reason KEY_FENCED for its sender's owner and admins (see
+    /// [`super::fence`]).
     pub async fn get_payment(
         &self,
         reference: &PaymentRef,
+        caller: Payer<'_>,
+    ) -> Result<Found, LedgerError> {
+        let record = self.find_record(reference).await?;
+        self.shown(reference, record, caller).await
+    }
+
+    /// What `caller` is shown of `record`, found by `reference`.
+    pub(super) async fn shown(
+        &self,
+        reference: &PaymentRef,
+        record: Option<StoredRecord>,
         caller: Payer<'_>,
     ) -> Result<Found, LedgerError> {
         let not_found = || LedgerError::PaymentNotFound {
             what: "payment, hold or refund",
             name: describe(reference),
         };
-        let Some(record) = self.find_record(reference).await? else {
+        let Some(record) = record else {
             return Err(not_found());
         };
-        let (sender_id, recipient_id) = match &record {
-            StoredRecord::Transfer { payment, .. } => (&payment.sender_id, &payment.recipient_id),
-            StoredRecord::Hold(hold) => (&hold.payment.sender_id, &hold.payment.recipient_id),
+        let owns = |facts: Option<super::layout::AccountFacts>| {
+            facts.is_some_and(|f| f.owner == caller.sub)
         };
-        if !caller.admin {
-            let (sender, recipient) =
-                tokio::try_join!(self.facts(sender_id), self.facts(recipient_id))?;
-            let owns = |facts: Option<super::layout::AccountFacts>| {
-                facts.is_some_and(|f| f.owner == caller.sub)
+        let visible = caller.admin
+            || match &record {
+                // Only who may fence a key learns that it is fenced.
+                StoredRecord::Fence(fence) => owns(self.facts(&fence.sender_id).await?),
+                _ => {
+                    let (sender_id, recipient_id) = record.parties();
+                    let (sender, recipient) =
+                        tokio::try_join!(self.facts(sender_id), self.facts(recipient_id))?;
+                    owns(sender) || owns(recipient)
+                }
             };
-            if !owns(sender) && !owns(recipient) {
-                return Err(not_found());
-            }
+        if !visible {
+            return Err(not_found());
         }
         Ok(match record {
             StoredRecord::Transfer {
@@ -53,6 +69,12 @@ impl Ledger {
                 capture: hold.capture(),
                 refunded_minor: hold.refunded_minor,
             },
+            StoredRecord::Fence(fence) => {
+                return Err(LedgerError::FencedNotFound {
+                    sender_id: fence.sender_id,
+                    key: fence.idempotency_key,
+                });
+            }
         })
     }
 

@@ -9,7 +9,8 @@
 //!   VoidHold, over what holds share in [`holds`] (where a hold lives, why
 //!   each hold ends exactly once, what clock skew can do);
 //! - RefundPayment, never more than the payment, in [`refunds`];
-//! - GetPayment and ListAccounts in [`lookups`];
+//! - GetPayment and ListAccounts in [`lookups`]; GetPayment with finalize,
+//!   which fences a key where nothing is stored, in [`fence`];
 //! - reading an account's history, merged over its shards, in [`history`];
 //! - the whole-ledger check in [`audit`].
 //!
@@ -58,7 +59,8 @@
 //!   `kind = REFUND` and `refund_of`, in its payer's (the refunded
 //!   payment's recipient's) partition; a hold's record has `hold`,
 //!   `state`, `expires_at` and `hold_shard`, and its capture's legs once
-//!   captured;
+//!   captured; a fence has `fence`, `fenced_at` and `fenced_by` and no
+//!   `record_txid` (see [`fence`]): it is kept for ever, like records;
 //! - owner count: `pk = "O#<owner>"`, `sk = "COUNT"`, how many accounts the
 //!   owner opened (bounded by `OWNER_ACCOUNTS_MAX`).
 //!
@@ -88,6 +90,7 @@ mod accounts;
 mod audit;
 mod authorize;
 mod capture;
+mod fence;
 mod history;
 mod holds;
 mod known;
@@ -175,6 +178,18 @@ pub enum LedgerError {
         /// What is stored under the key: "payment", "hold" or "refund".
         stored_kind: &'static str,
     },
+    /// A call with a key that GetPayment with finalize fenced: it can never
+    /// commit (FAILED_PRECONDITION).
+    #[error(
+        "idempotency key {key:?} of account {sender_id:?} is fenced: a GetPayment with finalize found no call under it and closed it, so no call with it can ever commit; use a new key"
+    )]
+    KeyFenced { sender_id: String, key: String },
+    /// A lookup of a fenced key: the call with it did not happen and never
+    /// will (NOT_FOUND).
+    #[error(
+        "no payment, hold or refund of sender {sender_id:?} with idempotency key {key:?}: the key is fenced, so the call with it did not happen and never will; decide afresh, with a new key"
+    )]
+    FencedNotFound { sender_id: String, key: String },
     #[error("the caller does not own sender account {account_id:?}")]
     NotOwner { account_id: String },
     #[error("{what}; only {who} may")]

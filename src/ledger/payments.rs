@@ -270,8 +270,8 @@ fn answer(
     let replayed = replayed(Call::Payment(order), own_ids, &stored)?;
     match stored {
         StoredRecord::Transfer { payment, .. } => Ok(PaymentOutcome { payment, replayed }),
-        StoredRecord::Hold(_) => Err(LedgerError::Internal(
-            "a hold answered a payment's key".into(),
+        StoredRecord::Hold(_) | StoredRecord::Fence(_) => Err(LedgerError::Internal(
+            "a hold or a fence answered a payment's key".into(),
         )),
     }
 }

@@ -75,6 +75,9 @@ impl Refundable {
                     refunded_minor: hold.refunded_minor,
                 })
             }
+            StoredRecord::Fence(_) => Err(LedgerError::Internal(
+                "a fence was taken for a payment to refund".into(),
+            )),
         }
     }
 
@@ -110,6 +113,7 @@ fn with_refunded(record: StoredRecord, amount: i64) -> StoredRecord {
             hold.refunded_minor += amount;
             StoredRecord::Hold(hold)
         }
+        fence @ StoredRecord::Fence(_) => fence,
     }
 }
 
@@ -127,7 +131,8 @@ impl Ledger {
             name: describe(&order.payment),
         };
         let (found, mut fresh) = self.recall_record(&order.payment).await?;
-        let Some(mut found) = found else {
+        // A fenced key names no payment (and never will).
+        let Some(mut found) = found.filter(|r| !matches!(r, StoredRecord::Fence(_))) else {
             return Err(not_found());
         };
         let (sender_id, recipient_id) = {
@@ -364,8 +369,8 @@ fn answer(
             replayed,
             refunded_total_minor: original.refunded_minor,
         }),
-        StoredRecord::Hold(_) => Err(LedgerError::Internal(
-            "a hold answered a refund's key".into(),
+        StoredRecord::Hold(_) | StoredRecord::Fence(_) => Err(LedgerError::Internal(
+            "a hold or a fence answered a refund's key".into(),
         )),
     }
 }

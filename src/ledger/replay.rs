@@ -7,10 +7,13 @@
 //! - a hold: the same, and the same expiry (`expires_in_seconds`);
 //! - a refund: the refunded payment, the amount (when given) and the memo.
 //!
-//! Anything else under the key is another call: ALREADY_EXISTS with reason
-//! IDEMPOTENCY_KEY_REUSED, whose metadata names the stored kind. A record
-//! written by one of this call's own rounds is the call's answer, not a
-//! replay.
+//! A fence under the key (GetPayment with finalize, see [`super::fence`])
+//! answers every call with FAILED_PRECONDITION, reason KEY_FENCED: the key
+//! is closed for ever, and the call needs a new one. That includes a call
+//! still in flight whose write met the fence. Anything else under the key
+//! is another call: ALREADY_EXISTS with reason IDEMPOTENCY_KEY_REUSED,
+//! whose metadata names the stored kind. A record written by one of this
+//! call's own rounds is the call's answer, not a replay.
 
 use super::layout::StoredRecord;
 use super::{LedgerError, TransferKind};
@@ -70,22 +73,66 @@ impl Call<'_> {
 
 /// Whether `stored`, found under the call's key, answers it: Ok(false) when
 /// one of the call's own rounds wrote it (`own_ids`: the transaction ids
-/// this call tried), Ok(true) for a replay, else IDEMPOTENCY_KEY_REUSED.
+/// this call tried), Ok(true) for a replay, KEY_FENCED for a fence, else
+/// IDEMPOTENCY_KEY_REUSED.
 pub(super) fn replayed(
     call: Call<'_>,
     own_ids: &[String],
     stored: &StoredRecord,
 ) -> Result<bool, LedgerError> {
-    if own_ids.contains(&stored.transaction_id().to_owned()) {
+    let (key, payer) = call.key_and_payer();
+    if let StoredRecord::Fence(_) = stored {
+        return Err(LedgerError::KeyFenced {
+            sender_id: payer.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+    if stored
+        .transaction_id()
+        .is_some_and(|id| own_ids.iter().any(|own| own == id))
+    {
         return Ok(false);
     }
     if call.same(stored) {
         return Ok(true);
     }
-    let (key, payer) = call.key_and_payer();
     Err(LedgerError::IdempotencyKeyReused {
         key: key.to_owned(),
         sender_id: payer.to_owned(),
         stored_kind: stored.kind_name(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::layout::Fence;
+    use super::*;
+
+    #[test]
+    fn a_fence_answers_every_call_with_key_fenced() {
+        let order = PaymentOrder::parse("k1", "alice", "bob", 100, "EUR", "").unwrap();
+        let fence = Fence {
+            sender_id: "alice".into(),
+            idempotency_key: "k1".into(),
+            fenced_at_ms: 1,
+            fenced_by: "alice".into(),
+        };
+        // Stored and read back as DynamoDB returns it with a failed condition.
+        let stored = StoredRecord::from_item(&fence.to_item()).unwrap();
+        assert_eq!(stored, StoredRecord::Fence(fence));
+        assert_eq!(stored.transaction_id(), None);
+        assert_eq!(
+            stored.key(),
+            super::super::layout::record_key("alice", "k1")
+        );
+        let hold = HoldOrder::parse(order.clone(), 60).unwrap();
+        for call in [Call::Payment(&order), Call::Hold(&hold)] {
+            match replayed(call, &["t-own".to_owned()], &stored) {
+                Err(LedgerError::KeyFenced { sender_id, key }) => {
+                    assert_eq!((sender_id.as_str(), key.as_str()), ("alice", "k1"))
+                }
+                other => panic!("{call:?}: {other:?}"),
+            }
+        }
+    }
 }

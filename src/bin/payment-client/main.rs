@@ -190,6 +190,12 @@ enum Command {
     Payment {
         #[command(flatten)]
         payment: RefArgs,
+        /// A final answer (the sender's owner or an admin, by --sender and
+        /// --sender-key): when nothing is stored under the key, fence it, so
+        /// that the call with it never happens, not even if its write is
+        /// still on its way. A fenced key is never usable again.
+        #[arg(long, requires = "sender")]
+        finalize: bool,
     },
     /// List the caller's accounts (an admin: everyone's), by id.
     Accounts {
@@ -542,28 +548,53 @@ where
                 );
             }
         }
-        Command::Payment { payment } => {
-            let response = client
+        Command::Payment { payment, finalize } => {
+            let answer = client
                 .get_payment(request(
                     pb::GetPaymentRequest {
                         payment: payment.to_pb(),
-                        finalize: false,
+                        finalize: *finalize,
                     },
                     cli,
                 )?)
-                .await?
-                .into_inner();
+                .await;
+            let response = match answer {
+                Ok(response) => response.into_inner(),
+                // The final answer "never": not an error of the lookup.
+                Err(status) if *finalize && is_fenced(&status) => {
+                    let (sender, key) = (
+                        payment.sender.as_deref().unwrap_or_default(),
+                        payment.sender_key.as_deref().unwrap_or_default(),
+                    );
+                    if cli.json {
+                        println!(
+                            "{}",
+                            json!({"final": "fenced", "sender_id": sender, "idempotency_key": key})
+                        );
+                    } else {
+                        println!(
+                            "final: the call with idempotency key {key} of {sender} did not happen and never will (the key is fenced); decide afresh, with a new key"
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(status) => return Err(status.into()),
+            };
             if cli.json {
-                println!(
-                    "{}",
-                    json!({
-                        "transaction": response.transaction.as_ref().map(transaction_json),
-                        "hold": response.hold.as_ref().map(hold_json),
-                        "idempotency_key": response.idempotency_key,
-                        "refunded_total": response.refunded_total,
-                    })
-                );
+                let mut value = json!({
+                    "transaction": response.transaction.as_ref().map(transaction_json),
+                    "hold": response.hold.as_ref().map(hold_json),
+                    "idempotency_key": response.idempotency_key,
+                    "refunded_total": response.refunded_total,
+                });
+                if *finalize {
+                    value["final"] = json!("committed");
+                }
+                println!("{value}");
             } else {
+                if *finalize {
+                    println!("final: committed; this is what the call with the key did");
+                }
                 if let Some(hold) = &response.hold {
                     println!("{}", hold_text(hold));
                 }
@@ -680,6 +711,13 @@ async fn audit(segments: u32, as_json: bool) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Whether a GetPayment answer says the key is fenced: NOT_FOUND, reason
+/// KEY_FENCED.
+fn is_fenced(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::NotFound
+        && ErrorReport::of(status).reason.as_deref() == Some("KEY_FENCED")
 }
 
 /// "paid", or on a replay "already paid (replayed, nothing moved)".

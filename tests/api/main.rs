@@ -10,6 +10,7 @@ mod cloud;
 mod concurrency;
 mod cors;
 mod faults;
+mod fence;
 mod harness;
 mod helpers;
 mod holds;

@@ -9,6 +9,11 @@
 //! disarms it. A rewritten request never reaches DynamoDB Local: like a
 //! cancelled transaction, it writes nothing.
 //!
+//! It can also hold one TransactWriteItems ([`RewriteProxy::arm_hold`]) and
+//! deliver it to DynamoDB Local only when the test says
+//! ([`RewriteProxy::deliver_held`]), long after its caller gave up: a write
+//! that was on the wire when its call was cut off, and lands late.
+//!
 //! The SDK speaks HTTP/1.1 with JSON bodies; the operation is named by the
 //! `X-Amz-Target` header. The tests at the bottom check, with the SDK
 //! itself, that a rewritten answer parses as the error it imitates.
@@ -24,7 +29,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot, watch};
 
 /// The `X-Amz-Target` of the requests the proxy may rewrite.
 pub const TRANSACT_WRITE_ITEMS: &str = "DynamoDB_20120810.TransactWriteItems";
@@ -96,6 +101,9 @@ enum Race {
 #[derive(Debug)]
 struct Rules {
     fault: Option<(Fault, Times)>,
+    /// Whether the next TransactWriteItems is held (see
+    /// [`RewriteProxy::arm_hold`]).
+    hold_next: bool,
     race: Race,
     /// Released when the second write of a race has been answered.
     race_release: Arc<Notify>,
@@ -112,6 +120,39 @@ struct Shared {
     upstream: String,
     client: HttpClient<HttpConnector, Full<Bytes>>,
     rules: Mutex<Rules>,
+    /// The write being held, taken out by [`RewriteProxy::deliver_held`]:
+    /// it stays here whether or not its caller still waits.
+    held: Mutex<Option<Held>>,
+    /// Whether a write is being held (for [`RewriteProxy::held`]).
+    holding: watch::Sender<bool>,
+}
+
+/// A held TransactWriteItems: the request as it came, and where its reply
+/// goes if its caller still waits for it.
+struct Held {
+    parts: http::request::Parts,
+    body: Bytes,
+    reply: oneshot::Sender<Response>,
+}
+
+/// What DynamoDB answered a held write once it was delivered.
+#[derive(Debug)]
+pub struct Delivered {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Delivered {
+    /// The cancellation reasons of a cancelled transaction (empty for any
+    /// other answer), each as DynamoDB sent it (`Code`, and `Item` when the
+    /// request asked for the old item).
+    pub fn cancellation_reasons(&self) -> Vec<Value> {
+        self.body
+            .get("CancellationReasons")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// What one TransactWriteItems request gets.
@@ -122,6 +163,8 @@ enum Action {
     ForwardAndHold(Arc<Notify>),
     /// Answered with a conflict, then the held first reply is let go.
     AnswerAndRelease(Fault, Arc<Notify>),
+    /// Not forwarded until [`RewriteProxy::deliver_held`].
+    Hold,
 }
 
 /// The proxy: listens on 127.0.0.1 on a free port until dropped.
@@ -147,6 +190,7 @@ impl RewriteProxy {
             client,
             rules: Mutex::new(Rules {
                 fault: None,
+                hold_next: false,
                 race: Race::Off,
                 race_release: Arc::new(Notify::new()),
                 race_met: false,
@@ -154,6 +198,8 @@ impl RewriteProxy {
                 forwarded_writes: 0,
                 log: Vec::new(),
             }),
+            held: Mutex::new(None),
+            holding: watch::channel(false).0,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -204,10 +250,68 @@ impl RewriteProxy {
         rules.log.clear();
     }
 
+    /// Holds the next TransactWriteItems: it is not sent to DynamoDB Local
+    /// until [`Self::deliver_held`], however long that takes and whether or
+    /// not its caller still waits. Other requests pass meanwhile.
+    pub fn arm_hold(&self) {
+        self.rules().hold_next = true;
+    }
+
+    /// Waits until a write is held and returns its body, as the SDK sent
+    /// it; panics after `within` (a hang detector: the write never came).
+    pub async fn held(&self, within: Duration) -> String {
+        let mut holding = self.shared.holding.subscribe();
+        tokio::time::timeout(within, holding.wait_for(|h| *h))
+            .await
+            .unwrap_or_else(|_| panic!("no TransactWriteItems was held within {within:?}"))
+            .expect("proxy");
+        let held = self.shared.held.lock().expect("held write");
+        let held = held.as_ref().expect("a held write");
+        String::from_utf8_lossy(&held.body).into_owned()
+    }
+
+    /// Whether a write is held and not yet delivered.
+    pub fn holding(&self) -> bool {
+        *self.shared.holding.borrow()
+    }
+
+    /// Sends the held write to DynamoDB Local now, hands DynamoDB's reply to
+    /// its caller if that still waits, and returns the reply. Panics when
+    /// no write is held.
+    pub async fn deliver_held(&self) -> Delivered {
+        let held = self
+            .shared
+            .held
+            .lock()
+            .expect("held write")
+            .take()
+            .expect("a held write to deliver");
+        self.shared.holding.send_replace(false);
+        self.rules().forwarded_writes += 1;
+        let reply = forward(&self.shared, held.parts, held.body).await;
+        let (parts, body) = reply.into_parts();
+        let body = axum::body::to_bytes(body, BODY_MAX)
+            .await
+            .expect("DynamoDB's reply to the held write");
+        let mut copy = Response::builder().status(parts.status);
+        for (name, value) in &parts.headers {
+            copy = copy.header(name, value);
+        }
+        // Gone when its caller gave up (the call was cut off): fine.
+        let _ = held
+            .reply
+            .send(copy.body(Body::from(body.clone())).expect("response"));
+        Delivered {
+            status: parts.status.as_u16(),
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        }
+    }
+
     /// Passes everything through from now on.
     pub fn disarm(&self) {
         let mut rules = self.rules();
         rules.fault = None;
+        rules.hold_next = false;
         rules.race = Race::Off;
         rules.race_release.notify_one();
     }
@@ -244,6 +348,10 @@ impl Drop for RewriteProxy {
 impl Rules {
     /// What the next TransactWriteItems gets; counts it.
     fn decide(&mut self) -> Action {
+        if self.hold_next {
+            self.hold_next = false;
+            return Action::Hold;
+        }
         match self.race {
             Race::WaitingForFirst { at } => {
                 self.race = Race::FirstInFlight { at };
@@ -319,6 +427,16 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             let reply = answer(&shared, fault, &body);
             release.notify_one();
             reply
+        }
+        Action::Hold => {
+            let (reply, replied) = oneshot::channel();
+            *shared.held.lock().expect("held write") = Some(Held { parts, body, reply });
+            shared.holding.send_replace(true);
+            // If the caller gives up first, this future is dropped and the
+            // write stays held.
+            replied
+                .await
+                .unwrap_or_else(|_| bad_gateway("proxy: the held write was dropped".into()))
         }
     }
 }
@@ -659,4 +777,43 @@ async fn rewritten_writes_parse_as_the_sdk_errors_they_imitate_and_the_rest_pass
     assert!(exists(&client, &table, won).await);
     assert!(!exists(&client, &table, lost_ids[0]).await);
     assert_eq!((proxy.rewritten(), proxy.forwarded_writes()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_held_write_reaches_dynamodb_only_when_delivered_even_after_its_caller_left() {
+    let proxy = RewriteProxy::start(crate::harness::shared_dynamodb()).await;
+    let client = payment::config::local_dynamodb_client(&proxy.url);
+    let table = scratch_table(&client).await;
+
+    // Held while its caller waits; delivered, the caller gets DynamoDB's
+    // own answer.
+    proxy.arm_hold();
+    let deliver = async {
+        proxy.held(Duration::from_secs(60)).await;
+        assert!(!exists(&client, &table, "w1").await, "a held write wrote");
+        proxy.deliver_held().await
+    };
+    let (written, delivered) = tokio::join!(put_all(&client, &table, &["w1"]), deliver);
+    written.expect("the caller gets DynamoDB's answer");
+    assert_eq!(delivered.status, 200, "{:?}", delivered.body);
+    assert!(exists(&client, &table, "w1").await);
+
+    // Held, and its caller gives up: nothing is written until the proxy
+    // delivers it, long after.
+    proxy.arm_hold();
+    let gave_up = tokio::select! {
+        _ = put_all(&client, &table, &["w2"]) => false,
+        body = proxy.held(Duration::from_secs(60)) => {
+            assert!(body.contains("w2"), "{body}");
+            true
+        }
+    };
+    assert!(gave_up, "the write was answered while held");
+    assert!(proxy.holding());
+    assert!(!exists(&client, &table, "w2").await, "a held write wrote");
+    let delivered = proxy.deliver_held().await;
+    assert_eq!(delivered.status, 200, "{:?}", delivered.body);
+    assert!(delivered.cancellation_reasons().is_empty());
+    assert!(exists(&client, &table, "w2").await, "the delivered write");
+    assert!(!proxy.holding());
 }

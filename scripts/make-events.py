@@ -8,7 +8,8 @@ Invoked in the order of the methods in the proto (file names break ties),
 the events tell one story that succeeds from end to end on empty tables:
 alice and bob open accounts, alice pays bob, places two holds for him, bob
 captures part of one and voids the other, refunds part of the payment,
-and the payment and bob's accounts are looked up.
+and the payment (also with finalize, for its final answer) and bob's
+accounts are looked up.
 
 The protobuf messages are encoded here by hand (strings, varints and
 nested messages are all they use), so this needs nothing but Python. Run it
@@ -44,6 +45,10 @@ def string(field: int, value: str) -> bytes:
 
 def int64(field: int, value: int) -> bytes:
     return varint(field << 3) + varint(value) if value else b""
+
+
+def boolean(field: int, value: bool) -> bytes:
+    return int64(field, int(value))
 
 
 def message(field: int, value: bytes) -> bytes:
@@ -163,6 +168,11 @@ EVENTS = {
                             + int64(3, 234) + string(4, "sorry"),
                             sub="bob"),
     "get-payment": event("GetPayment", message(1, payment_ref("alice", "event-payment-1")), sub="alice"),
+    # The final answer for the payment's key (finalize): it committed, so
+    # that is the answer, and nothing is fenced.
+    "get-payment-finalize": event("GetPayment",
+                                  message(1, payment_ref("alice", "event-payment-1")) + boolean(2, True),
+                                  sub="alice"),
     "list-accounts": event("ListAccounts", b"", sub="bob"),
     "list-accounts-text": event("ListAccounts", int64(1, 10), sub="alice", text=True),
     "cors-preflight": preflight(),

@@ -267,6 +267,105 @@ async fn holds_refunds_and_lookups_through_the_client(grpc_web: bool) {
     assert!(err.contains("INVALID_ARGUMENT"), "{err}");
     assert!(err.contains("field expires_in_seconds: "), "{err}");
 
+    // payment --finalize: the final answer for a key. A committed one is
+    // its record; an unused one is fenced, for good.
+    let out = cli.ok(
+        &alice,
+        &[
+            "payment",
+            "--sender",
+            &a,
+            "--sender-key",
+            "p1",
+            "--finalize",
+        ],
+    );
+    assert!(
+        out.starts_with("final: committed; this is what the call with the key did\n"),
+        "{out}"
+    );
+    assert!(out.contains("payment: 20.00 EUR from"), "{out}");
+    let final_answer = cli.json(
+        &alice,
+        &[
+            "payment",
+            "--sender",
+            &a,
+            "--sender-key",
+            "p1",
+            "--finalize",
+        ],
+    );
+    assert_eq!(final_answer["final"], "committed", "{final_answer}");
+    assert_eq!(
+        final_answer["transaction"]["transaction_id"],
+        payment_id.as_str()
+    );
+    let out = cli.ok(
+        &alice,
+        &[
+            "payment",
+            "--sender",
+            &a,
+            "--sender-key",
+            "lost-1",
+            "--finalize",
+        ],
+    );
+    assert_eq!(
+        out.trim(),
+        format!(
+            "final: the call with idempotency key lost-1 of {a} did not happen and never will (the key is fenced); decide afresh, with a new key"
+        )
+    );
+    let fenced = cli.json(
+        &alice,
+        &[
+            "payment",
+            "--sender",
+            &a,
+            "--sender-key",
+            "lost-1",
+            "--finalize",
+        ],
+    );
+    assert_eq!(fenced["final"], "fenced", "{fenced}");
+    assert_eq!(fenced["idempotency_key"], "lost-1", "{fenced}");
+    // The fenced key: a lookup without --finalize says so, and a payment
+    // with it is refused.
+    let err = cli.fails(
+        &alice,
+        &["payment", "--sender", &a, "--sender-key", "lost-1"],
+    );
+    assert!(err.contains("error: NOT_FOUND: "), "{err}");
+    assert!(err.contains("reason: KEY_FENCED"), "{err}");
+    let err = cli.fails(
+        &alice,
+        &[
+            "pay", "--from", &a, "--to", &b, "--amount", "1.00", "--key", "lost-1",
+        ],
+    );
+    assert!(err.contains("error: FAILED_PRECONDITION: "), "{err}");
+    assert!(err.contains("use a new key"), "{err}");
+    assert!(err.contains("reason: KEY_FENCED"), "{err}");
+    assert!(err.contains("idempotency_key: lost-1"), "{err}");
+    // Someone else's key: GetPayment's answer, and nothing fenced.
+    let err = cli.fails(
+        &bob,
+        &[
+            "payment",
+            "--sender",
+            &a,
+            "--sender-key",
+            "lost-2",
+            "--finalize",
+        ],
+    );
+    assert!(err.contains("reason: PAYMENT_NOT_FOUND"), "{err}");
+    // --finalize needs a key.
+    let output = cli.run(&alice, &["payment", &payment_id, "--finalize"]);
+    assert!(!output.status.success(), "{output:?}");
+
     // accounts: the caller's own, paged.
     let out = cli.ok(&alice, &["accounts"]);
     assert!(out.contains(&format!("account {a}")), "{out}");

@@ -170,6 +170,21 @@ describe("the service's error details (ErrorInfo, BadRequest)", () => {
     expect(voided.summary).toBe("The hold was voided");
   });
 
+  it("says a fenced key is closed for good, looked up or used", () => {
+    const key = { sender_id: "alice", idempotency_key: "k1" };
+    const lookedUp = describeError(
+      arrived(Code.NotFound, 'no payment, hold or refund of sender "alice" with idempotency key "k1": the key is fenced', "KEY_FENCED", key),
+    );
+    const used = describeError(
+      arrived(Code.FailedPrecondition, 'idempotency key "k1" of account "alice" is fenced: ...; use a new key', "KEY_FENCED", key),
+    );
+    for (const problem of [lookedUp, used]) {
+      expect(problem.summary).toMatch(/closed for good.*use a new key$/);
+      expect(problem.facts).toBe("idempotency_key: k1, sender_id: alice");
+    }
+    expect([lookedUp.code, used.code]).toEqual(["NOT_FOUND", "FAILED_PRECONDITION"]);
+  });
+
   it("keeps the message's more specific sentence over the reason's", () => {
     const problem = describeError(
       arrived(Code.PermissionDenied, 'the caller does not own sender account "a"', "NOT_ACCOUNT_OWNER", { account_id: "a" }),

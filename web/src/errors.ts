@@ -110,6 +110,8 @@ const BY_REASON: Record<string, string> = {
   CURRENCY_MISMATCH: "The currency does not match the account's currency",
   BALANCE_LIMIT: "The recipient's balance would exceed the limit",
   IDEMPOTENCY_KEY_REUSED: "This key was already used for another payment, hold or refund",
+  // Both codes: a lookup of a fenced key (NOT_FOUND), a call with it (FAILED_PRECONDITION).
+  KEY_FENCED: "This key was closed for good by a final lookup: no call with it happened or ever will; use a new key",
   ACCOUNT_EXISTS: "An account with this id already exists",
   ADMIN_ONLY: "Only an admin may open an account with money in it",
   NOT_ALLOWED: "Only the recipient's owner (or an admin) may capture, void or refund",

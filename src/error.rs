@@ -89,13 +89,13 @@ impl CutOff {
     fn message(self) -> &'static str {
         match self {
             CutOff::Payment => {
-                "the deadline expired before the ledger answered; the payment may or may not have been applied: retry with the same idempotency key to find out (it applies at most once)"
+                "the deadline expired before the ledger answered; the payment may or may not have been applied: retry with the same idempotency key to find out (it applies at most once), or ask GetPayment with finalize for a final answer"
             }
             CutOff::Account => {
                 "the deadline expired before the ledger answered; the account may or may not have been opened: send the same AddAccount again (the same owner with the same parameters gets the account back)"
             }
             CutOff::Hold => {
-                "the deadline expired before the ledger answered; the change to the hold may or may not have been applied: look the hold up with GetPayment, or send the same call again (it applies at most once)"
+                "the deadline expired before the ledger answered; the change to the hold may or may not have been applied: look the hold up with GetPayment (with finalize, for a final answer), or send the same call again (it applies at most once)"
             }
             CutOff::Finalize => {
                 "the deadline expired before the ledger answered; the key may or may not have been fenced: send the same GetPayment with finalize again (it gives the same final answer)"

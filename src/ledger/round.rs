@@ -664,7 +664,9 @@ impl Ledger {
     }
 
     /// A put of a new ledger item (a record), returning what is stored
-    /// under its key when one exists already.
+    /// under its key when one exists already. Its condition, that the key
+    /// is free, is what makes a fence final (see [`super::fence`]): every
+    /// payment, hold and refund record is put through here.
     pub(super) fn put_record(&self, item: Item) -> Result<TransactWriteItem, LedgerError> {
         Ok(TransactWriteItem::builder()
             .put(self.put_new(item)?)

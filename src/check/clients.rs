@@ -30,7 +30,8 @@ use tonic_types::StatusExt;
 /// The caller every client acts as: an admin who owns every account (only
 /// a sender's owner may pay from it; an admin may capture, void, refund).
 pub const CHECK_SUB: &str = "payment-check";
-/// Calls of one keyed operation before it asks for the final answer.
+/// Most calls of one keyed operation before it asks for the final answer
+/// (each operation draws its own number, 1 to this).
 pub const KEYED_ATTEMPTS_MAX: u32 = 4;
 /// GetPayment calls with finalize for one key before the client leaves it
 /// to the end of the run (DynamoDB Local may be down for a while).
@@ -703,7 +704,11 @@ impl Client {
         let op = self.shared.recorder.new_op();
         let mut ambiguous = false;
         let mut fate = Fate::Open;
-        for _ in 0..KEYED_ATTEMPTS_MAX {
+        // The contract allows either after an ambiguous answer: the same
+        // call again, or the final lookup at once. Some operations go
+        // straight to the lookup, which is where a late write would bite.
+        let attempts = self.rng.random_range(1..=KEYED_ATTEMPTS_MAX);
+        for _ in 0..attempts {
             let answer = self.call(op, request.clone()).await;
             match answer.class {
                 Class::Ok => {

@@ -455,6 +455,14 @@ pub async fn run(config: Config) -> Result<Report, BoxError> {
     local.kill();
     if report.passed() {
         let _ = std::fs::remove_dir_all(&workdir);
+    } else {
+        // Every call, one JSON object a line, and the ledger as it ended.
+        let lines: Vec<String> = calls
+            .iter()
+            .filter_map(|c| serde_json::to_string(c).ok())
+            .collect();
+        let _ = std::fs::write(workdir.join("calls.jsonl"), lines.join("\n") + "\n");
+        let _ = std::fs::write(workdir.join("ledger.txt"), model::describe(&truth));
     }
     Ok(report)
 }

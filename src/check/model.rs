@@ -89,6 +89,43 @@ pub struct Truth {
     pub keys: HashMap<(String, String), Option<Found>>,
 }
 
+/// The ledger as it ended, in words (kept beside a failed run's calls).
+pub fn describe(truth: &Truth) -> String {
+    let mut text = String::new();
+    for (id, account) in &truth.accounts {
+        text.push_str(&format!("account {id} balance {}\n", account.balance));
+        for e in &account.entries {
+            let p = &e.payment;
+            text.push_str(&format!(
+                "  {}/{} {:?} {} {:?} {} -> {} at {} after {} refund_of {}\n",
+                e.shard,
+                e.sequence,
+                e.direction,
+                p.transaction_id,
+                p.kind,
+                p.sender_id,
+                p.recipient_id,
+                p.created_at_ms,
+                e.balance_after_minor,
+                p.refund_of
+            ));
+        }
+    }
+    let mut keys: Vec<_> = truth.keys.iter().collect();
+    keys.sort_by(|a, b| a.0.cmp(b.0));
+    for ((sender, key), found) in keys {
+        let what = match found {
+            None => "nothing".to_owned(),
+            Some(Found::Transfer { payment, .. }) => {
+                format!("{:?} {}", payment.kind, payment.transaction_id)
+            }
+            Some(Found::Hold { hold, .. }) => format!("hold {} {:?}", hold.hold_id, hold.state),
+        };
+        text.push_str(&format!("key {sender}/{key}: {what}\n"));
+    }
+    text
+}
+
 const ADMIN: Payer<'static> = Payer {
     sub: super::clients::CHECK_SUB,
     admin: true,
@@ -291,16 +328,11 @@ impl Checker<'_> {
                 Request::Pay { .. } | Request::Refund { .. } | Request::Capture { .. } => {
                     self.effect_txid(&call.request)
                 }
-                // A lookup that finds a transaction acknowledges it.
-                Request::Lookup { sender, key, .. } if call.answer.class == Class::Ok => match self
-                    .stored(sender, key)
-                {
-                    Some(Found::Transfer { payment, .. }) => Some(payment.transaction_id.clone()),
-                    Some(Found::Hold {
-                        hold,
-                        capture: Some(_),
-                        ..
-                    }) => Some(hold.hold_id.clone()),
+                // A lookup that finds a transaction acknowledges it: the
+                // payment or refund, or a hold's capture once it shows one
+                // (a hold found open acknowledges no money moving).
+                Request::Lookup { .. } => match &call.answer.reply {
+                    Some(Reply::Found { tx: Some(tx), .. }) => Some(tx.id.clone()),
                     _ => None,
                 },
                 _ => None,

@@ -536,3 +536,35 @@ async fn restart_dynamodb(local: &mut DynamoLocal, instances: &[Instance]) -> Re
     }
     restarted
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse_from_names_all_and_none() {
+        let all = Faults::parse("all").unwrap();
+        assert_eq!(all.names(), Faults::NAMES.to_vec());
+        assert!(Faults::parse("none").unwrap().names().is_empty());
+        assert!(Faults::parse("").unwrap().names().is_empty());
+        let some = Faults::parse("late-write, kill").unwrap();
+        assert_eq!(some.names(), ["late-write", "kill"]);
+        let err = Faults::parse("delay,flood").unwrap_err();
+        assert!(err.starts_with("--faults: \"flood\""), "{err}");
+    }
+
+    #[test]
+    fn late_writes_go_out_after_the_longest_deadline() {
+        let every = plan(&Faults::parse("all").unwrap(), 1_500);
+        assert!(every.late_after.0 > Duration::from_millis(1_500));
+        assert!(every.late_after.1 >= every.late_after.0);
+        let none = plan(&Faults::default(), 1_500);
+        assert_eq!(
+            none.delay_per_mille
+                + none.drop_reply_per_mille
+                + none.late_write_per_mille
+                + none.reset_per_mille,
+            0
+        );
+    }
+}

@@ -1,5 +1,5 @@
 # The targets read like the README.
-.PHONY: run test lambda cloud web bench bench-all setup lint fmt
+.PHONY: run test lambda cloud web bench bench-all check check-long setup lint fmt
 
 ## Run the service locally: DynamoDB Local (data in .data/), tables, payment-server on 127.0.0.1:50051.
 run:
@@ -37,6 +37,14 @@ bench:
 ## All the runs above, one after another (each a minute or two; args: BENCH_ARGS="--json").
 bench-all:
 	scripts/bench-all.sh $(BENCH_ARGS)
+
+## The history checker, as CI runs it (about a minute; args: CHECK_ARGS="--seed N --json").
+check:
+	scripts/check.sh --seed 18 --instances 3 --clients 6 --operations 400 --faults all --kills 1 $(CHECK_ARGS)
+
+## The long run: 16 instances, 20,000 operations, every fault, DynamoDB Local killed 4 times (well over 10 minutes).
+check-long:
+	PAYMENT_CHECK_PROFILE=perf scripts/check.sh --instances 16 --clients 32 --operations 20000 --faults all --kills 4 $(CHECK_ARGS)
 
 ## Install the local tools into .tools/ (DynamoDB Local, buf, cfn-lint, SAM CLI, cargo-lambda, ministack; run with BIND_HOST=127.0.0.1).
 setup:

@@ -4,6 +4,7 @@
 //! [`domain`] checks → [`ledger`] → DynamoDB.
 
 pub mod auth;
+pub mod check;
 pub mod client;
 pub mod config;
 pub mod domain;

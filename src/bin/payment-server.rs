@@ -24,6 +24,11 @@ struct Args {
     /// such as https://app.example.com, or *. Default: none (CORS off).
     #[arg(long, env = "PAYMENT_CORS_ORIGINS", default_value = "")]
     cors_origins: String,
+    /// Answer at most this many calls at a time (1-1024), the others
+    /// waiting their turn; 1 serves like one Lambda container (the history
+    /// checker's instances). Default: no limit.
+    #[arg(long, env = "PAYMENT_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    concurrency: Option<u32>,
 }
 
 #[tokio::main]
@@ -43,6 +48,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     config::init_tracing();
     // Configuration errors stop the start-up before anything else happens.
     server::cors(&args.cors_origins)?;
+    let skew_ms = payment::ledger::test_clock_skew()?;
+    if skew_ms != 0 {
+        tracing::warn!(
+            skew_ms,
+            "the ledger's clock is skewed by the test-only {}",
+            payment::ledger::TEST_CLOCK_SKEW_ENV
+        );
+    }
     let auth = Authenticator::from_env().await?;
     if matches!(auth, Authenticator::ApiGateway) {
         return Err("PAYMENT_AUTH_MODE=apigateway is only for the Lambda behind API Gateway; payment-server verifies bearer tokens itself (PAYMENT_AUTH_MODE=jwt)".into());
@@ -53,10 +66,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     }
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(address = %listener.local_addr()?, tables = ?ledger.tables(), "payment-server listening");
-    server::serve(
+    server::serve_limited(
         listener,
         PaymentApi::new(ledger, auth),
         &args.cors_origins,
+        args.concurrency.map(|n| n as usize),
         shutdown_signal(),
     )
     .await?;

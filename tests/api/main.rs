@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod bench;
 mod buf_curl;
+mod check;
 mod cli;
 mod cloud;
 mod concurrency;

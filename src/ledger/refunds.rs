@@ -174,7 +174,7 @@ impl Ledger {
                 .parties([&recipient_id, &sender_id], refund_key.clone())
                 .await?;
             if let Some(Some(stored)) = record {
-                return answer(order, &original, &own_ids, stored);
+                return self.answer(order, &original, &own_ids, stored).await;
             }
             let (Some(mut payer), Some(mut payee)) = (payer, payee) else {
                 return Err(LedgerError::Internal(
@@ -189,7 +189,7 @@ impl Ledger {
                 }
                 // A refund under this key may be what took the rest.
                 if let Some(stored) = self.read_record(&refund_key).await? {
-                    return answer(order, &original, &own_ids, stored);
+                    return self.answer(order, &original, &own_ids, stored).await;
                 }
                 return Err(original.exceeds(amount.max(order.amount_minor.unwrap_or(0))));
             }
@@ -220,7 +220,7 @@ impl Ledger {
                             .fill_with_record(&mut [(&mut payer, &payer_all)], &refund_key)
                             .await?
                         {
-                            return answer(order, &original, &own_ids, stored);
+                            return self.answer(order, &original, &own_ids, stored).await;
                         }
                     }
                     None => break None,
@@ -302,7 +302,7 @@ impl Ledger {
                 }
                 Written::Unknown(cause) => {
                     return match self.read_record(&refund_key).await {
-                        Ok(Some(stored)) => answer(order, &original, &own_ids, stored),
+                        Ok(Some(stored)) => self.answer(order, &original, &own_ids, stored).await,
                         _ => Err(LedgerError::OutcomeUnknown { cause }),
                     };
                 }
@@ -312,7 +312,7 @@ impl Ledger {
                     // The refund key is taken: its record answers.
                     let put = reason(&reasons, records_from);
                     if let Some(stored) = self.taken(put, &refund_key).await? {
-                        return answer(order, &original, &own_ids, stored);
+                        return self.answer(order, &original, &own_ids, stored).await;
                     }
                     let raised = reason(&reasons, records_from + 1);
                     if raised.failed() {
@@ -335,7 +335,7 @@ impl Ledger {
         match self.read_record(&refund_key).await {
             Ok(Some(stored)) => {
                 let original = Refundable::of(&found)?;
-                answer(order, &original, &own_ids, stored)
+                self.answer(order, &original, &own_ids, stored).await
             }
             _ => Err(rounds.exhausted()),
         }
@@ -349,28 +349,45 @@ impl Ledger {
     }
 }
 
-/// The answer when a record is already stored under a refund's key (see
-/// [`super::replay`]).
-fn answer(
-    order: &RefundOrder,
-    original: &Refundable,
-    own_ids: &[String],
-    stored: StoredRecord,
-) -> Result<RefundOutcome, LedgerError> {
-    let call = Call::Refund {
-        order,
-        refund_of: &original.transaction_id,
-        payer: &original.recipient_id,
-    };
-    let replayed = replayed(call, own_ids, &stored)?;
-    match stored {
-        StoredRecord::Transfer { payment, .. } => Ok(RefundOutcome {
+impl Ledger {
+    /// The answer when a record is already stored under a refund's key (see
+    /// [`super::replay`]). The payment's refunded total is read fresh: what
+    /// this instance remembers of it may predate the stored refund, and the
+    /// total it answers must count that refund.
+    async fn answer(
+        &self,
+        order: &RefundOrder,
+        original: &Refundable,
+        own_ids: &[String],
+        stored: StoredRecord,
+    ) -> Result<RefundOutcome, LedgerError> {
+        let call = Call::Refund {
+            order,
+            refund_of: &original.transaction_id,
+            payer: &original.recipient_id,
+        };
+        let replayed = replayed(call, own_ids, &stored)?;
+        let StoredRecord::Transfer { payment, .. } = stored else {
+            return Err(LedgerError::Internal(
+                "a hold or a fence answered a refund's key".into(),
+            ));
+        };
+        let refunded_total_minor = match self.read_record(&original.key).await? {
+            Some(fresh) => {
+                let total = Refundable::of(&fresh)?.refunded_minor;
+                self.known.remember_record(&fresh);
+                total
+            }
+            None => {
+                return Err(LedgerError::Internal(
+                    "a refunded payment's record vanished".into(),
+                ));
+            }
+        };
+        Ok(RefundOutcome {
             refund: payment,
             replayed,
-            refunded_total_minor: original.refunded_minor,
-        }),
-        StoredRecord::Hold(_) | StoredRecord::Fence(_) => Err(LedgerError::Internal(
-            "a hold or a fence answered a refund's key".into(),
-        )),
+            refunded_total_minor,
+        })
     }
 }

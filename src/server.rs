@@ -173,6 +173,13 @@ pub async fn serve_limited(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let service = tower::ServiceBuilder::new()
         .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
+        // Stamped before the queue, so a deadline counts the wait in it.
+        .map_request(|mut request: http::Request<_>| {
+            request
+                .extensions_mut()
+                .insert(crate::service::Arrived(tokio::time::Instant::now()));
+            request
+        })
         .option_layer(concurrency.map(tower::limit::ConcurrencyLimitLayer::new))
         .service(http_service(api, cors_origins).await?);
     let listener = listener.tap_io(|socket| {

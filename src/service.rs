@@ -43,7 +43,14 @@ const DEADLINE_BUDGET_MIN: Duration = Duration::from_millis(2);
 /// grpc-timeout too, with millisecond timer granularity).
 const DEADLINE_MARGIN_MAX: Duration = Duration::from_millis(5);
 
-/// The caller's deadline from the `grpc-timeout` header, if any.
+/// When a request reached the server, before any queue in front of the
+/// service (a concurrency limit): its `grpc-timeout` counts from here, so
+/// a call that waited its turn past its deadline does no work at all.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub tokio::time::Instant);
+
+/// The caller's deadline from the `grpc-timeout` header, if any, counted
+/// from the request's arrival ([`Arrived`], else now).
 fn deadline<T>(request: &Request<T>) -> Option<tokio::time::Instant> {
     let timeout = request
         .metadata()
@@ -51,7 +58,11 @@ fn deadline<T>(request: &Request<T>) -> Option<tokio::time::Instant> {
         .and_then(|v| v.to_str().ok())
         .and_then(domain::parse_grpc_timeout)?;
     let margin = (timeout / 10).clamp(DEADLINE_BUDGET_MIN, DEADLINE_MARGIN_MAX);
-    Some(tokio::time::Instant::now() + timeout.saturating_sub(margin))
+    let arrived = request
+        .extensions()
+        .get::<Arrived>()
+        .map_or_else(tokio::time::Instant::now, |a| a.0);
+    Some(arrived + timeout.saturating_sub(margin))
 }
 
 /// Runs `work` until the caller's deadline.

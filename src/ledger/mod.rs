@@ -102,7 +102,7 @@ mod round;
 mod shards;
 mod void;
 
-pub use audit::{AUDIT_LISTED_MAX, AUDIT_SEGMENTS_MAX, AuditReport};
+pub use audit::{AUDIT_LISTED_MAX, AUDIT_SEGMENTS_MAX, AuditReport, CurrencyTotals};
 pub use history::{HISTORY_CHUNK_MAX, HistoryCursor};
 pub use layout::IndexSchemas;
 pub use round::PAYMENT_ATTEMPTS_MAX;

@@ -653,3 +653,96 @@ async fn a_sharded_account_whose_need_misses_a_debit_is_reported() {
     .await;
     assert_eq!(report.discrepancies_total, 1, "{:?}", report.discrepancies);
 }
+
+/// The next entry of a shard is planned after its `updated_at`, so it may
+/// never be before the shard's newest entry: a lowered one is reported.
+#[tokio::test]
+async fn an_updated_at_before_the_newest_entry_is_reported() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let (a, b) = (unique("upd-a"), unique("upd-b"));
+    add(&mut c, &a, "EUR", 1_000).await.unwrap();
+    add(&mut c, &b, "EUR", 0).await.unwrap();
+    pay(&mut c, order("p1", &a, &b, 100)).await.unwrap();
+    audit_clean(&app).await;
+
+    let paid_at = ledger_number(&app, &entry_key(&a, 0, 2), "created_at").await;
+    tamper_account(
+        &app,
+        &a,
+        "SET updated_at = :earlier",
+        &[(":earlier", n(paid_at - 1))],
+    )
+    .await;
+    let report = audit_reports(
+        &app,
+        &format!(
+            "account {a}: updated_at {} ms is before its newest entry's time {paid_at} ms",
+            paid_at - 1
+        ),
+        &["a next entry could come before it"],
+    )
+    .await;
+    assert_eq!(report.discrepancies_total, 1, "{:?}", report.discrepancies);
+}
+
+/// Money moves only within a currency, which is what makes conservation
+/// per currency mean something: an opening credit (it has no record to
+/// compare with) made to say another currency is reported.
+#[tokio::test]
+async fn an_entry_in_another_currency_than_its_account_is_reported() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let a = unique("cur-a");
+    add(&mut c, &a, "EUR", 1_000).await.unwrap();
+    audit_clean(&app).await;
+
+    tamper_ledger(&app, &entry_key(&a, 0, 1), &[("currency", s("USD"))]).await;
+    let report = audit_reports(
+        &app,
+        &format!("account {a}: entry 1 is in USD but the account holds EUR"),
+        &[],
+    )
+    .await;
+    assert_eq!(report.discrepancies_total, 1, "{:?}", report.discrepancies);
+}
+
+/// A consistent read of a sharded account re-reads shards until each is
+/// at the version the others need: a `need` of a version never reached
+/// would keep every read of the account from ending, and is reported.
+#[tokio::test]
+async fn a_need_of_a_version_never_reached_is_reported() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let shop = unique("need-shop");
+    c.add_account(pb::AddAccountRequest {
+        account_id: shop.clone(),
+        display_name: "shop".into(),
+        currency: "EUR".into(),
+        initial_balance: 500,
+        balance_shards: 2,
+    })
+    .await
+    .unwrap();
+    audit_clean(&app).await;
+
+    tamper_account(
+        &app,
+        &shop,
+        "SET need = :need",
+        &[(
+            ":need",
+            AttributeValue::M([("1".to_owned(), n(5))].into_iter().collect()),
+        )],
+    )
+    .await;
+    let report = audit_reports(
+        &app,
+        &format!(
+            "account {shop} shard 0: needs shard 1 at version 5, which it has not reached (0)"
+        ),
+        &["a consistent read of the account never comes"],
+    )
+    .await;
+    assert_eq!(report.discrepancies_total, 1, "{:?}", report.discrepancies);
+}

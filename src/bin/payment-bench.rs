@@ -1660,6 +1660,11 @@ async fn run(
                     "entries": a.entries,
                     "payments": a.payments,
                     "discrepancies": a.discrepancies_total,
+                    "currencies": a.currencies.iter().map(|(currency, t)| (currency.clone(), json!({
+                        "accounts": t.accounts,
+                        "balance_minor": t.balance_minor.to_string(),
+                        "opening_minor": t.opening_minor.to_string(),
+                    }))).collect::<serde_json::Map<_, _>>(),
                 })),
             })
         );
@@ -1701,6 +1706,19 @@ async fn run(
                 audit.payments,
                 audit.discrepancies_total
             );
+            for (currency, totals) in &audit.currencies {
+                println!(
+                    "audit {currency}: {} accounts, balances sum to {} minor units, opening balances to {}{}",
+                    totals.accounts,
+                    totals.balance_minor,
+                    totals.opening_minor,
+                    if totals.balance_minor == totals.opening_minor {
+                        ""
+                    } else {
+                        " (NOT CONSERVED)"
+                    }
+                );
+            }
         }
     }
     if let Some(audit) = audit.filter(|a| !a.is_clean()) {

@@ -1,10 +1,27 @@
 //! The whole-ledger audit: parallel Scans of both tables, checked in memory.
+//!
+//! [`Ledger::audit`] reads every item of both tables, sorts what it read
+//! ([`Seen`]), and then checks every invariant the design relies on, one
+//! idea per file:
+//! - [`shards`]: each shard's balance, version, gapless sequences, whole
+//!   `balance_after` chain, strictly increasing entry times and currency,
+//!   and each sharded account's `need` (what consistent reads rely on);
+//! - [`transactions`]: each record has exactly the entries its legs name,
+//!   each entry embeds its record's transaction, and each refund mirrors
+//!   the payment or captured hold it refunds without passing it;
+//! - [`holds`]: holds reserved exactly while open, captures within their
+//!   hold and moving exactly what the hold says was captured;
+//! - here: owners' counts, and conservation per currency.
+
+mod holds;
+mod shards;
+mod transactions;
 
 use super::layout::{
-    AccountsItem, HoldSlot, Item, StoredEntry, StoredRecord, get_s, now_ms, record_legs, sdk_error,
+    AccountFacts, AccountsItem, HoldRecord, Item, RecordLegs, ShardState, StoredEntry,
+    StoredRecord, get_s, now_ms, record_legs, sdk_error,
 };
-use super::{Direction, HoldState, Ledger, LedgerError, Payment, TransferKind};
-use crate::domain::{BALANCE_MAX_MINOR, shard_balance_max_minor};
+use super::{Ledger, LedgerError, Payment, TransferKind};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -22,14 +39,30 @@ pub struct AuditReport {
     /// Hold records, and of them those open and not expired at the audit.
     pub holds: u64,
     pub holds_open: u64,
-    /// Money reserved by open holds, over all accounts.
+    /// Money reserved by open holds, over all accounts (of all currencies;
+    /// see `currencies` for each).
     pub held_minor: i128,
     pub refunds: u64,
+    /// Over all accounts of all currencies: only the per-currency totals
+    /// in `currencies` mean something as money.
     pub total_balance_minor: i128,
     pub total_opening_minor: i128,
+    /// The totals of each currency, by ISO 4217 code: money is conserved
+    /// when each currency's balances sum to its opening balances.
+    pub currencies: BTreeMap<String, CurrencyTotals>,
     /// Up to [`AUDIT_LISTED_MAX`] discrepancies, in words.
     pub discrepancies: Vec<String>,
     pub discrepancies_total: u64,
+}
+
+/// The accounts of one currency, summed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CurrencyTotals {
+    pub accounts: u64,
+    pub balance_minor: i128,
+    pub opening_minor: i128,
+    /// Reserved by open holds that had not expired at the audit.
+    pub held_minor: i128,
 }
 
 impl AuditReport {
@@ -45,44 +78,211 @@ impl AuditReport {
     }
 }
 
+/// Everything the audit read, sorted by kind.
 #[derive(Default)]
-struct ShardTally {
-    entries: u64,
-    sequence_max: u64,
-    sum_minor: i128,
-    /// (sequence, balance_after) of the newest entry seen.
-    newest: Option<(u64, i64)>,
-    opening_minor: Option<i64>,
+struct Seen {
+    accounts: BTreeMap<String, AccountSeen>,
+    /// History entries by (account, shard), in sequence order once read.
+    entries: HashMap<(String, u32), Vec<StoredEntry>>,
+    /// What moved money, by transaction id: payments, refunds and the
+    /// captures of captured holds.
+    moved: BTreeMap<String, Moved>,
+    /// Hold records by (sender, idempotency key).
+    holds: BTreeMap<(String, String), HoldRecord>,
+    /// Each owner's count of accounts opened (not those an admin opened).
+    owner_counts: BTreeMap<String, u64>,
+    /// Accounts found per owner.
+    owned: HashMap<String, u64>,
 }
 
-/// An entry's place and size: (account, shard, sequence, direction,
-/// amount, currency).
-type EntryKey = (String, u32, u64, Direction, i64, String);
-
+/// An account as read: its facts (None when only shard items of it were
+/// found) and the state of each shard item found.
 #[derive(Default)]
-struct PaymentTally {
-    record: Option<(Payment, super::layout::RecordLegs)>,
-    entries: Vec<EntryKey>,
+struct AccountSeen {
+    facts: Option<AccountFacts>,
+    shards: BTreeMap<u32, ShardState>,
 }
 
-#[derive(Default)]
-struct AccountTally {
-    shards_declared: u32,
-    opening_minor: i64,
-    /// Balance and version of each shard item found.
-    shard_items: BTreeMap<u32, (i64, u64)>,
-    /// The holds map of each shard item found.
-    holds: BTreeMap<u32, BTreeMap<String, HoldSlot>>,
+/// A transfer as its record says: the payment, refund or capture, where
+/// its entries are, and how much of it was refunded.
+struct Moved {
+    payment: Payment,
+    legs: RecordLegs,
+    refunded_minor: i64,
 }
 
-/// What the audit learns of a record that can be refunded.
-struct RefundTally {
-    /// The most its refunds may add up to (a payment's amount, a capture's).
-    cap_minor: i64,
-    /// Its `refunded` attribute.
-    recorded_minor: i64,
-    /// The sum of the refund records that name it.
-    found_minor: i128,
+impl Seen {
+    fn take_accounts_item(&mut self, report: &mut AuditReport, item: &Item) {
+        match AccountsItem::from_item(item) {
+            Ok(AccountsItem::Account(facts, state)) => {
+                report.accounts += 1;
+                *self.owned.entry(facts.owner.clone()).or_default() += 1;
+                let account = self.accounts.entry(facts.account_id.clone()).or_default();
+                account.shards.insert(0, state);
+                account.facts = Some(facts);
+            }
+            Ok(AccountsItem::Shard {
+                account_id,
+                shard,
+                state,
+            }) => {
+                let account = self.accounts.entry(account_id).or_default();
+                account.shards.insert(shard, state);
+            }
+            Err(err) => {
+                let key = get_s(item, "account_id").unwrap_or_else(|_| "?".into());
+                report.flag(format!("accounts item {key}: does not decode: {err}"));
+            }
+        }
+    }
+
+    fn take_ledger_item(&mut self, report: &mut AuditReport, item: &Item) {
+        let pk = get_s(item, "pk").unwrap_or_default();
+        if pk.starts_with("A#") {
+            report.entries += 1;
+            match StoredEntry::from_item(item) {
+                Ok(entry) => self
+                    .entries
+                    .entry((entry.account_id.clone(), entry.shard))
+                    .or_default()
+                    .push(entry),
+                Err(err) => report.flag(format!("history entry {pk}: does not decode: {err}")),
+            }
+        } else if pk.starts_with("P#") {
+            self.take_record(report, &pk, item);
+        } else if let Some(owner) = pk.strip_prefix("O#") {
+            match super::layout::get_n::<u64>(item, "accounts") {
+                Ok(count) => {
+                    self.owner_counts.insert(owner.to_owned(), count);
+                }
+                Err(err) => report.flag(format!("owner count {pk}: does not decode: {err}")),
+            }
+        } else {
+            report.flag(format!("ledger item with unknown key {pk:?}"));
+        }
+    }
+
+    /// A record of a `P#` partition: one arm per kind of record.
+    fn take_record(&mut self, report: &mut AuditReport, pk: &str, item: &Item) {
+        let record = match StoredRecord::from_item(item) {
+            Ok(record) => record,
+            Err(err) => {
+                report.flag(format!("payment record {pk}: does not decode: {err}"));
+                return;
+            }
+        };
+        let moved = match record {
+            StoredRecord::Transfer {
+                payment,
+                refunded_minor,
+                ..
+            } => {
+                report.payments += 1;
+                match payment.kind {
+                    TransferKind::Payment => {}
+                    TransferKind::Refund => report.refunds += 1,
+                    kind => report.flag(format!(
+                        "payment record {pk}: transaction {} has kind {kind:?}, which no payment record has",
+                        payment.transaction_id
+                    )),
+                }
+                Some((payment, refunded_minor))
+            }
+            StoredRecord::Hold(hold) => {
+                report.holds += 1;
+                let capture = hold.capture().map(|c| (c, hold.refunded_minor));
+                let key = (hold.payment.sender_id.clone(), hold.idempotency_key.clone());
+                self.holds.insert(key, hold);
+                // A hold not captured moved no money: no entries.
+                capture
+            }
+            // A fenced key (GetPayment with finalize): no money moved.
+            StoredRecord::Fence(_) => None,
+        };
+        let Some((payment, refunded_minor)) = moved else {
+            return;
+        };
+        let legs = match record_legs(item) {
+            Ok(legs) => legs,
+            Err(err) => {
+                report.flag(format!("payment record {pk}: does not decode: {err}"));
+                return;
+            }
+        };
+        let tx_id = payment.transaction_id.clone();
+        let moved = Moved {
+            payment,
+            legs,
+            refunded_minor,
+        };
+        if self.moved.insert(tx_id.clone(), moved).is_some() {
+            report.flag(format!(
+                "transaction {tx_id}: more than one record has this transaction id"
+            ));
+        }
+    }
+
+    /// The entries of each transaction (not the opening credits, which
+    /// have no sender and no record).
+    fn by_transaction(&self) -> HashMap<&str, Vec<&StoredEntry>> {
+        let mut by_tx: HashMap<&str, Vec<&StoredEntry>> = HashMap::new();
+        for entry in self.entries.values().flatten() {
+            if !entry.payment.sender_id.is_empty() {
+                by_tx
+                    .entry(&entry.payment.transaction_id)
+                    .or_default()
+                    .push(entry);
+            }
+        }
+        by_tx
+    }
+
+    /// Every owner counted at most the accounts it owns.
+    fn check_owners(&self, report: &mut AuditReport) {
+        for (owner, &count) in &self.owner_counts {
+            let has = self.owned.get(owner).copied().unwrap_or(0);
+            if count > has {
+                report.flag(format!(
+                    "owner {owner:?}: counted {count} accounts opened but owns {has}"
+                ));
+            }
+        }
+    }
+
+    /// Per currency, the balances of its accounts sum to their opening
+    /// balances: payments, captures and refunds only move money between
+    /// accounts of one currency (the shard checks see that every entry is
+    /// in its account's currency). A sum over all currencies would hide
+    /// money created in one and lost in another.
+    fn check_conservation(&self, report: &mut AuditReport) {
+        for account in self.accounts.values() {
+            let Some(facts) = &account.facts else {
+                continue;
+            };
+            let balance: i128 = account
+                .shards
+                .values()
+                .map(|s| i128::from(s.balance_minor))
+                .sum();
+            let totals = report.currencies.entry(facts.currency.clone()).or_default();
+            totals.accounts += 1;
+            totals.balance_minor += balance;
+            totals.opening_minor += i128::from(facts.opening_balance_minor);
+            report.total_balance_minor += balance;
+            report.total_opening_minor += i128::from(facts.opening_balance_minor);
+        }
+        let unequal: Vec<(String, i128, i128)> = report
+            .currencies
+            .iter()
+            .filter(|(_, t)| t.balance_minor != t.opening_minor)
+            .map(|(c, t)| (c.clone(), t.balance_minor, t.opening_minor))
+            .collect();
+        for (currency, balance, opening) in unequal {
+            report.flag(format!(
+                "{currency}: the balances of its accounts sum to {balance} but their opening balances to {opening}: money was created or lost in {currency}"
+            ));
+        }
+    }
 }
 
 impl Ledger {
@@ -139,19 +339,19 @@ impl Ledger {
         Ok(all)
     }
 
-    /// Walks the whole ledger with parallel Scan segments and checks that
-    /// every shard's balance equals the sum of its history (with gapless
-    /// sequences and a matching newest balance_after) and stays within its
-    /// share of the limit, that every account has all its shards, that
-    /// every payment has exactly the entries its record names with matching
-    /// amounts, that every entry belongs to a payment or is an opening
-    /// credit, and that the sum of all balances equals the sum of all
-    /// opening balances. An item that does not decode is reported, and the
-    /// audit goes on.
+    /// Walks the whole ledger with parallel Scan segments and checks every
+    /// invariant the design relies on (see the module docs): balances,
+    /// versions and whole `balance_after` chains of every shard, entry
+    /// times strictly increasing per shard, `need` of sharded accounts,
+    /// every record against its entries and their embedded transactions,
+    /// holds reserved while open and captured within their amount, refunds
+    /// mirroring what they refund and never passing it, owners' counts, and
+    /// conservation per currency. An item that does not decode is
+    /// reported, and the audit goes on.
     ///
     /// It reads a moving ledger item by item, not as a snapshot: run it when
     /// no payments are in flight, or re-run it on a discrepancy. Memory grows
-    /// with the number of accounts and payments.
+    /// with the number of history entries and records.
     pub async fn audit(
         &self,
         segments: u32,
@@ -168,363 +368,23 @@ impl Ledger {
             })
             .await?;
         let mut report = AuditReport::default();
-        let mut accounts: BTreeMap<String, AccountTally> = BTreeMap::new();
-        let mut owned: HashMap<String, u64> = HashMap::new();
+        let mut seen = Seen::default();
         for item in &account_items {
-            let key = get_s(item, "account_id").unwrap_or_else(|_| "?".into());
-            match AccountsItem::from_item(item) {
-                Ok(AccountsItem::Account(facts, state)) => {
-                    report.accounts += 1;
-                    report.total_opening_minor += i128::from(facts.opening_balance_minor);
-                    *owned.entry(facts.owner.clone()).or_default() += 1;
-                    let tally = accounts.entry(facts.account_id.clone()).or_default();
-                    tally.shards_declared = facts.shards;
-                    tally.opening_minor = facts.opening_balance_minor;
-                    tally
-                        .shard_items
-                        .insert(0, (state.balance_minor, state.version));
-                    tally.holds.insert(0, state.holds);
-                }
-                Ok(AccountsItem::Shard {
-                    account_id,
-                    shard,
-                    state,
-                }) => {
-                    let tally = accounts.entry(account_id).or_default();
-                    tally
-                        .shard_items
-                        .insert(shard, (state.balance_minor, state.version));
-                    tally.holds.insert(shard, state.holds);
-                }
-                Err(err) => report.flag(format!("accounts item {key}: does not decode: {err}")),
-            }
+            seen.take_accounts_item(&mut report, item);
         }
-        let mut tallies: HashMap<(String, u32), ShardTally> = HashMap::new();
-        let mut payments: HashMap<String, PaymentTally> = HashMap::new();
-        let mut owner_counts: HashMap<String, u64> = HashMap::new();
-        let now = now_ms();
-        // Holds by (sender, key), refundable records and refunds by
-        // transaction id.
-        let mut holds: BTreeMap<(String, String), super::layout::HoldRecord> = BTreeMap::new();
-        let mut refundable: HashMap<String, RefundTally> = HashMap::new();
-        let mut refunds: Vec<(String, String, i64)> = Vec::new();
         for item in &ledger_items {
-            let pk = get_s(item, "pk").unwrap_or_default();
-            if pk.starts_with("A#") {
-                report.entries += 1;
-                let entry = match StoredEntry::from_item(item) {
-                    Ok(entry) => entry,
-                    Err(err) => {
-                        report.flag(format!("history entry {pk}: does not decode: {err}"));
-                        continue;
-                    }
-                };
-                let key = (entry.account_id.clone(), entry.shard);
-                let tally = tallies.entry(key.clone()).or_default();
-                tally.entries += 1;
-                tally.sequence_max = tally.sequence_max.max(entry.sequence);
-                let amount = i128::from(entry.amount_minor);
-                tally.sum_minor += match entry.direction {
-                    Direction::Debit => -amount,
-                    Direction::Credit => amount,
-                };
-                if tally.newest.is_none_or(|(seq, _)| seq < entry.sequence) {
-                    tally.newest = Some((entry.sequence, entry.balance_after_minor));
-                }
-                if entry.payment.sender_id.is_empty() {
-                    if entry.sequence != 1
-                        || entry.shard != 0
-                        || entry.direction != Direction::Credit
-                    {
-                        report.flag(format!(
-                            "account {} shard {}: entry {} has no sender but is not the opening credit",
-                            entry.account_id, entry.shard, entry.sequence
-                        ));
-                    }
-                    tally.opening_minor = Some(entry.amount_minor);
-                    continue;
-                }
-                payments
-                    .entry(entry.payment.transaction_id.clone())
-                    .or_default()
-                    .entries
-                    .push((
-                        entry.account_id,
-                        entry.shard,
-                        entry.sequence,
-                        entry.direction,
-                        entry.amount_minor,
-                        entry.payment.currency,
-                    ));
-            } else if pk.starts_with("P#") {
-                let record = match StoredRecord::from_item(item) {
-                    Ok(record) => record,
-                    Err(err) => {
-                        report.flag(format!("payment record {pk}: does not decode: {err}"));
-                        continue;
-                    }
-                };
-                let (payment, refunded_minor) = match record {
-                    StoredRecord::Transfer {
-                        payment,
-                        refunded_minor,
-                        ..
-                    } => {
-                        report.payments += 1;
-                        (payment, refunded_minor)
-                    }
-                    StoredRecord::Hold(hold) => {
-                        report.holds += 1;
-                        let key = (hold.payment.sender_id.clone(), hold.idempotency_key.clone());
-                        let capture = hold.capture();
-                        let refunded_minor = hold.refunded_minor;
-                        holds.insert(key, hold);
-                        match capture {
-                            Some(capture) => (capture, refunded_minor),
-                            // A hold not captured moved no money: no entries.
-                            None => continue,
-                        }
-                    }
-                    // A fenced key (GetPayment with finalize): no money moved.
-                    StoredRecord::Fence(_) => continue,
-                };
-                if payment.kind == TransferKind::Refund {
-                    report.refunds += 1;
-                    refunds.push((
-                        payment.transaction_id.clone(),
-                        payment.refund_of.clone(),
-                        payment.amount_minor,
-                    ));
-                } else {
-                    refundable.insert(
-                        payment.transaction_id.clone(),
-                        RefundTally {
-                            cap_minor: payment.amount_minor,
-                            recorded_minor: refunded_minor,
-                            found_minor: 0,
-                        },
-                    );
-                }
-                match record_legs(item) {
-                    Ok(legs) => {
-                        let tx_id = payment.transaction_id.clone();
-                        payments.entry(tx_id).or_default().record = Some((payment, legs));
-                    }
-                    Err(err) => report.flag(format!("payment record {pk}: does not decode: {err}")),
-                }
-            } else if let Some(owner) = pk.strip_prefix("O#") {
-                // An owner's count of accounts opened (not those an admin
-                // opened): never more than the accounts the owner has.
-                match super::layout::get_n::<u64>(item, "accounts") {
-                    Ok(count) => {
-                        owner_counts.insert(owner.to_owned(), count);
-                    }
-                    Err(err) => report.flag(format!("owner count {pk}: does not decode: {err}")),
-                }
-            } else {
-                report.flag(format!("ledger item with unknown key {pk:?}"));
-            }
+            seen.take_ledger_item(&mut report, item);
         }
-        for (id, account) in &accounts {
-            if account.shards_declared == 0 {
-                report.flag(format!("shard items for unknown account {id}"));
-                continue;
-            }
-            let declared: Vec<u32> = (0..account.shards_declared).collect();
-            let found: Vec<u32> = account.shard_items.keys().copied().collect();
-            if found != declared {
-                report.flag(format!(
-                    "account {id}: declares {} shards but has shard items {found:?}",
-                    account.shards_declared
-                ));
-            }
-            let limit = shard_balance_max_minor(account.shards_declared);
-            let mut total = 0i128;
-            for (&shard, &(balance, version)) in &account.shard_items {
-                total += i128::from(balance);
-                report.total_balance_minor += i128::from(balance);
-                let tally = tallies.remove(&(id.clone(), shard)).unwrap_or_default();
-                let at = if account.shards_declared == 1 {
-                    format!("account {id}")
-                } else {
-                    format!("account {id} shard {shard}")
-                };
-                if balance < 0 || balance > limit {
-                    report.flag(format!("{at}: balance {balance} outside 0..={limit}"));
-                }
-                if tally.sum_minor != i128::from(balance) {
-                    report.flag(format!(
-                        "{at}: balance {balance} but its history sums to {}",
-                        tally.sum_minor
-                    ));
-                }
-                if tally.entries != version || tally.sequence_max != version {
-                    report.flag(format!(
-                        "{at}: version {version} but {} entries up to sequence {}",
-                        tally.entries, tally.sequence_max
-                    ));
-                }
-                if version > 0 && tally.newest != Some((version, balance)) {
-                    report.flag(format!(
-                        "{at}: newest entry (sequence, balance_after) {:?} differs from ({version}, {balance})",
-                        tally.newest
-                    ));
-                }
-                if shard == 0 && tally.opening_minor.unwrap_or(0) != account.opening_minor {
-                    report.flag(format!(
-                        "account {id}: opening balance {} but opening credit {}",
-                        account.opening_minor,
-                        tally.opening_minor.unwrap_or(0)
-                    ));
-                }
-            }
-            if total > i128::from(BALANCE_MAX_MINOR) {
-                report.flag(format!("account {id}: balance {total} above the limit"));
-            }
-            // Every hold a shard keeps is covered by its balance, is an open
-            // hold of this account on this shard, and is as its record says.
-            for (&shard, kept) in &account.holds {
-                let balance = account.shard_items.get(&shard).map_or(0, |b| b.0);
-                let reserved: i128 = kept.values().map(|h| i128::from(h.amount_minor)).sum();
-                if reserved > i128::from(balance) {
-                    report.flag(format!(
-                        "account {id} shard {shard}: holds reserve {reserved} but the balance is {balance}"
-                    ));
-                }
-                for (key, slot) in kept {
-                    match holds.get(&(id.clone(), key.clone())) {
-                        Some(hold)
-                            if hold.state == HoldState::Open
-                                && hold.shard == shard
-                                && hold.payment.amount_minor == slot.amount_minor
-                                && hold.expires_at_ms == slot.expires_at_ms =>
-                        {
-                            if slot.expires_at_ms > now {
-                                report.held_minor += i128::from(slot.amount_minor);
-                            }
-                        }
-                        Some(hold) => report.flag(format!(
-                            "account {id} shard {shard}: keeps hold {key:?} ({} until {}) but its record says {:?} of {} on shard {} until {}",
-                            slot.amount_minor,
-                            slot.expires_at_ms,
-                            hold.state,
-                            hold.payment.amount_minor,
-                            hold.shard,
-                            hold.expires_at_ms
-                        )),
-                        None => report.flag(format!(
-                            "account {id} shard {shard}: keeps hold {key:?} without a hold record"
-                        )),
-                    }
-                }
-            }
+        for entries in seen.entries.values_mut() {
+            entries.sort_by_key(|e| e.sequence);
         }
-        // Every open hold that has not expired reserves its money.
-        for ((sender, key), hold) in &holds {
-            if hold.state_at(now) != HoldState::Open {
-                continue;
-            }
-            report.holds_open += 1;
-            let kept = accounts
-                .get(sender)
-                .and_then(|a| a.holds.get(&hold.shard))
-                .and_then(|h| h.get(key));
-            if kept.is_none() {
-                report.flag(format!(
-                    "hold {} of {sender} ({key:?}) is open until {} but its shard {} does not reserve it",
-                    hold.payment.transaction_id, hold.expires_at_ms, hold.shard
-                ));
-            }
-        }
-        // Refunds: each names a refundable record, and their sum is that
-        // record's `refunded`, never above its amount.
-        for (refund_id, refund_of, amount) in &refunds {
-            match refundable.get_mut(refund_of) {
-                Some(tally) => tally.found_minor += i128::from(*amount),
-                None => report.flag(format!(
-                    "refund {refund_id} names {refund_of:?}, which is not a payment or capture"
-                )),
-            }
-        }
-        let mut refunded: Vec<_> = refundable.iter().collect();
-        refunded.sort_by(|a, b| a.0.cmp(b.0));
-        for (tx_id, tally) in refunded {
-            if tally.found_minor != i128::from(tally.recorded_minor)
-                || tally.recorded_minor > tally.cap_minor
-                || tally.recorded_minor < 0
-            {
-                report.flag(format!(
-                    "transaction {tx_id}: refunded {} of {} recorded, but its refunds sum to {}",
-                    tally.recorded_minor, tally.cap_minor, tally.found_minor
-                ));
-            }
-        }
-        let mut orphans: Vec<_> = tallies.into_keys().collect();
-        orphans.sort();
-        for (id, shard) in orphans {
-            report.flag(format!(
-                "history entries for unknown account {id} shard {shard}"
-            ));
-        }
-        let mut tx_ids: Vec<_> = payments.keys().cloned().collect();
-        tx_ids.sort();
-        for tx_id in tx_ids {
-            let tally = &payments[&tx_id];
-            let Some((payment, legs)) = &tally.record else {
-                report.flag(format!(
-                    "transaction {tx_id}: entries without a payment record"
-                ));
-                continue;
-            };
-            let mut expected: Vec<EntryKey> = legs
-                .debits
-                .iter()
-                .map(|(shard, sequence, part)| {
-                    (
-                        payment.sender_id.clone(),
-                        *shard,
-                        *sequence,
-                        Direction::Debit,
-                        *part,
-                        payment.currency.clone(),
-                    )
-                })
-                .collect();
-            expected.push((
-                payment.recipient_id.clone(),
-                legs.credit.0,
-                legs.credit.1,
-                Direction::Credit,
-                payment.amount_minor,
-                payment.currency.clone(),
-            ));
-            let parts: i128 = legs.debits.iter().map(|(_, _, p)| i128::from(*p)).sum();
-            let mut found = tally.entries.clone();
-            found.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
-            expected.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
-            if found != expected || parts != i128::from(payment.amount_minor) {
-                report.flag(format!(
-                    "transaction {tx_id}: expected entries {expected:?} (debits summing to {}), found {found:?}",
-                    payment.amount_minor
-                ));
-            }
-        }
-        let mut owners: Vec<_> = owner_counts.into_iter().collect();
-        owners.sort();
-        for (owner, count) in owners {
-            let has = owned.get(&owner).copied().unwrap_or(0);
-            if count > has {
-                report.flag(format!(
-                    "owner {owner:?}: counted {count} accounts opened but owns {has}"
-                ));
-            }
-        }
-        if report.total_balance_minor != report.total_opening_minor {
-            report.flag(format!(
-                "all balances sum to {} but all opening balances to {}: money was created or lost",
-                report.total_balance_minor, report.total_opening_minor
-            ));
-        }
+        let now = now_ms();
+        shards::check(&seen, &mut report);
+        let by_tx = seen.by_transaction();
+        transactions::check(&seen, &by_tx, &mut report);
+        holds::check(&seen, &by_tx, now, &mut report);
+        seen.check_owners(&mut report);
+        seen.check_conservation(&mut report);
         Ok(report)
     }
 }

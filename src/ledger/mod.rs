@@ -105,7 +105,7 @@ mod round;
 mod shards;
 mod void;
 
-pub use audit::{AUDIT_LISTED_MAX, AUDIT_SEGMENTS_MAX, AuditReport};
+pub use audit::{AUDIT_LISTED_MAX, AUDIT_SEGMENTS_MAX, AuditReport, CurrencyTotals};
 pub use history::{HISTORY_CHUNK_MAX, HistoryCursor};
 pub use layout::{IndexSchemas, TEST_CLOCK_SKEW_ENV, TEST_CLOCK_SKEW_MAX_MS, test_clock_skew};
 pub use round::PAYMENT_ATTEMPTS_MAX;

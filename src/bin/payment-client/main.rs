@@ -684,24 +684,39 @@ async fn audit(segments: u32, as_json: bool) -> ExitCode {
                 "payments": report.payments,
                 "total_balance_minor": report.total_balance_minor.to_string(),
                 "total_opening_minor": report.total_opening_minor.to_string(),
+                "currencies": report.currencies.iter().map(|(currency, t)| (currency.clone(), json!({
+                    "accounts": t.accounts,
+                    "balance_minor": t.balance_minor.to_string(),
+                    "opening_minor": t.opening_minor.to_string(),
+                    "held_minor": t.held_minor.to_string(),
+                }))).collect::<serde_json::Map<_, _>>(),
                 "discrepancies_total": report.discrepancies_total,
                 "discrepancies": report.discrepancies,
             })
         );
     } else {
         println!(
-            "audited {} accounts, {} history entries, {} payments; balances sum to {} minor units, opening balances to {}",
+            "audited {} accounts, {} history entries, {} payments, {} holds ({} open), {} refunds",
             report.accounts,
             report.entries,
             report.payments,
-            report.total_balance_minor,
-            report.total_opening_minor
+            report.holds,
+            report.holds_open,
+            report.refunds
         );
+        for (currency, totals) in &report.currencies {
+            println!(
+                "{currency}: {} accounts; balances sum to {} minor units, opening balances to {}; {} held",
+                totals.accounts, totals.balance_minor, totals.opening_minor, totals.held_minor
+            );
+        }
         for line in &report.discrepancies {
             println!("DISCREPANCY: {line}");
         }
         if report.is_clean() {
-            println!("clean: every balance equals its history and no money was created or lost");
+            println!(
+                "clean: every balance equals its history and, in every currency, no money was created or lost"
+            );
         } else {
             println!("{} discrepancies", report.discrepancies_total);
         }

@@ -14,6 +14,13 @@
 //! - CaptureHold, VoidHold: the same call again, up to the same bound (a
 //!   repeated capture or void replays); the hold's final state tells.
 //! - Reads are not retried: each answer is checked as it came.
+//!
+//! Now and then a client reuses the key of a hold it placed for another
+//! call with the hold's own parties, amount and memo: a MakePayment, or an
+//! AuthorizePayment with another expiry (a client that mixes up its kept
+//! keys). The contract answers ALREADY_EXISTS, IDEMPOTENCY_KEY_REUSED, and
+//! never the hold as if it were the call's replay; the checks hold it to
+//! that (see [`KeyedOp::reuse`]).
 
 use super::fleet::DEV_SECRET;
 use crate::auth::{DevToken, mint_dev_token};
@@ -322,6 +329,10 @@ pub struct KeyedOp {
     pub sender: String,
     pub key: String,
     pub fate: Fate,
+    /// The key was already the key of a committed hold, and this call is
+    /// another one (a payment, or a hold with another expiry): every answer
+    /// must be ALREADY_EXISTS or ambiguous, never OK.
+    pub reuse: bool,
 }
 
 /// Workload parameters.
@@ -429,6 +440,8 @@ struct Memory {
     paid: Vec<(String, String, String, i64)>,
     /// Every key used: (paying account, key).
     keys: Vec<(String, String)>,
+    /// The AuthorizePayment calls whose hold committed, as asked.
+    placed: Vec<Request>,
 }
 
 struct Client {
@@ -521,6 +534,9 @@ impl Client {
     }
 
     async fn pay(&mut self) {
+        if !self.memory.placed.is_empty() && self.rng.random_ratio(1, 12) {
+            return self.reuse_hold_key(false).await;
+        }
         let (sender, recipient) = self.parties();
         let key = self.new_key();
         let amount = self.amount();
@@ -532,7 +548,7 @@ impl Client {
             currency: sender.currency.clone(),
             memo: format!("pay {key}"),
         };
-        let fate = self.keyed(request).await;
+        let fate = self.keyed(request, false).await;
         self.memory.keys.push((sender.id.clone(), key.clone()));
         if fate == Fate::Committed {
             self.memory
@@ -542,6 +558,9 @@ impl Client {
     }
 
     async fn authorize(&mut self) {
+        if !self.memory.placed.is_empty() && self.rng.random_ratio(1, 8) {
+            return self.reuse_hold_key(true).await;
+        }
         let (sender, recipient) = self.parties();
         let key = self.new_key();
         let amount = self.amount();
@@ -555,11 +574,58 @@ impl Client {
             memo: format!("hold {key}"),
             expires_in_s: self.rng.random_range(low..=high),
         };
-        let fate = self.keyed(request).await;
+        let fate = self.keyed(request.clone(), false).await;
         self.memory.keys.push((sender.id.clone(), key.clone()));
         if fate == Fate::Committed {
             self.memory.holds.push((sender.id, key, amount));
+            self.memory.placed.push(request);
         }
+    }
+
+    /// Another call under the key of a committed hold, with the hold's own
+    /// parties, amount and memo: a payment (`as_hold` false) or a hold with
+    /// another expiry. Whatever became of the hold since, the key holds it,
+    /// so the answer must be ALREADY_EXISTS (the checks see to it).
+    async fn reuse_hold_key(&mut self, as_hold: bool) {
+        let placed = self.memory.placed[self.rng.random_range(0..self.memory.placed.len())].clone();
+        let Request::Authorize {
+            key,
+            sender,
+            recipient,
+            amount,
+            currency,
+            memo,
+            expires_in_s,
+        } = placed
+        else {
+            return;
+        };
+        let request = if as_hold {
+            let (low, high) = self.shared.workload.hold_expiry_s;
+            let mut other = self.rng.random_range(low..=high);
+            if other == expires_in_s {
+                other = if other < high { other + 1 } else { other - 1 };
+            }
+            Request::Authorize {
+                key,
+                sender,
+                recipient,
+                amount,
+                currency,
+                memo,
+                expires_in_s: other,
+            }
+        } else {
+            Request::Pay {
+                key,
+                sender,
+                recipient,
+                amount,
+                currency,
+                memo,
+            }
+        };
+        self.keyed(request, true).await;
     }
 
     async fn capture_or_void(&mut self, capture: bool) {
@@ -635,7 +701,7 @@ impl Client {
             amount,
             memo: format!("refund {key}"),
         };
-        self.keyed(request).await;
+        self.keyed(request, false).await;
         self.memory.keys.push((payer, key));
     }
 
@@ -695,8 +761,9 @@ impl Client {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 
-    /// A keyed call under the retry rules; records its fate.
-    async fn keyed(&mut self, request: Request) -> Fate {
+    /// A keyed call under the retry rules; records its fate. `reuse`: the
+    /// key is a committed hold's, and this is another call.
+    async fn keyed(&mut self, request: Request, reuse: bool) -> Fate {
         let (sender, key) = request
             .key()
             .map(|(s, k)| (s.to_owned(), k.to_owned()))
@@ -734,6 +801,7 @@ impl Client {
             sender,
             key,
             fate: fate.clone(),
+            reuse,
         });
         fate
     }

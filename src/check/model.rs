@@ -22,7 +22,7 @@ const CUT_SUMS_MAX: usize = 200_000;
 const TRUTH_READ_AHEAD: u32 = 100;
 
 /// The checks, in the order the report lists them.
-pub const CHECKS: [(&str, &str); 11] = [
+pub const CHECKS: [(&str, &str); 12] = [
     (
         "ok_is_one_effect",
         "every OK (replays included) is exactly one committed effect with those parameters",
@@ -30,6 +30,10 @@ pub const CHECKS: [(&str, &str); 11] = [
     (
         "refusal_had_no_effect",
         "every definite refusal had no effect",
+    ),
+    (
+        "key_reuse_refused",
+        "another call under a committed hold's key (a payment, or another expiry) is answered ALREADY_EXISTS, never the hold as a replay",
     ),
     (
         "ambiguous_resolved",
@@ -218,6 +222,8 @@ pub struct Coverage {
     pub keys_committed: usize,
     pub keys_fenced: usize,
     pub keys_not_found_unfenced: usize,
+    /// Calls under a committed hold's key that were another call.
+    pub keys_reused: usize,
     pub holds_captured: usize,
     pub holds_voided: usize,
     pub holds_expired: usize,
@@ -503,6 +509,7 @@ impl Checker<'_> {
                     sender,
                     recipient,
                     amount,
+                    expires_in_s,
                     ..
                 },
                 Some(Reply::Hold { hold, .. }),
@@ -510,9 +517,14 @@ impl Checker<'_> {
                 if (&hold.sender, &hold.recipient, hold.amount) != (sender, recipient, *amount) {
                     problems.push(format!("answered {hold:?} for the hold asked"));
                 }
+                // The hold answered is the one asked for, expiry included.
                 match self.stored(sender, key) {
                     Some(Found::Hold { hold: stored, .. })
-                        if stored.hold_id == hold.id && stored.amount_minor == *amount => {}
+                        if stored.hold_id == hold.id
+                            && stored.amount_minor == *amount
+                            && stored.expires_at_ms == hold.expires_at_ms
+                            && stored.expires_at_ms - stored.created_at_ms
+                                == expires_in_s * 1000 => {}
                     other => problems.push(format!(
                         "key {sender}/{key} holds {other:?}, not hold {}",
                         hold.id
@@ -623,6 +635,21 @@ impl Checker<'_> {
                 .filter(|c| c.op == op.op)
                 .map(|c| c.id)
                 .collect();
+            if op.reuse {
+                coverage.keys_reused += 1;
+                found.extend(self.reuse_problems(op));
+                if op.fate == Fate::Open {
+                    found.push((
+                        "ambiguous_resolved",
+                        format!(
+                            "key {}/{} has no final answer after every retry and final lookup",
+                            op.sender, op.key
+                        ),
+                        calls,
+                    ));
+                }
+                continue;
+            }
             match (&op.fate, stored) {
                 (Fate::Committed, _) => coverage.keys_committed += 1,
                 (Fate::Refused, false) => {}
@@ -656,6 +683,61 @@ impl Checker<'_> {
         for (check, what, calls) in found {
             self.anomaly(check, what, calls);
         }
+    }
+
+    /// What is wrong with an operation that reused a committed hold's key
+    /// for another call: each of its calls must be answered ALREADY_EXISTS
+    /// (IDEMPOTENCY_KEY_REUSED) or ambiguously, and the key must still
+    /// hold the hold.
+    fn reuse_problems(&self, op: &KeyedOp) -> Vec<(&'static str, String, Vec<usize>)> {
+        const CHECK: &str = "key_reuse_refused";
+        let mut problems = Vec::new();
+        for call in self.calls.iter().filter(|c| c.op == op.op) {
+            if matches!(call.request, Request::Lookup { .. }) {
+                continue;
+            }
+            let refused_as_reuse = call.answer.code == "AlreadyExists"
+                && call.answer.reason == "IDEMPOTENCY_KEY_REUSED";
+            if call.answer.class == Class::Ambiguous || refused_as_reuse {
+                continue;
+            }
+            let other = match &call.request {
+                Request::Pay { .. } => "a payment".to_owned(),
+                Request::Authorize { expires_in_s, .. } => {
+                    format!("a hold expiring in {expires_in_s} s")
+                }
+                _ => "another call".to_owned(),
+            };
+            let answered = match &call.answer.reply {
+                Some(reply) => format!("OK {reply:?}"),
+                None => format!("{} {}", call.answer.code, call.answer.reason),
+            };
+            problems.push((
+                CHECK,
+                format!(
+                    "call {} reused the key {}/{} of a committed hold for {other} and was answered {answered}, not ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED",
+                    call.id, op.sender, op.key
+                ),
+                vec![call.id],
+            ));
+        }
+        if !matches!(self.stored(&op.sender, &op.key), Some(Found::Hold { .. })) {
+            problems.push((
+                CHECK,
+                format!(
+                    "key {}/{} of a committed hold holds {:?} after it was reused",
+                    op.sender,
+                    op.key,
+                    self.stored(&op.sender, &op.key)
+                ),
+                self.calls
+                    .iter()
+                    .filter(|c| c.op == op.op)
+                    .map(|c| c.id)
+                    .collect(),
+            ));
+        }
+        problems
     }
 
     fn lookups(&mut self) {

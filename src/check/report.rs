@@ -131,13 +131,14 @@ impl Report {
         }
         let c = &self.coverage;
         println!(
-            "covered: {} balance reads checked ({} with too many cuts to check), {} history pages, keys: {} committed, {} fenced, {} NOT_FOUND unfenced; holds: {} captured, {} voided, {} expired, {} open; {} refunds",
+            "covered: {} balance reads checked ({} with too many cuts to check), {} history pages, keys: {} committed, {} fenced, {} NOT_FOUND unfenced, {} hold keys reused for another call; holds: {} captured, {} voided, {} expired, {} open; {} refunds",
             c.balance_reads_checked,
             c.balance_reads_unchecked,
             c.pages_checked,
             c.keys_committed,
             c.keys_fenced,
             c.keys_not_found_unfenced,
+            c.keys_reused,
             c.holds_captured,
             c.holds_voided,
             c.holds_expired,

@@ -746,3 +746,152 @@ async fn a_need_of_a_version_never_reached_is_reported() {
     .await;
     assert_eq!(report.discrepancies_total, 1, "{:?}", report.discrepancies);
 }
+
+/// A payment record's kind is a payment or a refund: one that says it is a
+/// capture (which only a hold's record carries) is reported.
+#[tokio::test]
+async fn a_payment_record_of_another_kind_is_reported() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let (a, b) = (unique("kind-a"), unique("kind-b"));
+    add(&mut c, &a, "EUR", 1_000).await.unwrap();
+    add(&mut c, &b, "EUR", 0).await.unwrap();
+    let paid = pay(&mut c, order("p1", &a, &b, 300))
+        .await
+        .unwrap()
+        .transaction
+        .unwrap();
+    audit_clean(&app).await;
+
+    tamper_ledger(&app, &record_key(&a, "p1"), &[("kind", s("CAPTURE"))]).await;
+    audit_reports(
+        &app,
+        &format!(
+            "payment record P#{a}: transaction {} has kind Capture, which no payment record has",
+            paid.transaction_id
+        ),
+        &[],
+    )
+    .await;
+}
+
+/// Transaction ids are unique: a second record that names the first's id
+/// is reported.
+#[tokio::test]
+async fn two_records_with_one_transaction_id_are_reported() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let (a, b) = (unique("dup-a"), unique("dup-b"));
+    add(&mut c, &a, "EUR", 1_000).await.unwrap();
+    add(&mut c, &b, "EUR", 0).await.unwrap();
+    let first = pay(&mut c, order("p1", &a, &b, 300))
+        .await
+        .unwrap()
+        .transaction
+        .unwrap();
+    pay(&mut c, order("p2", &a, &b, 200)).await.unwrap();
+    audit_clean(&app).await;
+
+    tamper_ledger(
+        &app,
+        &record_key(&a, "p2"),
+        &[("transaction_id", s(&first.transaction_id))],
+    )
+    .await;
+    audit_reports(
+        &app,
+        &format!(
+            "transaction {}: more than one record has this transaction id",
+            first.transaction_id
+        ),
+        &[],
+    )
+    .await;
+}
+
+/// A hold that is still open records no capture.
+#[tokio::test]
+async fn an_open_hold_that_records_a_capture_is_reported() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let (a, b) = (unique("open-a"), unique("open-b"));
+    add(&mut c, &a, "EUR", 1_000).await.unwrap();
+    add(&mut c, &b, "EUR", 0).await.unwrap();
+    let hold = c
+        .authorize_payment(crate::holds::hold_order("h1", &a, &b, 600, 3_600))
+        .await
+        .unwrap()
+        .into_inner()
+        .hold
+        .unwrap();
+    audit_clean(&app).await;
+
+    tamper_ledger(&app, &record_key(&a, "h1"), &[("captured_amount", n(100))]).await;
+    let report = audit_reports(
+        &app,
+        &format!("hold {} is Open but records a capture of 100", hold.hold_id),
+        &[],
+    )
+    .await;
+    assert_eq!(report.discrepancies_total, 1, "{:?}", report.discrepancies);
+}
+
+/// A shard's `need` names only other shards of its account: one naming a
+/// shard the account does not have is reported.
+#[tokio::test]
+async fn a_need_of_a_shard_the_account_lacks_is_reported() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let shop = unique("need-lack");
+    c.add_account(pb::AddAccountRequest {
+        account_id: shop.clone(),
+        display_name: "shop".into(),
+        currency: "EUR".into(),
+        initial_balance: 500,
+        balance_shards: 2,
+    })
+    .await
+    .unwrap();
+    audit_clean(&app).await;
+
+    tamper_account(
+        &app,
+        &shop,
+        "SET need = :need",
+        &[(
+            ":need",
+            AttributeValue::M([("7".to_owned(), n(1))].into_iter().collect()),
+        )],
+    )
+    .await;
+    let report = audit_reports(
+        &app,
+        &format!(
+            "account {shop} shard 0: needs shard 7 at version 1, but that is not another shard of the account"
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(report.discrepancies_total, 1, "{:?}", report.discrepancies);
+}
+
+/// No balance_after leaves the account's bounds: a negative one is
+/// reported as such (besides the break in the chain it makes).
+#[tokio::test]
+async fn a_balance_after_outside_the_bounds_is_reported() {
+    let app = TestApp::spawn().await;
+    let mut c = app.grpc().await;
+    let (a, b) = (unique("bound-a"), unique("bound-b"));
+    add(&mut c, &a, "EUR", 1_000).await.unwrap();
+    add(&mut c, &b, "EUR", 0).await.unwrap();
+    pay(&mut c, order("p1", &a, &b, 300)).await.unwrap();
+    audit_clean(&app).await;
+
+    tamper_ledger(&app, &entry_key(&a, 0, 1), &[("balance_after", n(-1))]).await;
+    audit_reports(
+        &app,
+        &format!("account {a}: entry 1 leaves balance_after -1 outside 0..="),
+        &[],
+    )
+    .await;
+}

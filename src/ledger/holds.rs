@@ -24,7 +24,9 @@
 //!
 //! Capture and void both update the record conditioned on `state = OPEN`
 //! and `expires_at` after the writer's now, and both rewrite the shard's
-//! map conditioned on `holds_rev`. Whichever commits first ends the hold;
+//! map conditioned on `holds_rev` (a void by an instance that does not
+//! know the map removes the hold's entry by name instead, conditioned on
+//! it being there, and raises `holds_rev`). Whichever commits first ends the hold;
 //! the other fails its conditions and answers from the record DynamoDB
 //! returns with the failure. An expiry is the absence of a commit before
 //! `expires_at`, and a debit that swept the hold from the map makes any
@@ -59,7 +61,9 @@ use super::records::describe;
 use super::round::holds_pin;
 use super::{Hold, HoldState, Ledger, LedgerError, Payer, Payment, TransferKind};
 use crate::domain::PaymentRef;
-use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    ConditionCheck, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 
 impl HoldRecord {
     pub(super) fn view(&self, now_ms: i64) -> Hold {
@@ -142,14 +146,39 @@ impl Ledger {
         caller: Payer<'_>,
         action: &'static str,
     ) -> Result<Seen, LedgerError> {
+        let (record, fresh) = self.recall_record(reference).await?;
+        let hold = Self::named_hold(record, reference)?;
+        self.hold_access(Seen { hold, fresh }, reference, caller, action)
+            .await
+    }
+
+    /// The hold a looked-up record is, or NOT_FOUND.
+    pub(super) fn named_hold(
+        record: Option<StoredRecord>,
+        reference: &PaymentRef,
+    ) -> Result<HoldRecord, LedgerError> {
+        match record {
+            Some(StoredRecord::Hold(hold)) => Ok(hold),
+            _ => Err(LedgerError::PaymentNotFound {
+                what: "hold",
+                name: describe(reference),
+            }),
+        }
+    }
+
+    /// Whether `caller` may `action` the hold (see
+    /// [`Self::hold_for_recipient`]): the hold as seen, read fresh when the
+    /// accounts had to be read.
+    pub(super) async fn hold_access(
+        &self,
+        mut seen: Seen,
+        reference: &PaymentRef,
+        caller: Payer<'_>,
+        action: &'static str,
+    ) -> Result<Seen, LedgerError> {
         let not_found = || LedgerError::PaymentNotFound {
             what: "hold",
             name: describe(reference),
-        };
-        let (record, fresh) = self.recall_record(reference).await?;
-        let mut seen = match record {
-            Some(StoredRecord::Hold(hold)) => Seen { hold, fresh },
-            _ => return Err(not_found()),
         };
         if caller.admin {
             return Ok(seen);
@@ -235,6 +264,52 @@ impl Ledger {
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+impl Ledger {
+    /// An update that takes the hold `key` out of a shard's map without
+    /// knowing the map: REMOVE of its entry, conditioned on the entry being
+    /// there, and `holds_rev` raised by one, so that every writer that
+    /// pinned the map as it was fails its condition and reads it again.
+    /// Money does not move; the version stays.
+    pub(super) fn hold_release(
+        &self,
+        account_id: &str,
+        shard: u32,
+        key: &str,
+    ) -> Result<TransactWriteItem, LedgerError> {
+        let update = Update::builder()
+            .table_name(&self.tables.accounts)
+            .key("account_id", s(shard_key(account_id, shard)))
+            .update_expression("REMOVE holds.#key ADD holds_rev :one")
+            .condition_expression("attribute_exists(holds.#key)")
+            .expression_attribute_names("#key", key)
+            .expression_attribute_values(":one", super::layout::n(1))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A check, inside a transaction, that `caller` owns the account: the
+    /// access rule enforced by DynamoDB when this instance does not know
+    /// the account's owner yet.
+    pub(super) fn owner_check(
+        &self,
+        account_id: &str,
+        caller: &str,
+    ) -> Result<TransactWriteItem, LedgerError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.tables.accounts)
+            .key("account_id", s(shard_key(account_id, 0)))
+            .condition_expression("#owner = :caller")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":caller", s(caller))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 }
 

@@ -630,3 +630,119 @@ async fn what_holds_and_refunds_cost_in_dynamodb_requests() {
     other.stop().await;
     app.stop().await;
 }
+
+/// A void on an instance that has never seen the hold's accounts reads
+/// only the record, then writes once: the hold's entry in its shard, and
+/// (for a caller who is not an admin) that the caller owns the recipient,
+/// are conditions of that write. Two requests, as for an admin; a caller
+/// who may not void the hold is refused as on a warm instance, and nothing
+/// is written.
+#[tokio::test]
+async fn a_void_on_a_cold_instance_reads_only_the_record() {
+    use crate::holds::{by_key, hold_order};
+    let tables = crate::harness::unique_tables();
+    let (warm, _) = instance(&tables);
+    crate::harness::create_tables_patiently(&warm).await;
+    let app = TestApp::serve(warm).await;
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    let mut al = app.grpc_as(&alice, false).await;
+    let mut bo = app.grpc_as(&bob, false).await;
+    let (a, b) = (unique("a"), unique("b"));
+    add(&mut al, &a, "EUR", 0).await.unwrap();
+    add(&mut bo, &b, "EUR", 0).await.unwrap();
+    let (mut admin, bank) = (app.grpc().await, unique("bank"));
+    add(&mut admin, &bank, "EUR", 10_000).await.unwrap();
+    pay(&mut admin, order("fund", &bank, &a, 10_000))
+        .await
+        .unwrap();
+    for key in ["h1", "h2", "h3"] {
+        al.authorize_payment(hold_order(key, &a, &b, 1_000, 600))
+            .await
+            .unwrap();
+    }
+    let void = |key: &str| pb::VoidHoldRequest {
+        hold: by_key(&a, key),
+    };
+    let cost = |counter: &RequestCounter, before: std::collections::BTreeMap<String, u64>| {
+        counter
+            .snapshot()
+            .iter()
+            .filter_map(|(op, n)| {
+                let d = n - before.get(op).copied().unwrap_or(0);
+                (d > 0).then(|| (op.clone(), d))
+            })
+            .collect::<Vec<_>>()
+    };
+    let read_then_write = vec![
+        ("GetItem".to_owned(), 1),
+        ("TransactWriteItems".to_owned(), 1),
+    ];
+
+    // Refused on cold instances, each new: nothing is written.
+    let eve = unique("eve");
+    for (sub, code, needle) in [
+        (eve.as_str(), Code::NotFound, "hold"),
+        (alice.as_str(), Code::PermissionDenied, "may not void"),
+    ] {
+        let (cold, _) = instance(&tables);
+        let other = TestApp::serve(cold).await;
+        let mut o = other.grpc_as(sub, false).await;
+        assert_code(o.void_hold(void("h1")).await, code, needle);
+        other.stop().await;
+    }
+    let held = |account: pb::Account| (account.balance, account.held);
+    let account = |id: String| pb::GetAccountBalanceRequest { account_id: id };
+    let a_now = al.get_account_balance(account(a.clone())).await.unwrap();
+    assert_eq!(
+        held(a_now.into_inner().account.unwrap()),
+        (10_000, 3_000),
+        "every hold still reserves its money"
+    );
+
+    // The recipient's owner, on a cold instance: the record, then the write.
+    let (cold, counter) = instance(&tables);
+    let other = TestApp::serve(cold).await;
+    let mut o = other.grpc_as(&bob, false).await;
+    let before = counter.snapshot();
+    let voided = o.void_hold(void("h1")).await.unwrap().into_inner();
+    assert_eq!(cost(&counter, before), read_then_write, "void, cold");
+    assert!(!voided.replayed);
+    assert_eq!(
+        voided.hold.unwrap().state,
+        pb::HoldState::Voided as i32,
+        "voided by this call"
+    );
+    let again = o.void_hold(void("h1")).await.unwrap().into_inner();
+    assert!(again.replayed, "a second void answers the first");
+    other.stop().await;
+
+    // An admin, on another cold instance: the same two requests.
+    let (cold, counter) = instance(&tables);
+    let other = TestApp::serve(cold).await;
+    let mut o = other.grpc().await;
+    let before = counter.snapshot();
+    o.void_hold(void("h2")).await.unwrap();
+    assert_eq!(
+        cost(&counter, before),
+        read_then_write,
+        "void by an admin, cold"
+    );
+    other.stop().await;
+
+    // The first instance's memory of a's shard is stale now: it still
+    // pays and captures correctly.
+    pay(&mut al, order("p", &a, &b, 2_000)).await.unwrap();
+    bo.capture_hold(pb::CaptureHoldRequest {
+        hold: by_key(&a, "h3"),
+        amount: 0,
+    })
+    .await
+    .unwrap();
+    let a_now = al.get_account_balance(account(a.clone())).await.unwrap();
+    assert_eq!(held(a_now.into_inner().account.unwrap()), (7_000, 0));
+    let b_now = bo.get_account_balance(account(b.clone())).await.unwrap();
+    assert_eq!(held(b_now.into_inner().account.unwrap()), (3_000, 0));
+    let report = app.ledger.audit(2, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+    app.stop().await;
+}

@@ -20,7 +20,11 @@ if port_open "$ddb_port"; then
   echo "run-local: port $ddb_port is taken; set DYNAMODB_PORT to a free port" >&2
   exit 1
 fi
-trap 'kill ${DDB_PID:-} 2>/dev/null; wait ${DDB_PID:-} 2>/dev/null' EXIT INT TERM
+stop_dynamodb() { kill ${DDB_PID:-} 2>/dev/null; wait ${DDB_PID:-} 2>/dev/null || true; }
+trap stop_dynamodb EXIT
+# Ctrl-C (or a TERM) is how `make run` is meant to end: payment-server
+# finishes its calls, DynamoDB Local stops, and the run ends with status 0.
+trap 'exit 0' INT TERM
 start_dynamodb "$ddb_port" .data/dynamodb
 echo "run-local: DynamoDB Local on 127.0.0.1:$ddb_port (data in .data/dynamodb)"
 

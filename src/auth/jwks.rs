@@ -212,6 +212,12 @@ impl JwksCache {
 
     /// The key that checks a token with this `kid` and `alg`, or
     /// UNAUTHENTICATED.
+    /// Which key set is current: it changes with every finished fetch, so
+    /// that something decided with one set can tell it is still that set.
+    pub(super) fn generation(&self) -> u64 {
+        *self.fetched.borrow()
+    }
+
     pub(super) async fn key(
         self: &Arc<Self>,
         kid: Option<&str>,

@@ -43,6 +43,56 @@ async fn dev_tokens_verify_and_carry_the_admin_scope() {
 }
 
 #[tokio::test]
+async fn verified_tokens_are_remembered_within_bounds() {
+    let verifier = dev();
+    let (alice, root) = (token("alice", false, 60), token("root", true, 60));
+    for _ in 0..3 {
+        assert_eq!(
+            verifier.verify(&alice).await.unwrap(),
+            Caller {
+                sub: "alice".into(),
+                admin: false
+            }
+        );
+        assert!(verifier.verify(&root).await.unwrap().admin);
+    }
+    assert_eq!(verifier.remembered(), 2, "each token once");
+    // Remembered by exact text: the same token with another signature is
+    // checked, and refused, and not remembered.
+    let (head, _) = alice.rsplit_once('.').unwrap();
+    let forged = format!("{head}.{}", "A".repeat(43));
+    assert!(verifier.verify(&forged).await.is_err());
+    assert_eq!(verifier.remembered(), 2);
+    // A token longer than the bound is verified every time.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let long = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &serde_json::json!({
+            "sub": "carol",
+            "exp": now + 60,
+            "pad": "x".repeat(verify::VERIFIED_TOKEN_BYTES_MAX),
+        }),
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    assert_eq!(verifier.verify(&long).await.unwrap().sub, "carol");
+    assert_eq!(verifier.remembered(), 2);
+    // Bounded, however many callers there are.
+    for n in 0..verify::VERIFIED_MAX + 10 {
+        let caller = verifier
+            .verify(&token(&format!("user-{n}"), false, 60))
+            .await
+            .unwrap();
+        assert_eq!(caller.sub, format!("user-{n}"));
+    }
+    assert!(verifier.remembered() <= verify::VERIFIED_MAX);
+    assert_eq!(verifier.verify(&alice).await.unwrap().sub, "alice");
+}
+
+#[tokio::test]
 async fn bad_tokens_are_unauthenticated() {
     let verifier = dev();
     let good = token("alice", false, 60);

@@ -14,12 +14,32 @@
 //! - `token_use`, when present (Cognito), is `access`: ID tokens are refused;
 //! - `sub` is present, non-empty, at most [`super::SUB_BYTES_MAX`] bytes and
 //!   free of control characters.
+//!
+//! A token that passed is remembered, by its exact text, until the earlier
+//! of its `exp` and [`VERIFIED_TTL`] from then: a caller that sends the same
+//! token on every call (as clients do) has its signature and claims checked
+//! once per instance and minute, not once per call. A JWKS token is
+//! remembered only while the key set that verified it is current and its
+//! key still usable (asked of the JWKS cache on every call, as for a new
+//! token), so a key dropped from the set is refused exactly as before. The
+//! memory holds at most [`VERIFIED_MAX`] tokens of at most
+//! [`VERIFIED_TOKEN_BYTES_MAX`] bytes, and saves only CPU: every instance
+//! verifies on its own.
 
 use super::jwks::{JwksCache, JwksSource, JwksTiming};
 use super::{AuthConfigError, Caller, DEV_SECRET_BYTES_MIN, unauthenticated};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tonic::Status;
+
+/// Most tokens remembered as verified.
+pub const VERIFIED_MAX: usize = 256;
+/// Longest token remembered as verified; longer ones are checked each time.
+pub const VERIFIED_TOKEN_BYTES_MAX: usize = 4096;
+/// Longest a verified token is remembered (never past its `exp`).
+pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
 
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 30;
@@ -35,6 +55,25 @@ pub struct JwtVerifier {
     secret: Option<DecodingKey>,
     jwks: Option<Arc<JwksCache>>,
     dev_secret_with_jwks: bool,
+    /// Tokens verified lately.
+    verified: Mutex<HashMap<String, Verified>>,
+}
+
+/// A token verified lately: its caller, until when it is remembered, and
+/// for a JWKS token the key it named and the key set that verified it.
+#[derive(Clone)]
+struct Verified {
+    caller: Caller,
+    until: Instant,
+    jwks_key: Option<(Option<String>, Algorithm, u64)>,
+}
+
+/// What checking a token found.
+struct Checked {
+    caller: Caller,
+    /// Its `exp`, 0 when not a whole number of seconds.
+    exp: u64,
+    jwks_key: Option<(Option<String>, Algorithm, u64)>,
 }
 
 /// `aud`: one string or a list.
@@ -65,6 +104,10 @@ struct Claims {
     client_id: Option<String>,
     #[serde(default)]
     token_use: Option<String>,
+    /// Required and checked by the validation; read here to bound how long
+    /// the token is remembered (a non-integer one is not remembered).
+    #[serde(default)]
+    exp: Option<serde_json::Number>,
 }
 
 impl JwtVerifier {
@@ -77,6 +120,7 @@ impl JwtVerifier {
             secret: None,
             jwks: None,
             dev_secret_with_jwks: false,
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -189,20 +233,98 @@ impl JwtVerifier {
 
     /// Verifies a token; see the module documentation for what must hold.
     pub async fn verify(&self, token: &str) -> Result<Caller, Status> {
+        let now = Instant::now();
+        if let Some(seen) = self.recall(token, now) {
+            match (&seen.jwks_key, &self.jwks) {
+                (None, _) => return Ok(seen.caller),
+                (Some((kid, alg, generation)), Some(jwks)) => {
+                    // The key must still be usable (this may refresh the
+                    // set), and the set the one that verified the token.
+                    if jwks.key(kid.as_deref(), *alg).await.is_ok()
+                        && jwks.generation() == *generation
+                    {
+                        return Ok(seen.caller);
+                    }
+                }
+                (Some(_), None) => {}
+            }
+        }
+        let checked = self.check(token).await?;
+        self.remember(token, &checked, now);
+        Ok(checked.caller)
+    }
+
+    /// How many tokens are remembered as verified (tests).
+    #[cfg(test)]
+    pub(super) fn remembered(&self) -> usize {
+        self.verified.lock().map_or(0, |v| v.len())
+    }
+
+    /// A token remembered as verified and not past its time.
+    fn recall(&self, token: &str, now: Instant) -> Option<Verified> {
+        let verified = self.verified.lock().ok()?;
+        verified.get(token).filter(|v| now < v.until).cloned()
+    }
+
+    /// Remembers a verified token until the earlier of its `exp` and
+    /// [`VERIFIED_TTL`]; when the memory is full, the entries past their
+    /// time go first, and if none is, all of them.
+    fn remember(&self, token: &str, checked: &Checked, now: Instant) {
+        if token.len() > VERIFIED_TOKEN_BYTES_MAX {
+            return;
+        }
+        let unix_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let left = Duration::from_secs(checked.exp.saturating_sub(unix_now)).min(VERIFIED_TTL);
+        if left.is_zero() {
+            return;
+        }
+        let Ok(mut verified) = self.verified.lock() else {
+            return;
+        };
+        if verified.len() >= VERIFIED_MAX {
+            verified.retain(|_, v| now < v.until);
+            if verified.len() >= VERIFIED_MAX {
+                verified.clear();
+            }
+        }
+        verified.insert(
+            token.to_owned(),
+            Verified {
+                caller: checked.caller.clone(),
+                until: now + left,
+                jwks_key: checked.jwks_key.clone(),
+            },
+        );
+    }
+
+    /// Checks a token as the module documentation says: the caller, and the
+    /// token's `exp`.
+    async fn check(&self, token: &str) -> Result<Checked, Status> {
         // `alg: none` and unknown algorithms fail here: jsonwebtoken has no
         // variant for them.
         let header = jsonwebtoken::decode_header(token).map_err(|_| unauthenticated())?;
-        let key = match header.alg {
-            Algorithm::HS256 => self.secret.clone().ok_or_else(unauthenticated)?,
+        let (key, jwks_key) = match header.alg {
+            Algorithm::HS256 => (self.secret.clone().ok_or_else(unauthenticated)?, None),
             Algorithm::RS256 | Algorithm::ES256 => {
                 let jwks = self.jwks.as_ref().ok_or_else(unauthenticated)?;
-                jwks.key(header.kid.as_deref(), header.alg).await?
+                // The set's generation before the key is taken: if a fetch
+                // ends in between, the token is remembered with the older
+                // one and simply checked again next time.
+                let generation = jwks.generation();
+                let key = jwks.key(header.kid.as_deref(), header.alg).await?;
+                (key, Some((header.kid.clone(), header.alg, generation)))
             }
             _ => return Err(unauthenticated()),
         };
         let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation(header.alg))
             .map_err(|_| unauthenticated())?;
         self.check_claims(&data.claims)?;
-        Caller::from_claims(&data.claims.sub, data.claims.scope.as_deref())
+        Ok(Checked {
+            caller: Caller::from_claims(&data.claims.sub, data.claims.scope.as_deref())?,
+            exp: data.claims.exp.and_then(|e| e.as_u64()).unwrap_or(0),
+            jwks_key,
+        })
     }
 }

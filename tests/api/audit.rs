@@ -707,14 +707,12 @@ async fn an_entry_in_another_currency_than_its_account_is_reported() {
     assert_eq!(report.discrepancies_total, 1, "{:?}", report.discrepancies);
 }
 
-/// A consistent read of a sharded account re-reads shards until each is
-/// at the version the others need: a `need` of a version never reached
-/// would keep every read of the account from ending, and is reported.
-#[tokio::test]
-async fn a_need_of_a_version_never_reached_is_reported() {
+/// A shop of two shards, clean, whose shard 0 is then made to need shard
+/// `shard` at `version`.
+async fn sharded_shop_needing(prefix: &str, shard: u32, version: i64) -> (TestApp, String) {
     let app = TestApp::spawn().await;
     let mut c = app.grpc().await;
-    let shop = unique("need-shop");
+    let shop = unique(prefix);
     c.add_account(pb::AddAccountRequest {
         account_id: shop.clone(),
         display_name: "shop".into(),
@@ -725,17 +723,25 @@ async fn a_need_of_a_version_never_reached_is_reported() {
     .await
     .unwrap();
     audit_clean(&app).await;
-
     tamper_account(
         &app,
         &shop,
         "SET need = :need",
         &[(
             ":need",
-            AttributeValue::M([("1".to_owned(), n(5))].into_iter().collect()),
+            AttributeValue::M([(shard.to_string(), n(version))].into_iter().collect()),
         )],
     )
     .await;
+    (app, shop)
+}
+
+/// A consistent read of a sharded account re-reads shards until each is
+/// at the version the others need: a `need` of a version never reached
+/// would keep every read of the account from ending, and is reported.
+#[tokio::test]
+async fn a_need_of_a_version_never_reached_is_reported() {
+    let (app, shop) = sharded_shop_needing("need-shop", 1, 5).await;
     let report = audit_reports(
         &app,
         &format!(
@@ -840,30 +846,7 @@ async fn an_open_hold_that_records_a_capture_is_reported() {
 /// shard the account does not have is reported.
 #[tokio::test]
 async fn a_need_of_a_shard_the_account_lacks_is_reported() {
-    let app = TestApp::spawn().await;
-    let mut c = app.grpc().await;
-    let shop = unique("need-lack");
-    c.add_account(pb::AddAccountRequest {
-        account_id: shop.clone(),
-        display_name: "shop".into(),
-        currency: "EUR".into(),
-        initial_balance: 500,
-        balance_shards: 2,
-    })
-    .await
-    .unwrap();
-    audit_clean(&app).await;
-
-    tamper_account(
-        &app,
-        &shop,
-        "SET need = :need",
-        &[(
-            ":need",
-            AttributeValue::M([("7".to_owned(), n(1))].into_iter().collect()),
-        )],
-    )
-    .await;
+    let (app, shop) = sharded_shop_needing("need-lack", 7, 1).await;
     let report = audit_reports(
         &app,
         &format!(

@@ -23,6 +23,22 @@ fn instance(tables: &payment::ledger::Tables) -> (Ledger, RequestCounter) {
     (ledger, counter)
 }
 
+/// The requests `counter` saw since `before`, by operation (only those
+/// that grew).
+fn cost(
+    counter: &RequestCounter,
+    before: std::collections::BTreeMap<String, u64>,
+) -> Vec<(String, u64)> {
+    counter
+        .snapshot()
+        .iter()
+        .filter_map(|(op, n)| {
+            let d = n - before.get(op).copied().unwrap_or(0);
+            (d > 0).then(|| (op.clone(), d))
+        })
+        .collect()
+}
+
 async fn add_sharded(
     c: &mut Client,
     account_id: &str,
@@ -508,16 +524,6 @@ async fn what_holds_and_refunds_cost_in_dynamodb_requests() {
         memo: String::new(),
     };
     let writes = |n: u64| vec![("TransactWriteItems".to_owned(), n)];
-    let cost = |counter: &RequestCounter, before: std::collections::BTreeMap<String, u64>| {
-        counter
-            .snapshot()
-            .iter()
-            .filter_map(|(op, n)| {
-                let d = n - before.get(op).copied().unwrap_or(0);
-                (d > 0).then(|| (op.clone(), d))
-            })
-            .collect::<Vec<_>>()
-    };
     let mut costs = Vec::new();
 
     // Warm: the server opened both accounts.
@@ -662,16 +668,6 @@ async fn a_void_on_a_cold_instance_reads_only_the_record() {
     }
     let void = |key: &str| pb::VoidHoldRequest {
         hold: by_key(&a, key),
-    };
-    let cost = |counter: &RequestCounter, before: std::collections::BTreeMap<String, u64>| {
-        counter
-            .snapshot()
-            .iter()
-            .filter_map(|(op, n)| {
-                let d = n - before.get(op).copied().unwrap_or(0);
-                (d > 0).then(|| (op.clone(), d))
-            })
-            .collect::<Vec<_>>()
     };
     let read_then_write = vec![
         ("GetItem".to_owned(), 1),

@@ -1,6 +1,6 @@
 //! Configuration from the environment, read once at start-up.
 
-use crate::ledger::Tables;
+use crate::ledger::{Promotion, Tables};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -28,6 +28,35 @@ fn env_or(name: &str, default: &str) -> String {
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| default.to_owned())
+}
+
+/// Environment variable setting the shard count a hot ordinary account is
+/// promoted to (2 to 64), or `off`; default 64 (see docs/hot-accounts.md).
+pub const PROMOTE_SHARDS_ENV: &str = "PAYMENT_PROMOTE_SHARDS";
+
+/// The promotion setting from the environment: on with the default
+/// [`Promotion`] and the count set, or None for `off`.
+pub fn promotion_from_env() -> Result<Option<Promotion>, String> {
+    Ok(
+        parse_promotion(&env_or(PROMOTE_SHARDS_ENV, ""))?.map(|shards| Promotion {
+            shards,
+            ..Promotion::default()
+        }),
+    )
+}
+
+fn parse_promotion(value: &str) -> Result<Option<u32>, String> {
+    let max = crate::domain::BALANCE_SHARDS_MAX;
+    match value.trim() {
+        "" => Ok(Some(Promotion::default().shards)),
+        "off" | "0" => Ok(None),
+        text => match text.parse::<u32>() {
+            Ok(n) if (2..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(format!(
+                "{PROMOTE_SHARDS_ENV}: {text:?} is not a shard count; set 2 to {max}, or off"
+            )),
+        },
+    }
 }
 
 /// The table names from the environment, with local defaults.
@@ -143,4 +172,21 @@ pub fn init_tracing() {
     };
     // Already initialised (several servers in one test process): keep it.
     let _ = result;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_promotion;
+
+    #[test]
+    fn promotion_is_on_by_default_and_can_be_set_or_turned_off() {
+        assert_eq!(parse_promotion(""), Ok(Some(64)));
+        assert_eq!(parse_promotion("16"), Ok(Some(16)));
+        assert_eq!(parse_promotion("off"), Ok(None));
+        assert_eq!(parse_promotion("0"), Ok(None));
+        for bad in ["1", "65", "many", "-2"] {
+            let err = parse_promotion(bad).expect_err(bad);
+            assert!(err.starts_with("PAYMENT_PROMOTE_SHARDS"), "{err}");
+        }
+    }
 }

@@ -252,6 +252,33 @@ impl NewAccount {
     }
 }
 
+/// A validated SetBalanceShards: the account and the count it should have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardsOrder {
+    pub account_id: AccountId,
+    /// 1 to [`BALANCE_SHARDS_MAX`].
+    pub balance_shards: u32,
+}
+
+impl ShardsOrder {
+    pub fn parse(account_id: &str, balance_shards: i32) -> Result<Self, InvalidField> {
+        let account_id = AccountId::parse("account_id", account_id)?;
+        let balance_shards = match u32::try_from(balance_shards) {
+            Ok(n) if (1..=BALANCE_SHARDS_MAX).contains(&n) => n,
+            _ => {
+                return Err(InvalidField::new(
+                    "balance_shards",
+                    format!("is {balance_shards}; it must be between 1 and {BALANCE_SHARDS_MAX}"),
+                ));
+            }
+        };
+        Ok(Self {
+            account_id,
+            balance_shards,
+        })
+    }
+}
+
 /// The most one balance shard of an account with `shards` shards may hold:
 /// an equal share of [`BALANCE_MAX_MINOR`], so that the shards together
 /// never hold more than the limit.

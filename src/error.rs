@@ -83,6 +83,8 @@ pub enum CutOff {
     Hold,
     /// GetPayment with finalize may have fenced the key.
     Finalize,
+    /// SetBalanceShards may have raised the count.
+    Shards,
 }
 
 impl CutOff {
@@ -99,6 +101,9 @@ impl CutOff {
             }
             CutOff::Finalize => {
                 "the deadline expired before the ledger answered; the key may or may not have been fenced: send the same GetPayment with finalize again (it gives the same final answer)"
+            }
+            CutOff::Shards => {
+                "the deadline expired before the ledger answered; the balance shards may or may not have been raised: send the same SetBalanceShards again (it is idempotent)"
             }
             CutOff::Read => {
                 "the deadline expired before the ledger answered; nothing was changed: retry with a longer deadline"
@@ -230,6 +235,32 @@ impl From<ServiceError> for Status {
                 m.with("account_id", account_id)
                     .with("shards_max", shards_max)
                     .with("payable_minor", payable_minor),
+            ),
+            E::Ledger(L::ShardsCannotShrink {
+                account_id,
+                shards,
+                asked,
+            }) => (
+                Code::FailedPrecondition,
+                "SHARDS_CANNOT_SHRINK",
+                m.with("account_id", account_id)
+                    .with("balance_shards", shards)
+                    .with("asked", asked),
+            ),
+            E::Ledger(L::ShardOverShare {
+                account_id,
+                shard,
+                balance_minor,
+                share_minor,
+                currency,
+            }) => (
+                Code::FailedPrecondition,
+                "SHARD_OVER_SHARE",
+                m.with("account_id", account_id)
+                    .with("shard", shard)
+                    .with("balance_minor", balance_minor)
+                    .with("share_minor", share_minor)
+                    .with("currency", currency),
             ),
             E::Ledger(L::BalanceLimit { account_id }) => (
                 Code::FailedPrecondition,
@@ -451,6 +482,16 @@ mod tests {
                     ["account_id", "shards_max", "payable_minor"],
                 BalanceLimit { account_id: "a".into() }
                     => FailedPrecondition "BALANCE_LIMIT" ["account_id", "limit_minor"],
+                ShardsCannotShrink { account_id: "a".into(), shards: 8, asked: 2 }
+                    => FailedPrecondition "SHARDS_CANNOT_SHRINK" ["account_id", "balance_shards", "asked"],
+                ShardOverShare {
+                    account_id: "a".into(),
+                    shard: 0,
+                    balance_minor: 9,
+                    share_minor: 5,
+                    currency: "EUR".into(),
+                } => FailedPrecondition "SHARD_OVER_SHARE"
+                    ["account_id", "shard", "balance_minor", "share_minor", "currency"],
                 IdempotencyKeyReused { key: "k".into(), sender_id: "a".into(), stored_kind: "hold" }
                     => AlreadyExists "IDEMPOTENCY_KEY_REUSED" ["idempotency_key", "sender_id", "stored_kind"],
                 KeyFenced { sender_id: "a".into(), key: "k".into() }
@@ -542,6 +583,7 @@ mod tests {
             CutOff::Hold,
             CutOff::Read,
             CutOff::Finalize,
+            CutOff::Shards,
         ] {
             let says = match cut_off {
                 CutOff::Payment => "retry with the same idempotency key",
@@ -549,6 +591,7 @@ mod tests {
                 CutOff::Hold => "look the hold up with GetPayment",
                 CutOff::Read => "nothing was changed",
                 CutOff::Finalize => "send the same GetPayment with finalize again",
+                CutOff::Shards => "send the same SetBalanceShards again",
             };
             let status = Status::from(ServiceError::Deadline(cut_off));
             assert_eq!(status.code(), Code::DeadlineExceeded);

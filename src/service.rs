@@ -4,7 +4,7 @@
 use crate::auth::{Authenticator, Caller};
 use crate::domain::{
     self, AccountId, AccountsPage, HistoryPage, HoldOrder, InvalidField, NewAccount, PageToken,
-    PaymentOrder, PaymentRef, RefundOrder, parse_amount_or_all,
+    PaymentOrder, PaymentRef, RefundOrder, ShardsOrder, parse_amount_or_all,
 };
 use crate::error::{CutOff, ServiceError};
 use crate::ledger::{self, HistoryCursor, Ledger, LedgerError, Payer};
@@ -571,6 +571,36 @@ impl PaymentApi {
     }
 }
 
+impl PaymentApi {
+    async fn set_balance_shards_call(
+        &self,
+        caller: &Caller,
+        request: Request<pb::SetBalanceShardsRequest>,
+    ) -> Result<Response<pb::SetBalanceShardsResponse>, ServiceError> {
+        let deadline = deadline(&request);
+        let r = request.into_inner();
+        let order = ShardsOrder::parse(&r.account_id, r.balance_shards)?;
+        if !caller.admin {
+            return Err(LedgerError::NotAllowed {
+                what: "raising an account's balance shards".into(),
+                who: "an admin",
+            }
+            .into());
+        }
+        let done = until(deadline, CutOff::Shards, async {
+            Ok(self
+                .ledger
+                .raise_shards(&order.account_id, order.balance_shards)
+                .await?)
+        })
+        .await?;
+        Ok(Response::new(pb::SetBalanceShardsResponse {
+            account: Some(account_message(done.account)),
+            raised: done.raised,
+        }))
+    }
+}
+
 /// Authenticates, runs one call and logs it.
 macro_rules! call {
     ($self:ident, $method:literal, $request:ident, $handler:ident) => {{
@@ -648,6 +678,13 @@ impl PaymentService for PaymentApi {
         request: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
         call!(self, "ListAccounts", request, list_accounts_call)
+    }
+
+    async fn set_balance_shards(
+        &self,
+        request: Request<pb::SetBalanceShardsRequest>,
+    ) -> Result<Response<pb::SetBalanceShardsResponse>, Status> {
+        call!(self, "SetBalanceShards", request, set_balance_shards_call)
     }
 
     type GetTransactionHistoryStream = HistoryStream;

@@ -23,7 +23,8 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), lambda_runtime::Error> {
     config::init_tracing();
-    let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env());
+    let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env())
+        .with_promotion(config::promotion_from_env()?);
     let auth = Authenticator::from_env().await?;
     tracing::info!(auth = ?auth, "payment-lambda ready");
     let service = server::http_service(

@@ -60,7 +60,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     if matches!(auth, Authenticator::ApiGateway) {
         return Err("PAYMENT_AUTH_MODE=apigateway is only for the Lambda behind API Gateway; payment-server verifies bearer tokens itself (PAYMENT_AUTH_MODE=jwt)".into());
     }
-    let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env());
+    let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env())
+        .with_promotion(config::promotion_from_env()?);
     if args.create_tables {
         ledger.create_tables().await?;
     }

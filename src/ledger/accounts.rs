@@ -10,13 +10,15 @@ use super::{Account, Direction, Ledger, LedgerError, Payment, TransferKind};
 use crate::domain::{AccountId, NewAccount, OWNER_ACCOUNTS_MAX};
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
-/// Whether a stored account is what `new` would open for `owner`.
+/// Whether a stored account is what `new` would open for `owner`. Its
+/// shard count may have been raised since (a reshard): a retry of the
+/// call that opened it still gets it.
 fn same_account(facts: &AccountFacts, new: &NewAccount, owner: &str) -> bool {
     facts.owner == owner
         && facts.display_name == new.display_name
         && facts.currency == new.currency.as_str()
         && facts.opening_balance_minor == new.initial_balance_minor
-        && facts.shards == new.balance_shards
+        && facts.shards >= new.balance_shards
 }
 
 impl Ledger {
@@ -240,7 +242,7 @@ impl Ledger {
 
     /// One strongly consistent GetItem of an account's own item: its facts
     /// and shard 0, remembered.
-    async fn read_account_item(
+    pub(super) async fn read_account_item(
         &self,
         account_id: &str,
     ) -> Result<Option<(AccountFacts, ShardState)>, LedgerError> {

@@ -62,6 +62,7 @@ impl Ledger {
                         record = self
                             .fill_with_record(&mut [(&mut sender, &all)], &key)
                             .await?;
+                        self.fill_raised(&mut sender).await?;
                         if let Some(Some(stored)) = record {
                             return answer(hold, &own_ids, stored);
                         }

@@ -122,6 +122,8 @@ impl Ledger {
                     {
                         hold = read;
                     }
+                    // A reshard seen in that read: its new shards too.
+                    self.fill_raised(&mut recipient).await?;
                     if let Some(done) = answer(&hold, &own_rounds) {
                         return done;
                     }

@@ -54,13 +54,23 @@ impl HistoryCursor {
     /// Starts at the newest entry of `account` (a consistent snapshot), or
     /// at `cursors` from a page token (one per shard), never past the
     /// snapshot. None when the cursors do not fit the account's shards.
+    ///
+    /// A token issued before a reshard has fewer cursors than the account
+    /// has shards now. The shards it lacks were added after the snapshot
+    /// its first page was read from (that snapshot would have shown them
+    /// otherwise, see `shards`), so all their entries are newer than the
+    /// listing: they start exhausted, and the pages go on exactly as they
+    /// would have. More cursors than shards fit no account (a count never
+    /// goes down).
     pub fn new(account: &Account, cursors: Option<&[u64]>) -> Option<Self> {
         let newest: Vec<u64> = account.shard_versions.iter().map(|v| v + 1).collect();
         let start = match cursors {
             None => newest,
-            Some(c) if c.len() == newest.len() => {
-                c.iter().zip(&newest).map(|(c, n)| (*c).min(*n)).collect()
-            }
+            Some(c) if c.len() <= newest.len() => newest
+                .iter()
+                .enumerate()
+                .map(|(k, n)| c.get(k).map_or(1, |c| (*c).min(*n)))
+                .collect(),
             Some(_) => return None,
         };
         Some(Self {

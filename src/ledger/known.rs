@@ -2,12 +2,21 @@
 //! accounts, so that a warm instance pays with one DynamoDB request.
 //!
 //! It may remember only what cannot silently go wrong: accounts never
-//! disappear and their facts (currency, owner, shard count) never change;
-//! a shard's version and balance come from this instance's own commits or
-//! from the items DynamoDB returns when a condition fails. A stale version
-//! can never commit anything: every write is conditioned on it, so the
-//! worst a stale memory costs is one more round. Correctness never rests
-//! here, which is why Lambda containers that share nothing stay correct.
+//! disappear and their currency and owner never change; a shard's version
+//! and balance come from this instance's own commits or from the items
+//! DynamoDB returns when a condition fails. A stale version can never
+//! commit anything: every write is conditioned on it, so the worst a stale
+//! memory costs is one more round. Correctness never rests here, which is
+//! why Lambda containers that share nothing stay correct.
+//!
+//! The shard count is different: a reshard raises it, and never lowers it
+//! (see `reshard`). So a remembered count is a lower bound, raised whenever
+//! an item this instance reads or gets back shows a larger one (every shard
+//! item carries the count once the account was resharded). A writer that
+//! still believes the old count commits correctly on the old shards (a
+//! credit's room is conditioned on the count the writer assumed, see
+//! `round`), and every read that must see all shards (a balance, a history
+//! page, a refusal) re-reads when an item shows more shards than it read.
 
 use super::layout::{AccountFacts, ShardState, StoredRecord};
 use crate::domain::PaymentRef;
@@ -18,6 +27,29 @@ use std::sync::{Arc, Mutex};
 /// starts over (reads are the only cost). At a few hundred bytes each this
 /// bounds the memory to a few megabytes.
 const KNOWN_ACCOUNTS_MAX: usize = 10_000;
+
+/// When an instance promotes a hot ordinary account to balance shards: once
+/// it lost `lost_races` credit races on it within `window` (see `reshard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Promotion {
+    /// The shard count the account is raised to (2 to 64).
+    pub shards: u32,
+    pub lost_races: u32,
+    pub window: std::time::Duration,
+}
+
+impl Default for Promotion {
+    /// 64 shards after 4 lost races within 5 s: two writers that meet now
+    /// and then never get there; a merchant paid by many containers at
+    /// once does within its first payments.
+    fn default() -> Self {
+        Self {
+            shards: crate::domain::BALANCE_SHARDS_MAX,
+            lost_races: 4,
+            window: std::time::Duration::from_secs(5),
+        }
+    }
+}
 
 /// Most payment, hold and refund records one instance remembers (the ones
 /// it wrote or read last); past it, it forgets them all. A remembered record
@@ -45,10 +77,20 @@ struct CreditSlots {
     busy: u64,
 }
 
+/// Lost credit races on an ordinary account, towards its promotion.
+#[derive(Debug)]
+struct Races {
+    since: std::time::Instant,
+    lost: u32,
+    /// This instance asked for the promotion already (at most once).
+    promoted: bool,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     accounts: HashMap<String, KnownAccount>,
     slots: HashMap<String, CreditSlots>,
+    races: HashMap<String, Races>,
     /// Records by (paying account, idempotency key).
     records: HashMap<(String, String), StoredRecord>,
     /// Record keys by transaction id.
@@ -83,15 +125,19 @@ impl Known {
             && !inner.accounts.contains_key(&facts.account_id)
         {
             inner.accounts.clear();
+            inner.races.clear();
             inner.slots.retain(|_, slots| slots.busy != 0);
         }
-        inner
+        let known = inner
             .accounts
             .entry(facts.account_id.clone())
             .or_insert_with(|| KnownAccount {
                 facts: facts.clone(),
                 shards: vec![None; facts.shards as usize],
             });
+        if known.facts.shards < facts.shards {
+            raise(&mut inner, &facts.account_id, facts.shards);
+        }
     }
 
     /// Records a shard's state as DynamoDB last showed it (a commit of this
@@ -102,12 +148,63 @@ impl Known {
     /// exists.
     pub(super) fn observe(&self, account_id: &str, shard: u32, state: &ShardState) {
         let mut inner = self.lock();
+        if inner
+            .accounts
+            .get(account_id)
+            .is_some_and(|a| a.facts.shards < state.told_shards)
+        {
+            raise(&mut inner, account_id, state.told_shards);
+        }
         if let Some(slot) = inner
             .accounts
             .get_mut(account_id)
             .and_then(|a| a.shards.get_mut(shard as usize))
         {
             *slot = Some(state.clone());
+        }
+    }
+
+    /// The account's shard count as this instance knows it (a lower bound).
+    pub(super) fn shard_count(&self, account_id: &str) -> Option<u32> {
+        self.lock().accounts.get(account_id).map(|a| a.facts.shards)
+    }
+
+    /// Counts a lost credit race on an ordinary account. True exactly once
+    /// per account and instance (unless the promotion failed): when the
+    /// races lost within the promotion's window reach its threshold.
+    pub(super) fn lost_race(&self, account_id: &str, promotion: &Promotion) -> bool {
+        let mut inner = self.lock();
+        if inner.races.len() >= KNOWN_ACCOUNTS_MAX && !inner.races.contains_key(account_id) {
+            inner.races.retain(|_, r| r.promoted);
+            if inner.races.len() >= KNOWN_ACCOUNTS_MAX {
+                inner.races.clear();
+            }
+        }
+        let now = std::time::Instant::now();
+        let races = inner.races.entry(account_id.to_owned()).or_insert(Races {
+            since: now,
+            lost: 0,
+            promoted: false,
+        });
+        if races.promoted {
+            return false;
+        }
+        if now.duration_since(races.since) > promotion.window {
+            races.since = now;
+            races.lost = 0;
+        }
+        races.lost += 1;
+        races.promoted = races.lost >= promotion.lost_races.max(1);
+        races.promoted
+    }
+
+    /// After a promotion that failed: the races count afresh towards
+    /// another try.
+    pub(super) fn promotion_failed(&self, account_id: &str) {
+        if let Some(races) = self.lock().races.get_mut(account_id) {
+            races.promoted = false;
+            races.lost = 0;
+            races.since = std::time::Instant::now();
         }
     }
 
@@ -217,6 +314,24 @@ impl Known {
     }
 }
 
+/// Raises a remembered account's shard count (a reshard happened): the new
+/// shards are not known yet, and the credit slot starts afresh at random
+/// over all shards, so that instances spread onto the new ones.
+fn raise(inner: &mut Inner, account_id: &str, shards: u32) {
+    let Some(known) = inner.accounts.get_mut(account_id) else {
+        return;
+    };
+    let shards = shards.min(crate::domain::BALANCE_SHARDS_MAX);
+    if known.facts.shards >= shards {
+        return;
+    }
+    known.facts.shards = shards;
+    known.shards.resize(shards as usize, None);
+    if let Some(slots) = inner.slots.get_mut(account_id) {
+        slots.start = rand::random_range(0..shards);
+    }
+}
+
 /// A shard this instance is crediting; released when dropped.
 #[derive(Debug)]
 pub(super) struct CreditSlot {
@@ -230,5 +345,66 @@ impl Drop for CreditSlot {
         if let Some(slots) = self.known.lock().slots.get_mut(&self.account_id) {
             slots.busy &= !(1 << self.shard);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(shards: u32) -> AccountFacts {
+        AccountFacts {
+            account_id: "shop".into(),
+            display_name: String::new(),
+            currency: "EUR".into(),
+            created_at_ms: 0,
+            owner: "o".into(),
+            opening_balance_minor: 0,
+            shards,
+        }
+    }
+
+    #[test]
+    fn a_larger_shard_count_on_any_item_raises_what_is_remembered_never_lowers() {
+        let known = Known::new();
+        known.remember(&facts(1));
+        let told = |n| ShardState {
+            version: 3,
+            told_shards: n,
+            ..ShardState::default()
+        };
+        known.observe("shop", 0, &told(8));
+        let account = known.get("shop").unwrap();
+        assert_eq!((account.facts.shards, account.shards.len()), (8, 8));
+        assert_eq!(account.shards[0].as_ref().map(|s| s.version), Some(3));
+        assert!(account.shards[1..].iter().all(Option::is_none));
+        // An older item, or the account's facts as first read, never lower it.
+        known.observe("shop", 1, &told(0));
+        known.remember(&facts(1));
+        assert_eq!(known.shard_count("shop"), Some(8));
+        known.remember(&facts(16));
+        assert_eq!(known.shard_count("shop"), Some(16));
+    }
+
+    #[test]
+    fn lost_races_promote_once_within_the_window_and_again_after_a_failure() {
+        let known = Known::new();
+        let promotion = Promotion {
+            shards: 8,
+            lost_races: 3,
+            window: std::time::Duration::from_secs(3600),
+        };
+        let lost: Vec<bool> = (0..6).map(|_| known.lost_race("a", &promotion)).collect();
+        assert_eq!(lost, [false, false, true, false, false, false]);
+        known.promotion_failed("a");
+        let lost: Vec<bool> = (0..3).map(|_| known.lost_race("a", &promotion)).collect();
+        assert_eq!(lost, [false, false, true]);
+        // Another account counts on its own; an empty window never fills.
+        let none = Promotion {
+            window: std::time::Duration::ZERO,
+            ..promotion
+        };
+        assert!(!known.lost_race("b", &none));
+        assert!(!known.lost_race("b", &none));
     }
 }

@@ -154,6 +154,12 @@ pub(super) struct ShardState {
     pub holds: BTreeMap<String, HoldSlot>,
     /// Raised by every change of `holds`; every debit is conditioned on it.
     pub holds_rev: u64,
+    /// The account's shard count as this item was last told (its `shards`
+    /// attribute): always on the account's own item; on a shard item only
+    /// once the account was resharded (0 before). A reshard sets it on
+    /// every shard at once, so any item read after a reshard shows the new
+    /// count (see `reshard`).
+    pub told_shards: u32,
 }
 
 /// One hold as its shard keeps it.
@@ -253,6 +259,7 @@ impl ShardState {
             need,
             holds: holds_from(item)?,
             holds_rev: get_n_or(item, "holds_rev", 0)?,
+            told_shards: get_n_or(item, "shards", 0)?,
         })
     }
 
@@ -271,6 +278,9 @@ impl ShardState {
         if self.holds_rev > 0 {
             item.insert("holds_rev".into(), n(self.holds_rev));
         }
+        if self.told_shards > 0 {
+            item.insert("shards".into(), n(self.told_shards));
+        }
         item
     }
 }
@@ -283,7 +293,9 @@ pub(super) fn need_value(need: &BTreeMap<u32, u64>) -> AttributeValue {
     )
 }
 
-/// What never changes about an account once it is open.
+/// What an instance knows about an account once it is open. All of it
+/// never changes except `shards`, which a reshard only ever raises (see
+/// `reshard`): a remembered count is a lower bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct AccountFacts {
     pub account_id: String,

@@ -12,6 +12,8 @@
 //! - GetPayment and ListAccounts in [`lookups`]; GetPayment with finalize,
 //!   which fences a key where nothing is stored, in [`fence`];
 //! - reading an account's history, merged over its shards, in [`history`];
+//! - SetBalanceShards and the promotion of a hot ordinary account, raising
+//!   its shard count online, in [`reshard`];
 //! - the whole-ledger check in [`audit`].
 //!
 //! What they share:
@@ -37,7 +39,9 @@
 //! - the account item, keyed by the account id: currency, owner, opening
 //!   balance, the number of balance shards, and the state of shard 0;
 //! - for an account with `shards` > 1, one item per further shard k, keyed
-//!   `<account>#k` (`#` cannot occur in an account id), with `shard_of`.
+//!   `<account>#k` (`#` cannot occur in an account id), with `shard_of`;
+//!   once the account was resharded, every shard item also carries the
+//!   account's count in `shards`.
 //!
 //! A shard's state is its `balance`, its `version` (the number of history
 //! entries in that shard, which is also the newest entry's sequence), its
@@ -101,13 +105,16 @@ mod payments;
 mod records;
 mod refunds;
 mod replay;
+mod reshard;
 mod round;
 mod shards;
 mod void;
 
 pub use audit::{AUDIT_LISTED_MAX, AUDIT_SEGMENTS_MAX, AuditReport, CurrencyTotals};
 pub use history::{HISTORY_CHUNK_MAX, HistoryCursor};
+pub use known::Promotion;
 pub use layout::{IndexSchemas, TEST_CLOCK_SKEW_ENV, TEST_CLOCK_SKEW_MAX_MS, test_clock_skew};
+pub use reshard::Resharded;
 pub use round::PAYMENT_ATTEMPTS_MAX;
 pub use shards::BALANCE_SHARDS_MAX;
 
@@ -164,6 +171,26 @@ pub enum LedgerError {
         account_id: String,
         shards_max: usize,
         payable_minor: i64,
+    },
+    #[error(
+        "account {account_id:?} has {shards} balance shards; asked for {asked}, but a count of shards can only be raised"
+    )]
+    ShardsCannotShrink {
+        account_id: String,
+        shards: u32,
+        asked: u32,
+    },
+    #[error(
+        "shard {shard} of account {account_id:?} holds {}, more than its share of the balance limit with the shards asked for ({}); pay some of it out first or ask for fewer shards",
+        format_money(*balance_minor, currency),
+        format_money(*share_minor, currency)
+    )]
+    ShardOverShare {
+        account_id: String,
+        shard: u32,
+        balance_minor: i64,
+        share_minor: i64,
+        currency: String,
     },
     #[error(
         "recipient account {account_id:?} would exceed the balance limit of {BALANCE_MAX_MINOR} minor units"
@@ -429,6 +456,9 @@ pub struct Ledger {
     tables: Tables,
     locks: Arc<locks::AccountLocks>,
     known: Arc<known::Known>,
+    /// When an ordinary account that loses races is promoted to balance
+    /// shards (see `reshard`); None: promotion is off.
+    promotion: Option<Promotion>,
 }
 
 impl Ledger {
@@ -438,7 +468,19 @@ impl Ledger {
             tables,
             locks: Arc::new(locks::AccountLocks::new()),
             known: Arc::new(known::Known::new()),
+            promotion: Some(Promotion::default()),
         }
+    }
+
+    /// Sets when hot ordinary accounts are promoted to balance shards (the
+    /// count clamped to 2 to [`BALANCE_SHARDS_MAX`]), or turns promotion off
+    /// (None). On by default, with [`Promotion::default`].
+    pub fn with_promotion(mut self, promotion: Option<Promotion>) -> Self {
+        self.promotion = promotion.map(|p| Promotion {
+            shards: p.shards.clamp(2, BALANCE_SHARDS_MAX),
+            ..p
+        });
+        self
     }
 
     pub fn tables(&self) -> &Tables {

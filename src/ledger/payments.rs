@@ -162,7 +162,6 @@ impl Ledger {
     ) -> Result<Result<Planned, LedgerError>, LedgerError> {
         let amount = order.amount_minor;
         let sender_all = sender.all_shards();
-        let recipient_all = recipient.all_shards();
         let key = record_key(order.sender_id.as_str(), order.idempotency_key.as_str());
         let mut credit_shard = credit_shard;
         // What the sender needs first: shard 0 for an ordinary account; a
@@ -184,16 +183,19 @@ impl Ledger {
         let debits = loop {
             match plan_debits(sender, amount, now) {
                 Some(debits) => break debits,
+                // Unknown shards, some perhaps just seen in a reshard.
                 None if sender.known_count() < sender.shards.len() => {
-                    self.fill(&mut [(&mut *sender, &sender_all)], None).await?;
+                    let all = sender.all_shards();
+                    self.fill(&mut [(&mut *sender, &all)], None).await?;
                 }
                 None if !verified.sender => {
                     // Before refusing, read the sender fresh, and the
                     // record with it: a replay is answered from it.
                     verified.sender = true;
                     sender.forget_shards();
+                    let all = sender.all_shards();
                     *record = self
-                        .fill_with_record(&mut [(&mut *sender, &sender_all)], &key)
+                        .fill_with_record(&mut [(&mut *sender, &all)], &key)
                         .await?;
                 }
                 None => {
@@ -207,24 +209,20 @@ impl Ledger {
                 }
             }
         };
-        let room = shard_balance_max_minor(recipient.facts.shards) - amount;
-        let has_room = |r: &Party, shard: u32| {
-            r.shards[shard as usize]
-                .as_ref()
-                .is_some_and(|s| s.balance_minor <= room)
-        };
-        if !has_room(recipient, credit_shard) {
+        if !has_room(recipient, credit_shard, amount) {
             if !verified.recipient {
                 verified.recipient = true;
                 recipient.forget_shards();
             }
+            let all = recipient.all_shards();
             *record = self
-                .fill_with_record(&mut [(&mut *recipient, &recipient_all)], &key)
+                .fill_with_record(&mut [(&mut *recipient, &all)], &key)
                 .await?;
-            match recipient_all
-                .iter()
-                .copied()
-                .find(|&k| has_room(recipient, k))
+            self.fill_raised(recipient).await?;
+            match recipient
+                .all_shards()
+                .into_iter()
+                .find(|&k| has_room(recipient, k, amount))
             {
                 Some(shard) => credit_shard = shard,
                 None => {
@@ -251,6 +249,17 @@ impl Ledger {
         }
         Ok(record)
     }
+}
+
+/// Whether a shard of `party` is known to have room for a credit of
+/// `amount` within its share of the balance limit.
+pub(super) fn has_room(party: &Party, shard: u32, amount: i64) -> bool {
+    let room = shard_balance_max_minor(party.facts.shards) - amount;
+    party
+        .shards
+        .get(shard as usize)
+        .and_then(Option::as_ref)
+        .is_some_and(|s| s.balance_minor <= room)
 }
 
 /// Which parties' shards were read fresh before a refusal.

@@ -210,14 +210,17 @@ impl Ledger {
             let debits = loop {
                 match plan_debits(&payer, amount, now) {
                     Some(debits) => break Some(debits),
+                    // Unknown shards, some perhaps just seen in a reshard.
                     None if payer.known_count() < payer.shards.len() => {
-                        self.fill(&mut [(&mut payer, &payer_all)], None).await?;
+                        let all = payer.all_shards();
+                        self.fill(&mut [(&mut payer, &all)], None).await?;
                     }
                     None if !verified => {
                         verified = true;
                         payer.forget_shards();
+                        let all = payer.all_shards();
                         if let Some(Some(stored)) = self
-                            .fill_with_record(&mut [(&mut payer, &payer_all)], &refund_key)
+                            .fill_with_record(&mut [(&mut payer, &all)], &refund_key)
                             .await?
                         {
                             return self.answer(order, &original, &own_ids, stored).await;

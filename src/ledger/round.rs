@@ -24,7 +24,7 @@ use super::layout::{
 };
 use super::shards::merged_needs;
 use super::{Direction, Ledger, LedgerError, Payer, Payment};
-use crate::domain::{Currency, PaymentOrder, shard_balance_max_minor};
+use crate::domain::{BALANCE_SHARDS_MAX, Currency, PaymentOrder, shard_balance_max_minor};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use std::collections::HashMap;
@@ -299,14 +299,30 @@ impl Ledger {
             };
             self.known.observe(&account_id, shard, &state);
             for (party, _) in parties.iter_mut() {
-                if party.facts.account_id == account_id
-                    && let Some(slot) = party.shards.get_mut(shard as usize)
-                {
-                    *slot = Some(state.clone());
+                if party.facts.account_id == account_id {
+                    party.raise(state.told_shards);
+                    if let Some(slot) = party.shards.get_mut(shard as usize) {
+                        *slot = Some(state.clone());
+                    }
                 }
             }
         }
         Ok(wants_record.then_some(stored))
+    }
+
+    /// Reads the shards of `party` that a reshard seen in this round added
+    /// (unknown so far), so that a refusal weighs every shard. Each read
+    /// can only show a larger count, at most [`BALANCE_SHARDS_MAX`]; the
+    /// bound is a guard.
+    pub(super) async fn fill_raised(&self, party: &mut Party) -> Result<(), LedgerError> {
+        for _ in 0..3 {
+            if party.known_count() == party.shards.len() {
+                break;
+            }
+            let all = party.all_shards();
+            self.fill(&mut [(party, &all)], None).await?;
+        }
+        Ok(())
     }
 
     /// Like [`Self::fill`], with the record under `key` read in the same
@@ -400,6 +416,8 @@ impl Ledger {
             self.known
                 .move_away(&recipient.account_id, lost, recipient.shards);
             *slot = None;
+        } else {
+            self.promote_if_hot(&recipient.account_id).await;
         }
         Ok(())
     }
@@ -413,7 +431,7 @@ impl Ledger {
         leg: &Leg,
         direction: Direction,
         write_need: bool,
-        room_minor: i64,
+        room: Room,
     ) -> Result<Update, LedgerError> {
         let (before, after) = (&leg.before, &leg.after);
         let mut values = HashMap::from([
@@ -428,14 +446,11 @@ impl Ledger {
                     .to_owned(),
                 "version = :version AND balance >= :amount".to_owned(),
             ),
-            Direction::Credit => {
-                values.insert(":room".into(), n(room_minor));
-                (
-                    "SET balance = balance + :amount, version = :next_version, updated_at = :at"
-                        .to_owned(),
-                    "version = :version AND balance <= :room".to_owned(),
-                )
-            }
+            Direction::Credit => (
+                "SET balance = balance + :amount, version = :next_version, updated_at = :at"
+                    .to_owned(),
+                format!("version = :version AND {}", credit_room(room, &mut values)),
+            ),
         };
         if write_need {
             update.push_str(", need = :need");
@@ -476,7 +491,7 @@ impl Ledger {
         let mut items = Vec::new();
         let mut entries = Vec::new();
         for leg in &transfer.debits {
-            let update = self.shard_update(sender, leg, Direction::Debit, multi, 0)?;
+            let update = self.shard_update(sender, leg, Direction::Debit, multi, Room::NONE)?;
             items.push(TransactWriteItem::builder().update(update).build());
             entries.push(StoredEntry {
                 account_id: sender.clone(),
@@ -489,7 +504,10 @@ impl Ledger {
             });
         }
         let credit = &transfer.credit;
-        let room = shard_balance_max_minor(transfer.recipient_shards) - payment.amount_minor;
+        let room = Room {
+            shards: transfer.recipient_shards,
+            amount_minor: payment.amount_minor,
+        };
         let update = self.shard_update(recipient, credit, Direction::Credit, false, room)?;
         items.push(TransactWriteItem::builder().update(update).build());
         entries.push(StoredEntry {
@@ -674,6 +692,46 @@ impl Ledger {
     }
 }
 
+/// What a credit must leave room for: `amount_minor` within the shard's
+/// share of the balance limit, for an account of `shards` shards as the
+/// writer knows it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Room {
+    pub shards: u32,
+    pub amount_minor: i64,
+}
+
+impl Room {
+    const NONE: Room = Room {
+        shards: 1,
+        amount_minor: 0,
+    };
+}
+
+/// The condition that a credit stays within its shard's share of the
+/// balance limit, exactly, whatever count of shards the writer believes.
+///
+/// The share is the limit divided by the account's shard count, and a
+/// reshard only raises the count (after checking that every old shard
+/// already fits the new, smaller share). So a credit that leaves the shard
+/// within the smallest share there is (that of [`BALANCE_SHARDS_MAX`]
+/// shards) fits whatever the count is now, and needs no more: a writer that
+/// still believes the old count commits. Only a credit past that share
+/// depends on the count, and then it is conditioned on it: the shard's
+/// `shards` attribute is the writer's count, or absent (a shard of an
+/// account never resharded, whose count is the one it opened with).
+fn credit_room(room: Room, values: &mut Item) -> String {
+    let own = shard_balance_max_minor(room.shards) - room.amount_minor;
+    let least = shard_balance_max_minor(BALANCE_SHARDS_MAX) - room.amount_minor;
+    values.insert(":room".into(), n(own));
+    if room.shards >= BALANCE_SHARDS_MAX {
+        return "balance <= :room".into();
+    }
+    values.insert(":least_room".into(), n(least));
+    values.insert(":shards".into(), n(room.shards));
+    "(balance <= :least_room OR (balance <= :room AND (attribute_not_exists(shards) OR shards = :shards)))".into()
+}
+
 /// Whether a failed request may have been carried out: no answer at all
 /// (timeout, connection), or a server-side error (5xx, throttling after
 /// the SDK's retries). The codes are the one list in `layout`.
@@ -711,6 +769,16 @@ pub(super) struct Party {
 }
 
 impl Party {
+    /// Takes in a larger shard count (a reshard, seen on an item read in
+    /// this round): the new shards are unknown until read.
+    pub(super) fn raise(&mut self, shards: u32) {
+        let shards = shards.min(BALANCE_SHARDS_MAX);
+        if shards > self.facts.shards {
+            self.facts.shards = shards;
+            self.shards.resize(shards as usize, None);
+        }
+    }
+
     /// How many of its shards are known.
     pub(super) fn known_count(&self) -> usize {
         self.shards.iter().filter(|s| s.is_some()).count()
@@ -823,6 +891,7 @@ impl Transfer {
                         need: needs.get(shard).cloned().unwrap_or_default(),
                         holds_rev: before.holds_rev + u64::from(swept.is_some()),
                         holds: swept.unwrap_or_else(|| before.holds.clone()),
+                        told_shards: before.told_shards,
                     },
                     before: before.clone(),
                     part_minor: *part,

@@ -159,11 +159,23 @@ impl Ledger {
     }
 
     /// A consistent snapshot of every shard of an account (see the module
-    /// docs): usually one BatchGetItem.
+    /// docs): usually one BatchGetItem. `facts` may hold a count of shards
+    /// from before a reshard: every shard item read after a reshard shows
+    /// the new count, and then the new shards are read too. (If every item
+    /// was read before the reshard, the new shards did not exist yet: the
+    /// snapshot is of that moment, and complete.)
     pub(super) async fn snapshot(&self, facts: &AccountFacts) -> Result<Account, LedgerError> {
+        let mut facts = facts.clone();
         let all: Vec<u32> = (0..facts.shards).collect();
         let mut states = self.read_shards(&facts.account_id, &all).await?;
         for _ in 0..READ_ROUNDS_MAX {
+            let told = states.values().map(|s| s.told_shards).max().unwrap_or(0);
+            if told > facts.shards {
+                let added: Vec<u32> = (facts.shards..told.min(BALANCE_SHARDS_MAX)).collect();
+                facts.shards = told.min(BALANCE_SHARDS_MAX);
+                states.extend(self.read_shards(&facts.account_id, &added).await?);
+                continue;
+            }
             if states.len() != facts.shards as usize {
                 return Err(LedgerError::Internal(format!(
                     "account {} has {} shards but {} shard items",
@@ -174,7 +186,7 @@ impl Ledger {
             }
             let lagging = lagging_shards(&states);
             if lagging.is_empty() {
-                return Ok(account_from(facts, states.values()));
+                return Ok(account_from(&facts, states.values()));
             }
             tokio::time::sleep(READ_ROUND_PAUSE).await;
             states.extend(self.read_shards(&facts.account_id, &lagging).await?);

@@ -21,6 +21,7 @@ mod lambda_watch;
 mod matrix;
 mod reasons;
 mod replays;
+mod reshard;
 mod rewrite_proxy;
 mod rules;
 mod tokens;

@@ -23,6 +23,23 @@ pub(super) fn check(seen: &Seen, report: &mut AuditReport) {
                 facts.shards
             ));
         }
+        // A reshard sets the new count on every shard at once; shards of an
+        // account never resharded carry none (the account's own item always
+        // carries its count).
+        let resharded = account
+            .shards
+            .iter()
+            .any(|(&shard, state)| shard > 0 && state.told_shards > 0);
+        for (&shard, state) in &account.shards {
+            if (resharded || shard == 0) && state.told_shards != facts.shards {
+                report.flag(format!(
+                    "{}: says the account has {} shards, but it has {}",
+                    shard_name(facts, shard),
+                    state.told_shards,
+                    facts.shards
+                ));
+            }
+        }
         let mut total = 0i128;
         for (&shard, state) in &account.shards {
             total += i128::from(state.balance_minor);
@@ -30,7 +47,7 @@ pub(super) fn check(seen: &Seen, report: &mut AuditReport) {
                 .entries
                 .get(&(id.clone(), shard))
                 .map_or(&[][..], Vec::as_slice);
-            check_shard(report, facts, shard, state, entries);
+            check_shard(report, facts, shard, state, entries, resharded);
         }
         if total > i128::from(BALANCE_MAX_MINOR) {
             report.flag(format!("account {id}: balance {total} above the limit"));
@@ -66,7 +83,9 @@ fn shard_name(facts: &AccountFacts, shard: u32) -> String {
 }
 
 /// One shard against its entries (in sequence order): its balance within
-/// its share of the limit and equal to the sum of its history, its version
+/// its share of the limit (entries of a resharded account, some written
+/// under a larger share, within the account's limit) and equal to the sum
+/// of its history, its version
 /// the number of entries and the newest sequence, the opening credit as the
 /// account says, and then entry by entry: sequences without gaps, each
 /// `balance_after` the one before (0 before the first) moved by the entry's
@@ -80,10 +99,12 @@ fn check_shard(
     shard: u32,
     state: &ShardState,
     entries: &[StoredEntry],
+    resharded: bool,
 ) {
     let at = shard_name(facts, shard);
     let (balance, version) = (state.balance_minor, state.version);
     let limit = shard_balance_max_minor(facts.shards);
+    let entry_limit = if resharded { BALANCE_MAX_MINOR } else { limit };
     if balance < 0 || balance > limit {
         report.flag(format!("{at}: balance {balance} outside 0..={limit}"));
     }
@@ -125,9 +146,9 @@ fn check_shard(
             ));
         }
         let after = entry.balance_after_minor;
-        if after < 0 || after > limit {
+        if after < 0 || after > entry_limit {
             report.flag(format!(
-                "{at}: entry {seq} leaves balance_after {after} outside 0..={limit}"
+                "{at}: entry {seq} leaves balance_after {after} outside 0..={entry_limit}"
             ));
         }
         let (before_seq, before_after) =

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 /// Local through fault proxies, drives N clients with a seeded random mix
 /// of every operation, and checks every answer.
 #[derive(Debug, Parser)]
-#[command(version)]
+// A later flag overrides an earlier one: `make check CHECK_ARGS="--seed N"`
+// follows the Makefile's own --seed.
+#[command(version, args_override_self = true)]
 struct Args {
     /// Seed of every random choice (workload, faults, skews); default: new.
     #[arg(long)]
@@ -44,9 +46,14 @@ struct Args {
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..=60_000))]
     skew_max_ms: i64,
     /// Ordinary accounts per currency (2-1000); each currency also has one
-    /// account with 4 balance shards.
+    /// account with 4 balance shards. During the run an admin raises some
+    /// of them (SetBalanceShards), and the instances may promote hot ones.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=1000))]
     accounts: u32,
+    /// The shard count the instances promote a hot ordinary account to
+    /// (their PAYMENT_PROMOTE_SHARDS: 2-64), or off.
+    #[arg(long, default_value = "64", value_parser = parse_promote_shards)]
+    promote_shards: PromoteShards,
     /// The payment-server binary; default: the one beside this binary.
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -60,6 +67,32 @@ struct Args {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
+}
+
+/// `--promote-shards`: a count, or off (None).
+#[derive(Debug, Clone, Copy)]
+struct PromoteShards(Option<u32>);
+
+impl std::fmt::Display for PromoteShards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+fn parse_promote_shards(text: &str) -> Result<PromoteShards, String> {
+    let max = payment::domain::BALANCE_SHARDS_MAX;
+    match text.trim() {
+        "off" => Ok(PromoteShards(None)),
+        n => match n.parse::<u32>() {
+            Ok(n) if (2..=max).contains(&n) => Ok(PromoteShards(Some(n))),
+            _ => Err(format!(
+                "{n:?} is not a shard count: give 2 to {max}, or off"
+            )),
+        },
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -99,7 +132,7 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
         .into());
     }
     let reproduce = format!(
-        "payment-check --seed {seed} --instances {} --clients {} --operations {} --deadline-min-ms {} --deadline-max-ms {} --faults {} --kills {} --skew-max-ms {} --accounts {}",
+        "payment-check --seed {seed} --instances {} --clients {} --operations {} --deadline-min-ms {} --deadline-max-ms {} --faults {} --kills {} --skew-max-ms {} --accounts {} --promote-shards {}",
         args.instances,
         args.clients,
         args.operations,
@@ -112,7 +145,8 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
         },
         args.kills,
         args.skew_max_ms,
-        args.accounts
+        args.accounts,
+        args.promote_shards
     );
     let config = Config {
         seed,
@@ -124,6 +158,7 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
         kills: args.kills,
         skew_max_ms: args.skew_max_ms,
         accounts_per_currency: args.accounts as usize,
+        promote_shards: args.promote_shards.0,
         server_bin,
         dynamodb_script: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("scripts/dynamodb-local.sh"),

@@ -14,6 +14,9 @@
 //! - CaptureHold, VoidHold: the same call again, up to the same bound (a
 //!   repeated capture or void replays); the hold's final state tells.
 //! - Reads are not retried: each answer is checked as it came.
+//! - SetBalanceShards (the admin's, see [`run_admin`]): the same call
+//!   again after an ambiguous answer, up to [`ADMIN_ATTEMPTS_MAX`] times;
+//!   it is idempotent, so the final shard count tells.
 //!
 //! Now and then a client reuses the key of a hold it placed for another
 //! call with the hold's own parties, amount and memo: a MakePayment, or an
@@ -28,6 +31,7 @@ use crate::pb::{self, payment_service_client::PaymentServiceClient};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,14 +54,32 @@ const RETRY_PAUSE_MS: (u64, u64) = (20, 400);
 const CLIENT_GRACE: Duration = Duration::from_secs(10);
 /// Longest page a client asks for.
 const PAGE_SIZE_MAX: i32 = 12;
+/// Most SetBalanceShards calls of one admin operation (each retry after an
+/// ambiguous answer; DynamoDB Local may be down for a while).
+pub const ADMIN_ATTEMPTS_MAX: u32 = 8;
+/// The admin's extra pause before a retry (ms), on top of the usual one.
+const ADMIN_PAUSE_MS: u64 = 500;
 
-/// One account of the run.
+/// One account of the run, as it opens. Its shard count may rise during
+/// the run (SetBalanceShards, or an instance promoting it): what it is at
+/// a moment is in the answers and, at the end, in the ledger.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountSpec {
     pub id: String,
     pub currency: String,
-    pub shards: u32,
+    /// The balance shards it opens with.
+    pub opening_shards: u32,
     pub opening_minor: i64,
+}
+
+/// An admin's SetBalanceShards of the workload: once `at_done` operations
+/// are done, raise `account` to `shards` (which may also be its count or
+/// fewer, to see those answered).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Reshard {
+    pub at_done: usize,
+    pub account: String,
+    pub shards: u32,
 }
 
 /// What a call asked.
@@ -116,6 +138,11 @@ pub enum Request {
         page_token: String,
         after: Option<(u32, u64)>,
     },
+    /// SetBalanceShards (an admin's).
+    SetShards {
+        account: String,
+        shards: u32,
+    },
 }
 
 impl Request {
@@ -132,6 +159,7 @@ impl Request {
             Request::Lookup { finalize: true, .. } => "finalize",
             Request::Balance { .. } => "balance",
             Request::History { .. } => "history",
+            Request::SetShards { .. } => "reshard",
         }
     }
 
@@ -207,10 +235,18 @@ pub enum Reply {
         balance: i64,
         held: i64,
         available: i64,
+        /// The account's balance shards when read.
+        shards: u32,
     },
     Page {
         entries: Vec<PageEntry>,
         tokens: Vec<String>,
+    },
+    /// SetBalanceShards: the account after the call.
+    Shards {
+        shards: u32,
+        balance: i64,
+        raised: bool,
     },
 }
 
@@ -290,7 +326,9 @@ impl Answer {
 
 /// One call: who made it, where, when (µs since the run began), what was
 /// asked and answered. `op` groups the calls of one operation (a keyed
-/// call's retries and its final lookups).
+/// call's retries and its final lookups, an admin's retries). `client` is
+/// the client's index; one past the last client is the end of the run's
+/// final lookups, two past it the admin.
 #[derive(Debug, Clone, Serialize)]
 pub struct Call {
     pub id: usize,
@@ -347,6 +385,8 @@ pub struct Workload {
     pub amount_max: i64,
     /// Hold expiries are drawn from this range (s); 60 is the least.
     pub hold_expiry_s: (i64, i64),
+    /// The admin's SetBalanceShards calls, in order (see [`run_admin`]).
+    pub reshards: Vec<Reshard>,
 }
 
 /// The shared record of a run.
@@ -428,6 +468,60 @@ pub struct Shared {
     pub token: tonic::metadata::AsciiMetadataValue,
     pub recorder: Arc<Recorder>,
     pub workload: Workload,
+    /// The most balance shards any answer showed of each account so far
+    /// (a count only rises), for the clients' choices.
+    pub shards_seen: Mutex<HashMap<String, u32>>,
+}
+
+impl Shared {
+    pub fn new(
+        channels: Vec<Channel>,
+        token: tonic::metadata::AsciiMetadataValue,
+        recorder: Arc<Recorder>,
+        workload: Workload,
+    ) -> Shared {
+        Shared {
+            channels,
+            token,
+            recorder,
+            workload,
+            shards_seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The account's balance shards as far as the answers so far showed:
+    /// its opening count, or more once it was resharded.
+    pub fn shards_of(&self, account: &AccountSpec) -> u32 {
+        let seen = self
+            .shards_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&account.id)
+            .copied()
+            .unwrap_or(0);
+        account.opening_shards.max(seen)
+    }
+
+    /// Notes the shard count an answer showed (a balance read, a
+    /// reshard's answer, or a page with entries on higher shards).
+    fn saw_shards(&self, request: &Request, answer: &Answer) {
+        let (account, shards) = match (request, &answer.reply) {
+            (Request::Balance { account }, Some(Reply::Balance { shards, .. }))
+            | (Request::SetShards { account, .. }, Some(Reply::Shards { shards, .. })) => {
+                (account, *shards)
+            }
+            (Request::History { account, .. }, Some(Reply::Page { entries, .. })) => {
+                match entries.iter().map(|e| e.shard.saturating_add(1)).max() {
+                    Some(shards) => (account, shards),
+                    None => return,
+                }
+            }
+            _ => return,
+        };
+        let mut seen = self.shards_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let known = seen.entry(account.clone()).or_default();
+        *known = (*known).max(shards);
+    }
 }
 
 /// One client's memory of what it did, to pick targets from (only its
@@ -471,9 +565,43 @@ pub async fn run_client(shared: Arc<Shared>, index: usize) {
     }
 }
 
+/// The admin's share of the workload: each of [`Workload::reshards`] once
+/// its point of the run is reached (by the operations done, like the kills:
+/// the same point on a slow machine and a fast one), SetBalanceShards under
+/// the same deadlines, instances and faults as every call, retried with the
+/// same arguments after an ambiguous answer. Its calls are recorded as
+/// client `index` (its operations do not count as done). Returns when the
+/// last one is answered (every point is reached before the clients are
+/// done).
+pub async fn run_admin(shared: Arc<Shared>, index: usize) {
+    let workload = &shared.workload;
+    let seed = workload.seed ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut client = Client {
+        index,
+        shared: shared.clone(),
+        rng: StdRng::seed_from_u64(seed),
+        memory: Memory::default(),
+        ops: 0,
+    };
+    for reshard in workload.reshards.clone() {
+        let due = reshard.at_done.min(workload.operations);
+        while shared.recorder.done() < due {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        client.reshard(&reshard).await;
+    }
+}
+
 impl Client {
     fn accounts(&self) -> &[AccountSpec] {
         &self.shared.workload.accounts
+    }
+
+    /// Whether the account has several balance shards, as far as the
+    /// answers so far showed (an ordinary account resharded during the run
+    /// is one).
+    fn sharded(&self, account: &AccountSpec) -> bool {
+        self.shared.shards_of(account) > 1
     }
 
     /// Two distinct accounts of one currency: a sender and a recipient.
@@ -482,7 +610,7 @@ impl Client {
         let accounts = self.accounts().to_vec();
         loop {
             let sender = &accounts[self.rng.random_range(0..accounts.len())];
-            if sender.shards > 1 && !self.rng.random_ratio(1, 4) {
+            if self.sharded(sender) && !self.rng.random_ratio(1, 4) {
                 continue;
             }
             let same: Vec<&AccountSpec> = accounts
@@ -493,7 +621,7 @@ impl Client {
                 continue;
             }
             // Into a sharded account about one time in three.
-            let sharded: Vec<&&AccountSpec> = same.iter().filter(|a| a.shards > 1).collect();
+            let sharded: Vec<&&AccountSpec> = same.iter().filter(|a| self.sharded(a)).collect();
             let recipient = if !sharded.is_empty() && self.rng.random_ratio(1, 3) {
                 (*sharded[self.rng.random_range(0..sharded.len())]).clone()
             } else {
@@ -756,6 +884,25 @@ impl Client {
         }
     }
 
+    /// One SetBalanceShards operation: the same call again after an
+    /// ambiguous answer (it is idempotent), until an OK or a refusal or
+    /// [`ADMIN_ATTEMPTS_MAX`] calls.
+    async fn reshard(&mut self, reshard: &Reshard) {
+        let op = self.shared.recorder.new_op();
+        let request = Request::SetShards {
+            account: reshard.account.clone(),
+            shards: reshard.shards,
+        };
+        for _ in 0..ADMIN_ATTEMPTS_MAX {
+            let answer = self.call(op, request.clone()).await;
+            if answer.class != Class::Ambiguous {
+                break;
+            }
+            self.pause().await;
+            tokio::time::sleep(Duration::from_millis(ADMIN_PAUSE_MS)).await;
+        }
+    }
+
     async fn pause(&mut self) {
         let ms = self.rng.random_range(RETRY_PAUSE_MS.0..=RETRY_PAUSE_MS.1);
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -869,6 +1016,7 @@ pub async fn call_instance(
         Err(_) => Answer::client_timeout(),
     };
     let completed_us = recorder.now_us();
+    shared.saw_shards(&request, &answer);
     recorder.push(Call {
         id,
         op,
@@ -1110,6 +1258,7 @@ async fn send(
                     balance: a.balance,
                     held: a.held,
                     available: a.available,
+                    shards: u32::try_from(a.balance_shards).unwrap_or(0),
                 }
             }
             Request::History {
@@ -1148,6 +1297,25 @@ async fn send(
                     }
                 }
                 Reply::Page { entries, tokens }
+            }
+            Request::SetShards { account, shards } => {
+                let r = grpc
+                    .set_balance_shards(authorized(
+                        pb::SetBalanceShardsRequest {
+                            account_id: account,
+                            balance_shards: i32::try_from(shards).unwrap_or(i32::MAX),
+                        },
+                        token,
+                        deadline,
+                    ))
+                    .await?
+                    .into_inner();
+                let a = r.account.unwrap_or_default();
+                Reply::Shards {
+                    shards: u32::try_from(a.balance_shards).unwrap_or(0),
+                    balance: a.balance,
+                    raised: r.raised,
+                }
             }
         })
     }

@@ -182,6 +182,9 @@ pub struct InstanceSpec {
     pub ledger_table: String,
     /// The test-only clock skew of its ledger, in ms.
     pub skew_ms: i64,
+    /// The shard count it promotes a hot ordinary account to, or None:
+    /// promotion off.
+    pub promote_shards: Option<u32>,
 }
 
 /// One payment-server process and the proxy it reaches DynamoDB through.
@@ -222,6 +225,11 @@ impl Instance {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
+        command.env(
+            crate::config::PROMOTE_SHARDS_ENV,
+            spec.promote_shards
+                .map_or_else(|| "off".to_owned(), |n| n.to_string()),
+        );
         if spec.skew_ms != 0 {
             command.env(crate::ledger::TEST_CLOCK_SKEW_ENV, spec.skew_ms.to_string());
         }

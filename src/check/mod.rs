@@ -7,8 +7,13 @@
 //! their ledger clock skewed (a test-only setting); drives N clients with a
 //! seeded random mix of every operation under short deadlines, following
 //! the contract's retry rules; kills and restarts DynamoDB Local during the
-//! run; records every call; then checks the history against the ledger as
-//! it ends up and against a model of it, and reports.
+//! run; reshards accounts during the run (an admin's SetBalanceShards at
+//! seeded points, and the instances' own promotion of hot ordinary
+//! accounts, which is on); records every call; then checks the history
+//! against the ledger as it ends up and against a model of it, and reports.
+//!
+//! An account's shard count is not fixed: the checks take what the account
+//! is from the ledger at the end and from the answers (see [`model`]).
 //!
 //! Parts: [`fleet`] (the processes), [`proxy`] (the fault proxy),
 //! [`clients`] (the workload and the record of calls), [`model`] (the
@@ -20,7 +25,7 @@ pub mod model;
 pub mod proxy;
 pub mod report;
 
-use clients::{AccountSpec, Call, Fate, Recorder, Request, Shared, Workload};
+use clients::{AccountSpec, Call, Fate, Recorder, Request, Reshard, Shared, Workload};
 use fleet::{DynamoLocal, Instance, InstanceSpec};
 use proxy::{FaultCounts, FaultPlan, FaultProxy};
 use rand::rngs::StdRng;
@@ -128,6 +133,9 @@ pub struct Config {
     pub skew_max_ms: i64,
     /// Ordinary accounts per currency (each currency also has one sharded).
     pub accounts_per_currency: usize,
+    /// The shard count the instances promote a hot ordinary account to
+    /// (their `PAYMENT_PROMOTE_SHARDS`), or None: promotion off.
+    pub promote_shards: Option<u32>,
     pub server_bin: PathBuf,
     pub dynamodb_script: PathBuf,
     /// Where logs and DynamoDB's data go (a fresh folder under it).
@@ -143,6 +151,9 @@ const CURRENCIES: [&str; 2] = ["EUR", "USD"];
 const OPENING_MINOR: i64 = 50_000;
 const SHARDED_OPENING_MINOR: i64 = 20_000;
 const SHARDS: u32 = 4;
+/// What the admin raises an ordinary account to, and a sharded one to.
+const RESHARD_ORDINARY: u32 = 4;
+const RESHARD_SHARDED: u32 = 8;
 
 fn accounts(per_currency: usize) -> Vec<AccountSpec> {
     let mut accounts = Vec::new();
@@ -152,18 +163,52 @@ fn accounts(per_currency: usize) -> Vec<AccountSpec> {
             accounts.push(AccountSpec {
                 id: format!("{prefix}-{i}"),
                 currency: currency.into(),
-                shards: 1,
+                opening_shards: 1,
                 opening_minor: OPENING_MINOR,
             });
         }
         accounts.push(AccountSpec {
             id: format!("{prefix}-shop"),
             currency: currency.into(),
-            shards: SHARDS,
+            opening_shards: SHARDS,
             opening_minor: SHARDED_OPENING_MINOR,
         });
     }
     accounts
+}
+
+/// The admin's SetBalanceShards calls, drawn from the seed: once a
+/// quarter to two fifths of the operations are done, an ordinary account
+/// to [`RESHARD_ORDINARY`] and a sharded one to [`RESHARD_SHARDED`]; once
+/// 55 to 75 % are done, another ordinary account and the other sharded one
+/// likewise, the first ordinary account again to the same count (answered
+/// unchanged, unless a promotion raised it past) and the first sharded one
+/// to its opening count (fewer than it has by then: refused).
+fn reshard_plan(rng: &mut StdRng, accounts: &[AccountSpec], operations: usize) -> Vec<Reshard> {
+    let ordinary: Vec<&AccountSpec> = accounts.iter().filter(|a| a.opening_shards == 1).collect();
+    let sharded: Vec<&AccountSpec> = accounts.iter().filter(|a| a.opening_shards > 1).collect();
+    if ordinary.is_empty() || sharded.is_empty() {
+        return Vec::new();
+    }
+    let first = operations * rng.random_range(25..=40usize) / 100;
+    let second = operations * rng.random_range(55..=75usize) / 100;
+    let o1 = rng.random_range(0..ordinary.len());
+    let o2 = (o1 + rng.random_range(1..ordinary.len().max(2))) % ordinary.len();
+    let s1 = rng.random_range(0..sharded.len());
+    let s2 = (s1 + 1) % sharded.len();
+    let at = |at_done: usize, account: &AccountSpec, shards: u32| Reshard {
+        at_done,
+        account: account.id.clone(),
+        shards,
+    };
+    vec![
+        at(first, ordinary[o1], RESHARD_ORDINARY),
+        at(first, sharded[s1], RESHARD_SHARDED),
+        at(second, ordinary[o2], RESHARD_ORDINARY),
+        at(second, sharded[s2], RESHARD_SHARDED),
+        at(second, ordinary[o1], RESHARD_ORDINARY),
+        at(second, sharded[s1], sharded[s1].opening_shards),
+    ]
 }
 
 /// The fault plan of the proxies.
@@ -251,6 +296,7 @@ pub async fn run(config: Config) -> Result<Report, BoxError> {
             accounts_table: tables.accounts.clone(),
             ledger_table: tables.ledger.clone(),
             skew_ms,
+            promote_shards: config.promote_shards,
         };
         instances.push(Instance::start(index, &spec, proxy).await?);
     }
@@ -269,12 +315,13 @@ pub async fn run(config: Config) -> Result<Report, BoxError> {
     progress(&format!("opening {} accounts", accounts.len()));
     open_accounts(&channels[0], &token, &accounts).await?;
 
+    let reshards = reshard_plan(&mut rng, &accounts, config.operations);
     let recorder = Arc::new(Recorder::new(Instant::now()));
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Shared::new(
         channels,
         token,
-        recorder: recorder.clone(),
-        workload: Workload {
+        recorder.clone(),
+        Workload {
             seed: config.seed,
             clients: config.clients,
             operations: config.operations,
@@ -282,8 +329,9 @@ pub async fn run(config: Config) -> Result<Report, BoxError> {
             accounts: accounts.clone(),
             amount_max: 5_000,
             hold_expiry_s: (60, 90),
+            reshards,
         },
-    });
+    ));
     let plan = plan(&config.faults, config.deadline_ms.1);
     for instance in &instances {
         instance.proxy.set_plan(plan.clone());
@@ -298,6 +346,11 @@ pub async fn run(config: Config) -> Result<Report, BoxError> {
     for index in 0..config.clients {
         tasks.push(tokio::spawn(clients::run_client(shared.clone(), index)));
     }
+    // The admin, recorded as the client after the end's final lookups.
+    tasks.push(tokio::spawn(clients::run_admin(
+        shared.clone(),
+        config.clients + 1,
+    )));
     // DynamoDB Local is killed when the clients are 1/(k+1), 2/(k+1)...
     // of the way through: by progress, not by time, so a slow machine and
     // a fast one kill it at the same point of the workload.
@@ -387,7 +440,7 @@ pub async fn run(config: Config) -> Result<Report, BoxError> {
         }
     }
     let truth = model::read_truth(&ledger, &accounts, &keys).await?;
-    let (mut anomalies, coverage) = model::check(&calls, &keyed, &truth);
+    let (mut anomalies, coverage) = model::check(&calls, &keyed, &truth, config.promote_shards);
     let audit = ledger.audit(4, &|_, _| {}).await?;
     if !audit.is_clean() {
         for what in audit.discrepancies.iter().take(50) {
@@ -485,7 +538,7 @@ async fn open_accounts(
                 display_name: spec.id.clone(),
                 currency: spec.currency.clone(),
                 initial_balance: spec.opening_minor,
-                balance_shards: spec.shards as i32,
+                balance_shards: spec.opening_shards as i32,
             });
             request
                 .metadata_mut()

@@ -6,6 +6,16 @@
 //! its key has a record (GetPayment by key, read directly); its money moved
 //! when its transaction is in both parties' histories. Each check is named
 //! in [`CHECKS`]; every anomaly names its check and the calls involved.
+//!
+//! An account's balance shards may rise during the run (an admin's
+//! SetBalanceShards, an instance's promotion of a hot ordinary account), so
+//! no check takes the count an account opened with for what it is: the
+//! count is the ledger's at the end ([`AccountTruth::shards`]) or what an
+//! answer showed, and the history's own `shard` of each entry tells which
+//! shard it is on. An account that never had more than one shard has all
+//! its entries on shard 0, where every check below is as strict as for an
+//! ordinary account (every page's `balance_after`, a short page ending at
+//! entry 1, a first page's real-time cut).
 
 use super::clients::{AccountSpec, Call, Class, Fate, KeyedOp, Reply, Request};
 use crate::domain::{AccountId, IdempotencyKey, PaymentRef};
@@ -22,7 +32,7 @@ const CUT_SUMS_MAX: usize = 200_000;
 const TRUTH_READ_AHEAD: u32 = 100;
 
 /// The checks, in the order the report lists them.
-pub const CHECKS: [(&str, &str); 12] = [
+pub const CHECKS: [(&str, &str); 13] = [
     (
         "ok_is_one_effect",
         "every OK (replays included) is exactly one committed effect with those parameters",
@@ -64,6 +74,10 @@ pub const CHECKS: [(&str, &str); 12] = [
         "conservation",
         "money is conserved per currency, and every balance is its history's sum",
     ),
+    (
+        "shards_only_rise",
+        "balance shards only rise, to a count asked for (or promoted to), and every answer agrees: SetBalanceShards OK shows at least the count asked, SHARDS_CANNOT_SHRINK only when the account had more",
+    ),
     ("audit_clean", "the ledger audit (Ledger::audit) is clean"),
 ];
 
@@ -80,6 +94,8 @@ pub struct Anomaly {
 #[derive(Debug, Clone)]
 pub struct AccountTruth {
     pub spec: AccountSpec,
+    /// Its balance shards at the end (at least `spec.opening_shards`).
+    pub shards: u32,
     pub balance: i64,
     /// The history as GetTransactionHistory shows it, oldest first.
     pub entries: Vec<Entry>,
@@ -97,7 +113,10 @@ pub struct Truth {
 pub fn describe(truth: &Truth) -> String {
     let mut text = String::new();
     for (id, account) in &truth.accounts {
-        text.push_str(&format!("account {id} balance {}\n", account.balance));
+        text.push_str(&format!(
+            "account {id} balance {} shards {} (opened with {})\n",
+            account.balance, account.shards, account.spec.opening_shards
+        ));
         for e in &account.entries {
             let p = &e.payment;
             text.push_str(&format!(
@@ -160,6 +179,7 @@ pub async fn read_truth(
             spec.id.clone(),
             AccountTruth {
                 spec: spec.clone(),
+                shards: account.shards(),
                 balance: account.balance_minor,
                 entries,
             },
@@ -231,10 +251,40 @@ pub struct Coverage {
     pub refunds: usize,
     /// Currency -> (money at the start, money at the end).
     pub money: BTreeMap<String, (i64, i64)>,
+    /// SetBalanceShards operations (an admin's, each retried while
+    /// ambiguous), and their calls answered OK raised, OK unchanged (the
+    /// count was there already) and refused.
+    pub reshard_ops: usize,
+    pub reshards_raised: usize,
+    pub reshards_unchanged: usize,
+    pub reshards_refused: usize,
+    /// The accounts that end with more shards than they opened with.
+    pub accounts_resharded: Vec<ReshardedAccount>,
+    /// Balance reads and history pages of those accounts that the checks
+    /// above took (answered OK).
+    pub resharded_account_reads: usize,
 }
 
-/// Runs every check but the audit's (the caller adds it).
-pub fn check(calls: &[Call], keyed: &[KeyedOp], truth: &Truth) -> (Vec<Anomaly>, Coverage) {
+/// An account whose balance shards rose during the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReshardedAccount {
+    pub account: String,
+    pub opening_shards: u32,
+    pub final_shards: u32,
+    /// What can have raised it to its final count: "SetBalanceShards",
+    /// "promotion" (an instance's, of a hot ordinary account) or both.
+    pub by: &'static str,
+}
+
+/// Runs every check but the audit's (the caller adds it). `promote_shards`
+/// is the count the instances promote a hot ordinary account to (None:
+/// promotion off).
+pub fn check(
+    calls: &[Call],
+    keyed: &[KeyedOp],
+    truth: &Truth,
+    promote_shards: Option<u32>,
+) -> (Vec<Anomaly>, Coverage) {
     let mut checker = Checker {
         calls,
         keyed,
@@ -252,6 +302,7 @@ pub fn check(calls: &[Call], keyed: &[KeyedOp], truth: &Truth) -> (Vec<Anomaly>,
     checker.holds(&mut coverage);
     checker.refunds(&mut coverage);
     checker.conservation(&mut coverage);
+    checker.shards(promote_shards, &mut coverage);
     checker.service_errors();
     (checker.anomalies, coverage)
 }
@@ -618,6 +669,8 @@ impl Checker<'_> {
                 Request::Balance { .. } | Request::History { .. },
                 Some(Reply::Balance { .. } | Reply::Page { .. }),
             ) => {}
+            // Checked by `shards` and `balances`.
+            (Request::SetShards { .. }, Some(Reply::Shards { .. })) => {}
             (request, reply) => {
                 problems.push(format!("answer {reply:?} does not fit request {request:?}"))
             }
@@ -772,6 +825,25 @@ impl Checker<'_> {
         }
     }
 
+    /// How many of the account's oldest entries have a `balance_after` that
+    /// every page must show as the final history does: those before its
+    /// first entry named for a shard other than 0. Up to there, in the
+    /// final history's order, every shard but 0 holds only parts of
+    /// entries that also took shard 0, so each shard's balance at such an
+    /// entry comes from entries that any snapshot holding the entry holds
+    /// too (shard 0's chain is a prefix of it, and a payment's parts commit
+    /// together). Past there, an entry of another shard that a page's
+    /// snapshot lacked can sort before it (clocks differ), so a page may
+    /// rightly show less. All of an ordinary account's entries, unless it
+    /// was resharded.
+    fn exact_balance_after(account: &AccountTruth) -> usize {
+        account
+            .entries
+            .iter()
+            .position(|e| e.shard != 0)
+            .unwrap_or(account.entries.len())
+    }
+
     /// Per shard of an account (the history's `shard`), its entries in
     /// sequence order and the balance after each prefix.
     fn chains(account: &AccountTruth) -> BTreeMap<u32, Vec<&Entry>> {
@@ -819,10 +891,14 @@ impl Checker<'_> {
     fn balances(&mut self, coverage: &mut Coverage) {
         let mut found = Vec::new();
         for call in self.calls {
-            let (Request::Balance { account }, Some(Reply::Balance { balance, .. })) =
-                (&call.request, &call.answer.reply)
-            else {
-                continue;
+            // A reshard's answer is a balance read too (the account read
+            // after the change, within the call).
+            let (account, balance) = match (&call.request, &call.answer.reply) {
+                (Request::Balance { account }, Some(Reply::Balance { balance, .. }))
+                | (Request::SetShards { account, .. }, Some(Reply::Shards { balance, .. })) => {
+                    (account, balance)
+                }
+                _ => continue,
             };
             let Some(truth) = self.truth.accounts.get(account) else {
                 continue;
@@ -909,14 +985,15 @@ impl Checker<'_> {
             if entries.len() > size {
                 problems.push(format!("{} entries on a page of {size}", entries.len()));
             }
-            let by_id: HashMap<(&str, u32), &Entry> = truth
+            let by_id: HashMap<(&str, u32), (usize, &Entry)> = truth
                 .entries
                 .iter()
-                .map(|e| ((e.payment.transaction_id.as_str(), e.shard), e))
+                .enumerate()
+                .map(|(i, e)| ((e.payment.transaction_id.as_str(), e.shard), (i, e)))
                 .collect();
-            let sharded = truth.spec.shards > 1;
+            let exact_after = Self::exact_balance_after(truth);
             for got in entries {
-                let Some(entry) = by_id.get(&(got.tx.id.as_str(), got.shard)) else {
+                let Some(&(index, entry)) = by_id.get(&(got.tx.id.as_str(), got.shard)) else {
                     problems.push(format!(
                         "entry {} (shard {}) is not in the final history",
                         got.tx.id, got.shard
@@ -934,7 +1011,7 @@ impl Checker<'_> {
                     && got.tx.recipient == entry.payment.recipient_id
                     && got.tx.kind == kind_number(entry.payment.kind)
                     && got.tx.refund_of == entry.payment.refund_of
-                    && (sharded || got.balance_after == entry.balance_after_minor);
+                    && (index >= exact_after || got.balance_after == entry.balance_after_minor);
                 if !same {
                     problems.push(format!(
                         "entry {} differs from the final history's: {got:?} against {entry:?}",
@@ -964,25 +1041,43 @@ impl Checker<'_> {
                 }
                 last_seen.insert(got.shard, got.sequence);
             }
-            // A short page ends the history.
-            if entries.len() < size && !sharded {
-                if let Some(last) = entries.last()
-                    && last.sequence != 1
-                {
-                    problems.push(format!(
-                        "a short page ends at sequence {}, not at the oldest entry",
-                        last.sequence
-                    ));
-                }
-                if entries.is_empty() && !truth.entries.is_empty() && after.is_none() {
-                    problems.push("an empty first page of an account with entries".into());
+            // A short page ends the history: it holds every older entry of
+            // shard 0, down to its entry 1 (every account's opening, before
+            // the run). Shard 0 is every account's, whatever its count was
+            // when read; an entry with a part on it names it (see
+            // HistoryCursor), so its entries are consecutive. Other shards'
+            // entry 1 may be a part of an entry named for a lower shard.
+            if entries.len() < size {
+                let oldest = entries
+                    .iter()
+                    .filter(|e| e.shard == 0)
+                    .map(|e| e.sequence)
+                    .min();
+                match (oldest, after) {
+                    (Some(oldest), _) if oldest != 1 => problems.push(format!(
+                        "a short page ends at sequence {oldest} of shard 0, not at the oldest entry"
+                    )),
+                    (None, Some((0, sequence))) if *sequence > 1 => problems.push(format!(
+                        "a short page after entry 0/{sequence} has none of the older entries of shard 0"
+                    )),
+                    (None, None) if chains.contains_key(&0) => problems.push(
+                        if entries.is_empty() {
+                            "an empty first page of an account with entries"
+                        } else {
+                            "a short first page without the account's oldest entry (shard 0's entry 1)"
+                        }
+                        .into(),
+                    ),
+                    _ => {}
                 }
             }
-            // A first page of an ordinary account starts at a cut allowed
-            // by real time.
+            // A first page starts at a cut allowed by real time: its first
+            // entry of shard 0 is shard 0's newest when read (a shard's
+            // entries are in increasing time, and a page is newest first),
+            // whatever other shards the account had by then.
             if after.is_none()
-                && !sharded
-                && let (Some(first), Some(chain)) = (entries.first(), chains.get(&0))
+                && let (Some(first), Some(chain)) =
+                    (entries.iter().find(|e| e.shard == 0), chains.get(&0))
             {
                 match self.cut_bounds(chain, call.invoked_us, call.completed_us) {
                     Ok((low, high)) => {
@@ -1181,6 +1276,220 @@ impl Checker<'_> {
         }
     }
 
+    /// The balance shards of each account only rise, to a count someone
+    /// asked for: the final count is the opening one, one a SetBalanceShards
+    /// not refused asked for, or (an account that opened ordinary) the
+    /// instances' promotion count. Every answer agrees with that: an OK
+    /// shows at least the count asked, and at most the final count; a
+    /// SHARDS_CANNOT_SHRINK comes only when the account had more than
+    /// asked (so it ends with more); SHARD_OVER_SHARE never (no shard of
+    /// the run comes near 10^15 / 64); and no answer shows fewer shards
+    /// than one that completed before it began (balance reads, reshards'
+    /// answers, pages with entries on a shard, refusals).
+    fn shards(&mut self, promote: Option<u32>, coverage: &mut Coverage) {
+        const CHECK: &str = "shards_only_rise";
+        /// What a call showed of an account's count: at least `low`,
+        /// exactly `exact` when it said.
+        struct Seen {
+            call: usize,
+            invoked_us: u64,
+            completed_us: u64,
+            low: u32,
+            exact: Option<u32>,
+        }
+        let mut found: Vec<(String, Vec<usize>)> = Vec::new();
+        // Per account: the counts asked by SetBalanceShards calls that were
+        // not refused (they may have raised it), and what calls showed.
+        let mut asked: HashMap<&str, BTreeSet<u32>> = HashMap::new();
+        let mut seen: HashMap<&str, Vec<Seen>> = HashMap::new();
+        let mut ops: HashSet<usize> = HashSet::new();
+        for call in self.calls {
+            let (account, low, exact) = match (&call.request, &call.answer.reply) {
+                (Request::Balance { account }, Some(Reply::Balance { shards, .. })) => {
+                    (account, *shards, Some(*shards))
+                }
+                (Request::History { account, .. }, Some(Reply::Page { entries, .. })) => {
+                    match entries.iter().map(|e| e.shard.saturating_add(1)).max() {
+                        Some(low) => (account, low, None),
+                        None => continue,
+                    }
+                }
+                (Request::SetShards { account, shards }, reply) => {
+                    ops.insert(call.op);
+                    let Some(truth) = self.truth.accounts.get(account) else {
+                        found.push((
+                            format!(
+                                "call {} resharded {account}, no account of the run",
+                                call.id
+                            ),
+                            vec![call.id],
+                        ));
+                        continue;
+                    };
+                    let what = format!("call {}: SetBalanceShards({account}, {shards})", call.id);
+                    match (call.answer.class, reply) {
+                        (
+                            Class::Ok,
+                            Some(Reply::Shards {
+                                shards: answered,
+                                raised,
+                                ..
+                            }),
+                        ) => {
+                            asked.entry(account).or_default().insert(*shards);
+                            if *raised {
+                                coverage.reshards_raised += 1;
+                            } else {
+                                coverage.reshards_unchanged += 1;
+                            }
+                            if answered < shards {
+                                found.push((
+                                    format!("{what} answered OK with {answered} shards"),
+                                    vec![call.id],
+                                ));
+                            }
+                            (account, (*answered).max(*shards), Some(*answered))
+                        }
+                        // An OK that does not fit: ok_is_one_effect says so.
+                        (Class::Ok, _) => continue,
+                        (Class::Ambiguous, _) => {
+                            asked.entry(account).or_default().insert(*shards);
+                            continue;
+                        }
+                        (Class::Refused, _) => {
+                            coverage.reshards_refused += 1;
+                            let answer = &call.answer;
+                            if answer.code == "FailedPrecondition"
+                                && answer.reason == "SHARDS_CANNOT_SHRINK"
+                            {
+                                // It had more than asked then.
+                                (account, shards.saturating_add(1), None)
+                            } else {
+                                let why = if answer.reason == "SHARD_OVER_SHARE" {
+                                    format!(
+                                        ", but no shard of it comes near its share of the balance limit (it ends with {} in all)",
+                                        truth.balance
+                                    )
+                                } else {
+                                    ", though it asks for a valid count of an account that exists, as an admin".to_owned()
+                                };
+                                found.push((
+                                    format!(
+                                        "{what} was refused {} {}{why}",
+                                        answer.code, answer.reason
+                                    ),
+                                    vec![call.id],
+                                ));
+                                continue;
+                            }
+                        }
+                    }
+                }
+                _ => continue,
+            };
+            seen.entry(account).or_default().push(Seen {
+                call: call.id,
+                invoked_us: call.invoked_us,
+                completed_us: call.completed_us,
+                low,
+                exact,
+            });
+        }
+        coverage.reshard_ops = ops.len();
+        for (id, truth) in &self.truth.accounts {
+            let (opening, last) = (truth.spec.opening_shards, truth.shards);
+            let by_admin = asked.get(id.as_str()).is_some_and(|a| a.contains(&last));
+            let by_promotion = opening == 1 && promote == Some(last);
+            if last < opening {
+                found.push((
+                    format!("{id} opened with {opening} shards and ends with {last}"),
+                    vec![],
+                ));
+            } else if last > opening {
+                if !by_admin && !by_promotion {
+                    let promotion = match promote {
+                        Some(n) if opening == 1 => format!("promotion raises to {n}"),
+                        Some(_) => "promotion raises only ordinary accounts".to_owned(),
+                        None => "promotion is off".to_owned(),
+                    };
+                    found.push((
+                        format!(
+                            "{id} opened with {opening} shards and ends with {last}, which no SetBalanceShards that was not refused asked for ({promotion})"
+                        ),
+                        vec![],
+                    ));
+                }
+                coverage.accounts_resharded.push(ReshardedAccount {
+                    account: id.clone(),
+                    opening_shards: opening,
+                    final_shards: last,
+                    by: match (by_admin, by_promotion) {
+                        (true, true) => "SetBalanceShards or promotion",
+                        (false, true) => "promotion",
+                        _ => "SetBalanceShards",
+                    },
+                });
+                coverage.resharded_account_reads += self
+                    .calls
+                    .iter()
+                    .filter(|c| {
+                        c.answer.class == Class::Ok
+                            && matches!(
+                                &c.request,
+                                Request::Balance { account } | Request::History { account, .. }
+                                    if account == id
+                            )
+                    })
+                    .count();
+            }
+            let Some(seen) = seen.get_mut(id.as_str()) else {
+                continue;
+            };
+            for s in seen.iter() {
+                if s.exact.is_some_and(|n| n < opening) || s.low > last {
+                    found.push((
+                        format!(
+                            "call {} showed {id} with {} shards, but it opened with {opening} and ends with {last}",
+                            s.call,
+                            s.exact.map_or(format!("at least {}", s.low), |n| n.to_string())
+                        ),
+                        vec![s.call],
+                    ));
+                }
+            }
+            // Real time: each exact count against the most any call that
+            // completed before it began showed.
+            let mut before: Vec<&Seen> = seen.iter().collect();
+            before.sort_by_key(|s| s.completed_us);
+            let mut after: Vec<&Seen> = seen.iter().filter(|s| s.exact.is_some()).collect();
+            after.sort_by_key(|s| s.invoked_us);
+            let mut most: Option<&Seen> = None;
+            let mut next = 0;
+            for s in after {
+                while next < before.len() && before[next].completed_us < s.invoked_us {
+                    if most.is_none_or(|m| before[next].low > m.low) {
+                        most = Some(before[next]);
+                    }
+                    next += 1;
+                }
+                if let (Some(m), Some(n)) = (most, s.exact)
+                    && n < m.low
+                {
+                    found.push((
+                        format!(
+                            "call {} showed {id} with {n} shards, but call {} had shown at least {} before it began",
+                            s.call, m.call, m.low
+                        ),
+                        vec![m.call, s.call],
+                    ));
+                }
+            }
+        }
+        for (what, calls) in found {
+            self.anomaly(CHECK, what, calls);
+        }
+    }
+
     /// The service never answers INTERNAL for a request (only for broken
     /// stored data, which is an anomaly too).
     fn service_errors(&mut self) {
@@ -1197,5 +1506,448 @@ impl Checker<'_> {
                 vec![id],
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The checks on a small history by hand: account `a` opens ordinary,
+    //! is paid by `b`, is resharded to 4 by SetBalanceShards, and is paid
+    //! twice more (once on its new shard 2, once on shard 0).
+    use super::*;
+    use crate::check::clients::{Answer, PageEntry, Tx};
+    use crate::ledger::Payment;
+
+    fn payment(id: &str, sender: &str, recipient: &str, amount: i64, at: i64) -> Payment {
+        Payment {
+            transaction_id: id.into(),
+            sender_id: sender.into(),
+            recipient_id: recipient.into(),
+            amount_minor: amount,
+            currency: "EUR".into(),
+            memo: format!("pay {id}"),
+            created_at_ms: at,
+            kind: if sender.is_empty() {
+                TransferKind::Opening
+            } else {
+                TransferKind::Payment
+            },
+            refund_of: String::new(),
+        }
+    }
+
+    fn entry(p: &Payment, direction: Direction, shard: u32, sequence: u64, after: i64) -> Entry {
+        Entry {
+            shard,
+            sequence,
+            direction,
+            payment: p.clone(),
+            balance_after_minor: after,
+        }
+    }
+
+    fn spec(id: &str) -> AccountSpec {
+        AccountSpec {
+            id: id.into(),
+            currency: "EUR".into(),
+            opening_shards: 1,
+            opening_minor: 1_000,
+        }
+    }
+
+    fn truth() -> Truth {
+        let open_a = payment("open-a", "", "a", 1_000, 10);
+        let open_b = payment("open-b", "", "b", 1_000, 10);
+        let p1 = payment("p1", "b", "a", 100, 20);
+        let p2 = payment("p2", "b", "a", 50, 30);
+        let p3 = payment("p3", "b", "a", 10, 40);
+        let a = AccountTruth {
+            spec: spec("a"),
+            shards: 4,
+            balance: 1_160,
+            entries: vec![
+                entry(&open_a, Direction::Credit, 0, 1, 1_000),
+                entry(&p1, Direction::Credit, 0, 2, 1_100),
+                entry(&p2, Direction::Credit, 2, 1, 1_150),
+                entry(&p3, Direction::Credit, 0, 3, 1_160),
+            ],
+        };
+        let b = AccountTruth {
+            spec: spec("b"),
+            shards: 1,
+            balance: 840,
+            entries: vec![
+                entry(&open_b, Direction::Credit, 0, 1, 1_000),
+                entry(&p1, Direction::Debit, 0, 2, 900),
+                entry(&p2, Direction::Debit, 0, 3, 850),
+                entry(&p3, Direction::Debit, 0, 4, 840),
+            ],
+        };
+        let mut keys = HashMap::new();
+        for (key, p) in [("k1", p1), ("k2", p2), ("k3", p3)] {
+            keys.insert(
+                ("b".to_owned(), key.to_owned()),
+                Some(Found::Transfer {
+                    idempotency_key: key.into(),
+                    payment: p,
+                    refunded_minor: 0,
+                }),
+            );
+        }
+        Truth {
+            accounts: BTreeMap::from([("a".to_owned(), a), ("b".to_owned(), b)]),
+            keys,
+        }
+    }
+
+    fn ok(reply: Reply) -> Answer {
+        Answer {
+            class: Class::Ok,
+            code: "OK".into(),
+            reason: String::new(),
+            message: String::new(),
+            reply: Some(reply),
+        }
+    }
+
+    fn call(id: usize, at: (u64, u64), request: Request, answer: Answer) -> Call {
+        Call {
+            id,
+            op: id,
+            client: 0,
+            instance: 0,
+            invoked_us: at.0,
+            completed_us: at.1,
+            deadline_ms: 1_000,
+            request,
+            answer,
+        }
+    }
+
+    fn tx(p: &Payment) -> Tx {
+        Tx {
+            id: p.transaction_id.clone(),
+            sender: p.sender_id.clone(),
+            recipient: p.recipient_id.clone(),
+            amount: p.amount_minor,
+            currency: p.currency.clone(),
+            kind: kind_number(p.kind),
+            refund_of: String::new(),
+            created_at_ms: p.created_at_ms,
+        }
+    }
+
+    /// A page of `a` as the final history shows it: the entries named by
+    /// their transaction ids, newest first.
+    fn page(truth: &Truth, ids: &[&str]) -> Reply {
+        let entries = ids
+            .iter()
+            .map(|id| {
+                let e = truth.accounts["a"]
+                    .entries
+                    .iter()
+                    .find(|e| e.payment.transaction_id == *id)
+                    .expect("entry");
+                PageEntry {
+                    tx: tx(&e.payment),
+                    direction: 2,
+                    balance_after: e.balance_after_minor,
+                    sequence: e.sequence,
+                    shard: e.shard,
+                    has_token: true,
+                }
+            })
+            .collect();
+        Reply::Page {
+            entries,
+            tokens: ids.iter().map(|_| "t".to_owned()).collect(),
+        }
+    }
+
+    fn history(size: i32, after: Option<(u32, u64)>) -> Request {
+        Request::History {
+            account: "a".into(),
+            page_size: size,
+            page_token: String::new(),
+            after,
+        }
+    }
+
+    fn balance(balance: i64, shards: u32) -> Reply {
+        Reply::Balance {
+            balance,
+            held: 0,
+            available: balance,
+            shards,
+        }
+    }
+
+    fn reshard(shards: u32) -> Request {
+        Request::SetShards {
+            account: "a".into(),
+            shards,
+        }
+    }
+
+    /// The run, correct: pays (k1 before the reshard, k2 and k3 after),
+    /// the reshard, pages and balance reads before and after it.
+    fn calls(truth: &Truth) -> Vec<Call> {
+        let pay = |id: usize, at, key: &str, amount| {
+            let p = match &truth.keys[&("b".to_owned(), key.to_owned())] {
+                Some(Found::Transfer { payment, .. }) => payment.clone(),
+                _ => unreachable!(),
+            };
+            call(
+                id,
+                at,
+                Request::Pay {
+                    key: key.into(),
+                    sender: "b".into(),
+                    recipient: "a".into(),
+                    amount,
+                    currency: "EUR".into(),
+                    memo: p.memo.clone(),
+                },
+                ok(Reply::Transfer {
+                    tx: tx(&p),
+                    replayed: false,
+                    refunded_total: 0,
+                }),
+            )
+        };
+        vec![
+            pay(0, (100, 200), "k1", 100),
+            call(
+                1,
+                (300, 400),
+                reshard(4),
+                ok(Reply::Shards {
+                    shards: 4,
+                    balance: 1_100,
+                    raised: true,
+                }),
+            ),
+            pay(2, (500, 600), "k2", 50),
+            pay(3, (700, 800), "k3", 10),
+            // Before the reshard: the whole history, on shard 0.
+            call(
+                4,
+                (250, 260),
+                history(10, None),
+                ok(page(truth, &["p1", "open-a"])),
+            ),
+            // After: the newest two, then the rest from the token.
+            call(
+                5,
+                (900, 950),
+                history(2, None),
+                ok(page(truth, &["p3", "p2"])),
+            ),
+            call(
+                6,
+                (960, 990),
+                history(5, Some((2, 1))),
+                ok(page(truth, &["p1", "open-a"])),
+            ),
+            call(
+                7,
+                (900, 950),
+                Request::Balance {
+                    account: "a".into(),
+                },
+                ok(balance(1_160, 4)),
+            ),
+            call(
+                8,
+                (250, 260),
+                Request::Balance {
+                    account: "a".into(),
+                },
+                ok(balance(1_100, 1)),
+            ),
+            // Between k2 and k3: the newest entry is on shard 2, shard 0's
+            // newest is p1 (the spec's count would have taken p2 for it).
+            call(
+                9,
+                (650, 690),
+                history(5, None),
+                ok(page(truth, &["p2", "p1", "open-a"])),
+            ),
+            // The same count again, and fewer: unchanged, and refused.
+            call(
+                10,
+                (1_000, 1_100),
+                reshard(4),
+                ok(Reply::Shards {
+                    shards: 4,
+                    balance: 1_160,
+                    raised: false,
+                }),
+            ),
+            call(11, (1_000, 1_100), reshard(2), cannot_shrink()),
+        ]
+    }
+
+    fn cannot_shrink() -> Answer {
+        Answer {
+            class: Class::Refused,
+            code: "FailedPrecondition".into(),
+            reason: "SHARDS_CANNOT_SHRINK".into(),
+            message: String::new(),
+            reply: None,
+        }
+    }
+
+    fn keyed() -> Vec<KeyedOp> {
+        [(0, "k1"), (2, "k2"), (3, "k3")]
+            .into_iter()
+            .map(|(op, key)| KeyedOp {
+                op,
+                sender: "b".into(),
+                key: key.into(),
+                fate: Fate::Committed,
+                reuse: false,
+            })
+            .collect()
+    }
+
+    fn checks_of(anomalies: &[Anomaly]) -> Vec<&'static str> {
+        anomalies.iter().map(|a| a.check).collect()
+    }
+
+    #[test]
+    fn a_history_with_an_account_resharded_midway_passes() {
+        let truth = truth();
+        let (anomalies, coverage) = check(&calls(&truth), &keyed(), &truth, Some(64));
+        assert!(anomalies.is_empty(), "{anomalies:#?}");
+        assert_eq!(coverage.balance_reads_checked, 4);
+        assert_eq!(coverage.pages_checked, 4);
+        assert_eq!(coverage.reshard_ops, 3);
+        assert_eq!(
+            (
+                coverage.reshards_raised,
+                coverage.reshards_unchanged,
+                coverage.reshards_refused
+            ),
+            (1, 1, 1)
+        );
+        let resharded = &coverage.accounts_resharded;
+        assert_eq!(resharded.len(), 1, "{resharded:?}");
+        assert_eq!(
+            (
+                resharded[0].account.as_str(),
+                resharded[0].opening_shards,
+                resharded[0].final_shards,
+                resharded[0].by
+            ),
+            ("a", 1, 4, "SetBalanceShards")
+        );
+        assert_eq!(coverage.resharded_account_reads, 6);
+    }
+
+    #[test]
+    fn a_count_nobody_asked_for_is_flagged_unless_promotion_gives_it() {
+        let mut truth = truth();
+        truth.accounts.get_mut("a").expect("a").shards = 8;
+        let calls = calls(&truth);
+        let (anomalies, _) = check(&calls, &keyed(), &truth, Some(64));
+        assert_eq!(
+            checks_of(&anomalies),
+            ["shards_only_rise"],
+            "{anomalies:#?}"
+        );
+        let (anomalies, coverage) = check(&calls, &keyed(), &truth, Some(8));
+        assert!(anomalies.is_empty(), "{anomalies:#?}");
+        assert_eq!(coverage.accounts_resharded[0].by, "promotion");
+        // An account that opened sharded is never promoted (and a read
+        // showing it with 1 shard is wrong too).
+        truth.accounts.get_mut("a").expect("a").spec.opening_shards = 2;
+        let (anomalies, _) = check(&calls, &keyed(), &truth, Some(8));
+        assert!(
+            anomalies.iter().all(|a| a.check == "shards_only_rise")
+                && anomalies
+                    .iter()
+                    .any(|a| a.what.contains("which no SetBalanceShards")),
+            "{anomalies:#?}"
+        );
+    }
+
+    #[test]
+    fn wrong_reshard_answers_are_flagged() {
+        let truth = truth();
+        // A count that went down in real time.
+        let mut bad = calls(&truth);
+        bad[7] = call(
+            7,
+            (900, 950),
+            Request::Balance {
+                account: "a".into(),
+            },
+            ok(balance(1_160, 1)),
+        );
+        let (anomalies, _) = check(&bad, &keyed(), &truth, Some(64));
+        assert_eq!(
+            checks_of(&anomalies),
+            ["shards_only_rise"],
+            "{anomalies:#?}"
+        );
+        // SHARDS_CANNOT_SHRINK for the count the account ends with.
+        let mut bad = calls(&truth);
+        bad[11] = call(11, (1_000, 1_100), reshard(4), cannot_shrink());
+        let (anomalies, _) = check(&bad, &keyed(), &truth, Some(64));
+        assert_eq!(
+            checks_of(&anomalies),
+            ["shards_only_rise"],
+            "{anomalies:#?}"
+        );
+        // OK with fewer shards than asked.
+        let mut bad = calls(&truth);
+        bad[10].answer = ok(Reply::Shards {
+            shards: 2,
+            balance: 1_160,
+            raised: false,
+        });
+        let (anomalies, _) = check(&bad, &keyed(), &truth, Some(64));
+        assert!(
+            checks_of(&anomalies)
+                .iter()
+                .all(|c| *c == "shards_only_rise")
+                && !anomalies.is_empty(),
+            "{anomalies:#?}"
+        );
+    }
+
+    #[test]
+    fn pages_of_a_resharded_account_are_checked_on_shard_0() {
+        let truth = truth();
+        // A wrong balance_after before the first entry of another shard.
+        let mut bad = calls(&truth);
+        if let Some(Reply::Page { entries, .. }) = &mut bad[6].answer.reply {
+            entries[0].balance_after -= 1;
+        }
+        let (anomalies, _) = check(&bad, &keyed(), &truth, Some(64));
+        assert_eq!(
+            checks_of(&anomalies),
+            ["history_page_is_a_cut"],
+            "{anomalies:#?}"
+        );
+        // A short page that stops before shard 0's entry 1.
+        let mut bad = calls(&truth);
+        bad[6].answer = ok(page(&truth, &["p1"]));
+        let (anomalies, _) = check(&bad, &keyed(), &truth, Some(64));
+        assert_eq!(
+            checks_of(&anomalies),
+            ["history_page_is_a_cut"],
+            "{anomalies:#?}"
+        );
+        // A first page that misses p3, acknowledged before it began.
+        let mut bad = calls(&truth);
+        bad[5].answer = ok(page(&truth, &["p2", "p1"]));
+        let (anomalies, _) = check(&bad, &keyed(), &truth, Some(64));
+        assert_eq!(
+            checks_of(&anomalies),
+            ["history_page_is_a_cut"],
+            "{anomalies:#?}"
+        );
     }
 }

@@ -145,6 +145,29 @@ impl Report {
             c.holds_open,
             c.refunds
         );
+        let resharded: Vec<String> = c
+            .accounts_resharded
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {} -> {} ({})",
+                    a.account, a.opening_shards, a.final_shards, a.by
+                )
+            })
+            .collect();
+        println!(
+            "reshards: {} SetBalanceShards operations (calls answered: {} raised, {} unchanged, {} refused); accounts resharded during the run: {}; {} balance reads and history pages of them checked",
+            c.reshard_ops,
+            c.reshards_raised,
+            c.reshards_unchanged,
+            c.reshards_refused,
+            if resharded.is_empty() {
+                "none".to_owned()
+            } else {
+                resharded.join(", ")
+            },
+            c.resharded_account_reads
+        );
         if !self.fence_seen {
             println!(
                 "note: no final lookup answered KEY_FENCED: the servers do not fence (GetPayment finalize), so a key whose final answer was NOT_FOUND may still commit"

@@ -2,7 +2,9 @@
 //! fixed seed, 3 one-call-at-a-time payment-server processes behind fault
 //! proxies, every fault (delays, dropped replies, late writes, resets,
 //! DynamoDB Local killed and restarted once, skewed clocks), every
-//! operation; about a minute here. It must find no anomaly.
+//! operation, accounts resharded midway (an admin's SetBalanceShards; the
+//! instances may also promote a hot account); about a minute here. It must
+//! find no anomaly.
 //!
 //! Nothing here asserts a time: the checker's bounds on time are hang
 //! detectors. The faults are drawn from the seed by each proxy, one draw a
@@ -72,6 +74,7 @@ fn the_history_checker_finds_no_anomaly_under_every_fault() {
         "lookup",
         "balance",
         "history",
+        "reshard",
     ] {
         assert!(
             report["outcomes"][kind].is_object(),
@@ -83,6 +86,15 @@ fn the_history_checker_finds_no_anomaly_under_every_fault() {
     let coverage = &report["coverage"];
     assert!(coverage["balance_reads_checked"].as_u64().unwrap_or(0) > 0);
     assert!(coverage["pages_checked"].as_u64().unwrap_or(0) > 0);
+    // The admin's six SetBalanceShards operations ran, and some account
+    // ends with more shards than it opened with.
+    assert_eq!(coverage["reshard_ops"], 6, "{coverage}");
+    assert!(
+        coverage["accounts_resharded"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "no account was resharded: {coverage}"
+    );
     for (currency, money) in coverage["money"].as_object().expect("money") {
         assert_eq!(money[0], money[1], "{currency} not conserved");
     }

@@ -338,6 +338,21 @@ struct Phase {
     dynamodb: Option<BTreeMap<String, u64>>,
     /// The service's CPU time during the phase.
     cpu: Option<Duration>,
+    /// The merchant's promotion to balance shards during the phase, when it
+    /// was opened ordinary and the service promoted it.
+    promotion: Option<Promoted>,
+}
+
+/// When the service promoted the merchant (opened as an ordinary account)
+/// to balance shards, as its history shows it: the first credit on a shard
+/// other than 0 is the first payment after the promotion.
+#[derive(Debug, Clone, Copy)]
+struct Promoted {
+    shards: i32,
+    /// Payments the merchant took before that first credit.
+    payments_before: usize,
+    /// The time of that credit, from the start of the phase.
+    ms_into_phase: i64,
 }
 
 impl Phase {
@@ -411,6 +426,11 @@ impl Phase {
             format!("dynamodb_requests_per_{}", if self.is_payments() { "payment" } else { "ok_call" }): self.requests_per_ok(),
             "rounds_per_payment": if self.is_payments() { self.rounds_per_ok() } else { None },
             "service_cpu_ms": self.cpu.map(|c| c.as_secs_f64() * 1000.0),
+            "merchant_promoted": self.promotion.map(|p| json!({
+                "shards": p.shards,
+                "payments_before": p.payments_before,
+                "ms_into_phase": p.ms_into_phase,
+            })),
             format!("service_cpu_ms_per_{}", if self.is_payments() { "payment" } else { "ok_call" }): self.cpu_ms_per_ok(),
         })
     }
@@ -462,10 +482,76 @@ impl Phase {
             };
             details.push(format!("{whose} {cpu:.2} ms/{per}"));
         }
+        if let Some(p) = self.promotion {
+            details.push(format!(
+                "merchant promoted to {} shards after {} payments, {} ms into the phase",
+                p.shards, p.payments_before, p.ms_into_phase
+            ));
+        }
         if !details.is_empty() {
             println!("{:<34} {}", "", details.join("  "));
         }
     }
+}
+
+/// The merchant's promotion during a phase that started at `started_ms`
+/// (wall clock), read from its history: None when it was not promoted.
+async fn promotion_seen<T>(
+    client: &mut PaymentServiceClient<T>,
+    token: &AsciiMetadataValue,
+    merchant: &pb::Account,
+    started_ms: i64,
+) -> Result<Option<Promoted>, BoxError>
+where
+    T: GrpcService<tonic::body::Body>,
+    T::Error: Into<BoxError>,
+    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+{
+    if merchant.balance_shards <= 1 {
+        return Ok(None);
+    }
+    // (time, shard) of every entry, newest first; bounded by the pages.
+    let mut entries = Vec::new();
+    let mut token_text = String::new();
+    for _ in 0..1_000 {
+        let request = pb::GetTransactionHistoryRequest {
+            account_id: merchant.account_id.clone(),
+            page_size: 1_000,
+            page_token: token_text.clone(),
+        };
+        let mut stream = client
+            .get_transaction_history(authorized(request, token))
+            .await?
+            .into_inner();
+        let mut next = String::new();
+        while let Some(entry) = stream.message().await? {
+            let at = entry
+                .transaction
+                .as_ref()
+                .and_then(|t| t.created_at)
+                .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+            entries.push((at, entry.shard));
+            next = entry.next_page_token;
+        }
+        if next.is_empty() {
+            break;
+        }
+        token_text = next;
+    }
+    let Some(first_sharded) = entries
+        .iter()
+        .filter(|(_, shard)| *shard > 0)
+        .map(|(at, _)| *at)
+        .min()
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Promoted {
+        shards: merchant.balance_shards,
+        payments_before: entries.iter().filter(|(at, _)| *at < first_sharded).count(),
+        ms_into_phase: first_sharded - started_ms,
+    }))
 }
 
 enum Outcome {
@@ -681,7 +767,9 @@ async fn start_instance(
             .interceptor(counter.clone())
             .build(),
     );
-    let ledger = Ledger::new(client, tables);
+    // PAYMENT_PROMOTE_SHARDS as the server and the Lambda read it (off
+    // shows what an ordinary merchant meets without promotion).
+    let ledger = Ledger::new(client, tables).with_promotion(config::promotion_from_env()?);
     let auth = Authenticator::Jwt(Arc::new(
         JwtVerifier::new(None, None).with_dev_secret(&secret)?,
     ));
@@ -921,7 +1009,10 @@ where
             }
         }
     };
-    let payments = run_phase(
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let mut payments = run_phase(
         &format!("payments ({label})"),
         &fleet.shape,
         args.payments,
@@ -931,12 +1022,12 @@ where
         pay,
     )
     .await;
-    let balances: Vec<i64> = read_accounts(&mut first, &token, &workload)
-        .await?
-        .iter()
-        .map(|a| a.balance)
-        .collect();
+    let accounts = read_accounts(&mut first, &token, &workload).await?;
+    let balances: Vec<i64> = accounts.iter().map(|a| a.balance).collect();
     check_balances(&workload, &balances, &payments, &label)?;
+    if workload.scenario == Scenario::Merchant && workload.merchant_shards <= 1 {
+        payments.promotion = promotion_seen(&mut first, &token, &accounts[0], started_ms).await?;
+    }
     phases.push(payments);
     if reads {
         phases.extend(read_phases(bench, fleet, &clients, &workload, &label, &meters).await);

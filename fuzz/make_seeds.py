@@ -85,6 +85,7 @@ VOID = message((1, REF_HOLD))
 REFUND = message((1, "event-refund-1"), (2, REF_PAYMENT), (3, 234), (4, "sorry"))
 LOOKUP = message((1, REF_PAYMENT))
 LIST = message((1, 10), (3, "alice"))
+SET_SHARDS = message((1, "alice"), (2, 4))
 BAD_WIRE_TYPE = bytes([0x0F, 0x01])
 BAD_UTF8 = bytes([0x0A, 0x02, 0xFF, 0xFE])
 
@@ -182,7 +183,7 @@ CT_WEB, CT_WEB_PROTO, CT_WEB_TEXT, CT_GRPC = range(4)
 # the contract, then pb::METHODS in the order of the proto.
 UNKNOWN, OTHER_SERVICE, BARE_PREFIX, EXTRA_SEGMENT = range(4)
 (ADD, PAY, BALANCE, HISTORY, AUTHORIZE_PATH, CAPTURE_PATH, VOID_PATH, REFUND_PATH, LOOKUP_PATH,
- LIST_PATH) = range(4, 14)
+ LIST_PATH, SHARDS_PATH) = range(4, 15)
 
 
 def selector(content_type, path, shape=0, http2=False):
@@ -204,6 +205,7 @@ def bodies():
     w("text-list-accounts", selector(CT_WEB_TEXT, LIST_PATH, shape=3), base64.b64encode(frame(LIST)))
     w("capture-hold-bad-wire-type", selector(CT_WEB_PROTO, CAPTURE_PATH), frame(bytes([0x0B])))
     w("list-accounts-empty", selector(CT_WEB_PROTO, LIST_PATH), b"")
+    w("set-balance-shards", selector(CT_WEB_PROTO, SHARDS_PATH, shape=1), frame(SET_SHARDS))
     w(
         "text-padding-inside",
         selector(CT_WEB_TEXT, BALANCE),
@@ -386,6 +388,8 @@ def validations():
     w("message-refund-payment", m(7, REFUND))
     w("message-get-payment", m(8, LOOKUP))
     w("message-list-accounts", m(9, LIST))
+    w("message-set-balance-shards", m(10, SET_SHARDS))
+    w("message-set-balance-shards-65", m(10, message((1, "alice"), (2, 65))))
     longest = message(
         (1, "k" * 128),
         (2, "s" * 128),

@@ -8,8 +8,8 @@ Invoked in the order of the methods in the proto (file names break ties),
 the events tell one story that succeeds from end to end on empty tables:
 alice and bob open accounts, alice pays bob, places two holds for him, bob
 captures part of one and voids the other, refunds part of the payment,
-and the payment (also with finalize, for its final answer) and bob's
-accounts are looked up.
+the payment (also with finalize, for its final answer) and bob's accounts
+are looked up, and an admin raises alice's balance shards.
 
 The protobuf messages are encoded here by hand (strings, varints and
 nested messages are all they use), so this needs nothing but Python. Run it
@@ -175,6 +175,9 @@ EVENTS = {
                                   sub="alice"),
     "list-accounts": event("ListAccounts", b"", sub="bob"),
     "list-accounts-text": event("ListAccounts", int64(1, 10), sub="alice", text=True),
+    # An admin raises alice's balance shards from 1 to 4: her money stays, over more shards.
+    "set-balance-shards": event("SetBalanceShards", string(1, "alice") + int64(2, 4),
+                                sub="alice", scope="payments/admin"),
     "cors-preflight": preflight(),
 }
 

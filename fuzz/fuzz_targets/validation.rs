@@ -1,8 +1,9 @@
 //! Request validation: `NewAccount::parse`, `PaymentOrder::parse`,
 //! `HistoryPage::parse`, `HoldOrder::parse`, `PaymentRef::parse`,
-//! `RefundOrder::parse`, `parse_amount_or_all`, `parse_grpc_timeout`,
-//! `parse_money` / `format_money`, and each request message of the contract
-//! decoded with prost and then validated the way the service does.
+//! `RefundOrder::parse`, `ShardsOrder::parse`, `parse_amount_or_all`,
+//! `parse_grpc_timeout`, `parse_money` / `format_money`, and each request
+//! message of the contract decoded with prost and then validated the way the
+//! service does.
 //!
 //! Input: an [`Input`] built by `arbitrary` (derive). Properties: no panic;
 //! each parser accepts exactly what an independent statement of the
@@ -15,9 +16,9 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use payment::domain::{
-    self, AMOUNT_MAX_MINOR, BALANCE_MAX_MINOR, HistoryPage, HoldOrder, ID_LEN_MAX, NewAccount,
-    PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PageToken, PaymentOrder, PaymentRef, RefundOrder,
-    TEXT_BYTES_MAX, parse_amount_or_all,
+    self, AMOUNT_MAX_MINOR, BALANCE_MAX_MINOR, BALANCE_SHARDS_MAX, HistoryPage, HoldOrder,
+    ID_LEN_MAX, NewAccount, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PageToken, PaymentOrder, PaymentRef,
+    RefundOrder, ShardsOrder, TEXT_BYTES_MAX, parse_amount_or_all,
 };
 use payment::pb;
 use prost::Message;
@@ -50,11 +51,11 @@ enum Input {
         amount: i64,
         text: String,
     },
-    /// A protobuf message: `kind % 10` picks the request message of one
+    /// A protobuf message: `kind % 11` picks the request message of one
     /// method of the contract, in the order of the proto (AddAccount,
     /// MakePayment, GetAccountBalance, GetTransactionHistory,
     /// AuthorizePayment, CaptureHold, VoidHold, RefundPayment, GetPayment,
-    /// ListAccounts).
+    /// ListAccounts, SetBalanceShards).
     Message {
         kind: u8,
         bytes: RawBytes,
@@ -354,7 +355,7 @@ fn amount_or_all(amount: i64) -> bool {
 }
 
 fn message(kind: u8, bytes: &[u8]) {
-    match kind % 10 {
+    match kind % 11 {
         0 => {
             let Ok(m) = pb::AddAccountRequest::decode(bytes) else {
                 return;
@@ -469,7 +470,7 @@ fn message(kind: u8, bytes: &[u8]) {
             round_trips(&m);
             reference(m.payment.as_ref());
         }
-        _ => {
+        9 => {
             // ListAccounts: who may list whose accounts is the service's
             // rule (tests/api cover it); here, the message only.
             let Ok(m) = pb::ListAccountsRequest::decode(bytes) else {
@@ -477,6 +478,31 @@ fn message(kind: u8, bytes: &[u8]) {
             };
             round_trips(&m);
         }
+        _ => {
+            // SetBalanceShards: that only an admin may, and never fewer than
+            // the account has, are the service's and the ledger's rules
+            // (tests/api cover them); here, the request's fields.
+            let Ok(m) = pb::SetBalanceShardsRequest::decode(bytes) else {
+                return;
+            };
+            round_trips(&m);
+            shards_order(&m.account_id, m.balance_shards);
+        }
+    }
+}
+
+/// An account id, and 1 to 64 balance shards (proto: SetBalanceShardsRequest).
+fn shards_order(account_id: &str, balance_shards: i32) {
+    let parsed = ShardsOrder::parse(account_id, balance_shards);
+    let valid = valid_id(account_id)
+        && (1..=i64::from(BALANCE_SHARDS_MAX)).contains(&i64::from(balance_shards));
+    assert_eq!(parsed.is_ok(), valid, "ShardsOrder::parse: {parsed:?}");
+    match parsed {
+        Ok(order) => {
+            assert_eq!(order.account_id.as_str(), account_id);
+            assert_eq!(i64::from(order.balance_shards), i64::from(balance_shards));
+        }
+        Err(e) => assert!(["account_id", "balance_shards"].contains(&e.field), "{e}"),
     }
 }
 

@@ -171,6 +171,34 @@ async fn owners_spend_and_read_their_own_accounts_only() {
     );
     assert_eq!(balance(&mut admin, &a).await.unwrap(), 900);
     assert_eq!(balance(&mut admin, &b).await.unwrap(), 100);
+
+    // Balance shards: only an admin may raise them, even on one's own
+    // account; an admin learns NOT_FOUND for an unknown id.
+    let shards = |id: &str| pb::SetBalanceShardsRequest {
+        account_id: id.into(),
+        balance_shards: 2,
+    };
+    let status = alice.set_balance_shards(shards(&a)).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "message: {}",
+        status.message()
+    );
+    assert_eq!(crate::holds::reason(&status), "NOT_ALLOWED", "{status:?}");
+    assert_code(
+        admin.set_balance_shards(shards(&ghost)).await,
+        Code::NotFound,
+        &ghost,
+    );
+    let raised = admin
+        .set_balance_shards(shards(&a))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(raised.raised);
+    assert_eq!(raised.account.unwrap().balance_shards, 2);
+    assert_eq!(balance(&mut alice, &a).await.unwrap(), 900);
 }
 
 #[tokio::test]

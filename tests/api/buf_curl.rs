@@ -433,6 +433,35 @@ async fn every_rpc_over(protocol: Protocol) {
         (&account["balance"], &account["available"]),
         (&json!("8400"), &json!("8400"))
     );
+    // An admin raises alice's balance shards: the same money over 4 shards;
+    // the same count again is no raise (false is left out of the JSON);
+    // fewer is refused, and bob, no admin, may not raise his own.
+    let raise =
+        |balance_shards: i32| json!({"account_id": alice, "balance_shards": balance_shards});
+    let raised = call("SetBalanceShards", admin.clone(), raise(4)).await;
+    let raised = raised.one();
+    assert_eq!(raised["raised"], true, "{raised}");
+    assert_eq!(
+        (
+            &raised["account"]["balanceShards"],
+            &raised["account"]["balance"]
+        ),
+        (&json!(4), &json!("8400")),
+        "{raised}"
+    );
+    let again = call("SetBalanceShards", admin.clone(), raise(4)).await;
+    let again = again.one();
+    assert!(again.get("raised").is_none(), "{again}");
+    assert_eq!(again["account"]["balanceShards"], 4, "{again}");
+    let fewer = call("SetBalanceShards", admin.clone(), raise(2)).await;
+    assert!(fewer.error("failed_precondition", 9).contains(&alice));
+    let not_admin = call(
+        "SetBalanceShards",
+        bob_token.clone(),
+        json!({"account_id": bob, "balance_shards": 2}),
+    )
+    .await;
+    not_admin.error("permission_denied", 7);
     let contract: BTreeSet<String> = pb::METHODS.iter().map(|m| m.name.to_owned()).collect();
     assert_eq!(
         *called.borrow(),

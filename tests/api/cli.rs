@@ -1,7 +1,8 @@
 //! payment-client, the binary, against the real server: the hold, refund,
-//! lookup and listing commands, their text and JSON, and the error reasons,
-//! amounts and field violations they print. The client runs as a child
-//! process (blocking one worker thread), so the server needs another.
+//! lookup, listing and set-shards commands, their text and JSON, and the
+//! error reasons, amounts and field violations they print. The client runs
+//! as a child process (blocking one worker thread), so the server needs
+//! another.
 
 use crate::harness::{TestApp, token};
 use crate::helpers::unique;
@@ -371,6 +372,46 @@ async fn holds_refunds_and_lookups_through_the_client(grpc_web: bool) {
     assert!(out.contains(&format!("account {a}")), "{out}");
     assert!(!out.contains(&format!("account {b}")), "{out}");
     assert!(out.contains("1 account; that is all"), "{out}");
+
+    // set-shards: an admin raises a's balance shards, the same money over
+    // more shards; the same count again changes nothing; fewer is refused,
+    // and so is anyone but an admin.
+    let admin = token(&alice_sub, true);
+    let out = cli.ok(&admin, &["set-shards", &a, "4"]);
+    assert!(
+        out.starts_with(&format!("raised: {a} now has 4 balance shards\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("account {a}: balance 72.50 EUR  opened ")),
+        "{out}"
+    );
+    assert!(out.contains("(4 balance shards)"), "{out}");
+    let out = cli.ok(&admin, &["set-shards", &a, "4"]);
+    assert!(
+        out.starts_with(&format!("unchanged: {a} has 4 balance shards already\n")),
+        "{out}"
+    );
+    let again = cli.json(&admin, &["set-shards", &a, "4"]);
+    assert_eq!(
+        (
+            &again["raised"],
+            &again["balance_shards"],
+            &again["balance"]
+        ),
+        (&false.into(), &4.into(), &7_250.into()),
+        "{again}"
+    );
+    let err = cli.fails(&admin, &["set-shards", &a, "2"]);
+    assert!(err.contains("error: FAILED_PRECONDITION: "), "{err}");
+    assert!(err.contains("reason: SHARDS_CANNOT_SHRINK"), "{err}");
+    assert!(err.contains("asked: 2"), "{err}");
+    let err = cli.fails(&alice, &["set-shards", &a, "8"]);
+    assert!(err.contains("error: PERMISSION_DENIED: "), "{err}");
+    assert!(err.contains("reason: NOT_ALLOWED"), "{err}");
+    let err = cli.fails(&admin, &["set-shards", &a, "65"]);
+    assert!(err.contains("field balance_shards: "), "{err}");
+    assert_eq!(cli.json(&alice, &["balance", &a])["balance_shards"], 4);
     app.stop().await;
 }
 

@@ -272,6 +272,18 @@ async fn every_event_file_invokes_cleanly() {
         .map(|a| (a.account_id.as_str(), a.balance, a.held))
         .collect();
     assert_eq!(listed, [("alice", 8_700, 0)], "alice's own accounts");
+    // An admin raises alice's balance shards: the same money over 4 shards.
+    let raised: pb::SetBalanceShardsResponse = replies.one("set-balance-shards");
+    assert!(raised.raised);
+    let alice = raised.account.unwrap();
+    assert_eq!(
+        (
+            alice.account_id.as_str(),
+            alice.balance,
+            alice.balance_shards
+        ),
+        ("alice", 8_700, 4)
+    );
 }
 
 /// An event like the history event, with another body.

@@ -345,12 +345,17 @@ const VOID: &str = "VoidHold";
 const REFUND: &str = "RefundPayment";
 const LOOKUP: &str = "GetPayment";
 const LIST: &str = "ListAccounts";
+const SHARDS: &str = "SetBalanceShards";
 
 /// Fixture accounts, opened on every transport's fresh tables by TESTER.
 const A: &str = "mx-a";
 const B: &str = "mx-b";
 const RICH: &str = "mx-rich";
 const SINK: &str = "mx-sink";
+/// An ordinary account (one balance shard), raised to the most shards.
+const WIDE: &str = "mx-wide";
+/// An account opened with four balance shards.
+const FOUR: &str = "mx-four";
 const A_OPENING: i64 = 1_000_000;
 const FIXTURE_PAYMENTS: i64 = 5;
 
@@ -403,6 +408,13 @@ enum Effect {
         from: &'static str,
         to: &'static str,
         amount: i64,
+    },
+    /// An account's balance shards raised from `from` to `to`: every old
+    /// shard told the new count, the new ones put empty, no money moved.
+    Resharded {
+        account: &'static str,
+        from: u32,
+        to: u32,
     },
 }
 
@@ -486,6 +498,9 @@ fn paid(from: &'static str, to: &'static str, amount: i64) -> Expect {
 }
 fn held(from: &'static str, to: &'static str, amount: i64) -> Expect {
     Expect::Ok(Effect::Held { from, to, amount })
+}
+fn resharded(account: &'static str, from: u32, to: u32) -> Expect {
+    Expect::Ok(Effect::Resharded { account, from, to })
 }
 
 fn msg(m: impl Message) -> Body {
@@ -592,6 +607,13 @@ fn list(page_size: i32, page_token: &str, owner: &str) -> Body {
         page_size,
         page_token: page_token.into(),
         owner: owner.into(),
+    })
+}
+
+fn shards(id: &str, balance_shards: i32) -> Body {
+    msg(pb::SetBalanceShardsRequest {
+        account_id: id.into(),
+        balance_shards,
     })
 }
 
@@ -859,6 +881,23 @@ fn cases() -> Vec<Case> {
         case("ListAccounts page_token garbage",               LIST, list(0, "!!", ""),                              invalid("page_token")),
         case("ListAccounts page_token of another listing",    LIST, list(0, &tok(format!("l1|o{}|mx-a", URL_SAFE_NO_PAD.encode("other"))), ""), invalid("page_token")),
         case("ListAccounts owner of 257 bytes",               LIST, list(0, "", &m257),                             invalid("owner")),
+        // SetBalanceShards: account_id, balance_shards 1 to 64, never fewer
+        // than the account has. TESTER is an admin.
+        case("SetBalanceShards balance_shards 0",             SHARDS, shards(A, 0),                                 invalid("balance_shards")),
+        case("SetBalanceShards balance_shards 65",            SHARDS, shards(A, 65),                                invalid("balance_shards")),
+        case("SetBalanceShards balance_shards -1",            SHARDS, shards(A, -1),                                invalid("balance_shards")),
+        case("SetBalanceShards balance_shards i32::MIN",      SHARDS, shards(A, i32::MIN),                          invalid("balance_shards")),
+        case("SetBalanceShards balance_shards i32::MAX",      SHARDS, shards(A, i32::MAX),                          invalid("balance_shards")),
+        case("SetBalanceShards account_id empty",             SHARDS, shards("", 2),                                invalid("account_id")),
+        case("SetBalanceShards account_id of 129 chars",      SHARDS, shards(&x129, 2),                             invalid("account_id")),
+        case("SetBalanceShards account_id with a space",      SHARDS, shards("has space", 2),                       invalid("account_id")),
+        case("SetBalanceShards unknown account",              SHARDS, shards("mo-no-such", 2),                      status(Code::NotFound, "does not exist")),
+        case("SetBalanceShards balance_shards 1, as it has",  SHARDS, shards(A, 1),                                 ok()),
+        case("SetBalanceShards account_id of 128 chars",      SHARDS, shards(&id128_existing(), 1),                 ok()),
+        case("SetBalanceShards 4 shards, as it has",          SHARDS, shards(FOUR, 4),                              ok()),
+        case("SetBalanceShards fewer than it has",            SHARDS, shards(FOUR, 2),                              status(Code::FailedPrecondition, FOUR)),
+        case("SetBalanceShards 4 shards to 8",                SHARDS, shards(FOUR, 8),                              resharded(FOUR, 4, 8)),
+        case("SetBalanceShards balance_shards 64",            SHARDS, shards(WIDE, 64),                             resharded(WIDE, 1, 64)),
         case("unknown method",                                "Steal", frames(valid_frame.clone()),        status(Code::Unimplemented, "")),
         case("unknown service",                               "",      frames(valid_frame.clone()),        status(Code::Unimplemented, "")),
         case("malformed grpc-timeout is ignored",             BALANCE, frames(valid_frame.clone()),        ok())
@@ -1234,7 +1273,72 @@ fn check_effect(name: &str, effect: &Effect, before: &Snapshot, after: &Snapshot
                 "{name}: a hold moves no money"
             );
         }
+        Effect::Resharded { account, from, to } => {
+            let key = |shard: u32| shard_key(account, shard);
+            let mut new_shards: Vec<String> = (*from..*to).map(key).collect();
+            new_shards.sort();
+            let mut old_shards: Vec<String> = (0..*from).map(key).collect();
+            old_shards.sort();
+            assert_eq!(added, new_shards, "{name}: items added");
+            assert_eq!(changed, old_shards, "{name}: items changed");
+            let count = AttributeValue::N(to.to_string());
+            for shard in 0..*to {
+                assert_eq!(
+                    after[&key(shard)].get("shards"),
+                    Some(&count),
+                    "{name}: shard {shard} has the new count"
+                );
+            }
+            // No shard's version or balance changes: no money moves, and
+            // no history sequence gets a gap.
+            let state = |snapshot: &Snapshot, shard: u32| {
+                let item = &snapshot[&key(shard)];
+                (item.get("version").cloned(), item.get("balance").cloned())
+            };
+            for shard in 0..*from {
+                assert_eq!(
+                    state(after, shard),
+                    state(before, shard),
+                    "{name}: old shard {shard}"
+                );
+            }
+            let empty = (
+                Some(AttributeValue::N("0".into())),
+                Some(AttributeValue::N("0".into())),
+            );
+            for shard in *from..*to {
+                assert_eq!(state(after, shard), empty, "{name}: new shard {shard}");
+            }
+            assert_eq!(
+                total_balance(after, account),
+                total_balance(before, account),
+                "{name}: a reshard moves no money"
+            );
+        }
     }
+}
+
+/// The key of an account's shard in a [`Snapshot`]: shard 0 is the
+/// account's own item.
+fn shard_key(account: &str, shard: u32) -> String {
+    if shard == 0 {
+        format!("account|{account}")
+    } else {
+        format!("account|{account}#{shard}")
+    }
+}
+
+/// An account's balance over all its shards.
+fn total_balance(snapshot: &Snapshot, account: &str) -> i64 {
+    let shard_prefix = format!("account|{account}#");
+    snapshot
+        .iter()
+        .filter(|(k, _)| **k == shard_key(account, 0) || k.starts_with(&shard_prefix))
+        .map(|(k, item)| match item.get("balance") {
+            Some(AttributeValue::N(n)) => n.parse::<i64>().expect("balance is a number"),
+            other => panic!("{k}: balance {other:?}"),
+        })
+        .sum()
 }
 
 /// The request message of a case: its message, or the first frame's.
@@ -1380,6 +1484,28 @@ fn check_ok_reply(name: &str, case: &Case, effect: &Effect, reply: &Reply, befor
                 }
             }
         }
+        SHARDS => {
+            let asked = pb::SetBalanceShardsRequest::decode(request_message(name, case).as_slice())
+                .expect("request");
+            let response =
+                pb::SetBalanceShardsResponse::decode(one()).expect("SetBalanceShardsResponse");
+            assert_eq!(
+                response.raised,
+                matches!(effect, Effect::Resharded { .. }),
+                "{name}: raised"
+            );
+            let account = response.account.expect("account");
+            assert_eq!(
+                (account.account_id.as_str(), account.balance_shards),
+                (asked.account_id.as_str(), asked.balance_shards),
+                "{name}: the account, with the count asked for"
+            );
+            assert_eq!(
+                account.balance,
+                total_balance(before, &asked.account_id),
+                "{name}: the same money"
+            );
+        }
         other => panic!("{name}: OK from {other}"),
     }
 }
@@ -1462,14 +1588,17 @@ fn check_history_reply(name: &str, case: &Case, reply: &Reply, before: &Snapshot
 /// Opens the fixture accounts directly on the ledger, owned by TESTER.
 async fn seed(ledger: &Ledger) {
     use payment::domain::{NewAccount, PaymentOrder};
-    for (id, balance) in [
-        (A.to_owned(), A_OPENING),
-        (B.to_owned(), 0),
-        (RICH.to_owned(), BALANCE_MAX_MINOR),
-        (SINK.to_owned(), 0),
-        (id128_existing(), 0),
+    for (id, balance, shards) in [
+        (A.to_owned(), A_OPENING, 0),
+        (B.to_owned(), 0, 0),
+        (RICH.to_owned(), BALANCE_MAX_MINOR, 0),
+        (SINK.to_owned(), 0, 0),
+        (id128_existing(), 0, 0),
+        (WIDE.to_owned(), 0, 0),
+        (FOUR.to_owned(), 0, 4),
     ] {
-        let new = NewAccount::parse(&id, "fixture", "EUR", balance, 0).expect("fixture account");
+        let new =
+            NewAccount::parse(&id, "fixture", "EUR", balance, shards).expect("fixture account");
         ledger
             .add_account(&new, TESTER, false)
             .await
@@ -1711,9 +1840,14 @@ fn the_matrix_is_well_formed() {
     // OK rows that write use distinct account ids and keys.
     let mut opened = Vec::new();
     let mut keys = Vec::new();
+    let mut raised = Vec::new();
     for c in &all {
         match &c.expect {
             Expect::Ok(Effect::Opened { account, .. }) => opened.push(account.clone()),
+            Expect::Ok(Effect::Resharded { account, .. }) => {
+                assert_eq!(c.method, SHARDS, "{}: a reshard by {}", c.name, c.method);
+                raised.push(*account);
+            }
             Expect::Ok(Effect::Paid { .. } | Effect::Held { .. }) => {
                 let message = request_message(&c.name, c);
                 let (sender, key) = match c.method {
@@ -1746,7 +1880,16 @@ fn the_matrix_is_well_formed() {
     unique_keys.sort();
     unique_keys.dedup();
     assert_eq!(unique_keys.len(), keys.len(), "keys used twice: {keys:?}");
-    // AuthorizePayment has OK rows at its limits, as the other writes do.
+    let mut unique_raised = raised.clone();
+    unique_raised.sort();
+    unique_raised.dedup();
+    assert_eq!(
+        unique_raised.len(),
+        raised.len(),
+        "accounts resharded twice: {raised:?}"
+    );
+    // AuthorizePayment and SetBalanceShards have OK rows at their limits,
+    // as the other writes do.
     for name in [
         "AuthorizePayment expires_in_seconds 60",
         "AuthorizePayment expires_in_seconds 30 days",
@@ -1758,4 +1901,10 @@ fn the_matrix_is_well_formed() {
             "no OK row {name:?}"
         );
     }
+    assert!(
+        all.iter()
+            .any(|c| c.name == "SetBalanceShards balance_shards 64"
+                && matches!(c.expect, Expect::Ok(Effect::Resharded { to: 64, .. }))),
+        "no OK row raising to 64 shards"
+    );
 }

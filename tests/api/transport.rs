@@ -342,6 +342,9 @@ where
             "ListAccounts" => one(self
                 .list_accounts(decode::<pb::ListAccountsRequest>(r))
                 .await?),
+            "SetBalanceShards" => one(self
+                .set_balance_shards(decode::<pb::SetBalanceShardsRequest>(r))
+                .await?),
             other => panic!("the typed client has no case for {other}: add one"),
         })
     }
@@ -541,6 +544,14 @@ pub fn valid_requests(account: &str, key: &str) -> Vec<(&'static pb::Method, Vec
             "ListAccounts",
             pb::ListAccountsRequest::default().encode_to_vec(),
         ),
+        (
+            "SetBalanceShards",
+            pb::SetBalanceShardsRequest {
+                account_id: account.into(),
+                balance_shards: 2,
+            }
+            .encode_to_vec(),
+        ),
     ];
     let names: std::collections::BTreeSet<&str> = requests.iter().map(|(n, _)| *n).collect();
     assert_eq!(names.len(), requests.len(), "a method listed twice");
@@ -592,9 +603,10 @@ impl<C: Caller> Calls<'_, C> {
 /// Calls every method of the contract through `caller`, as an admin whose
 /// subject is `owner`, and checks each answer: two accounts, a payment and
 /// its replay, a balance, the history, a hold captured in part, a hold
-/// voided, a refund, two lookups, the owner's listing and an error. Fails
-/// if a method of `pb::METHODS` was not called, so a method added to the
-/// proto must be added here.
+/// voided, a refund, two lookups, the owner's listing, balance shards
+/// raised (and not lowered) and an error. Fails if a method of
+/// `pb::METHODS` was not called, so a method added to the proto must be
+/// added here.
 pub async fn every_call(caller: &mut impl Caller, owner: &str, what: &str) {
     let mut calls = Calls {
         caller,
@@ -830,6 +842,55 @@ pub async fn every_call(caller: &mut impl Caller, owner: &str, what: &str) {
     assert!(
         listed.iter().all(|x| x.owner == owner),
         "{what}: another owner's account listed"
+    );
+
+    // a's balance shards raised (an admin's call): the same money over more
+    // shards; the same count again changes nothing; fewer is refused.
+    let shards = |balance_shards: i32| pb::SetBalanceShardsRequest {
+        account_id: a.clone(),
+        balance_shards,
+    };
+    let raised: pb::SetBalanceShardsResponse = calls.ok("SetBalanceShards", shards(4)).await;
+    let account = raised.account.expect("account");
+    assert!(raised.raised, "{what}: 1 to 4 shards is a raise");
+    assert_eq!(
+        (
+            account.account_id.as_str(),
+            account.balance_shards,
+            account.balance,
+            account.held
+        ),
+        (a.as_str(), 4, 7_900, 0),
+        "{what}"
+    );
+    let again: pb::SetBalanceShardsResponse = calls.ok("SetBalanceShards", shards(4)).await;
+    let account = again.account.expect("account");
+    assert!(!again.raised, "{what}: the count it has is no raise");
+    assert_eq!(
+        (account.balance_shards, account.balance),
+        (4, 7_900),
+        "{what}"
+    );
+    let status = calls
+        .raw("SetBalanceShards", shards(2))
+        .await
+        .expect_err("fewer shards");
+    assert_eq!(
+        status.code(),
+        Code::FailedPrecondition,
+        "{what}: {}",
+        status.message()
+    );
+    assert!(
+        status.message().contains(&a),
+        "{what}: {}",
+        status.message()
+    );
+    let a_now = calls.account(&a).await;
+    assert_eq!(
+        (a_now.balance_shards, a_now.balance, a_now.available),
+        (4, 7_900, 7_900),
+        "{what}"
     );
 
     // An error comes back as its status.

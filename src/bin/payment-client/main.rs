@@ -212,6 +212,13 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Raise an account's balance shards (admin only), while it is being
+    /// paid; a count can only go up (docs/hot-accounts.md).
+    SetShards {
+        account_id: String,
+        /// The count of balance shards it should have (1-64, at least what it has).
+        count: i32,
+    },
 }
 
 /// A payment, hold or refund: by its transaction id, or by the account
@@ -651,6 +658,38 @@ where
                 } else {
                     println!("{count} {noun}; more with --page-token {token}");
                 }
+            }
+        }
+        Command::SetShards { account_id, count } => {
+            let response = client
+                .set_balance_shards(request(
+                    pb::SetBalanceShardsRequest {
+                        account_id: account_id.clone(),
+                        balance_shards: *count,
+                    },
+                    cli,
+                )?)
+                .await?
+                .into_inner();
+            let account = response.account.unwrap_or_default();
+            if cli.json {
+                let mut value = account_json(&account);
+                value["raised"] = json!(response.raised);
+                println!("{value}");
+            } else {
+                let shards = account.balance_shards;
+                if response.raised {
+                    println!(
+                        "raised: {} now has {shards} balance shards",
+                        account.account_id
+                    );
+                } else {
+                    println!(
+                        "unchanged: {} has {shards} balance shards already",
+                        account.account_id
+                    );
+                }
+                print_account("account", &account, false);
             }
         }
     }

@@ -1,5 +1,5 @@
 # The targets read like the README.
-.PHONY: run test lambda cloud web bench bench-all check check-long setup lint fmt
+.PHONY: help run test test-fast lambda cloud web bench bench-all check check-long setup lint fmt
 
 ## Run the service locally: DynamoDB Local (data in .data/), tables, payment-server on 127.0.0.1:50051.
 run:
@@ -8,6 +8,10 @@ run:
 ## Run every test (Rust, proto and template lint, browser app), installing what is missing.
 test:
 	scripts/test.sh
+
+## While working: unit tests and the DynamoDB Local integration tests, without the cloud, buf, cargo lambda or a browser (args: ARGS="reshard::").
+test-fast:
+	scripts/test-fast.sh $(ARGS)
 
 ## Run the Lambda locally under cargo lambda watch (instead of `make run`, not beside it).
 lambda:
@@ -51,10 +55,18 @@ setup:
 	scripts/setup.sh
 	scripts/setup-serverless.sh
 
-## Formatting and lints, as CI runs them.
+## Formatting and lints, as CI runs them (the fuzz crate too).
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --locked -- -D warnings
+	cd fuzz && cargo fmt --all -- --check
+	cd fuzz && cargo clippy --bins --locked -- -D warnings
 
+## Format the crate and the fuzz crate.
 fmt:
 	cargo fmt --all
+	cd fuzz && cargo fmt --all
+
+## This list: each target with the first line of what it does.
+help:
+	@awk '/^## /{if(!doc)doc=substr($$0,4);next} /^[a-z-]+:/{if(doc){split($$0,t,":");printf "  make %-11s %s\n",t[1],doc}} {doc=""}' Makefile

@@ -342,7 +342,11 @@ fn parse_ref(r: &pb::PaymentRef) -> Result<PaymentRef, domain::InvalidField> {
 fn reference(r: Option<&pb::PaymentRef>) -> bool {
     let Some(r) = r else { return false };
     let parsed = parse_ref(r);
-    assert_eq!(parsed.is_ok(), valid_ref(r), "PaymentRef::parse({r:?}): {parsed:?}");
+    assert_eq!(
+        parsed.is_ok(),
+        valid_ref(r),
+        "PaymentRef::parse({r:?}): {parsed:?}"
+    );
     parsed.is_ok()
 }
 
@@ -350,7 +354,11 @@ fn reference(r: Option<&pb::PaymentRef>) -> bool {
 fn amount_or_all(amount: i64) -> bool {
     let parsed = parse_amount_or_all(amount);
     let valid = (0..=AMOUNT_MAX_MINOR).contains(&amount);
-    assert_eq!(parsed.is_ok(), valid, "parse_amount_or_all({amount}): {parsed:?}");
+    assert_eq!(
+        parsed.is_ok(),
+        valid,
+        "parse_amount_or_all({amount}): {parsed:?}"
+    );
     valid
 }
 
@@ -433,7 +441,11 @@ fn message(kind: u8, bytes: &[u8]) {
             );
             if let Ok(order) = order {
                 let parsed = HoldOrder::parse(order, m.expires_in_seconds);
-                assert_eq!(parsed.is_ok(), valid_expiry(m.expires_in_seconds), "HoldOrder::parse: {parsed:?}");
+                assert_eq!(
+                    parsed.is_ok(),
+                    valid_expiry(m.expires_in_seconds),
+                    "HoldOrder::parse: {parsed:?}"
+                );
             }
         }
         5 => {
@@ -459,7 +471,8 @@ fn message(kind: u8, bytes: &[u8]) {
             if reference(m.payment.as_ref()) {
                 let payment = parse_ref(m.payment.as_ref().expect("checked")).expect("checked");
                 let parsed = RefundOrder::parse(&m.idempotency_key, payment, m.amount, &m.memo);
-                let valid = valid_id(&m.idempotency_key) && amount_or_all(m.amount) && valid_text(&m.memo);
+                let valid =
+                    valid_id(&m.idempotency_key) && amount_or_all(m.amount) && valid_text(&m.memo);
                 assert_eq!(parsed.is_ok(), valid, "RefundOrder::parse: {parsed:?}");
             }
         }

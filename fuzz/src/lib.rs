@@ -404,7 +404,7 @@ impl Expected {
                 Some("application/grpc-web-text" | "application/grpc-web-text+proto")
             ) {
             // tonic-web decodes the 4-aligned part and fails on a remainder.
-            if body.len() % 4 == 0 {
+            if body.len().is_multiple_of(4) {
                 BASE64_WEB.decode(&body).ok().map(Bytes::from)
             } else {
                 None
@@ -634,7 +634,7 @@ pub fn valid_request(path: &str, body: &[u8]) -> bool {
 /// encodes frame by frame), so decoded in groups of four characters.
 fn decode_text_reply(body: &[u8]) -> Bytes {
     assert!(
-        body.len() % 4 == 0,
+        body.len().is_multiple_of(4),
         "a gRPC-Web text reply of {} characters is not whole base64 groups",
         body.len()
     );

@@ -20,6 +20,9 @@ pub const DEV_SECRET: &str = "payment-check-dev-secret-0123456789";
 
 /// Asks the kernel to kill the child when the thread that spawned it goes
 /// (PR_SET_PDEATHSIG), so a checker that dies leaves no process behind.
+/// The crate's one unsafe block: `pre_exec` is unsafe because its closure
+/// runs between fork and exec.
+#[allow(unsafe_code)]
 fn die_with_parent(command: &mut Command) {
     // SAFETY: prctl is async-signal-safe.
     unsafe {

@@ -1,6 +1,11 @@
 //! Integration tests: the real server on 127.0.0.1, DynamoDB Local behind it.
 //! One binary (faster to link), one module per area.
 
+// The tests stop the tools they start by process group (libc::kill) and tie
+// them to their own life (prctl in pre_exec): the crate denies unsafe code
+// everywhere else.
+#![allow(unsafe_code)]
+
 mod audit;
 mod auth;
 mod bench;

@@ -16,11 +16,13 @@ use std::collections::BTreeSet;
 const FUNCTION: &str = "PaymentFunction";
 
 /// The only actions the function may have on DynamoDB. TransactWriteItems is
-/// authorized through the per-item PutItem/UpdateItem actions.
-const DYNAMODB_ACTIONS: [&str; 5] = [
+/// authorized through the per-item PutItem/UpdateItem/ConditionCheckItem
+/// actions.
+const DYNAMODB_ACTIONS: [&str; 6] = [
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
 ];
@@ -57,17 +59,25 @@ fn ledger_actions() -> BTreeSet<String> {
     const NOT_THE_FUNCTIONS: [(&str, &str); 2] =
         [("layout.rs", "CreateTable"), ("audit.rs", "Scan")];
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/ledger");
-    let mut actions = BTreeSet::new();
-    let mut files = 0;
+    let mut sources = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {dir}: {e}")) {
         let path = entry.expect("dir entry").path();
         if path.extension().is_none_or(|e| e != "rs") {
             continue;
         }
-        files += 1;
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&path).expect("source");
-        let transact = text.contains(".transact_write_items()");
+        sources.push((name, text));
+    }
+    let files = sources.len();
+    // Transaction items are built in one file and sent in another (every
+    // operation builds its items; `round` sends them): a builder anywhere
+    // counts once any file sends a transaction.
+    let transact = sources
+        .iter()
+        .any(|(_, text)| text.contains(".transact_write_items()"));
+    let mut actions = BTreeSet::new();
+    for (name, text) in &sources {
         for (call, action) in OPERATIONS {
             if text.contains(call) && !NOT_THE_FUNCTIONS.contains(&(name.as_str(), action)) {
                 actions.insert(format!("dynamodb:{action}"));

@@ -27,7 +27,7 @@ web:
 	cd web && npm run dev -- --host 127.0.0.1
 
 ## Benchmark payments through the service against direct DynamoDB (args: BENCH_ARGS="--grpc-web").
-## The runs README quotes:
+## The runs docs/performance.md quotes:
 ##   make bench BENCH_ARGS="--callers 16"                    20 accounts, 16 callers, gRPC (also --grpc-web, --callers 32)
 ##   make bench BENCH_ARGS="--scenario merchant --callers 1 --audit"
 ##                                                           64 customers pay one merchant, one at a time (= 1 container)
@@ -55,8 +55,9 @@ setup:
 	scripts/setup.sh
 	scripts/setup-serverless.sh
 
-## Formatting and lints, as CI runs them (the fuzz crate too).
+## Formatting and lints, as CI runs them (the fuzz crate too, and the links of README and docs/).
 lint:
+	python3 scripts/check-doc-links.py
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --locked -- -D warnings
 	cd fuzz && cargo fmt --all -- --check

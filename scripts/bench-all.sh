@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark runs README's Performance section quotes, one after another,
+# The benchmark runs docs/performance.md quotes, one after another,
 # each with a DynamoDB Local of its own (scripts/bench.sh). Short runs: each
 # takes a minute or two on a 2-core machine. Extra arguments go to every run,
 # e.g. scripts/bench-all.sh --json.

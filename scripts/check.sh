@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the history checker (payment-check, see README "History checker").
+# Runs the history checker (payment-check, see docs/operating.md, "History checker").
 #   scripts/check.sh [ARGS...]     the arguments go to payment-check
 # Builds payment-check and payment-server (the debug build unless
 # PAYMENT_CHECK_PROFILE names another, e.g. perf) and installs DynamoDB

@@ -127,7 +127,8 @@ impl From<ServiceError> for Status {
     /// A status whose details carry `google.rpc.ErrorInfo` with a stable
     /// UPPER_SNAKE_CASE `reason` a program can branch on, and its metadata;
     /// INVALID_ARGUMENT for a field also carries a `google.rpc.BadRequest`
-    /// violation naming it. README's "Reasons a program can read" lists them.
+    /// violation naming it. docs/api.md, "Reasons a program can read", lists
+    /// them.
     fn from(err: ServiceError) -> Self {
         use LedgerError as L;
         use ServiceError as E;
@@ -633,7 +634,7 @@ mod tests {
         }
     }
 
-    /// `InvalidArgument` as README spells it: `INVALID_ARGUMENT`.
+    /// `InvalidArgument` as docs/api.md spells it: `INVALID_ARGUMENT`.
     fn screaming(code: Code) -> String {
         let mut out = String::new();
         for (i, c) in format!("{code:?}").chars().enumerate() {
@@ -645,16 +646,17 @@ mod tests {
         out
     }
 
-    /// The rows of README's "Reasons a program can read": the reasons of a
-    /// row, its code, and the metadata keys it names. A reason sent with two
-    /// codes (KEY_FENCED) has a row for each.
-    fn readme_reasons() -> Vec<(Vec<String>, String, Vec<String>)> {
-        let readme = include_str!("../README.md");
-        let start = readme
-            .find("### Reasons a program can read")
-            .expect("README has the reasons table");
-        let section = &readme[start..];
-        let end = section[4..].find("\n## ").map_or(section.len(), |i| i + 4);
+    /// The rows of docs/api.md's "Reasons a program can read": the reasons
+    /// of a row, its code, and the metadata keys it names. A reason sent with
+    /// two codes (KEY_FENCED) has a row for each.
+    fn documented_reasons() -> Vec<(Vec<String>, String, Vec<String>)> {
+        let page = include_str!("../docs/api.md");
+        let start = page
+            .find("\n## Reasons a program can read\n")
+            .expect("docs/api.md has the reasons table")
+            + 1;
+        let section = &page[start..];
+        let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
         let backticked = |cell: &str| -> Vec<String> {
             cell.split('`')
                 .skip(1)
@@ -677,21 +679,25 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_lists_every_reason_with_its_code_and_metadata() {
-        let rows = readme_reasons();
+    fn the_api_page_lists_every_reason_with_its_code_and_metadata() {
+        let rows = documented_reasons();
         let cases = every_case();
         for case in &cases {
             let listed: Vec<_> = rows
                 .iter()
                 .filter(|(reasons, ..)| reasons.iter().any(|r| r == case.reason))
                 .collect();
-            assert!(!listed.is_empty(), "README does not list {}", case.reason);
+            assert!(
+                !listed.is_empty(),
+                "docs/api.md does not list {}",
+                case.reason
+            );
             let row = listed
                 .iter()
                 .find(|row| row.1 == screaming(case.code))
                 .unwrap_or_else(|| {
                     panic!(
-                        "README lists {} with {:?}, not with {}",
+                        "docs/api.md lists {} with {:?}, not with {}",
                         case.reason,
                         listed.iter().map(|row| &row.1).collect::<Vec<_>>(),
                         screaming(case.code)
@@ -700,7 +706,7 @@ mod tests {
             for key in case.keys {
                 assert!(
                     row.2.iter().any(|k| k == key),
-                    "README's row of {} lacks metadata {key}",
+                    "docs/api.md's row of {} lacks metadata {key}",
                     case.reason
                 );
             }
@@ -711,7 +717,7 @@ mod tests {
                     cases
                         .iter()
                         .any(|case| case.reason == reason && screaming(case.code) == *code),
-                    "README lists {reason} with {code}, which no error answers with"
+                    "docs/api.md lists {reason} with {code}, which no error answers with"
                 );
             }
             for key in keys {
@@ -720,7 +726,7 @@ mod tests {
                         .iter()
                         .any(|case| reasons.iter().any(|r| r == case.reason)
                             && case.keys.contains(&key.as_str())),
-                    "README names metadata {key} for {reasons:?}, which none of them sends"
+                    "docs/api.md names metadata {key} for {reasons:?}, which none of them sends"
                 );
             }
         }

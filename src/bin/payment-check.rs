@@ -1,5 +1,5 @@
-//! payment-check: the history checker (see src/check and README, "History
-//! checker"). Runs the service in the Lambda shape under faults, records
+//! payment-check: the history checker (see src/check and docs/operating.md,
+//! "History checker"). Runs the service in the Lambda shape under faults, records
 //! what every client was told, checks it against the ledger and a model,
 //! and exits non-zero on any anomaly.
 

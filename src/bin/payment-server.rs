@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 /// (AWS_REGION, credentials chain, AWS_ENDPOINT_URL_DYNAMODB). Callers are
 /// verified from their bearer JWT: PAYMENT_DEV_JWT_SECRET (HS256, local
 /// development) or PAYMENT_JWKS_URL / PAYMENT_JWKS_FILE (RS256/ES256, with
-/// PAYMENT_JWT_ISSUER and PAYMENT_JWT_AUDIENCE required); see README.md,
-/// Security.
+/// PAYMENT_JWT_ISSUER and PAYMENT_JWT_AUDIENCE required); see
+/// docs/security.md.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {

@@ -486,7 +486,7 @@ async fn a_sharded_merchant_refunds_across_shards() {
 /// What holds and refunds cost in DynamoDB requests: on a warm server (it
 /// knows the accounts and the records it wrote) one TransactWriteItems
 /// each, like a payment; on a cold one (a new container) what it must read
-/// first. The counts are asserted, and printed for the README.
+/// first. The counts are asserted, and printed for docs/api.md.
 #[tokio::test]
 async fn what_holds_and_refunds_cost_in_dynamodb_requests() {
     let tables = crate::harness::unique_tables();

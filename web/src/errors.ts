@@ -101,8 +101,8 @@ const SPECIFIC: Array<{ code: Code; pattern: RegExp; summary: string }> = [
 ];
 
 /**
- * Sentences by the ErrorInfo reason, which is stable (README, "Reasons a
- * program can read"); they win over the code's sentence but not over a
+ * Sentences by the ErrorInfo reason, which is stable (docs/api.md, "Reasons
+ * a program can read"); they win over the code's sentence but not over a
  * SPECIFIC one, which says more for the payment form.
  */
 const BY_REASON: Record<string, string> = {

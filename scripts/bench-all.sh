@@ -8,7 +8,9 @@
 #     caller (what 1 container serves), then through 8 and 32 independent
 #     containers (one call at a time each, one caller per container), each
 #     against 1 server with the same callers and against direct DynamoDB in
-#     the same run, audited at the end;
+#     the same run, audited at the end; and a merchant opened as an ordinary
+#     account (--merchant-shards 1) through 32 containers, which the service
+#     promotes to shards during the run (the report says when);
 #   accounts: 20 accounts, 16 and 32 callers, over gRPC and gRPC-Web, each
 #     against direct DynamoDB in the same run.
 set -euo pipefail
@@ -23,6 +25,7 @@ common=(--payments 1000 --warmup 300 --reads 200 --history-pages 50)
 run --scenario merchant --callers 1 "${common[@]}" --audit "$@"
 run --scenario merchant --containers 8 --compare-one-server "${common[@]}" --audit "$@"
 run --scenario merchant --containers 32 --compare-one-server "${common[@]}" --audit "$@"
+run --scenario merchant --merchant-shards 1 --containers 32 --compare-one-server "${common[@]}" --audit "$@"
 for callers in 16 32; do
   run --callers "$callers" "${common[@]}" "$@"
   run --callers "$callers" --grpc-web "${common[@]}" "$@"

@@ -275,7 +275,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn ok(reply: Reply) -> Answer {
+    pub(crate) fn ok(reply: Reply) -> Answer {
         Answer {
             class: Class::Ok,
             code: "OK".into(),
@@ -552,13 +552,7 @@ pub async fn run_client(shared: Arc<Shared>, index: usize) {
     let share = workload.operations / workload.clients
         + usize::from(index < workload.operations % workload.clients);
     let seed = workload.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut client = Client {
-        index,
-        shared: shared.clone(),
-        rng: StdRng::seed_from_u64(seed),
-        memory: Memory::default(),
-        ops: 0,
-    };
+    let mut client = Client::new(&shared, index, seed);
     for _ in 0..share {
         client.one().await;
         shared.recorder.done.fetch_add(1, Ordering::SeqCst);
@@ -576,13 +570,7 @@ pub async fn run_client(shared: Arc<Shared>, index: usize) {
 pub async fn run_admin(shared: Arc<Shared>, index: usize) {
     let workload = &shared.workload;
     let seed = workload.seed ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    let mut client = Client {
-        index,
-        shared: shared.clone(),
-        rng: StdRng::seed_from_u64(seed),
-        memory: Memory::default(),
-        ops: 0,
-    };
+    let mut client = Client::new(&shared, index, seed);
     for reshard in workload.reshards.clone() {
         let due = reshard.at_done.min(workload.operations);
         while shared.recorder.done() < due {
@@ -593,6 +581,16 @@ pub async fn run_admin(shared: Arc<Shared>, index: usize) {
 }
 
 impl Client {
+    fn new(shared: &Arc<Shared>, index: usize, seed: u64) -> Self {
+        Client {
+            index,
+            shared: shared.clone(),
+            rng: StdRng::seed_from_u64(seed),
+            memory: Memory::default(),
+            ops: 0,
+        }
+    }
+
     fn accounts(&self) -> &[AccountSpec] {
         &self.shared.workload.accounts
     }

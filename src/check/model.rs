@@ -1601,13 +1601,7 @@ mod tests {
     }
 
     fn ok(reply: Reply) -> Answer {
-        Answer {
-            class: Class::Ok,
-            code: "OK".into(),
-            reason: String::new(),
-            message: String::new(),
-            reply: Some(reply),
-        }
+        Answer::ok(reply)
     }
 
     fn call(id: usize, at: (u64, u64), request: Request, answer: Answer) -> Call {

@@ -681,6 +681,38 @@ pub fn ledger_via(url: &str, tables: &payment::ledger::Tables) -> payment::ledge
     )
 }
 
+/// A ledger instance with its own client (and so its own memory of
+/// accounts) on the given tables, like one Lambda container, counting its
+/// DynamoDB requests; promotion as by default.
+pub fn instance(
+    tables: &payment::ledger::Tables,
+) -> (payment::ledger::Ledger, payment::config::RequestCounter) {
+    let counter = payment::config::RequestCounter::default();
+    let config = payment::config::local_dynamodb_config(crate::harness::shared_dynamodb())
+        .interceptor(counter.clone());
+    let ledger = payment::ledger::Ledger::new(
+        aws_sdk_dynamodb::Client::from_conf(config.build()),
+        tables.clone(),
+    );
+    (ledger, counter)
+}
+
+/// The requests `counter` saw since `before`, by operation (only those
+/// that grew).
+pub fn cost(
+    counter: &payment::config::RequestCounter,
+    before: std::collections::BTreeMap<String, u64>,
+) -> Vec<(String, u64)> {
+    counter
+        .snapshot()
+        .iter()
+        .filter_map(|(op, n)| {
+            let d = n - before.get(op).copied().unwrap_or(0);
+            (d > 0).then(|| (op.clone(), d))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod checks {
     use super::*;

@@ -4,40 +4,9 @@
 
 use crate::harness::TestApp;
 use crate::helpers::*;
-use payment::config::RequestCounter;
-use payment::ledger::Ledger;
 use payment::pb;
 use std::collections::{HashMap, HashSet};
 use tonic::Code;
-
-/// A ledger instance with its own client (and so its own memory of
-/// accounts) on the given tables, counting its DynamoDB requests.
-fn instance(tables: &payment::ledger::Tables) -> (Ledger, RequestCounter) {
-    let counter = RequestCounter::default();
-    let config = payment::config::local_dynamodb_config(crate::harness::shared_dynamodb())
-        .interceptor(counter.clone());
-    let ledger = Ledger::new(
-        aws_sdk_dynamodb::Client::from_conf(config.build()),
-        tables.clone(),
-    );
-    (ledger, counter)
-}
-
-/// The requests `counter` saw since `before`, by operation (only those
-/// that grew).
-fn cost(
-    counter: &RequestCounter,
-    before: std::collections::BTreeMap<String, u64>,
-) -> Vec<(String, u64)> {
-    counter
-        .snapshot()
-        .iter()
-        .filter_map(|(op, n)| {
-            let d = n - before.get(op).copied().unwrap_or(0);
-            (d > 0).then(|| (op.clone(), d))
-        })
-        .collect()
-}
 
 async fn add_sharded(
     c: &mut Client,

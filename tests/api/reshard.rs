@@ -2,13 +2,13 @@
 //! of a hot ordinary account, writers and readers that still believe the
 //! old count, and page tokens issued before the change.
 
-use crate::harness::{TestApp, shared_dynamodb};
+use crate::harness::TestApp;
 use crate::helpers::*;
 use payment::config::RequestCounter;
 use payment::domain::{AccountId, NewAccount, PaymentOrder};
 use payment::ledger::{Ledger, Payer, Promotion, Tables};
 use payment::pb;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tonic::Code;
@@ -18,30 +18,10 @@ const ADMIN: Payer<'static> = Payer {
     admin: true,
 };
 
-/// A ledger instance with its own client and memory on `tables`, like one
-/// Lambda container, counting its DynamoDB requests.
-fn instance(tables: &Tables, promotion: Option<Promotion>) -> (Ledger, RequestCounter) {
-    let counter = RequestCounter::default();
-    let config =
-        payment::config::local_dynamodb_config(shared_dynamodb()).interceptor(counter.clone());
-    let ledger = Ledger::new(
-        aws_sdk_dynamodb::Client::from_conf(config.build()),
-        tables.clone(),
-    )
-    .with_promotion(promotion);
-    (ledger, counter)
-}
-
-/// The requests `counter` saw since `before`, by operation.
-fn cost(counter: &RequestCounter, before: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
-    counter
-        .snapshot()
-        .iter()
-        .filter_map(|(op, n)| {
-            let d = n - before.get(op).copied().unwrap_or(0);
-            (d > 0).then(|| (op.clone(), d))
-        })
-        .collect()
+/// An instance of [`instance`] with promotion set as given.
+fn instance_promoting(tables: &Tables, promotion: Option<Promotion>) -> (Ledger, RequestCounter) {
+    let (ledger, counter) = instance(tables);
+    (ledger.with_promotion(promotion), counter)
 }
 
 async fn open(ledger: &Ledger, id: &str, opening: i64, shards: i32) {
@@ -174,8 +154,8 @@ async fn set_balance_shards_only_raises_and_only_for_admins() {
 async fn a_writer_with_a_stale_shard_count_commits_correctly() {
     let first = TestApp::spawn().await;
     let tables = first.ledger.tables().clone();
-    let (stale, counter) = instance(&tables, None);
-    let (other, _) = instance(&tables, None);
+    let (stale, counter) = instance_promoting(&tables, None);
+    let (other, _) = instance_promoting(&tables, None);
     let prefix = unique("stale");
     let (small, big, buyer) = (
         format!("{prefix}-small"),
@@ -206,7 +186,7 @@ async fn a_writer_with_a_stale_shard_count_commits_correctly() {
         .await
         .unwrap();
     assert_eq!(
-        cost(&counter, &before),
+        cost(&counter, before),
         vec![("TransactWriteItems".to_owned(), 1)]
     );
     assert_eq!(stored_shards(&tables, &small, 1).await[0], (2, 3_000));
@@ -248,10 +228,7 @@ async fn a_writer_with_a_stale_shard_count_commits_correctly() {
         .unwrap();
     let before = counter.snapshot();
     assert_eq!(shards_of(&stale, &mid).await, (4, 1_100));
-    assert_eq!(
-        cost(&counter, &before),
-        vec![("BatchGetItem".to_owned(), 2)]
-    );
+    assert_eq!(cost(&counter, before), vec![("BatchGetItem".to_owned(), 2)]);
     audit_clean(&first.ledger).await;
 }
 
@@ -263,7 +240,7 @@ async fn a_page_token_from_before_a_reshard_still_pages_correctly() {
     for shards_before in [1, 2] {
         let app = TestApp::spawn().await;
         // A second instance, which pays after the reshard on new shards.
-        let (fresh, _) = instance(app.ledger.tables(), None);
+        let (fresh, _) = instance_promoting(app.ledger.tables(), None);
         let other = TestApp::serve(fresh).await;
         let mut c = app.grpc().await;
         let mut c2 = other.grpc().await;
@@ -352,7 +329,7 @@ async fn resharding_under_concurrent_payments_conserves_money_and_history() {
     let tables = crate::harness::fresh_ledger().await.tables().clone();
     let mut apps = Vec::new();
     for _ in 0..INSTANCES {
-        apps.push(TestApp::serve(instance(&tables, None).0).await);
+        apps.push(TestApp::serve(instance_promoting(&tables, None).0).await);
     }
     let mut admin = apps[0].grpc().await;
     let prefix = unique("reshard-run");
@@ -445,8 +422,8 @@ async fn an_ordinary_account_that_loses_races_is_promoted_once() {
         window: std::time::Duration::from_secs(3600),
     };
     for promote in [true, false] {
-        let (loser, _) = instance(&tables, promote.then_some(promotion));
-        let (winner, _) = instance(&tables, None);
+        let (loser, _) = instance_promoting(&tables, promote.then_some(promotion));
+        let (winner, _) = instance_promoting(&tables, None);
         let prefix = unique("promote");
         let (shop, a, b) = (
             format!("{prefix}-shop"),

@@ -79,11 +79,77 @@ pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
 /// a [`RequestCounter`]).
 pub async fn dynamodb_config() -> aws_sdk_dynamodb::config::Builder {
     let shared = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client(TlsRoots::from_env()))
         .retry_config(retry_config())
         .timeout_config(timeout_config())
         .load()
         .await;
     aws_sdk_dynamodb::config::Builder::from(&shared)
+}
+
+/// The roots AWS's own endpoints chain to: Amazon Root CA 1 to 4 and
+/// Starfield Services Root CA G2 (<https://www.amazontrust.com/repository/>).
+const AMAZON_ROOTS_PEM: &[u8] = include_bytes!("amazon-roots.pem");
+
+/// Which root certificates the DynamoDB client (and the credential
+/// providers) trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRoots {
+    /// Only Amazon's five roots, built in: nothing is read from disk, which
+    /// takes about half of a cold start's init otherwise (docs/performance.md).
+    Amazon,
+    /// The system's store (`SSL_CERT_FILE`, `SSL_CERT_DIR` or the platform's
+    /// bundle), read when the client is built.
+    System,
+}
+
+impl TlsRoots {
+    /// Amazon's roots when requests go to AWS's own endpoints, directly.
+    /// The system's store when anything may put another certificate in the
+    /// way: an https endpoint URL of one's own (`AWS_ENDPOINT_URL_DYNAMODB`,
+    /// `AWS_ENDPOINT_URL`; an http one, such as DynamoDB Local's, needs no
+    /// roots), a proxy (`HTTPS_PROXY`, `ALL_PROXY`), or roots named by
+    /// `SSL_CERT_FILE` or `SSL_CERT_DIR`.
+    pub fn from_env() -> Self {
+        Self::choose(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    fn choose(get: impl Fn(&str) -> Option<String>) -> Self {
+        const ENDPOINTS: [&str; 2] = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"];
+        const SYSTEM_WHEN_SET: [&str; 6] = [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+        ];
+        let https_endpoint = ENDPOINTS.iter().any(|name| {
+            get(name).is_some_and(|url| !url.trim().to_ascii_lowercase().starts_with("http://"))
+        });
+        if https_endpoint || SYSTEM_WHEN_SET.iter().any(|name| get(name).is_some()) {
+            TlsRoots::System
+        } else {
+            TlsRoots::Amazon
+        }
+    }
+}
+
+/// The SDK's own HTTPS client (hyper and rustls with aws-lc, as
+/// `default-https-client` builds it), trusting `roots`.
+pub fn https_client(roots: TlsRoots) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let trust = match roots {
+        TlsRoots::Amazon => TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(AMAZON_ROOTS_PEM),
+        TlsRoots::System => TrustStore::default(),
+    };
+    let context = TlsContext::builder().with_trust_store(trust).build();
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context.unwrap_or_default())
+        .build_https()
 }
 
 /// Counts the HTTP requests a DynamoDB client sends (every attempt,
@@ -176,7 +242,106 @@ pub fn init_tracing() {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_promotion;
+    use super::{AMAZON_ROOTS_PEM, TlsRoots, parse_promotion};
+    use base64::Engine as _;
+
+    /// The DER certificates of a PEM text.
+    fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
+        let text = std::str::from_utf8(pem).expect("PEM is text");
+        let mut certificates = Vec::new();
+        let mut body: Option<String> = None;
+        for line in text.lines() {
+            match (line, body.as_mut()) {
+                ("-----BEGIN CERTIFICATE-----", None) => body = Some(String::new()),
+                ("-----END CERTIFICATE-----", Some(b64)) => {
+                    certificates.push(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(&*b64)
+                            .expect("base64"),
+                    );
+                    body = None;
+                }
+                (line, Some(b64)) => b64.push_str(line.trim()),
+                (_, None) => {}
+            }
+        }
+        certificates
+    }
+
+    #[test]
+    fn the_built_in_roots_are_amazons_five() {
+        // SHA-256 fingerprints published at https://www.amazontrust.com/repository/.
+        let expected = [
+            "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e", // Amazon Root CA 1
+            "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4", // Amazon Root CA 2
+            "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4", // Amazon Root CA 3
+            "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092", // Amazon Root CA 4
+            "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5", // Starfield Services Root CA G2
+        ];
+        let fingerprints: Vec<String> = pem_certificates(AMAZON_ROOTS_PEM)
+            .iter()
+            .map(|der| {
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der)
+                    .as_ref()
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(fingerprints, expected);
+    }
+
+    #[test]
+    fn amazon_roots_unless_something_may_stand_between() {
+        let only = |name: &'static str, value: &'static str| {
+            move |n: &str| (n == name).then(|| value.to_owned())
+        };
+        assert_eq!(TlsRoots::choose(|_| None), TlsRoots::Amazon);
+        for name in ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"] {
+            let local = "http://127.0.0.1:8000";
+            assert_eq!(
+                TlsRoots::choose(only(name, local)),
+                TlsRoots::Amazon,
+                "{name}"
+            );
+            let own = "https://dynamodb.internal.example";
+            assert_eq!(
+                TlsRoots::choose(only(name, own)),
+                TlsRoots::System,
+                "{name}"
+            );
+        }
+        for name in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+        ] {
+            assert_eq!(
+                TlsRoots::choose(only(name, "x")),
+                TlsRoots::System,
+                "{name}"
+            );
+        }
+        assert_eq!(TlsRoots::choose(only("HTTP_PROXY", "x")), TlsRoots::Amazon);
+    }
+
+    #[tokio::test]
+    async fn a_client_with_amazons_roots_builds() {
+        // The SDK parses the roots when the client is built (and panics on
+        // one it cannot parse): building it is the check.
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(super::https_client(TlsRoots::Amazon))
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .load()
+            .await;
+        let _client = aws_sdk_dynamodb::Client::new(&shared);
+    }
 
     #[test]
     fn promotion_is_on_by_default_and_can_be_set_or_turned_off() {

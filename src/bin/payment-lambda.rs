@@ -9,7 +9,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use payment::{auth::Authenticator, config, ledger::Ledger, server, service::PaymentApi};
 use std::convert::Infallible;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -7,7 +7,7 @@
 //!
 //! Input: an [`Input`] built by `arbitrary` (derive). Properties: no panic;
 //! each parser accepts exactly what an independent statement of the
-//! documented rules (proto/payment/v1 and the constants in src/domain.rs)
+//! documented rules (proto/payment/v1 and the constants in src/domain/)
 //! accepts, and what it accepts is within those limits; money round-trips
 //! exactly through format_money and parse_money; a valid MakePayment is
 //! under 1 KiB encoded, as src/guard.rs assumes.
@@ -114,7 +114,7 @@ fuzz_target!(|input: Input| {
     }
 });
 
-// The documented rules, stated independently of src/domain.rs.
+// The documented rules, stated independently of src/domain/.
 
 /// 1 to 128 characters of [A-Za-z0-9._:@-].
 fn valid_id(s: &str) -> bool {
@@ -287,14 +287,20 @@ fn money(currency: &str, amount: i64, text: &str) {
         }
         Err(_) => {
             if let Some(digits) = digits {
-                // Reject only what is not a plain decimal with at most the
-                // currency's decimals, or what does not fit an i64.
-                let t = text.trim();
-                let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
-                let plain = !whole.is_empty()
-                    && whole.bytes().all(|b| b.is_ascii_digit())
-                    && fraction.bytes().all(|b| b.is_ascii_digit())
-                    && fraction.len() <= digits as usize;
+                // Reject only what is not a plain decimal (digits on both
+                // sides of at most one point, ASCII whitespace around) with
+                // at most the currency's decimals, or what does not fit an
+                // i64 (testdata/money-vectors.json).
+                let t = text.trim_matches(|c: char| c.is_ascii_whitespace());
+                let (whole, fraction) = match t.split_once('.') {
+                    Some((whole, fraction)) => (whole, Some(fraction)),
+                    None => (t, None),
+                };
+                let digits_only = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                let plain = digits_only(whole)
+                    && fraction.is_none_or(digits_only)
+                    && fraction.is_none_or(|f| f.len() <= digits as usize);
+                let fraction = fraction.unwrap_or("");
                 if plain {
                     let value = whole.parse::<u128>().ok().and_then(|w| {
                         w.checked_mul(10u128.pow(digits))?.checked_add(

@@ -20,11 +20,13 @@ existing account. Every reply must be HTTP 200 with a gRPC status from
 init error or a timeout) fails the run.
 
 Usage:
-  scripts/bench-cold-start.py --binary target/bench/release/payment-lambda [--runs 20] [--warm 200] [--json]
-Normally run through scripts/bench-cold-start.sh, which builds the binary.
+  scripts/bench-cold-start.py --binary target/bench/release/payment-lambda \
+      --dynamodb-endpoint http://127.0.0.1:PORT [--runs 20] [--warm 200] [--json]
+Normally run through scripts/bench-cold-start.sh, which builds the binary,
+starts DynamoDB Local and creates the tables with the crate's own
+`Ledger::create_tables` (payment-client create-tables), indexes included.
 
-Python 3.11 standard library only. Everything listens on 127.0.0.1 (DynamoDB
-Local itself binds every interface; it is only spoken to on 127.0.0.1), every
+Python 3.11 standard library only. Everything listens on 127.0.0.1, every
 wait is bounded, and everything started here is stopped at the end.
 """
 from __future__ import annotations
@@ -32,9 +34,6 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
-import hashlib
-import hmac
-import http.client
 import http.server
 import json
 import math
@@ -44,7 +43,6 @@ import platform
 import queue
 import shlex
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -59,8 +57,9 @@ REGION = "us-east-1"
 FUNCTION_NAME = "payment-ledger-bench-PaymentFunction"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTION_NAME}"
 MEMORY_MB = 256
-ACCOUNTS_TABLE = "bench-accounts"
-LEDGER_TABLE = "bench-ledger"
+# The tables, which bench-cold-start.sh creates (payment-client create-tables).
+ACCOUNTS_TABLE = os.environ.get("PAYMENT_ACCOUNTS_TABLE", "bench-accounts")
+LEDGER_TABLE = os.environ.get("PAYMENT_LEDGER_TABLE", "bench-ledger")
 # Targets from issue 19: init median at most 5 ms, the binary under 10 MB.
 INIT_TARGET_MS = 5.0
 SIZE_TARGET_MB = 10.0
@@ -271,110 +270,6 @@ def check_status(result: dict, accept: set[int], what: str) -> int:
 
 
 # --------------------------------------------------------------------------
-# DynamoDB Local: started on a free port, tables created over its HTTP API.
-# --------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def dynamodb_call(endpoint_port: int, target: str, payload: dict, timeout: float = 10.0) -> tuple[int, dict]:
-    """One DynamoDB JSON API call, SigV4-signed with the dummy credentials."""
-    body = json.dumps(payload).encode()
-    host = f"127.0.0.1:{endpoint_port}"
-    t = datetime.datetime.now(datetime.timezone.utc)
-    amz_date, date = t.strftime("%Y%m%dT%H%M%SZ"), t.strftime("%Y%m%d")
-    headers = {"content-type": "application/x-amz-json-1.0", "host": host,
-               "x-amz-date": amz_date, "x-amz-target": f"DynamoDB_20120810.{target}"}
-    signed = ";".join(sorted(headers))
-    canonical = "\n".join(["POST", "/", "", "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)),
-                           signed, hashlib.sha256(body).hexdigest()])
-    scope = f"{date}/{REGION}/dynamodb/aws4_request"
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    key = ("AWS4" + "local").encode()
-    for part in (date, REGION, "dynamodb", "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential=local/{scope}, "
-                                f"SignedHeaders={signed}, Signature={signature}")
-    conn = http.client.HTTPConnection("127.0.0.1", endpoint_port, timeout=timeout)
-    try:
-        conn.request("POST", "/", body=body, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-    finally:
-        conn.close()
-    try:
-        return response.status, json.loads(data or b"{}")
-    except ValueError:
-        return response.status, {"raw": data[:200].decode("latin-1")}
-
-
-def create_tables(port: int):
-    """The tables of payment::ledger::Ledger::key_schemas (as template.yaml)."""
-    for name, keys in ((ACCOUNTS_TABLE, [("account_id", "HASH")]),
-                       (LEDGER_TABLE, [("pk", "HASH"), ("sk", "RANGE")])):
-        status, reply = dynamodb_call(port, "CreateTable", {
-            "TableName": name,
-            "BillingMode": "PAY_PER_REQUEST",
-            "KeySchema": [{"AttributeName": a, "KeyType": k} for a, k in keys],
-            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a, _ in keys],
-        })
-        if status != 200 and "ResourceInUseException" not in str(reply.get("__type")):
-            raise BenchError(f"CreateTable {name}: HTTP {status} {reply}")
-    for name in (ACCOUNTS_TABLE, LEDGER_TABLE):
-        for _ in range(100):
-            status, reply = dynamodb_call(port, "DescribeTable", {"TableName": name})
-            if status == 200 and reply["Table"]["TableStatus"] == "ACTIVE":
-                break
-            time.sleep(0.1)
-        else:
-            raise BenchError(f"table {name} did not become ACTIVE")
-
-
-class DynamoDbLocal:
-    def __init__(self, workdir: pathlib.Path):
-        self.port = free_port()
-        self.log_path = workdir / "dynamodb-local.log"
-        self.log = open(self.log_path, "wb")
-        # scripts/dynamodb-local.sh execs java: this pid is DynamoDB Local's.
-        self.proc = subprocess.Popen([str(ROOT / "scripts" / "dynamodb-local.sh"), str(self.port)],
-                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def wait_ready(self, timeout: float):
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise BenchError(f"DynamoDB Local exited ({self.proc.returncode}); see {self.log_path}:\n"
-                                 + self.log_path.read_text(errors="replace")[-2000:])
-            try:
-                status, _ = dynamodb_call(self.port, "ListTables", {}, timeout=2)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError(f"DynamoDB Local did not answer on 127.0.0.1:{self.port} within {timeout:.0f} s")
-            time.sleep(0.2)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)  # its own session: java and nothing else
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.log.close()
-
-
-# --------------------------------------------------------------------------
 # One sandbox: spawn the binary against a fresh Runtime API.
 # --------------------------------------------------------------------------
 
@@ -552,8 +447,9 @@ def main() -> int:
                         help="unmeasured requests before measuring, to warm DynamoDB Local's JVM (default: %(default)s)")
     parser.add_argument("--accept-status", default="0,5",
                         help="gRPC statuses that count as a real answer (default: %(default)s)")
-    parser.add_argument("--dynamodb-endpoint",
-                        help="use this DynamoDB Local (http://127.0.0.1:PORT) instead of starting one")
+    parser.add_argument("--dynamodb-endpoint", required=True,
+                        help="DynamoDB Local (http://127.0.0.1:PORT) holding the tables PAYMENT_ACCOUNTS_TABLE and "
+                             "PAYMENT_LEDGER_TABLE (bench-accounts and bench-ledger by default)")
     parser.add_argument("--timeout", type=float, default=15.0, help="bound on each wait, seconds (default: %(default)s)")
     parser.add_argument("--wrapper", default="",
                         help="command the binary is run under, for diagnosis, e.g. 'strace -f -tt -o /tmp/trace' "
@@ -590,21 +486,10 @@ def main() -> int:
     info = elf_info(binary)
     inits, firsts, totals, warms, rss, init_cpu, init_faults = [], [], [], [], [], [], []
     statuses: dict[str, set[int]] = {"first": set(), "warm": set()}
-    ddb = None
     with tempfile.TemporaryDirectory(prefix="bench-cold-start.") as tmp:
         workdir = pathlib.Path(tmp)
         try:
-            if args.dynamodb_endpoint:
-                endpoint = args.dynamodb_endpoint.rstrip("/")
-                ddb_port = int(endpoint.rsplit(":", 1)[1])
-            else:
-                progress("bench: starting DynamoDB Local")
-                ddb = DynamoDbLocal(workdir)
-                ddb.wait_ready(timeout=90)
-                ddb_port = ddb.port
-                endpoint = f"http://127.0.0.1:{ddb_port}"
-            create_tables(ddb_port)
-
+            endpoint = args.dynamodb_endpoint.rstrip("/")
             if seed is not None or args.warmup:
                 progress(f"bench: warm-up (seed event and {args.warmup} unmeasured requests)")
                 box = Sandbox(binary, endpoint, workdir, "warmup.log", args.timeout, wrapper)
@@ -642,9 +527,6 @@ def main() -> int:
         except BenchError as e:
             print(f"bench-cold-start: FAILED: {e}", file=sys.stderr)
             return 2
-        finally:
-            if ddb is not None:
-                ddb.stop()
 
     init, first, total = summary(inits), summary(firsts), summary(totals)
     warm = summary(warms) if warms else None

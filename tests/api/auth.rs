@@ -434,7 +434,7 @@ fn gateway_event(
     event["rawPath"] = path.clone().into();
     event["requestContext"]["http"]["path"] = path.into();
     event["body"] = base64::engine::general_purpose::STANDARD
-        .encode(crate::transport::frame(body))
+        .encode(crate::helpers::grpc_web::frame(body))
         .into();
     match claims {
         Some(claims) => event["requestContext"]["authorizer"]["jwt"]["claims"] = claims,
@@ -464,7 +464,7 @@ async fn lambda_status(service: &payment::server::HttpService, event: String) ->
         .map(|v| v.to_str().unwrap().to_owned());
     let body = response.into_body();
     header.unwrap_or_else(|| {
-        let (_, trailers) = crate::transport::parse_frames(&body);
+        let (_, trailers) = crate::helpers::grpc_web::parse_frames(&body);
         trailers
             .into_iter()
             .find(|(k, _)| k == "grpc-status")

@@ -424,3 +424,57 @@ async fn the_client_holds_refunds_and_looks_up_over_grpc() {
 async fn the_client_holds_refunds_and_looks_up_over_grpc_web() {
     holds_refunds_and_lookups_through_the_client(true).await;
 }
+
+/// `payment-client create-tables` makes the ledger's two tables with every
+/// index `Ledger::create_tables` gives them (scripts/bench-cold-start.sh
+/// uses it), and succeeds again when they exist.
+#[tokio::test]
+async fn create_tables_makes_both_tables_with_their_indexes() {
+    let tables = crate::harness::unique_tables();
+    let run = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_payment-client"))
+            .arg("create-tables")
+            .env(
+                "AWS_ENDPOINT_URL_DYNAMODB",
+                crate::harness::shared_dynamodb(),
+            )
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .env("PAYMENT_ACCOUNTS_TABLE", &tables.accounts)
+            .env("PAYMENT_LEDGER_TABLE", &tables.ledger)
+            .output()
+            .expect("payment-client runs");
+        assert!(output.status.success(), "create-tables: {output:?}");
+    };
+    run();
+    run();
+    let client = payment::config::local_dynamodb_client(crate::harness::shared_dynamodb());
+    let ledger = payment::ledger::Ledger::new(client.clone(), tables.clone());
+    for ((table, keys), indexes) in ledger.key_schemas().into_iter().zip(ledger.index_schemas()) {
+        let described = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{table}: {e:?}"))
+            .table
+            .expect("a table");
+        let key_names: Vec<&str> = described
+            .key_schema()
+            .iter()
+            .map(|k| k.attribute_name())
+            .collect();
+        let expected: Vec<&str> = keys.iter().map(|(name, _)| *name).collect();
+        assert_eq!(key_names, expected, "{table}: keys");
+        let mut index_names: Vec<&str> = described
+            .global_secondary_indexes()
+            .iter()
+            .filter_map(|i| i.index_name())
+            .collect();
+        index_names.sort_unstable();
+        let mut expected: Vec<&str> = indexes.iter().map(|(name, _)| *name).collect();
+        expected.sort_unstable();
+        assert_eq!(index_names, expected, "{table}: indexes");
+    }
+}

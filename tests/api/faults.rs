@@ -8,8 +8,9 @@
 //! exactly and the ledger audit is clean.
 
 use crate::harness::{DynamoLocal, TESTER, TestApp, free_port, token, unique_tables};
+use crate::helpers::grpc_web::frame;
 use crate::helpers::*;
-use crate::matrix::{Reply, frame, send};
+use crate::matrix::{Reply, send};
 use payment::ledger::Ledger;
 use payment::pb;
 use prost::Message;

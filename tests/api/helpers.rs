@@ -4,6 +4,8 @@ use payment::pb;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
+pub mod grpc_web;
+
 pub type Client = crate::harness::AuthedClient<Channel>;
 
 pub fn unique(prefix: &str) -> String {

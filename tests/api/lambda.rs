@@ -2,8 +2,8 @@
 //! gRPC-Web encodings, and a stream that fails midway.
 
 use crate::harness::{TestApp, fresh_ledger, shared_dynamodb};
+use crate::helpers::grpc_web::{WebReply, frame, frame_header, text_body};
 use crate::helpers::*;
-use crate::transport::{WebReply, frame};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -98,7 +98,7 @@ impl EventReplies {
 
 /// Every file in events/ (enumerated, not listed here) through the handler
 /// on empty tables, in the order of the contract's methods (file names
-/// break ties), as scripts/make-events.py writes them to tell one story:
+/// break ties), as tests/contract_files.rs generates them to tell one story:
 /// each RPC event answers OK, in the encoding it asked for, the two writes
 /// replay when sent again, and the CORS preflight is answered. Fails if
 /// a method of the contract (`pb::METHODS`) has no event, or an event is
@@ -112,7 +112,7 @@ async fn every_event_file_invokes_cleanly() {
     for method in pb::METHODS {
         assert!(
             events.values().any(|e| path_of(e) == method.path),
-            "no event in events/ for {}: add one to scripts/make-events.py and run it",
+            "no event in events/ for {}: add one to story() in tests/contract_files.rs",
             method.name
         );
     }
@@ -289,11 +289,7 @@ async fn every_event_file_invokes_cleanly() {
 /// An event like the history event, with another body.
 fn with_body(event_json: &str, path: &str, body: &[u8], text: bool) -> String {
     let mut event: serde_json::Value = serde_json::from_str(event_json).unwrap();
-    let encoded = if text {
-        B64.encode(body).into_bytes()
-    } else {
-        body.to_vec()
-    };
+    let encoded = if text { text_body(body) } else { body.to_vec() };
     event["body"] = B64.encode(encoded).into();
     event["rawPath"] = path.into();
     event["requestContext"]["http"]["path"] = path.into();
@@ -307,7 +303,15 @@ async fn malformed_events_get_4xx_or_a_grpc_status_never_5xx() {
     let balance = "/payment.v1.PaymentService/GetAccountBalance";
     let cases: Vec<(String, &str)> = vec![
         (with_body(&base, balance, &[], false), "3"),
-        (with_body(&base, balance, &[0, 0, 0, 0, 9, 1], false), "3"),
+        (
+            with_body(
+                &base,
+                balance,
+                &[&frame_header(0, 9)[..], &[1]].concat(),
+                false,
+            ),
+            "3",
+        ),
         (with_body(&base, balance, &frame(&[0x0f, 0xff]), false), "3"),
         (
             with_body(&base, balance, &frame(&vec![b'x'; 64 * 1024]), false),

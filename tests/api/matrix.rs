@@ -19,7 +19,10 @@
 //! `--nocapture`).
 
 use crate::harness::{TESTER, TestApp, fresh_ledger, shared_dynamodb, token};
-use crate::transport::{decode_text_body, parse_frames, percent_decode};
+use crate::helpers::grpc_web::{
+    TRAILERS_FLAG, frame, frame_flagged, frame_header, parse_frames, percent_decode, split_body,
+    text_body,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
@@ -76,16 +79,7 @@ fn reply_from(
     http_trailers: Option<&http::HeaderMap>,
 ) -> Reply {
     let content_type = header_str(headers, "content-type").unwrap_or_default();
-    let decoded = if content_type.starts_with("application/grpc-web-text") {
-        decode_text_body(body)
-    } else {
-        body.to_vec()
-    };
-    let (messages, frame_trailers) = if content_type.starts_with("application/grpc") {
-        parse_frames(&decoded)
-    } else {
-        (vec![], vec![])
-    };
+    let (messages, frame_trailers) = split_body(&content_type, body);
     let find = |name: &str| {
         frame_trailers
             .iter()
@@ -145,18 +139,6 @@ pub async fn send(
         &bytes,
         trailers.as_ref(),
     ))
-}
-
-/// The gRPC frame of one uncompressed message.
-pub fn frame(message: &[u8]) -> Vec<u8> {
-    crate::transport::frame(message)
-}
-
-/// A frame with another flag byte.
-fn frame_flag(flag: u8, message: &[u8]) -> Vec<u8> {
-    let mut f = frame(message);
-    f[0] = flag;
-    f
 }
 
 // ---------------------------------------------------------------------------
@@ -618,17 +600,10 @@ fn shards(id: &str, balance_shards: i32) -> Body {
 }
 
 /// A protobuf varint.
-fn varint(mut v: u64) -> Vec<u8> {
+fn varint(v: u64) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
+    prost::encoding::encode_varint(v, &mut out);
+    out
 }
 
 /// A protobuf tag.
@@ -681,8 +656,7 @@ fn cases() -> Vec<Case> {
     let h128 = "h".repeat(128);
     let valid_balance = pb::GetAccountBalanceRequest { account_id: A.into() }.encode_to_vec();
     let valid_frame = frame(&valid_balance);
-    let mut huge_announced = valid_frame.clone();
-    huge_announced[1..5].copy_from_slice(&u32::MAX.to_be_bytes());
+    let huge_announced = [&frame_header(0, u32::MAX)[..], &valid_balance].concat();
     let two_frames = [valid_frame.clone(), valid_frame.clone()].concat();
     let trailing = [valid_frame.clone(), vec![0]].concat();
     let foreign_token = PageToken {
@@ -692,7 +666,7 @@ fn cases() -> Vec<Case> {
     }
     .encode();
     let tok = |text: String| URL_SAFE_NO_PAD.encode(text);
-    let mut text_cut = B64.encode(&valid_frame).into_bytes();
+    let mut text_cut = text_body(&valid_frame);
     text_cut.truncate(text_cut.len() - 2);
     let at_limit = padded_to(valid_balance.clone(), REQUEST_BYTES_MAX);
     let over_limit = padded_to(valid_balance.clone(), REQUEST_BYTES_MAX + 1);
@@ -800,9 +774,9 @@ fn cases() -> Vec<Case> {
         case("frame of the largest length a header holds",    BALANCE, frames(huge_announced),             invalid("truncated")),
         case("two frames of a valid request",                 BALANCE, frames(two_frames),                 invalid("exactly one")),
         case("a byte after a valid frame",                    BALANCE, frames(trailing),                   invalid("exactly one")),
-        case("compressed flag and grpc-encoding gzip",        BALANCE, frames(frame_flag(1, &valid_balance)), compressed())
+        case("compressed flag and grpc-encoding gzip",        BALANCE, frames(frame_flagged(1, &valid_balance)), compressed())
             .http(Http::Header("grpc-encoding", "gzip")),
-        case("unknown flag 2",                                BALANCE, frames(frame_flag(2, &valid_balance)), invalid("flag")),
+        case("unknown flag 2",                                BALANCE, frames(frame_flagged(2, &valid_balance)), invalid("flag")),
         case("body of exactly the size limit",                BALANCE, frames(at_limit),                   ok()),
         case("body 1 byte over the size limit, valid inside", BALANCE, frames(over_limit),                 too_large()),
         case("body of 8 MB",                                  ADD,     frames(big(8 << 20)),               too_large()),
@@ -943,10 +917,8 @@ const EVERY_METHOD_TEXT_ROWS: [&str; 1] = ["invalid base64"];
 fn every_method_rows() -> Vec<Case> {
     use Transport::*;
     let empty = frame(&[]);
-    let mut short = empty.clone();
-    short[4] = 1;
-    let mut huge = empty.clone();
-    huge[1..5].copy_from_slice(&u32::MAX.to_be_bytes());
+    let short = frame_header(0, 1).to_vec();
+    let huge = frame_header(0, u32::MAX).to_vec();
     let too_large = || status(Code::ResourceExhausted, "larger than");
     let mut rows = Vec::new();
     for method in pb::METHODS.iter().filter(|m| !m.client_streaming) {
@@ -1000,12 +972,12 @@ fn every_method_rows() -> Vec<Case> {
             ),
             (
                 EVERY_METHOD_ROWS[6],
-                frames(frame_flag(1, &[])),
+                frames(frame_flagged(1, &[])),
                 status(Code::Unimplemented, "compressed"),
             ),
             (
                 EVERY_METHOD_ROWS[7],
-                frames(frame_flag(0x80, &[])),
+                frames(frame_flagged(TRAILERS_FLAG, &[])),
                 invalid("flag"),
             ),
             (
@@ -1111,7 +1083,7 @@ fn outgoing(case: &Case, transport: Transport) -> Outgoing<'static> {
     };
     let body = match (&case.body, frames) {
         (Body::Raw(raw), _) => raw.clone(),
-        (_, Some(f)) if transport.text() => B64.encode(f).into_bytes(),
+        (_, Some(f)) if transport.text() => text_body(&f),
         (_, Some(f)) => f,
         (_, None) => unreachable!(),
     };
@@ -1347,12 +1319,12 @@ fn request_message(name: &str, case: &Case) -> Vec<u8> {
         Body::Message(m) => return m.clone(),
         Body::Frames(f) | Body::Raw(f) => f,
     };
+    let (messages, trailers) = parse_frames(framed);
     assert!(
-        framed.len() >= 5 && framed[0] == 0,
+        messages.len() == 1 && trailers.is_empty() && framed[0] == 0,
         "{name}: not one data frame"
     );
-    let length = u32::from_be_bytes(framed[1..5].try_into().unwrap()) as usize;
-    framed[5..5 + length].to_vec()
+    messages[0].to_vec()
 }
 
 /// How many history entries an (unsharded) account has in a snapshot.

@@ -2,9 +2,10 @@
 //! gRPC, malformed bodies, CORS, health and reflection.
 
 use crate::harness::TestApp;
+use crate::helpers::grpc_web::{percent_decode, text_body};
 use crate::helpers::*;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
+// tests/api/cloud.rs and metrics.rs take these from here.
+pub use crate::helpers::grpc_web::{WebReply, frame};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HttpClient;
@@ -13,101 +14,6 @@ use payment::pb;
 use prost::Message;
 use std::time::{Duration, Instant};
 use tonic::Code;
-
-/// A gRPC-Web reply split into its messages and trailers.
-#[derive(Debug, Default)]
-pub struct WebReply {
-    pub http_status: u16,
-    pub headers: http::HeaderMap,
-    pub messages: Vec<Bytes>,
-    pub trailers: Vec<(String, String)>,
-}
-
-impl WebReply {
-    /// grpc-status from the trailer frame, or from the headers of a
-    /// trailers-only reply.
-    pub fn grpc_status(&self) -> Option<String> {
-        self.trailers
-            .iter()
-            .find(|(k, _)| k == "grpc-status")
-            .map(|(_, v)| v.clone())
-            .or_else(|| {
-                self.headers
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            })
-    }
-    /// The grpc-status, or "" when there is none.
-    pub fn code(&self) -> String {
-        self.grpc_status().unwrap_or_default()
-    }
-
-    pub fn grpc_message(&self) -> String {
-        self.trailers
-            .iter()
-            .find(|(k, _)| k == "grpc-message")
-            .map(|(_, v)| v.clone())
-            .or_else(|| {
-                self.headers
-                    .get("grpc-message")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default()
-    }
-}
-
-pub fn frame(message: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8];
-    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    out.extend_from_slice(message);
-    out
-}
-
-/// Splits a gRPC-Web body into data messages and the trailer frame.
-pub fn parse_frames(mut body: &[u8]) -> (Vec<Bytes>, Vec<(String, String)>) {
-    let (mut messages, mut trailers) = (Vec::new(), Vec::new());
-    while body.len() >= 5 {
-        let flag = body[0];
-        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
-        let payload = &body[5..5 + len];
-        if flag & 0x80 != 0 {
-            assert!(trailers.is_empty(), "two trailer frames");
-            for line in String::from_utf8_lossy(payload)
-                .split("\r\n")
-                .filter(|l| !l.is_empty())
-            {
-                let (k, v) = line.split_once(':').expect("trailer line");
-                trailers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-            }
-        } else {
-            assert!(trailers.is_empty(), "data frame after the trailer frame");
-            messages.push(Bytes::copy_from_slice(payload));
-        }
-        body = &body[5 + len..];
-    }
-    assert!(body.is_empty(), "trailing bytes after the last frame");
-    (messages, trailers)
-}
-
-/// Decodes a grpc-web-text body: several padded base64 chunks, decoded one
-/// by one.
-pub fn decode_text_body(body: &[u8]) -> Vec<u8> {
-    let text = std::str::from_utf8(body).expect("text body");
-    let mut out = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        // A chunk ends after its padding, or at the end.
-        let end = rest
-            .find('=')
-            .map(|i| i + rest[i..].chars().take_while(|c| *c == '=').count())
-            .unwrap_or(rest.len());
-        out.extend(B64.decode(&rest[..end]).expect("base64 chunk"));
-        rest = &rest[end..];
-    }
-    out
-}
 
 async fn raw(
     app: &TestApp,
@@ -141,35 +47,6 @@ pub async fn raw_at(
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.expect("body").to_bytes();
     WebReply::from_parts(parts, &bytes)
-}
-
-impl WebReply {
-    /// Splits a reply into messages and trailers by its content type
-    /// (grpc-web-text is decoded chunk by chunk first).
-    pub fn from_parts(parts: http::response::Parts, body: &[u8]) -> WebReply {
-        let content_type = parts
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let decoded = if content_type.starts_with("application/grpc-web-text") {
-            decode_text_body(body)
-        } else {
-            body.to_vec()
-        };
-        let (messages, trailers) = if content_type.starts_with("application/grpc") {
-            parse_frames(&decoded)
-        } else {
-            (vec![], vec![])
-        };
-        WebReply {
-            http_status: parts.status.as_u16(),
-            headers: parts.headers,
-            messages,
-            trailers,
-        }
-    }
 }
 
 /// `authorization: Bearer <token of TESTER, an admin>`.
@@ -381,7 +258,7 @@ impl Caller for RawWeb {
         headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let framed = frame(&request);
         let body = if self.text {
-            B64.encode(framed).into_bytes()
+            text_body(&framed)
         } else {
             framed
         };
@@ -422,30 +299,6 @@ impl Caller for RawWeb {
             }
         }
     }
-}
-
-/// Decodes the percent-encoding of grpc-message.
-pub fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| value.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A valid request for every method of the contract, about `account` (an
@@ -966,7 +819,7 @@ async fn grpc_web_text_replies_decode_chunk_by_chunk() {
         page_size: 0,
         page_token: String::new(),
     };
-    let body = B64.encode(frame(&request.encode_to_vec())).into_bytes();
+    let body = text_body(&frame(&request.encode_to_vec()));
     let reply = raw(&app, http::Method::POST, HISTORY, &text, body).await;
     assert_eq!(reply.http_status, 200);
     assert_eq!(
@@ -988,7 +841,7 @@ async fn grpc_web_text_replies_decode_chunk_by_chunk() {
     let request = pb::GetAccountBalanceRequest {
         account_id: b.clone(),
     };
-    let body = B64.encode(frame(&request.encode_to_vec())).into_bytes();
+    let body = text_body(&frame(&request.encode_to_vec()));
     let reply = raw(&app, http::Method::POST, BALANCE, &text, body).await;
     let account = pb::GetAccountBalanceResponse::decode(reply.messages[0].clone())
         .unwrap()

@@ -1,5 +1,6 @@
-//! What operators do: mint a development token, audit the ledger (both
-//! without calling the service), and raise an account's balance shards.
+//! What operators do: mint a development token, audit the ledger and
+//! create its tables (these three without calling the service), and raise
+//! an account's balance shards.
 
 use crate::args::Cli;
 use crate::call::{BoxError, Channel, Client, request};
@@ -75,12 +76,35 @@ pub fn token(args: &TokenArgs) -> ExitCode {
     }
 }
 
-/// Audits the ledger in DynamoDB; fails unless it is clean.
-pub async fn audit(args: &AuditArgs, as_json: bool) -> ExitCode {
-    let ledger = payment::ledger::Ledger::new(
+/// The ledger in DynamoDB, configured as the server's (its tables and the
+/// AWS variables), for the commands that do not call the service.
+async fn direct_ledger() -> payment::ledger::Ledger {
+    payment::ledger::Ledger::new(
         payment::config::dynamodb_client().await,
         payment::config::tables_from_env(),
-    );
+    )
+}
+
+/// Creates the ledger's tables with their indexes where they are missing
+/// (`Ledger::create_tables`, as `payment-server --create-tables` does).
+pub async fn create_tables() -> ExitCode {
+    let ledger = direct_ledger().await;
+    match ledger.create_tables().await {
+        Ok(()) => {
+            let tables = ledger.tables();
+            println!("tables {} and {} exist", tables.accounts, tables.ledger);
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: cannot create the tables: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Audits the ledger in DynamoDB; fails unless it is clean.
+pub async fn audit(args: &AuditArgs, as_json: bool) -> ExitCode {
+    let ledger = direct_ledger().await;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
     let progress = |what: &str, n: u64| bar.set_message(format!("scanning: {n} {what}"));

@@ -46,6 +46,10 @@ pub enum Command {
     /// PAYMENT_LEDGER_TABLE, AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB as for the
     /// server). Exits non-zero if anything does not add up.
     Audit(AuditArgs),
+    /// Create the ledger's tables, with their indexes, where they are missing
+    /// (for DynamoDB Local; deployed tables come from template.yaml). Reads
+    /// DynamoDB directly, configured as for `audit`.
+    CreateTables,
     /// Mint a development token signed with PAYMENT_DEV_JWT_SECRET (HS256) and print it.
     Token(TokenArgs),
     /// Open an account.

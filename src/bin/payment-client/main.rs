@@ -2,8 +2,8 @@
 //!
 //! This file parses the command line and dispatches; each command group
 //! lives in a file of its own: `accounts`, `payments`, `holds`, `lookups`
-//! (payments looked up, history) and `admin` (tokens, audit, shards), over
-//! what they share in `call` and `print`.
+//! (payments looked up, history) and `admin` (tokens, audit, tables,
+//! shards), over what they share in `call` and `print`.
 
 mod accounts;
 mod admin;
@@ -25,10 +25,11 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // These two do not call the service.
+    // These three do not call the service.
     match &cli.command {
         Command::Token(args) => return admin::token(args),
         Command::Audit(args) => return admin::audit(args, cli.json).await,
+        Command::CreateTables => return admin::create_tables().await,
         _ => {}
     }
     let result = if cli.grpc_web {
@@ -56,7 +57,7 @@ async fn run<T: Channel>(mut client: Client<T>, cli: &Cli) -> Result<(), BoxErro
     let client = &mut client;
     match &cli.command {
         // Handled in main, without connecting to the service.
-        Command::Token(_) | Command::Audit(_) => Ok(()),
+        Command::Token(_) | Command::Audit(_) | Command::CreateTables => Ok(()),
         Command::AddAccount(args) => accounts::add_account(client, cli, args).await,
         Command::Balance { account_id } => accounts::balance(client, cli, account_id).await,
         Command::Accounts(args) => accounts::accounts(client, cli, args).await,

@@ -31,9 +31,11 @@ echo "run-local: DynamoDB Local on 127.0.0.1:$ddb_port (data in .data/dynamodb)"
 export PAYMENT_LISTEN=${PAYMENT_LISTEN:-127.0.0.1:50051}
 export PAYMENT_DEV_JWT_SECRET=${PAYMENT_DEV_JWT_SECRET:-$(dev_secret)}
 export PAYMENT_CORS_ORIGINS=${PAYMENT_CORS_ORIGINS:-http://127.0.0.1:5173,http://localhost:5173}
+export PAYMENT_METRICS_LISTEN=${PAYMENT_METRICS_LISTEN:-127.0.0.1:9464}
 
 cat <<MSG
 run-local: payment-server on $PAYMENT_LISTEN (native gRPC and gRPC-Web), CORS for $PAYMENT_CORS_ORIGINS
+run-local: Prometheus metrics at http://$PAYMENT_METRICS_LISTEN/metrics
 run-local: callers need a token; in another shell:
   export PAYMENT_DEV_JWT_SECRET=\$(cat .data/dev-jwt-secret)
   export PAYMENT_TOKEN=\$(target/debug/payment-client token --sub alice --admin)

@@ -84,7 +84,8 @@ pub async fn dynamodb_config() -> aws_sdk_dynamodb::config::Builder {
         .timeout_config(timeout_config())
         .load()
         .await;
-    aws_sdk_dynamodb::config::Builder::from(&shared)
+    // The per-call meter, here so that `Ledger::new` need not rebuild the client.
+    aws_sdk_dynamodb::config::Builder::from(&shared).interceptor(crate::telemetry::CallMeter)
 }
 
 /// The roots AWS's own endpoints chain to: Amazon Root CA 1 to 4 and
@@ -209,6 +210,7 @@ pub fn local_dynamodb_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builde
         .credentials_provider(Credentials::new("local", "local", None, None, "static"))
         .retry_config(retry_config())
         .timeout_config(timeout_config())
+        .interceptor(crate::telemetry::CallMeter)
 }
 
 fn retry_config() -> RetryConfig {

@@ -14,6 +14,8 @@
 use crate::auth::AuthorizerClaims;
 use crate::error::ServiceError;
 use crate::server::HttpService;
+pub use crate::telemetry::Invocation;
+use crate::telemetry::Transport;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body as EventBody;
 use base64::Engine as _;
@@ -48,8 +50,22 @@ pub async fn handle_event(
     service: HttpService,
     event: serde_json::Value,
 ) -> ApiGatewayV2httpResponse {
+    handle_invocation(service, event, Invocation::default()).await
+}
+
+/// [`handle_event`] for the Lambda invocation `invocation`, whose request
+/// and trace ids go into the call's record (`crate::telemetry`).
+pub async fn handle_invocation(
+    service: HttpService,
+    event: serde_json::Value,
+    invocation: Invocation,
+) -> ApiGatewayV2httpResponse {
     let response = match request_from_event(event) {
-        Ok(request) => handle(service, request).await,
+        Ok(mut request) => {
+            request.extensions_mut().insert(Transport::Lambda);
+            request.extensions_mut().insert(invocation);
+            handle(service, request).await
+        }
         Err(err) => {
             tracing::info!(error = %err, "event rejected before conversion");
             rejection(&err)

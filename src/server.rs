@@ -178,6 +178,8 @@ pub async fn serve_limited(
             request
                 .extensions_mut()
                 .insert(crate::service::Arrived(tokio::time::Instant::now()));
+            let transport = crate::telemetry::Transport::of_http(request.headers());
+            request.extensions_mut().insert(transport);
             request
         })
         .option_layer(concurrency.map(tower::limit::ConcurrencyLimitLayer::new))

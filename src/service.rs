@@ -10,13 +10,14 @@ use crate::error::{CutOff, ServiceError};
 use crate::ledger::{self, HistoryCursor, Ledger, LedgerError, Payer};
 use crate::pb;
 use crate::pb::payment_service_server::PaymentService;
+use crate::telemetry::{Call, Telemetry, current_meter, metered};
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 /// Entries buffered between the DynamoDB reader and a slow stream reader.
 const HISTORY_BUFFER_ENTRIES: usize = 128;
@@ -26,11 +27,23 @@ const HISTORY_BUFFER_ENTRIES: usize = 128;
 pub struct PaymentApi {
     ledger: Ledger,
     auth: Authenticator,
+    telemetry: Telemetry,
 }
 
 impl PaymentApi {
+    /// The service, recording each call in its log line only.
     pub fn new(ledger: Ledger, auth: Authenticator) -> Self {
-        Self { ledger, auth }
+        Self {
+            ledger,
+            auth,
+            telemetry: Telemetry::off(),
+        }
+    }
+
+    /// The service, recording each call through `telemetry` too (one
+    /// record per call: see `crate::telemetry`).
+    pub fn with_telemetry(self, telemetry: Telemetry) -> Self {
+        Self { telemetry, ..self }
     }
 }
 
@@ -191,27 +204,6 @@ fn entry_message(
 type HistoryStream =
     Pin<Box<dyn Stream<Item = Result<pb::GetTransactionHistoryResponse, Status>> + Send>>;
 
-/// Logs one line per call: method, caller, status code and latency.
-fn log_call<T>(
-    method: &'static str,
-    caller: Option<&Caller>,
-    started: Instant,
-    result: &Result<T, Status>,
-) {
-    let code = match result {
-        Ok(_) => Code::Ok,
-        Err(status) => status.code(),
-    };
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let caller = caller.map_or("-", |c| c.sub.as_str());
-    match code {
-        Code::Internal | Code::Unknown | Code::Unavailable => {
-            tracing::warn!(method, caller, code = ?code, latency_ms, "call")
-        }
-        _ => tracing::info!(method, caller, code = ?code, latency_ms, "call"),
-    }
-}
-
 impl PaymentApi {
     /// The owner, or an admin, may read an account. Anyone else gets
     /// PERMISSION_DENIED whether or not the account exists, so that account
@@ -345,7 +337,8 @@ impl PaymentApi {
         })?;
         let (tx, rx) = mpsc::channel(HISTORY_BUFFER_ENTRIES);
         let ledger = self.ledger.clone();
-        tokio::spawn(async move {
+        // The reader works for this call: its requests count in its meter.
+        tokio::spawn(metered(current_meter(), async move {
             let send_all = stream_history(&ledger, &page, cursor, &tx);
             if let Err(err) = until(deadline, CutOff::Read, send_all).await {
                 let status = Status::from(err);
@@ -353,7 +346,7 @@ impl PaymentApi {
                 // The reader may be gone already; then there is nobody to tell.
                 let _ = tx.send(Err(status)).await;
             }
-        });
+        }));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -601,17 +594,39 @@ impl PaymentApi {
     }
 }
 
-/// Authenticates, runs one call and logs it.
+/// Authenticates and runs one call, its DynamoDB work metered, and records
+/// it ([`crate::telemetry`]): the one place every call's record is made.
+/// A streamed answer is recorded when its stream ends.
 macro_rules! call {
     ($self:ident, $method:literal, $request:ident, $handler:ident) => {{
-        let started = Instant::now();
-        let caller = $self.auth.caller(&$request).await;
-        let result = match &caller {
-            Ok(caller) => $self.$handler(caller, $request).await.map_err(Status::from),
-            Err(status) => Err(status.clone()),
-        };
-        log_call($method, caller.as_ref().ok(), started, &result);
+        let (call, result) = call!(@run $self, $method, $request, $handler);
+        call.finish(&result);
         result
+    }};
+    ($self:ident, $method:literal, $request:ident, $handler:ident, streamed) => {{
+        let (call, result) = call!(@run $self, $method, $request, $handler);
+        match result {
+            Ok(response) => Ok(response.map(|stream| -> HistoryStream {
+                Box::pin(call.finish_stream(stream))
+            })),
+            Err(status) => {
+                call.finish::<()>(&Err(status.clone()));
+                Err(status)
+            }
+        }
+    }};
+    (@run $self:ident, $method:literal, $request:ident, $handler:ident) => {{
+        let mut call = Call::start(&$self.telemetry, $method, &$request);
+        let result = match $self.auth.caller(&$request).await {
+            Ok(caller) => {
+                call.set_caller(&caller.sub);
+                metered(call.meter(), $self.$handler(&caller, $request))
+                    .await
+                    .map_err(Status::from)
+            }
+            Err(status) => Err(status),
+        };
+        (call, result)
     }};
 }
 
@@ -697,7 +712,8 @@ impl PaymentService for PaymentApi {
             self,
             "GetTransactionHistory",
             request,
-            get_transaction_history_call
+            get_transaction_history_call,
+            streamed
         )
     }
 }

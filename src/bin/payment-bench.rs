@@ -105,6 +105,12 @@ struct Args {
     /// server (on fresh accounts), and report K containers / one server.
     #[arg(long)]
     compare_one_server: bool,
+    /// First run the same payments (on fresh accounts) through a service
+    /// without metrics, then the measured phases with payment-server's
+    /// Prometheus metrics on, and report the service's CPU per payment of
+    /// both and their ratio (the cost of the per-call record).
+    #[arg(long)]
+    compare_metrics: bool,
     /// Worker threads of the service runtime (default: the number of CPUs).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     service_threads: Option<u32>,
@@ -705,13 +711,14 @@ impl Fleet {
         containers: u32,
         tables: &Tables,
         secret: &[u8],
+        metrics: bool,
     ) -> Result<Fleet, BoxError> {
         let limit = (containers > 1).then_some(1);
         let mut instances = Vec::new();
         for _ in 0..containers {
             let (tables, secret) = (tables.clone(), secret.to_vec());
             let instance = service
-                .spawn(async move { start_instance(tables, secret, limit).await })
+                .spawn(async move { start_instance(tables, secret, limit, metrics).await })
                 .await??;
             instances.push(instance);
         }
@@ -759,6 +766,7 @@ async fn start_instance(
     tables: Tables,
     secret: Vec<u8>,
     limit: Option<usize>,
+    metrics: bool,
 ) -> Result<Instance, BoxError> {
     let counter = RequestCounter::default();
     let client = aws_sdk_dynamodb::Client::from_conf(
@@ -776,7 +784,14 @@ async fn start_instance(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let endpoint = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let api = PaymentApi::new(ledger, auth);
+    // As `payment-server --metrics-listen` runs it (its scrape endpoint
+    // idle, its upkeep on).
+    let telemetry = if metrics {
+        payment::telemetry::prometheus::listen("127.0.0.1:0".parse()?).await?
+    } else {
+        payment::telemetry::Telemetry::off()
+    };
+    let api = PaymentApi::new(ledger, auth).with_telemetry(telemetry);
     let task = tokio::spawn(async move {
         let shutdown = async {
             let _ = stopped.await;
@@ -1502,6 +1517,14 @@ fn main() -> Result<(), BoxError> {
         )
         .into());
     }
+    if let Some(endpoint) = &args.endpoint
+        && args.compare_metrics
+    {
+        return Err(format!(
+            "--compare-metrics starts the service itself: it does not go with --endpoint {endpoint}"
+        )
+        .into());
+    }
     if args.scenario == Scenario::Merchant && args.customers < args.callers() {
         return Err(format!(
             "the merchant scenario gives each caller customers of its own: --customers {} is fewer than the {} callers",
@@ -1648,14 +1671,35 @@ async fn run(
     let mut phases = Vec::new();
     let mut one_server = None;
     if compare {
-        let fleet = Fleet::start(&service, 1, &tables, secret.as_bytes()).await?;
+        let fleet = Fleet::start(&service, 1, &tables, secret.as_bytes(), false).await?;
         let measured = service_phases(&bench, &fleet, "one", false).await?;
         fleet.stop().await;
         one_server = measured.into_iter().next();
     }
+    let metrics_off = match &fleet {
+        Some(_) => None,
+        None if args.compare_metrics => {
+            metrics_off_phase(&bench, &service, &tables, secret.as_bytes()).await?
+        }
+        None => None,
+    };
     let fleet = match fleet {
         Some(fleet) => fleet,
-        None => Fleet::start(&service, args.containers, &tables, secret.as_bytes()).await?,
+        None => {
+            let metrics = args.compare_metrics;
+            let mut fleet = Fleet::start(
+                &service,
+                args.containers,
+                &tables,
+                secret.as_bytes(),
+                metrics,
+            )
+            .await?;
+            if metrics {
+                fleet.shape.push_str(", metrics on");
+            }
+            fleet
+        }
     };
     phases.extend(service_phases(&bench, &fleet, "svc", true).await?);
     let endpoints = fleet.endpoints.clone();
@@ -1686,6 +1730,10 @@ async fn run(
         None
     };
     let main = &phases[0];
+    // CPU per payment with metrics over without (the same payments).
+    let metrics_cpu = metrics_off
+        .as_ref()
+        .and_then(|off| Some((main.cpu_ms_per_ok()?, off.cpu_ms_per_ok()?)));
     let service_over_direct = direct
         .as_ref()
         .map(|d| main.per_second() / d.per_second().max(1e-9));
@@ -1716,6 +1764,7 @@ async fn run(
     if args.json {
         let all: Vec<_> = one_server
             .iter()
+            .chain(&metrics_off)
             .chain(&phases)
             .chain(&direct)
             .map(Phase::json)
@@ -1742,6 +1791,11 @@ async fn run(
                 "service_over_direct": service_over_direct,
                 "one_server_over_direct": one_server_over_direct,
                 "containers_over_one_server": containers_over_one_server,
+                "service_cpu_ms_per_payment_metrics_on_off": metrics_cpu.map(|(on, off)| json!({
+                    "on": on,
+                    "off": off,
+                    "ratio": on / off.max(1e-9),
+                })),
                 "throughput_over_payments": over_payments.iter().cloned().collect::<BTreeMap<_, _>>(),
                 "service_cpu_measures": bench.cpu.as_ref().map(|_| CPU_MEANS),
                 "conservation": "ok",
@@ -1760,8 +1814,19 @@ async fn run(
             })
         );
     } else {
-        for phase in one_server.iter().chain(&phases).chain(&direct) {
+        for phase in one_server
+            .iter()
+            .chain(&metrics_off)
+            .chain(&phases)
+            .chain(&direct)
+        {
             phase.print();
+        }
+        if let Some((on, off)) = metrics_cpu {
+            println!(
+                "service CPU per payment, metrics on / off: {on:.3} / {off:.3} ms = {:.3}",
+                on / off.max(1e-9)
+            );
         }
         if let Some(ratio) = containers_over_one_server {
             println!(
@@ -1823,6 +1888,23 @@ async fn run(
         .into());
     }
     Ok(())
+}
+
+/// With --compare-metrics: the payments of the measured phase through a
+/// service with metrics off (on fresh accounts), as a fleet of the same
+/// shape; its first phase.
+async fn metrics_off_phase(
+    bench: &Bench,
+    service: &tokio::runtime::Handle,
+    tables: &Tables,
+    secret: &[u8],
+) -> Result<Option<Phase>, BoxError> {
+    let containers = bench.args.containers;
+    let mut fleet = Fleet::start(service, containers, tables, secret, false).await?;
+    fleet.shape.push_str(", metrics off");
+    let measured = service_phases(bench, &fleet, "moff", false).await?;
+    fleet.stop().await;
+    Ok(measured.into_iter().next())
 }
 
 fn bench_token(secret: &[u8]) -> Result<String, BoxError> {

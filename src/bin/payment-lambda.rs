@@ -28,14 +28,20 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     let auth = Authenticator::from_env().await?;
     tracing::info!(auth = ?auth, "payment-lambda ready");
     let service = server::http_service(
-        PaymentApi::new(ledger, auth),
+        PaymentApi::new(ledger, auth)
+            .with_telemetry(payment::telemetry::Telemetry::lambda_from_env()),
         &server::cors_origins_from_env(),
     )
     .await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let service = service.clone();
         async move {
-            Ok::<_, Infallible>(payment::lambda::handle_event(service, event.payload).await)
+            let invocation = payment::lambda::Invocation {
+                request_id: event.context.request_id,
+                trace_id: event.context.xray_trace_id,
+            };
+            let reply = payment::lambda::handle_invocation(service, event.payload, invocation);
+            Ok::<_, Infallible>(reply.await)
         }
     }))
     .await

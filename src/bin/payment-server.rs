@@ -29,6 +29,10 @@ struct Args {
     /// checker's instances). Default: no limit.
     #[arg(long, env = "PAYMENT_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=1024))]
     concurrency: Option<u32>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (a listener of its
+    /// own, e.g. 127.0.0.1:9464). Default: off.
+    #[arg(long, env = "PAYMENT_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -65,11 +69,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     if args.create_tables {
         ledger.create_tables().await?;
     }
+    let telemetry = match args.metrics_listen {
+        Some(addr) => payment::telemetry::prometheus::listen(addr).await?,
+        None => payment::telemetry::Telemetry::off(),
+    };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(address = %listener.local_addr()?, tables = ?ledger.tables(), "payment-server listening");
     server::serve_limited(
         listener,
-        PaymentApi::new(ledger, auth),
+        PaymentApi::new(ledger, auth).with_telemetry(telemetry),
         &args.cors_origins,
         args.concurrency.map(|n| n as usize),
         shutdown_signal(),

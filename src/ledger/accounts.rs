@@ -8,7 +8,7 @@ use super::round::{Rounds, Written, reason};
 use super::shards::account_from;
 use super::{Account, Direction, Ledger, LedgerError, Payment, TransferKind};
 use crate::domain::{AccountId, NewAccount, OWNER_ACCOUNTS_MAX};
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, ReturnConsumedCapacity, TransactWriteItem, Update};
 
 /// Whether a stored account is what `new` would open for `owner`. Its
 /// shard count may have been raised since (a reshard): a retry of the
@@ -87,6 +87,7 @@ impl Ledger {
                 .table_name(&self.tables.accounts)
                 .set_item(Some(root))
                 .condition_expression("attribute_not_exists(account_id)")
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
             {
@@ -252,6 +253,7 @@ impl Ledger {
             .table_name(&self.tables.accounts)
             .key("account_id", s(account_id))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| sdk_error("GetItem", e))?;

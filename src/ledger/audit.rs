@@ -22,6 +22,7 @@ use super::layout::{
     StoredRecord, get_s, now_ms, record_legs, sdk_error,
 };
 use super::{Ledger, LedgerError, Payment, TransferKind};
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -310,6 +311,7 @@ impl Ledger {
                         .total_segments(segments as i32)
                         .consistent_read(true)
                         .set_exclusive_start_key(start_key)
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
                         .send()
                         .await
                         .map_err(|e| sdk_error("Scan", e))?;

@@ -37,7 +37,7 @@ use super::layout::{Fence, StoredRecord, now_ms, record_key, sdk_error};
 use super::{Found, Ledger, LedgerError, Payer};
 use crate::domain::PaymentRef;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
 
 impl Ledger {
     /// GetPayment with finalize: the record under (sender, key) as
@@ -98,6 +98,7 @@ impl Ledger {
             .set_item(Some(fence.to_item()))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         let err = match result {

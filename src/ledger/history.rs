@@ -2,6 +2,7 @@
 
 use super::layout::{StoredEntry, entry_pk, entry_sk, s, sdk_error};
 use super::{Account, Entry, Ledger, LedgerError};
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use std::collections::VecDeque;
 
 /// History entries read per Query; a page is read in chunks of this size so
@@ -224,6 +225,7 @@ impl Ledger {
                 .consistent_read(true)
                 .limit(i32::try_from(limit as usize - entries.len()).unwrap_or(1))
                 .set_exclusive_start_key(start_key)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(|e| sdk_error("Query", e))?;

@@ -7,6 +7,7 @@ use super::records::describe;
 use super::shards::account_from;
 use super::{Account, Found, Ledger, LedgerError, Payer};
 use crate::domain::{AccountsPage, Listing, PaymentRef};
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
 impl Ledger {
     /// The payment, hold or refund a reference names, for its sender's
@@ -115,7 +116,11 @@ impl Ledger {
             ]);
             query = query.set_exclusive_start_key(Some(start));
         }
-        let output = query.send().await.map_err(|e| sdk_error("Query", e))?;
+        let output = query
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query", e))?;
         let mut ids: Vec<String> = output
             .items()
             .iter()

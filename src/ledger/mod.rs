@@ -462,9 +462,11 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// A ledger on `client` (with the per-call meter of
+    /// [`crate::telemetry::CallMeter`] added to it) and `tables`.
     pub fn new(client: Client, tables: Tables) -> Self {
         Self {
-            client,
+            client: crate::telemetry::metered_client(client),
             tables,
             locks: Arc::new(locks::AccountLocks::new()),
             known: Arc::new(known::Known::new()),

@@ -5,6 +5,7 @@
 use super::layout::{AccountFacts, AccountsItem, Item, StoredRecord, TXID_INDEX, s, sdk_error};
 use super::{Ledger, LedgerError};
 use crate::domain::PaymentRef;
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
 impl Ledger {
     /// An account's facts: what this instance knows, else one read. None
@@ -51,6 +52,7 @@ impl Ledger {
                     .key_condition_expression("record_txid = :id")
                     .expression_attribute_values(":id", s(transaction_id))
                     .limit(1)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|e| sdk_error("Query", e))?;
@@ -97,6 +99,7 @@ impl Ledger {
             .table_name(&self.tables.ledger)
             .set_key(Some(key))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| sdk_error("GetItem", e))?;

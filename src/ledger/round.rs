@@ -26,7 +26,9 @@ use super::shards::merged_needs;
 use super::{Direction, Ledger, LedgerError, Payer, Payment};
 use crate::domain::{BALANCE_SHARDS_MAX, Currency, PaymentOrder, shard_balance_max_minor};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -197,11 +199,13 @@ impl Ledger {
         items: Vec<TransactWriteItem>,
     ) -> Result<Written, LedgerError> {
         let count = items.len();
+        crate::telemetry::count_round();
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
             .client_request_token(uuid::Uuid::new_v4().to_string())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         let err = match result {
@@ -210,6 +214,7 @@ impl Ledger {
         };
         match err.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                crate::telemetry::count_conflict();
                 let given = cancelled.cancellation_reasons();
                 let reasons: Vec<Reason> = (0..count.max(given.len()))
                     .map(|i| match given.get(i) {
@@ -227,6 +232,7 @@ impl Ledger {
                 Ok(Written::Cancelled(reasons))
             }
             Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                crate::telemetry::count_conflict();
                 Ok(Written::Cancelled(vec![
                     Reason::Busy { throttled: false };
                     count

@@ -24,7 +24,7 @@ use super::layout::{
     AccountFacts, AccountsItem, Item, ShardState, build_error, now_ms, s, sdk_error, shard_key,
 };
 use super::{Account, Ledger, LedgerError};
-use aws_sdk_dynamodb::types::KeysAndAttributes;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -96,6 +96,7 @@ impl Ledger {
                 );
             }
             let output = request
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(|e| sdk_error("BatchGetItem", e))?;

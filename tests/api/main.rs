@@ -24,6 +24,7 @@ mod hot;
 mod lambda;
 mod lambda_watch;
 mod matrix;
+mod metrics;
 mod reasons;
 mod replays;
 mod reshard;

@@ -19,6 +19,9 @@ Python (.tools/venv, which has boto3 and SAM's YAML reader):
                                   whose access tokens live 1 s (created once)
   cloud.py invocations            how many times the function has run (START lines
                                   in its CloudWatch Logs), for the tests
+  cloud.py observability          for the tests: what the emulator holds of the
+                                  stack's alarms, dashboard, the function's tracing,
+                                  logging and role, and its log lines, as JSON
 
 `token` reads .data/cloud/state.json (CLOUD_STATE overrides) and prints the
 access token. The AWS calls go to AWS_ENDPOINT_URL (the emulator).
@@ -258,6 +261,59 @@ def invocations(facts):
     sys.exit("cloud.py: too many log pages")
 
 
+def observability(facts):
+    """The deployed alarms (DescribeAlarms), the dashboard (GetDashboard), the
+    function's configuration (GetFunctionConfiguration), its role's managed
+    policies and its log events (stream and message, in order), as one JSON
+    document."""
+    import boto3
+
+    stack = facts["stack"]
+    resources = boto3.client("cloudformation").describe_stack_resources(StackName=stack)["StackResources"]
+    by_type = {}
+    for r in resources:
+        by_type.setdefault(r["ResourceType"], {})[r["LogicalResourceId"]] = r["PhysicalResourceId"]
+    cloudwatch = boto3.client("cloudwatch")
+    names = sorted(by_type.get("AWS::CloudWatch::Alarm", {}).values())
+    alarms = []
+    # DescribeAlarms takes at most 100 names a call.
+    for i in range(0, len(names), 100):
+        alarms += cloudwatch.describe_alarms(AlarmNames=names[i : i + 100], AlarmTypes=["MetricAlarm"])["MetricAlarms"]
+    dashboards = {}
+    for logical, name in by_type.get("AWS::CloudWatch::Dashboard", {}).items():
+        dashboards[logical] = cloudwatch.get_dashboard(DashboardName=name)
+        dashboards[logical].pop("ResponseMetadata", None)
+    function = boto3.client("lambda").get_function_configuration(FunctionName=facts["function_name"])
+    function.pop("ResponseMetadata", None)
+    role = function["Role"].rsplit("/", 1)[-1]
+    policies = boto3.client("iam").list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    logs = boto3.client("logs")
+    group = (function.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{facts['function_name']}"
+    lines, kwargs = [], {"logGroupName": group}
+    for _ in range(1000):
+        page = logs.filter_log_events(**kwargs)
+        lines += [{"stream": e["logStreamName"], "message": e["message"]} for e in page["events"]]
+        if not page.get("nextToken"):
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    print(
+        json.dumps(
+            {
+                "resources": {
+                    logical: physical for kind in by_type.values() for logical, physical in kind.items()
+                },
+                "alarms": alarms,
+                "dashboards": dashboards,
+                "function": function,
+                "role_policies": sorted(p["PolicyArn"] for p in policies),
+                "log_group": group,
+                "log_events": lines,
+            },
+            default=str,
+        )
+    )
+
+
 def main(argv):
     match argv:
         case ["template", source, target]:
@@ -282,6 +338,8 @@ def main(argv):
             print(token_of(facts, client))
         case ["invocations"]:
             print(invocations(load_state()))
+        case ["observability"]:
+            observability(load_state())
         case _:
             sys.exit(__doc__)
 

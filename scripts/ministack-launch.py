@@ -1,4 +1,4 @@
-"""Runs the ministack emulator (`make cloud`) with two fixes, one to its
+"""Runs the ministack emulator (`make cloud`) with three fixes, two to its
 CloudFormation and one to its API Gateway, run with .tools/ministack/bin/python.
 
 The fix: ministack 1.5.33's CloudFormation stores an AWS::ApiGatewayV2::Api's
@@ -21,6 +21,17 @@ Access-Control-Allow-Origin values ("contains multiple values"), so the web
 app could not call the deployed API. This drops the function's
 access-control-* headers from a proxied Lambda answer before the gateway adds
 its own, as AWS does.
+
+The third fix: ministack 1.5.33's CloudFormation refuses an
+AWS::CloudWatch::Alarm with Metrics (an alarm on a metric math expression:
+"Properties.Metrics (metric math) is not supported"), so the whole stack
+rolled back on the template's rate and DynamoDB alarms. Real CloudFormation
+creates them (PutMetricAlarm with Metrics). This stores such an alarm as
+DescribeAlarms describes one on AWS: its Metrics (the template's
+MetricDataQuery list), no MetricName, Namespace, Statistic or Period, empty
+Dimensions, and every other property as the emulator stores it for an alarm
+on one metric. The emulator does not evaluate it (nor EMF metrics at all):
+it stays INSUFFICIENT_DATA.
 
 The launcher refuses to start if the emulator no longer has the flaws it
 fixes (a newer ministack may have fixed it): then delete this file and start
@@ -52,6 +63,34 @@ def without_cors(response):
     return status, headers, body
 
 
+METRIC_MATH_FLAW = "(metric math) is not supported"
+
+
+def metric_math_query(query):
+    """A template's MetricDataQuery as PutMetricAlarm stores it (ReturnData a bool)."""
+    query = dict(query)
+    if isinstance(query.get("ReturnData"), str):
+        query["ReturnData"] = query["ReturnData"].lower() == "true"
+    return query
+
+
+def with_metric_math(record):
+    """The emulator's alarm record builder, taught alarms on metric math."""
+
+    def build(name, props):
+        metrics = props.get("Metrics") if isinstance(props, dict) else None
+        if not metrics:
+            return record(name, props)
+        alarm = record(name, {**props, "Metrics": None, "MetricName": "-", "Namespace": "-"})
+        for key in ("MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Period", "Unit"):
+            alarm.pop(key, None)
+        alarm["Dimensions"] = []
+        alarm["Metrics"] = [metric_math_query(q) for q in metrics]
+        return alarm
+
+    return build
+
+
 def with_api_cors(props):
     if isinstance(props, dict) and isinstance(props.get("CorsConfiguration"), dict):
         return {**props, "CorsConfiguration": api_cors(props["CorsConfiguration"])}
@@ -79,6 +118,14 @@ def main():
     handlers["update"] = lambda physical_id, old_props, new_props, stack_name, logical_id=None: update(
         physical_id, with_api_cors(old_props), with_api_cors(new_props), stack_name, logical_id
     )
+
+    record = provisioners._cw_metric_alarm_record
+    if METRIC_MATH_FLAW not in inspect.getsource(record):
+        sys.exit(
+            "ministack-launch: this ministack's CloudFormation no longer refuses alarms on metric math; "
+            "check whether the metric math fix is still needed (scripts/ministack-launch.py)"
+        )
+    provisioners._cw_metric_alarm_record = with_metric_math(record)
 
     from ministack.services import apigateway
 

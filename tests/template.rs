@@ -724,3 +724,939 @@ fn the_function_allows_the_same_browser_origins_as_the_http_api() {
         Some("AllowedOrigins")
     );
 }
+
+// --- What the team on call sees: alarms, the dashboard, traces and JSON logs
+// (docs/alarms.md).
+
+/// The metrics the service emits, as EMF records in the function's log: the
+/// contract with the telemetry code (docs/observability.md defines each).
+/// An alarm or a dashboard widget that names anything else in the service's
+/// namespace (a metric renamed on one side only) fails here.
+const SERVICE_METRICS: [&str; 10] = [
+    "Calls",
+    "Latency",
+    "FirstMessageLatency",
+    "DynamoDBRequests",
+    "Rounds",
+    "Conflicts",
+    "ConsumedWCU",
+    "ConsumedRCU",
+    "ColdStart",
+    "OutcomeUnknown",
+];
+
+/// The dimension sets every service metric is emitted under.
+const SERVICE_DIMENSION_SETS: [&[&str]; 4] = [
+    &["Service"],
+    &["Service", "Code"],
+    &["Service", "Method"],
+    &["Service", "Method", "Code"],
+];
+
+/// The gRPC code names, as the Code dimension spells them.
+const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// The metrics AWS publishes that the template may name: namespace, the
+/// dimensions (each with the value the template must give it: a `${Ref}`,
+/// a constant, or "*" for the DynamoDB operation, checked elsewhere) and the
+/// metric names.
+type AwsMetrics = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+const AWS_METRICS: [AwsMetrics; 3] = [
+    (
+        "AWS/Lambda",
+        &[("FunctionName", "${PaymentFunction}")],
+        &[
+            "Invocations",
+            "Errors",
+            "Throttles",
+            "ConcurrentExecutions",
+            "Duration",
+        ],
+    ),
+    (
+        "AWS/ApiGateway",
+        &[("ApiId", "${HttpApi}"), ("Stage", "$default")],
+        &["Count", "4xx", "5xx", "Latency"],
+    ),
+    (
+        "AWS/DynamoDB",
+        &[("TableName", "*"), ("Operation", "*")],
+        &["ThrottledRequests", "SystemErrors"],
+    ),
+];
+
+/// The service's namespace, as the template names it.
+const SERVICE_NAMESPACE: &str = "${MetricsNamespace}";
+/// The value of the Service dimension: the stack's name.
+const SERVICE_DIMENSION: &str = "${AWS::StackName}";
+
+/// One alarm of the template, as on-call reads it.
+struct Alarm {
+    id: &'static str,
+    /// AlarmName is the stack's name, a dash and this.
+    name: &'static str,
+    /// Its runbook: the heading of docs/alarms.md with this anchor.
+    anchor: &'static str,
+    /// The threshold as its AlarmDescription states it.
+    stated: &'static str,
+    threshold: f64,
+    period: u64,
+    evaluation_periods: u64,
+    datapoints_to_alarm: u64,
+    /// What it watches: the statistic and metric for an alarm on one metric;
+    /// for metric math, the expression, then each metric by its id.
+    watches: &'static str,
+}
+
+/// Every alarm, with its threshold (docs/alarms.md gives the reasons).
+fn expected_alarms() -> Vec<Alarm> {
+    let dynamodb = |id, name, anchor, stated| Alarm {
+        id,
+        name,
+        anchor,
+        stated,
+        threshold: 0.0,
+        period: 60,
+        evaluation_periods: 5,
+        datapoints_to_alarm: 2,
+        watches: "SUM(METRICS())",
+    };
+    vec![
+        Alarm {
+            id: "InternalErrorsAlarm",
+            name: "internal",
+            anchor: "internal",
+            stated: "INTERNAL > 0 in a minute",
+            threshold: 0.0,
+            period: 60,
+            evaluation_periods: 1,
+            datapoints_to_alarm: 1,
+            watches: "Sum ${MetricsNamespace} Calls{Service=${AWS::StackName}, Code=INTERNAL}",
+        },
+        Alarm {
+            id: "OutcomeUnknownRateAlarm",
+            name: "outcome-unknown-rate",
+            anchor: "outcome-unknown-rate",
+            stated: "OUTCOME_UNKNOWN above 1 % of calls over 5 minutes (with at least 50 calls)",
+            threshold: 1.0,
+            period: 300,
+            evaluation_periods: 1,
+            datapoints_to_alarm: 1,
+            watches: "IF(calls >= 50, 100 * FILL(failed, 0) / calls, 0); \
+                      failed: Sum ${MetricsNamespace} OutcomeUnknown{Service=${AWS::StackName}}; \
+                      calls: Sum ${MetricsNamespace} Calls{Service=${AWS::StackName}}",
+        },
+        Alarm {
+            id: "UnavailableRateAlarm",
+            name: "unavailable-rate",
+            anchor: "unavailable-rate",
+            stated: "UNAVAILABLE above 5 % of calls in 3 of 5 minutes (with at least 20 calls a minute)",
+            threshold: 5.0,
+            period: 60,
+            evaluation_periods: 5,
+            datapoints_to_alarm: 3,
+            watches: "IF(calls >= 20, 100 * FILL(failed, 0) / calls, 0); \
+                      failed: Sum ${MetricsNamespace} Calls{Service=${AWS::StackName}, Code=UNAVAILABLE}; \
+                      calls: Sum ${MetricsNamespace} Calls{Service=${AWS::StackName}}",
+        },
+        Alarm {
+            id: "AbortedRateAlarm",
+            name: "aborted-rate",
+            anchor: "aborted-rate",
+            stated: "ABORTED above 5 % of calls in 3 of 5 minutes (with at least 20 calls a minute)",
+            threshold: 5.0,
+            period: 60,
+            evaluation_periods: 5,
+            datapoints_to_alarm: 3,
+            watches: "IF(calls >= 20, 100 * FILL(failed, 0) / calls, 0); \
+                      failed: Sum ${MetricsNamespace} Calls{Service=${AWS::StackName}, Code=ABORTED}; \
+                      calls: Sum ${MetricsNamespace} Calls{Service=${AWS::StackName}}",
+        },
+        Alarm {
+            id: "MakePaymentLatencyAlarm",
+            name: "make-payment-p99",
+            anchor: "makepayment-p99",
+            stated: "p99 latency of MakePayment above 500 ms in 2 of 3 five-minute periods",
+            threshold: 500.0,
+            period: 300,
+            evaluation_periods: 3,
+            datapoints_to_alarm: 2,
+            watches: "p99 ${MetricsNamespace} Latency{Service=${AWS::StackName}, Method=MakePayment}",
+        },
+        Alarm {
+            id: "FunctionErrorsAlarm",
+            name: "lambda-errors",
+            anchor: "lambda-errors",
+            stated: "Lambda Errors > 0 in a minute",
+            threshold: 0.0,
+            period: 60,
+            evaluation_periods: 1,
+            datapoints_to_alarm: 1,
+            watches: "Sum AWS/Lambda Errors{FunctionName=${PaymentFunction}}",
+        },
+        Alarm {
+            id: "FunctionThrottlesAlarm",
+            name: "lambda-throttles",
+            anchor: "lambda-throttles",
+            stated: "Lambda Throttles > 0 in 2 of 5 minutes",
+            threshold: 0.0,
+            period: 60,
+            evaluation_periods: 5,
+            datapoints_to_alarm: 2,
+            watches: "Sum AWS/Lambda Throttles{FunctionName=${PaymentFunction}}",
+        },
+        Alarm {
+            id: "Api5xxAlarm",
+            name: "api-5xx",
+            anchor: "api-5xx",
+            stated: "API Gateway 5xx > 0 in a minute",
+            threshold: 0.0,
+            period: 60,
+            evaluation_periods: 1,
+            datapoints_to_alarm: 1,
+            watches: "Sum AWS/ApiGateway 5xx{ApiId=${HttpApi}, Stage=$default}",
+        },
+        dynamodb(
+            "AccountsTableThrottlesAlarm",
+            "accounts-throttled",
+            "dynamodb-throttled",
+            "DynamoDB ThrottledRequests > 0 on the accounts table in 2 of 5 minutes",
+        ),
+        dynamodb(
+            "LedgerTableThrottlesAlarm",
+            "ledger-throttled",
+            "dynamodb-throttled",
+            "DynamoDB ThrottledRequests > 0 on the ledger table in 2 of 5 minutes",
+        ),
+        dynamodb(
+            "AccountsTableSystemErrorsAlarm",
+            "accounts-system-errors",
+            "dynamodb-system-errors",
+            "DynamoDB SystemErrors > 0 on the accounts table in 2 of 5 minutes",
+        ),
+        dynamodb(
+            "LedgerTableSystemErrorsAlarm",
+            "ledger-system-errors",
+            "dynamodb-system-errors",
+            "DynamoDB SystemErrors > 0 on the ledger table in 2 of 5 minutes",
+        ),
+    ]
+}
+
+/// A value the template writes as a string, a `!Ref X` (as `${X}`) or a
+/// `!Sub` (its text).
+fn rendered(value: &Value, what: &str) -> String {
+    if let Some(target) = ref_target(value) {
+        return format!("${{{target}}}");
+    }
+    if let Some(text) = sub_string(value) {
+        return text.to_owned();
+    }
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => panic!("{what}: not a string, !Ref or !Sub: {other:?}"),
+    }
+}
+
+/// One metric an alarm or a widget names.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct MetricRef {
+    namespace: String,
+    name: String,
+    /// (dimension, value); the value "*" when a SEARCH leaves it open.
+    dimensions: Vec<(String, String)>,
+}
+
+impl MetricRef {
+    fn show(&self) -> String {
+        let dims: Vec<String> = self
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("{} {}{{{}}}", self.namespace, self.name, dims.join(", "))
+    }
+}
+
+/// A `Metric` (Namespace, MetricName, Dimensions) of an alarm.
+fn alarm_metric(metric: &Value, what: &str) -> MetricRef {
+    let dimensions = match metric.get("Dimensions") {
+        None => Vec::new(),
+        Some(list) => sequence(list, "Dimensions")
+            .iter()
+            .map(|d| {
+                (
+                    string(get(d, "Name", what), "Name").to_owned(),
+                    rendered(get(d, "Value", what), what),
+                )
+            })
+            .collect(),
+    };
+    MetricRef {
+        namespace: rendered(get(metric, "Namespace", what), what),
+        name: rendered(get(metric, "MetricName", what), what),
+        dimensions,
+    }
+}
+
+/// Identifiers (metric ids) an expression uses, outside its quoted strings
+/// and function names (upper case).
+fn expression_ids(expression: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut unquoted = String::new();
+    let mut quote = None;
+    for ch in expression.chars() {
+        match quote {
+            Some(q) if ch == q => quote = None,
+            Some(_) => {}
+            None if ch == '\'' || ch == '"' => quote = Some(ch),
+            None => unquoted.push(ch),
+        }
+    }
+    for word in unquoted.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with(|c: char| c.is_ascii_lowercase()) {
+            ids.insert(word.to_owned());
+        }
+    }
+    ids
+}
+
+/// What an alarm watches, in the form of [`Alarm::watches`], the metrics it
+/// names and, for metric math, their periods.
+fn alarm_watches(props: &Value, id: &str) -> (String, Vec<MetricRef>, Vec<u64>) {
+    let map = mapping(props, id);
+    let Some(queries) = map.get("Metrics") else {
+        let stat = match (map.get("Statistic"), map.get("ExtendedStatistic")) {
+            (Some(stat), None) | (None, Some(stat)) => string(stat, "Statistic").to_owned(),
+            other => panic!("{id}: exactly one of Statistic and ExtendedStatistic: {other:?}"),
+        };
+        let metric = alarm_metric(props, id);
+        return (
+            format!("{stat} {}", metric.show()),
+            vec![metric],
+            Vec::new(),
+        );
+    };
+    for key in [
+        "MetricName",
+        "Namespace",
+        "Statistic",
+        "Period",
+        "Dimensions",
+    ] {
+        assert!(
+            !map.contains_key(key),
+            "{id}: {key} beside Metrics (metric math)"
+        );
+    }
+    let mut expression = None;
+    let mut parts = Vec::new();
+    let mut metrics = Vec::new();
+    let mut ids = BTreeSet::new();
+    let mut periods = Vec::new();
+    for query in sequence(queries, "Metrics") {
+        let qid = string(get(query, "Id", id), "Id").to_owned();
+        assert!(ids.insert(qid.clone()), "{id}: Id {qid} twice");
+        let returns = get(query, "ReturnData", id).as_bool().expect("ReturnData");
+        if let Some(text) = query.get("Expression") {
+            assert!(
+                returns,
+                "{id}: the expression {qid} is what the alarm watches"
+            );
+            assert!(
+                expression.is_none(),
+                "{id}: one expression returns data, not two"
+            );
+            expression = Some(string(text, "Expression").to_owned());
+        } else {
+            assert!(!returns, "{id}: metric {qid} only feeds the expression");
+            let stat = get(query, "MetricStat", id);
+            let metric = alarm_metric(get(stat, "Metric", id), id);
+            periods.push(get(stat, "Period", id).as_u64().expect("Period"));
+            parts.push(format!(
+                "{qid}: {} {}",
+                string(get(stat, "Stat", id), "Stat"),
+                metric.show()
+            ));
+            metrics.push(metric);
+        }
+    }
+    let expression = expression.unwrap_or_else(|| panic!("{id}: no expression returns data"));
+    let used = expression_ids(&expression);
+    assert!(
+        used.is_subset(&ids),
+        "{id}: {expression} uses ids it does not define ({ids:?})"
+    );
+    if expression.contains("METRICS()") {
+        return (expression, metrics, periods);
+    }
+    let mut watches = vec![expression];
+    watches.extend(parts);
+    (watches.join("; "), metrics, periods)
+}
+
+/// The anchors of docs/alarms.md's headings (GitHub's slugs).
+fn runbook_anchors() -> BTreeSet<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/alarms.md");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    text.lines()
+        .filter_map(|line| line.strip_prefix('#'))
+        .map(|heading| {
+            heading
+                .trim_start_matches('#')
+                .trim()
+                .replace('`', "")
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    '-' | '_' => Some(c),
+                    c if c.is_alphanumeric() => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The `!If [NotifyAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]`
+/// every alarm's actions are.
+fn is_topic_or_nothing(value: &Value) -> bool {
+    let Some(Value::Sequence(args)) = intrinsic(value, "If", "Fn::If") else {
+        return false;
+    };
+    match args.as_slice() {
+        [condition, Value::Sequence(topic), nothing] => {
+            condition.as_str() == Some("NotifyAlarmTopic")
+                && topic.len() == 1
+                && ref_target(&topic[0]) == Some("AlarmTopicArn")
+                && ref_target(nothing) == Some("AWS::NoValue")
+        }
+        _ => false,
+    }
+}
+
+#[test]
+fn the_alarms_have_their_thresholds_reasons_and_runbooks() {
+    let template = template();
+    let expected = expected_alarms();
+    let declared: BTreeSet<String> = resources_of_type(&template, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .collect();
+    assert_eq!(
+        declared,
+        expected.iter().map(|a| a.id.to_owned()).collect(),
+        "the template's alarms"
+    );
+    let anchors = runbook_anchors();
+
+    // The topic is optional: alarm actions only when it is given.
+    let parameters = get(&template, "Parameters", "template");
+    let topic = get(parameters, "AlarmTopicArn", "Parameters");
+    assert_eq!(get(topic, "Default", "AlarmTopicArn").as_str(), Some(""));
+    let condition = get(
+        get(&template, "Conditions", "template"),
+        "NotifyAlarmTopic",
+        "Conditions",
+    );
+    let not = intrinsic(condition, "Not", "Fn::Not").expect("NotifyAlarmTopic is a !Not");
+    let [equals] = sequence(not, "!Not") else {
+        panic!("!Not takes one condition");
+    };
+    let pair = sequence(
+        intrinsic(equals, "Equals", "Fn::Equals").expect("!Not [!Equals ...]"),
+        "!Equals",
+    );
+    assert_eq!(ref_target(&pair[0]), Some("AlarmTopicArn"));
+    assert_eq!(pair[1].as_str(), Some(""));
+
+    for alarm in &expected {
+        let id = alarm.id;
+        let props = properties(&template, id);
+        assert_eq!(
+            sub_string(get(props, "AlarmName", id)),
+            Some(format!("${{AWS::StackName}}-{}", alarm.name).as_str()),
+            "{id}: AlarmName"
+        );
+        let description = string(get(props, "AlarmDescription", id), "AlarmDescription");
+        assert!(
+            description.starts_with(alarm.stated),
+            "{id}: the description states the threshold first ({:?}): {description}",
+            alarm.stated
+        );
+        assert!(
+            description.ends_with(&format!("Runbook: docs/alarms.md#{}", alarm.anchor)),
+            "{id}: the description ends with its runbook: {description}"
+        );
+        assert!(
+            anchors.contains(alarm.anchor),
+            "{id}: docs/alarms.md has no heading #{}",
+            alarm.anchor
+        );
+        assert!(description.len() <= 1024, "{id}: AlarmDescription too long");
+        for key in ["AlarmActions", "OKActions"] {
+            assert!(
+                is_topic_or_nothing(get(props, key, id)),
+                "{id}: {key} must be !If [NotifyAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]"
+            );
+        }
+        assert_eq!(
+            get(props, "ComparisonOperator", id).as_str(),
+            Some("GreaterThanThreshold"),
+            "{id}"
+        );
+        assert_eq!(
+            get(props, "Threshold", id).as_f64(),
+            Some(alarm.threshold),
+            "{id}: Threshold"
+        );
+        assert_eq!(
+            get(props, "EvaluationPeriods", id).as_u64(),
+            Some(alarm.evaluation_periods),
+            "{id}: EvaluationPeriods"
+        );
+        assert_eq!(
+            get(props, "DatapointsToAlarm", id).as_u64(),
+            Some(alarm.datapoints_to_alarm),
+            "{id}: DatapointsToAlarm"
+        );
+        // No traffic is no trouble.
+        assert_eq!(
+            get(props, "TreatMissingData", id).as_str(),
+            Some("notBreaching"),
+            "{id}: TreatMissingData"
+        );
+        let (watches, _, periods) = alarm_watches(props, id);
+        if periods.is_empty() {
+            assert_eq!(
+                get(props, "Period", id).as_u64(),
+                Some(alarm.period),
+                "{id}: Period"
+            );
+        } else {
+            assert!(
+                periods.iter().all(|p| *p == alarm.period),
+                "{id}: the period of every metric is {}: {periods:?}",
+                alarm.period
+            );
+        }
+        let want = alarm
+            .watches
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(watches, want, "{id}: what it watches");
+    }
+}
+
+/// The DynamoDB operations the function calls: its IAM actions, with
+/// TransactWriteItems for the per-item actions it is authorized through.
+fn function_operations() -> BTreeSet<String> {
+    let mut operations: BTreeSet<String> = DYNAMODB_ACTIONS
+        .iter()
+        .map(|a| a.trim_start_matches("dynamodb:").to_owned())
+        .filter(|a| a != "ConditionCheckItem")
+        .collect();
+    operations.insert("TransactWriteItems".to_owned());
+    operations
+}
+
+/// DynamoDB publishes ThrottledRequests and SystemErrors per table and
+/// operation: each of the four alarms sums exactly the operations the
+/// function calls, on one table.
+#[test]
+fn the_dynamodb_alarms_sum_every_operation_the_function_calls() {
+    let template = template();
+    let (accounts, ledger) = tables(&template);
+    for (id, metric, table) in [
+        (
+            "AccountsTableThrottlesAlarm",
+            "ThrottledRequests",
+            &accounts,
+        ),
+        ("LedgerTableThrottlesAlarm", "ThrottledRequests", &ledger),
+        ("AccountsTableSystemErrorsAlarm", "SystemErrors", &accounts),
+        ("LedgerTableSystemErrorsAlarm", "SystemErrors", &ledger),
+    ] {
+        let (_, metrics, _) = alarm_watches(properties(&template, id), id);
+        assert!(
+            metrics.len() <= 10,
+            "{id}: a metric math alarm names at most 10 metrics"
+        );
+        let mut operations = BTreeSet::new();
+        for m in &metrics {
+            assert_eq!(
+                (m.namespace.as_str(), m.name.as_str()),
+                ("AWS/DynamoDB", metric),
+                "{id}"
+            );
+            let [(t, table_ref), (o, operation)] = m.dimensions.as_slice() else {
+                panic!("{id}: dimensions TableName and Operation: {m:?}");
+            };
+            assert_eq!((t.as_str(), o.as_str()), ("TableName", "Operation"), "{id}");
+            assert_eq!(table_ref, &format!("${{{table}}}"), "{id}");
+            assert!(
+                operations.insert(operation.clone()),
+                "{id}: {operation} twice"
+            );
+        }
+        assert_eq!(
+            operations,
+            function_operations(),
+            "{id}: the operations summed"
+        );
+    }
+}
+
+/// `text` (a `!Sub` string) with each `${Var}` replaced by `value(Var)`,
+/// every variable checked to be a parameter, a resource (or its attribute)
+/// or a pseudo parameter of the template.
+fn substitute(template: &Value, text: &str, value: impl Fn(&str) -> String) -> String {
+    let parameters = mapping(get(template, "Parameters", "template"), "Parameters");
+    let resources = mapping(get(template, "Resources", "template"), "Resources");
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .unwrap_or_else(|| panic!("unclosed ${{ in {text}"));
+        let var = &after[..end];
+        if let Some(literal) = var.strip_prefix('!') {
+            out.push_str(&format!("${{{literal}}}"));
+        } else {
+            let resource = var.split_once('.').map_or(var, |(r, _)| r);
+            assert!(
+                matches!(
+                    var,
+                    "AWS::StackName" | "AWS::Region" | "AWS::AccountId" | "AWS::Partition"
+                ) || parameters.contains_key(var)
+                    || resources.contains_key(resource),
+                "${{{var}}} names nothing in the template"
+            );
+            out.push_str(&value(var));
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The dashboard's body with sample values (JSON).
+fn dashboard_body(template: &Value) -> serde_json::Value {
+    let dashboard = only_resource_of_type(template, "AWS::CloudWatch::Dashboard");
+    let props = properties(template, &dashboard);
+    let body = sub_string(get(props, "DashboardBody", &dashboard))
+        .expect("DashboardBody is a !Sub string");
+    // Placeholders that survive JSON quoting and show where they came from.
+    let text = substitute(template, body, |var| format!("${{{var}}}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("DashboardBody is not JSON: {e}"))
+}
+
+/// The metrics a SEARCH expression names: `SEARCH('{"ns",Dim,...} MetricName="X" Dim="v"', ...)`.
+fn search_metrics(expression: &str) -> Vec<MetricRef> {
+    let mut found = Vec::new();
+    let mut rest = expression;
+    while let Some(start) = rest.find("SEARCH('{") {
+        let after = &rest[start + "SEARCH('{".len()..];
+        // The namespace may be quoted, and a placeholder's braces inside it
+        // do not end the schema.
+        let skip = match after.strip_prefix('"') {
+            Some(quoted) => quoted.find('"').expect("a quoted namespace ends") + 2,
+            None => 0,
+        };
+        let close = after[skip..]
+            .find('}')
+            .expect("a SEARCH schema ends with }")
+            + skip;
+        let mut schema = after[..close].split(',');
+        let namespace = schema.next().unwrap().trim_matches('"').to_owned();
+        let names: Vec<String> = schema.map(|d| d.trim_matches('"').to_owned()).collect();
+        let terms_end = after[close..].find('\'').expect("the SEARCH string ends") + close;
+        let terms = &after[close + 1..terms_end];
+        let term = |key: &str| {
+            terms.split_whitespace().find_map(|t| {
+                t.strip_prefix(&format!("{key}=\""))
+                    .and_then(|v| v.strip_suffix('"'))
+                    .map(str::to_owned)
+            })
+        };
+        let name =
+            term("MetricName").unwrap_or_else(|| panic!("SEARCH without MetricName: {expression}"));
+        let dimensions = names
+            .iter()
+            .map(|d| (d.clone(), term(d).unwrap_or_else(|| "*".to_owned())))
+            .collect();
+        found.push(MetricRef {
+            namespace,
+            name,
+            dimensions,
+        });
+        rest = &after[terms_end..];
+    }
+    found
+}
+
+/// Every metric the dashboard's widgets name, each widget's expressions
+/// checked to use only ids the widget defines.
+fn dashboard_metrics(body: &serde_json::Value) -> Vec<MetricRef> {
+    let mut found = Vec::new();
+    for widget in body["widgets"].as_array().expect("widgets") {
+        let Some(rows) = widget["properties"]["metrics"].as_array() else {
+            continue;
+        };
+        let mut ids = BTreeSet::new();
+        let mut used = BTreeSet::new();
+        for row in rows {
+            let row = row.as_array().expect("a metrics row is an array");
+            let options = row.last().and_then(|o| o.as_object());
+            if let Some(id) = options.and_then(|o| o.get("id")).and_then(|i| i.as_str()) {
+                assert!(
+                    ids.insert(id.to_owned()),
+                    "id {id} twice in {}",
+                    widget["properties"]["title"]
+                );
+            }
+            if let Some(expression) = options
+                .and_then(|o| o.get("expression"))
+                .and_then(|e| e.as_str())
+            {
+                assert_eq!(row.len(), 1, "an expression row holds only its options");
+                used.extend(expression_ids(expression));
+                found.extend(search_metrics(expression));
+                continue;
+            }
+            let strings: Vec<&str> = row
+                .iter()
+                .take_while(|v| v.is_string())
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert!(
+                strings.len() >= 2 && strings.len().is_multiple_of(2),
+                "a metric row is namespace, name, then dimension pairs: {row:?}"
+            );
+            found.push(MetricRef {
+                namespace: strings[0].to_owned(),
+                name: strings[1].to_owned(),
+                dimensions: strings[2..]
+                    .chunks(2)
+                    .map(|p| (p[0].to_owned(), p[1].to_owned()))
+                    .collect(),
+            });
+        }
+        assert!(
+            used.is_subset(&ids),
+            "{}: expressions use {used:?}, the widget defines {ids:?}",
+            widget["properties"]["title"]
+        );
+    }
+    found
+}
+
+/// Checks one metric named by an alarm or the dashboard against what the
+/// service and AWS emit.
+fn check_metric(metric: &MetricRef, where_: &str) {
+    let methods: BTreeSet<&str> = payment::pb::METHODS
+        .iter()
+        .map(|m| m.path.rsplit('/').next().unwrap())
+        .collect();
+    if metric.namespace == SERVICE_NAMESPACE {
+        assert!(
+            SERVICE_METRICS.contains(&metric.name.as_str()),
+            "{where_}: {} is not a metric the service emits ({SERVICE_METRICS:?})",
+            metric.show()
+        );
+        let names: Vec<&str> = metric.dimensions.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(
+            SERVICE_DIMENSION_SETS.contains(&names.as_slice()),
+            "{where_}: {} is not emitted under those dimensions",
+            metric.show()
+        );
+        for (name, value) in &metric.dimensions {
+            match name.as_str() {
+                "Service" => assert_eq!(value, SERVICE_DIMENSION, "{where_}: {}", metric.show()),
+                "Code" => assert!(
+                    value == "*" || GRPC_CODES.contains(&value.as_str()),
+                    "{where_}: {} names no gRPC code",
+                    metric.show()
+                ),
+                "Method" => assert!(
+                    value == "*" || methods.contains(value.as_str()),
+                    "{where_}: {} names no method of the contract",
+                    metric.show()
+                ),
+                _ => unreachable!(),
+            }
+        }
+        return;
+    }
+    let (_, dimensions, names) = AWS_METRICS
+        .iter()
+        .find(|(namespace, _, _)| *namespace == metric.namespace)
+        .unwrap_or_else(|| panic!("{where_}: namespace of {} unknown", metric.show()));
+    assert!(
+        names.contains(&metric.name.as_str()),
+        "{where_}: {} is not one of {names:?}",
+        metric.show()
+    );
+    let got: Vec<(&str, &str)> = metric
+        .dimensions
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(got.len(), dimensions.len(), "{where_}: {}", metric.show());
+    for ((name, value), (want_name, want_value)) in got.iter().zip(dimensions.iter()) {
+        assert_eq!(name, want_name, "{where_}: {}", metric.show());
+        if *want_value != "*" {
+            assert_eq!(value, want_value, "{where_}: {}", metric.show());
+        }
+    }
+}
+
+/// Every metric an alarm or the dashboard names is one the service emits
+/// (SERVICE_METRICS, under its dimension sets, a real method and code) or
+/// one AWS publishes for the function, the API or the tables; and the
+/// dashboard shows every metric of the service.
+#[test]
+fn every_metric_the_alarms_and_the_dashboard_name_is_emitted() {
+    let template = template();
+    let (accounts, ledger) = tables(&template);
+    for id in resources_of_type(&template, "AWS::CloudWatch::Alarm") {
+        let (_, metrics, _) = alarm_watches(properties(&template, &id), &id);
+        for metric in &metrics {
+            check_metric(metric, &id);
+        }
+    }
+    let body = dashboard_body(&template);
+    let metrics = dashboard_metrics(&body);
+    for metric in &metrics {
+        check_metric(metric, "the dashboard");
+        if metric.namespace == "AWS/DynamoDB" {
+            let table = &metric.dimensions[0].1;
+            assert!(
+                *table == format!("${{{accounts}}}") || *table == format!("${{{ledger}}}"),
+                "the dashboard: {}",
+                metric.show()
+            );
+        }
+    }
+    let shown: BTreeSet<&str> = metrics
+        .iter()
+        .filter(|m| m.namespace == SERVICE_NAMESPACE)
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(
+        shown,
+        SERVICE_METRICS.into_iter().collect(),
+        "the dashboard shows every metric the service emits"
+    );
+}
+
+/// The dashboard: valid JSON once substituted, the widgets the issue asks
+/// for, and an alarm widget listing every alarm.
+#[test]
+fn the_dashboard_is_json_with_every_alarm_and_the_asked_for_graphs() {
+    let template = template();
+    let dashboard = only_resource_of_type(&template, "AWS::CloudWatch::Dashboard");
+    assert_eq!(
+        ref_target(get(
+            properties(&template, &dashboard),
+            "DashboardName",
+            &dashboard
+        )),
+        Some("AWS::StackName")
+    );
+    let body = dashboard_body(&template);
+    let widgets = body["widgets"].as_array().expect("widgets");
+    let alarms: BTreeSet<String> = widgets
+        .iter()
+        .filter(|w| w["type"] == "alarm")
+        .flat_map(|w| w["properties"]["alarms"].as_array().expect("alarms").iter())
+        .map(|a| a.as_str().expect("an alarm ARN").to_owned())
+        .collect();
+    let declared: BTreeSet<String> = resources_of_type(&template, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|id| format!("${{{id}.Arn}}"))
+        .collect();
+    assert_eq!(alarms, declared, "the alarm widget lists every alarm");
+    for widget in widgets.iter().filter(|w| w["type"] == "metric") {
+        let props = &widget["properties"];
+        assert_eq!(props["region"], "${AWS::Region}", "{}", props["title"]);
+        for key in ["x", "y", "width", "height"] {
+            assert!(widget[key].is_u64(), "{}: {key}", props["title"]);
+        }
+        assert!(widget["x"].as_u64().unwrap() + widget["width"].as_u64().unwrap() <= 24);
+    }
+    let expressions: Vec<String> = widgets
+        .iter()
+        .flat_map(|w| w["properties"]["metrics"].as_array().into_iter().flatten())
+        .filter_map(|row| row[0]["expression"].as_str().map(str::to_owned))
+        .collect();
+    let has = |needle: &str| expressions.iter().any(|e| e.contains(needle));
+    // calls/s by method; p50 and p99 by method; calls by code.
+    assert!(has("Service,Method} MetricName=\"Calls\"") && has("'Sum', 60) / 60"));
+    assert!(has("MetricName=\"Latency\"") && has("'p50', 60)") && has("'p99', 60)"));
+    assert!(has("Service,Code} MetricName=\"Calls\""));
+    // DynamoDB requests and WCU per payment.
+    assert!(has("requests / payments") && has("wcu / payments"));
+}
+
+/// X-Ray and JSON logs on the function, and the metrics' namespace and
+/// service name in its environment.
+#[test]
+fn the_function_is_traced_logs_json_and_knows_its_metrics_namespace() {
+    let template = template();
+    let function = properties(&template, FUNCTION);
+    // SAM turns this into TracingConfig Mode Active and adds the managed
+    // policy AWSXrayWriteOnlyAccess to the function's role (the cloud
+    // end-to-end test reads both back).
+    assert_eq!(get(function, "Tracing", FUNCTION).as_str(), Some("Active"));
+    let logging = get(function, "LoggingConfig", FUNCTION);
+    assert_eq!(
+        get(logging, "LogFormat", "LoggingConfig").as_str(),
+        Some("JSON")
+    );
+    let variables = get(
+        get(function, "Environment", FUNCTION),
+        "Variables",
+        "Environment",
+    );
+    assert_eq!(
+        ref_target(get(variables, "PAYMENT_METRICS_NAMESPACE", "Variables")),
+        Some("MetricsNamespace")
+    );
+    assert_eq!(
+        ref_target(get(variables, "PAYMENT_METRICS_SERVICE", "Variables")),
+        Some("AWS::StackName")
+    );
+    let parameters = get(&template, "Parameters", "template");
+    let namespace = get(parameters, "MetricsNamespace", "Parameters");
+    assert_eq!(
+        get(namespace, "Default", "MetricsNamespace").as_str(),
+        Some("PaymentService")
+    );
+}

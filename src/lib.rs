@@ -7,6 +7,7 @@ pub mod auth;
 pub mod check;
 pub mod client;
 pub mod config;
+pub mod connection;
 pub mod domain;
 pub mod error;
 pub mod guard;

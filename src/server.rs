@@ -4,12 +4,12 @@
 use crate::guard::RequestGuardLayer;
 use crate::pb::payment_service_server::PaymentServiceServer;
 use crate::service::PaymentApi;
-use axum::serve::ListenerExt as _;
 use http::{HeaderName, HeaderValue, Method};
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
+use tower::ServiceExt as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// How long a browser may cache a CORS preflight answer.
@@ -184,16 +184,47 @@ pub async fn serve_limited(
         })
         .option_layer(concurrency.map(tower::limit::ConcurrencyLimitLayer::new))
         .service(http_service(api, cors_origins).await?);
-    let listener = listener.tap_io(|socket| {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let socket = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => socket,
+                Err(err) => {
+                    // Out of descriptors or a connection reset before it was
+                    // accepted: the listener itself is fine; back off briefly.
+                    tracing::warn!(%err, "cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         if let Err(err) = socket.set_nodelay(true) {
             tracing::warn!(%err, "cannot set TCP_NODELAY on an accepted connection");
         }
-    });
-    axum::serve(listener, tower::make::Shared::new(service))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        let service = hyper_util::service::TowerToHyperService::new(service.clone().map_request(
+            |request: http::Request<hyper::body::Incoming>| request.map(axum::body::Body::new),
+        ));
+        let executor = crate::connection::ConnectionExecutor::default();
+        let builder = hyper_util::server::conn::auto::Builder::new(executor.clone());
+        let connection = builder
+            .serve_connection(hyper_util::rt::TokioIo::new(socket), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = crate::connection::drive(executor, connection).await {
+                tracing::debug!(%err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
     Ok(())
 }
+
+/// How long the server waits after a failed accept before the next.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@
 
 use crate::auth::AuthorizerClaims;
 use crate::error::ServiceError;
-use crate::server::HttpService;
+use crate::stack::HttpService;
 pub use crate::telemetry::Invocation;
 use crate::telemetry::Transport;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};

@@ -15,6 +15,7 @@ pub mod lambda;
 pub mod ledger;
 pub mod server;
 pub mod service;
+pub mod stack;
 pub mod telemetry;
 
 /// The generated protobuf and gRPC code of proto/payment/v1.

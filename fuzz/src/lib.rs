@@ -48,7 +48,7 @@ use http_body_util::Full;
 use payment::auth::{ADMIN_SCOPE, Authenticator, AuthorizerClaims, SUB_BYTES_MAX};
 use payment::guard::{REQUEST_BYTES_MAX, STREAMED_REQUEST_BYTES_MAX};
 use payment::pb;
-use payment::server::HttpService;
+use payment::stack::HttpService;
 use prost::Message;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -88,14 +88,14 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// The real HTTP stack of the server and the Lambda
-/// (`payment::server::http_service`) with [`dummy`] in place of the routes.
+/// (`payment::stack::http_service`) with [`dummy`] in place of the routes.
 pub fn service() -> HttpService {
     static SERVICE: OnceLock<HttpService> = OnceLock::new();
     SERVICE
         .get_or_init(|| {
             oracle_covers_the_contract();
             tower::ServiceBuilder::new()
-                .option_layer(payment::server::cors("*").expect("CORS for any origin"))
+                .option_layer(payment::stack::cors("*").expect("CORS for any origin"))
                 .layer(tonic_web::GrpcWebLayer::new())
                 .layer(payment::guard::RequestGuardLayer)
                 .service(axum::Router::new().fallback_service(tower::service_fn(dummy)))

@@ -6,7 +6,7 @@
 //! API Gateway).
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use payment::{auth::Authenticator, config, ledger::Ledger, server, service::PaymentApi};
+use payment::{auth::Authenticator, config, ledger::Ledger, service::PaymentApi, stack};
 use std::convert::Infallible;
 
 #[tokio::main(flavor = "current_thread")]
@@ -27,10 +27,10 @@ async fn run() -> Result<(), lambda_runtime::Error> {
         .with_promotion(config::promotion_from_env()?);
     let auth = Authenticator::from_env().await?;
     tracing::info!(auth = ?auth, "payment-lambda ready");
-    let service = server::http_service(
+    let service = stack::http_service(
         PaymentApi::new(ledger, auth)
             .with_telemetry(payment::telemetry::Telemetry::lambda_from_env()),
-        &server::cors_origins_from_env(),
+        &stack::cors_origins_from_env(),
     )
     .await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {

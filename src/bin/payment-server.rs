@@ -1,7 +1,7 @@
 //! payment-server: the payment service as a standalone gRPC + gRPC-Web server.
 
 use clap::Parser;
-use payment::{auth::Authenticator, config, ledger::Ledger, server, service::PaymentApi};
+use payment::{auth::Authenticator, config, ledger::Ledger, server, service::PaymentApi, stack};
 use std::net::SocketAddr;
 
 /// Serves the payment ledger over native gRPC (HTTP/2) and gRPC-Web
@@ -51,7 +51,7 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     config::init_tracing();
     // Configuration errors stop the start-up before anything else happens.
-    server::cors(&args.cors_origins)?;
+    stack::cors(&args.cors_origins)?;
     let skew_ms = payment::ledger::test_clock_skew()?;
     if skew_ms != 0 {
         tracing::warn!(

@@ -282,7 +282,7 @@ async fn identity_never_comes_from_headers() {
 
     // The Lambda handler in jwt mode (PAYMENT_AUTH_MODE=jwt), on the same
     // ledger: the same answers, through API Gateway events.
-    let service = payment::server::http_service(
+    let service = payment::stack::http_service(
         payment::service::PaymentApi::new(app.ledger.clone(), crate::harness::dev_auth()),
         "*",
     )
@@ -319,7 +319,7 @@ async fn identity_never_comes_from_headers() {
 async fn the_lambda_in_jwt_mode_ignores_authorizer_claims() {
     use prost::Message;
     let ledger = fresh_ledger().await;
-    let service = payment::server::http_service(
+    let service = payment::stack::http_service(
         payment::service::PaymentApi::new(ledger.clone(), crate::harness::dev_auth()),
         "*",
     )
@@ -456,7 +456,7 @@ fn gateway_event(
     event.to_string()
 }
 
-async fn lambda_status(service: &payment::server::HttpService, event: String) -> String {
+async fn lambda_status(service: &payment::stack::HttpService, event: String) -> String {
     let response = crate::lambda::invoke_raw(service, &event).await;
     let header = response
         .headers()
@@ -477,7 +477,7 @@ async fn lambda_status(service: &payment::server::HttpService, event: String) ->
 async fn behind_api_gateway_the_caller_comes_only_from_the_authorizer() {
     use prost::Message;
     let ledger = fresh_ledger().await;
-    let service = payment::server::http_service(
+    let service = payment::stack::http_service(
         payment::service::PaymentApi::new(ledger.clone(), Authenticator::ApiGateway),
         "*",
     )

@@ -202,13 +202,13 @@ async fn the_lambda_stack_sends_no_cors_headers_unless_origins_are_configured() 
         None,
         "the test environment must not set PAYMENT_CORS_ORIGINS"
     );
-    let default = payment::server::cors_origins_from_env();
+    let default = payment::stack::cors_origins_from_env();
     for (origins, expected) in [
         (default.as_str(), None),
         ("https://app.example.com", None),
         (DEV_ORIGIN, Some(DEV_ORIGIN)),
     ] {
-        let service = payment::server::http_service(
+        let service = payment::stack::http_service(
             PaymentApi::new(ledger.clone(), Authenticator::ApiGateway),
             origins,
         )

@@ -9,8 +9,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use payment::ledger::Ledger;
 use payment::pb;
-use payment::server::{HttpService, http_service};
 use payment::service::PaymentApi;
+use payment::stack::{HttpService, http_service};
 use prost::Message;
 
 fn event_file(name: &str) -> String {

@@ -34,7 +34,7 @@ use payment::domain::{AMOUNT_MAX_MINOR, BALANCE_MAX_MINOR, PageToken};
 use payment::guard::REQUEST_BYTES_MAX;
 use payment::ledger::{Ledger, Payer};
 use payment::pb;
-use payment::server::HttpService;
+use payment::stack::HttpService;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -216,7 +216,7 @@ impl Target {
     async fn new(transport: Transport) -> Target {
         if transport.lambda() {
             let ledger = fresh_ledger().await;
-            let lambda = payment::server::http_service(
+            let lambda = payment::stack::http_service(
                 payment::service::PaymentApi::new(
                     ledger.clone(),
                     payment::auth::Authenticator::ApiGateway,

@@ -357,7 +357,7 @@ async fn the_lambda_writes_one_emf_line_per_call_without_a_token_or_an_amount() 
     )));
     let api =
         PaymentApi::new(ledger, payment::auth::Authenticator::ApiGateway).with_telemetry(telemetry);
-    let service = payment::server::http_service(api, "*").await.unwrap();
+    let service = payment::stack::http_service(api, "*").await.unwrap();
     let bearer = format!("secret-token-{}", uuid::Uuid::new_v4().simple());
     let payment = |key: &str, amount: i64| {
         let request = order(key, &a, &b, amount);

@@ -1,0 +1,154 @@
+//! The flags (clap), what they default to and which combinations the
+//! benchmark refuses.
+
+use crate::BoxError;
+use clap::{Parser, ValueEnum};
+use payment::domain::HOLDS_OPEN_MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Payments between random accounts (--accounts, --hot-percent).
+    Accounts,
+    /// --customers customers pay one merchant account.
+    Merchant,
+    /// Holds between --accounts accounts (--payments of them, each sender
+    /// in turn), then half of them captured (alternately in full and in
+    /// part), the other half voided, and half of each capture refunded.
+    HoldCapture,
+}
+
+/// Measures the payment service against the physical limit (direct DynamoDB).
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Args {
+    /// A running service; omitted: the benchmark starts one on 127.0.0.1.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Speak gRPC-Web over HTTP/1.1 instead of native gRPC.
+    #[arg(long)]
+    pub grpc_web: bool,
+    /// Bearer token for --endpoint (an admin token: the benchmark opens
+    /// accounts with opening balances); default: minted from PAYMENT_DEV_JWT_SECRET.
+    #[arg(long, env = "PAYMENT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// What the payments look like.
+    #[arg(long, value_enum, default_value_t = Scenario::Accounts)]
+    pub scenario: Scenario,
+    /// Accounts to pay between, in the accounts scenario (2-10000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub accounts: u32,
+    /// Customers paying the merchant, in the merchant scenario (1-10000);
+    /// each caller pays from its own share of them, so needs at least as
+    /// many customers as callers.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub customers: u32,
+    /// The merchant account's balance_shards (AddAccountRequest), 0-64.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub merchant_shards: u32,
+    /// Run the service as K independent containers (1-64): K instances with
+    /// their own DynamoDB client, ledger and service, each on its own port
+    /// and answering one call at a time, the callers spread over them.
+    /// 1: one server answering every caller at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub containers: u32,
+    /// With --containers K > 1: first run the same payments through one
+    /// server (on fresh accounts), and report K containers / one server.
+    #[arg(long)]
+    pub compare_one_server: bool,
+    /// First run the same payments (on fresh accounts) through a service
+    /// without metrics, then the measured phases with payment-server's
+    /// Prometheus metrics on, and report the service's CPU per payment of
+    /// both and their ratio (the cost of the per-call record).
+    #[arg(long)]
+    pub compare_metrics: bool,
+    /// Worker threads of the service runtime (default: the number of CPUs).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub service_threads: Option<u32>,
+    /// Concurrent callers, 1-1024 (default: 32, or K with --containers K > 1,
+    /// one caller per container).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub callers: Option<u32>,
+    /// Payments per phase (1-1000000).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub payments: u32,
+    /// Percent of payments whose sender and recipient are hot accounts (0-100).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub hot_percent: u32,
+    /// How many of the accounts are hot.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub hot_accounts: u32,
+    /// Balance reads to time after the payments (0 to skip).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub reads: u32,
+    /// History pages (50 entries each) to time (0 to skip).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub history_pages: u32,
+    /// Payments made directly before measuring, untimed, to warm up
+    /// DynamoDB Local's JVM (0 to skip).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub warmup: u32,
+    /// Skip the direct (no service) phase.
+    #[arg(long)]
+    pub no_direct: bool,
+    /// At the end, audit the whole ledger (the tables of
+    /// PAYMENT_ACCOUNTS_TABLE / PAYMENT_LEDGER_TABLE) and fail unless clean.
+    #[arg(long)]
+    pub audit: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Args {
+    pub fn callers(&self) -> u32 {
+        self.callers.unwrap_or(if self.containers > 1 {
+            self.containers
+        } else {
+            32
+        })
+    }
+
+    pub fn transport(&self) -> &'static str {
+        if self.grpc_web { "gRPC-Web" } else { "gRPC" }
+    }
+
+    /// Refuses the combinations the benchmark cannot run, before anything
+    /// starts.
+    pub fn check(&self) -> Result<(), BoxError> {
+        if let Some(endpoint) = &self.endpoint
+            && self.containers > 1
+        {
+            return Err(format!(
+                "--containers starts the service itself: it does not go with --endpoint {endpoint}"
+            )
+            .into());
+        }
+        if let Some(endpoint) = &self.endpoint
+            && self.compare_metrics
+        {
+            return Err(format!(
+                "--compare-metrics starts the service itself: it does not go with --endpoint {endpoint}"
+            )
+            .into());
+        }
+        if self.scenario == Scenario::Merchant && self.customers < self.callers() {
+            return Err(format!(
+                "the merchant scenario gives each caller customers of its own: --customers {} is fewer than the {} callers",
+                self.customers,
+                self.callers()
+            )
+            .into());
+        }
+        if self.scenario == Scenario::HoldCapture
+            && u64::from(self.payments) > u64::from(self.accounts) * HOLDS_OPEN_MAX as u64
+        {
+            return Err(format!(
+                "the hold-capture scenario keeps every hold open until the capture phase, and an account holds at most {HOLDS_OPEN_MAX} open holds: --payments {} needs --accounts {} or more",
+                self.payments,
+                u64::from(self.payments).div_ceil(HOLDS_OPEN_MAX as u64)
+            )
+            .into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! The service, as one server or as K containers (or a running service
+//! given with --endpoint).
+
+use crate::BoxError;
+use payment::auth::{Authenticator, JwtVerifier};
+use payment::config::{self, RequestCounter};
+use payment::ledger::{Ledger, Tables};
+use payment::service::PaymentApi;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One service instance: its own DynamoDB client (with its own request
+/// counter), ledger, authenticator and service, on its own port.
+struct Instance {
+    endpoint: String,
+    counter: RequestCounter,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The service as the callers see it: one endpoint per instance (a started
+/// fleet), or a running service given with --endpoint (nothing counted).
+pub struct Fleet {
+    pub endpoints: Vec<String>,
+    instances: Vec<Instance>,
+    pub shape: String,
+}
+
+impl Fleet {
+    pub fn external(endpoint: &str) -> Fleet {
+        Fleet {
+            endpoints: vec![endpoint.to_owned()],
+            instances: Vec::new(),
+            shape: "external".into(),
+        }
+    }
+
+    /// Starts `containers` instances on the service runtime: with 1, one
+    /// server answering every call at once; with more, each answers one
+    /// call at a time.
+    pub async fn start(
+        service: &tokio::runtime::Handle,
+        containers: u32,
+        tables: &Tables,
+        secret: &[u8],
+        metrics: bool,
+    ) -> Result<Fleet, BoxError> {
+        let limit = (containers > 1).then_some(1);
+        let mut instances = Vec::new();
+        for _ in 0..containers {
+            let (tables, secret) = (tables.clone(), secret.to_vec());
+            let instance = service
+                .spawn(async move { start_instance(tables, secret, limit, metrics).await })
+                .await??;
+            instances.push(instance);
+        }
+        Ok(Fleet {
+            endpoints: instances.iter().map(|i| i.endpoint.clone()).collect(),
+            instances,
+            shape: shape_name(containers),
+        })
+    }
+
+    pub fn is_counted(&self) -> bool {
+        !self.instances.is_empty()
+    }
+
+    /// The DynamoDB requests of every instance so far, per operation.
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        let mut all = BTreeMap::new();
+        for instance in &self.instances {
+            for (op, n) in instance.counter.snapshot() {
+                *all.entry(op).or_default() += n;
+            }
+        }
+        all
+    }
+
+    pub async fn stop(self) {
+        for instance in self.instances {
+            let _ = instance.stop.send(());
+            let _ = instance.task.await;
+        }
+    }
+}
+
+fn shape_name(containers: u32) -> String {
+    if containers == 1 {
+        "1 server".into()
+    } else {
+        format!("{containers} containers")
+    }
+}
+
+/// Runs on the service runtime, so that the instance's sockets and its
+/// DynamoDB client's connections are driven by that runtime's threads.
+async fn start_instance(
+    tables: Tables,
+    secret: Vec<u8>,
+    limit: Option<usize>,
+    metrics: bool,
+) -> Result<Instance, BoxError> {
+    let counter = RequestCounter::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        config::dynamodb_config()
+            .await
+            .interceptor(counter.clone())
+            .build(),
+    );
+    // PAYMENT_PROMOTE_SHARDS as the server and the Lambda read it (off
+    // shows what an ordinary merchant meets without promotion).
+    let ledger = Ledger::new(client, tables).with_promotion(config::promotion_from_env()?);
+    let auth = Authenticator::Jwt(Arc::new(
+        JwtVerifier::new(None, None).with_dev_secret(&secret)?,
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // As `payment-server --metrics-listen` runs it (its scrape endpoint
+    // idle, its upkeep on).
+    let telemetry = if metrics {
+        payment::telemetry::prometheus::listen("127.0.0.1:0".parse()?).await?
+    } else {
+        payment::telemetry::Telemetry::off()
+    };
+    let api = PaymentApi::new(ledger, auth).with_telemetry(telemetry);
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(err) = payment::server::serve_limited(listener, api, "*", limit, shutdown).await
+        {
+            eprintln!("service instance failed: {err}");
+        }
+    });
+    Ok(Instance {
+        endpoint,
+        counter,
+        stop,
+        task,
+    })
+}

@@ -1,0 +1,80 @@
+//! payment-bench: a payment workload against the service (gRPC or gRPC-Web),
+//! and in the same run the same DynamoDB requests issued directly by the
+//! ledger with no service in between: the physical limit on this machine.
+//!
+//! Without `--endpoint` it starts the service itself on 127.0.0.1, so it can
+//! count the service's DynamoDB requests and measure its CPU time. The
+//! service runs on a runtime (threads) of its own, apart from the load
+//! generator's, either as one server or, with `--containers K`, as K
+//! independent instances in the Lambda shape: each with its own DynamoDB
+//! client, ledger and service, on its own port, answering one call at a
+//! time, with the callers spread over them. DynamoDB is configured the
+//! standard AWS way (AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local).
+//!
+//! Scenarios: `accounts` pays between random accounts (optionally with hot
+//! ones); `merchant` has N customers pay one merchant, each caller paying
+//! from customers of its own, so that the merchant is the only account two
+//! callers share. The benchmark opens its own accounts (prefix
+//! `bench-<run id>`), checks after every payment phase that no money was
+//! created or lost in them (and in the merchant scenario that the merchant
+//! received exactly the committed payments), optionally audits the whole
+//! ledger (`--audit`), and prints per phase payments/s, latency percentiles,
+//! ABORTED, DynamoDB requests and rounds per payment, the service's CPU per
+//! payment, and the ratios between the shapes.
+//!
+//! The files, one idea each: `args` (the flags), `workload` (accounts and
+//! who pays whom), `fleet` (one server or K containers), `measure` (running
+//! one timed phase), `phases`, `holds` and `direct` (the phases), `checks`
+//! (conservation and promotion), `cpu` (per-thread CPU time), `report`
+//! (printing and JSON) and `run` (one whole run, phase after phase).
+
+mod args;
+mod checks;
+mod cpu;
+mod direct;
+mod fleet;
+mod holds;
+mod measure;
+mod phases;
+mod report;
+mod run;
+mod workload;
+
+use args::Args;
+use clap::Parser;
+use cpu::ThreadCpu;
+use std::time::Duration;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> Result<(), BoxError> {
+    let args = Args::parse();
+    args.check()?;
+    let cpu = ThreadCpu::default();
+    let service_threads = args.service_threads.map_or_else(
+        || std::thread::available_parallelism().map_or(2, |n| n.get()),
+        |n| n as usize,
+    );
+    let service_runtime = {
+        let (start, stop) = (cpu.clone(), cpu.clone());
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(service_threads)
+            .thread_name("payment-service")
+            .on_thread_start(move || start.thread_started())
+            .on_thread_stop(move || stop.thread_stopping())
+            .enable_all()
+            .build()?
+    };
+    let load_runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("bench-load")
+        .enable_all()
+        .build()?;
+    let result = load_runtime.block_on(run::run(
+        args,
+        cpu,
+        service_threads,
+        service_runtime.handle().clone(),
+    ));
+    service_runtime.shutdown_timeout(Duration::from_secs(5));
+    result
+}

@@ -1,0 +1,253 @@
+//! One whole run, phase after phase: the direct ledger and the token, the
+//! warm-up, the comparison phases, the measured fleet, the direct phase,
+//! the audit and the report.
+
+use crate::BoxError;
+use crate::args::{Args, Scenario};
+use crate::cpu::ThreadCpu;
+use crate::direct::direct_phase;
+use crate::fleet::Fleet;
+use crate::phases::{metrics_off_phase, service_phases};
+use crate::report::{self, Phase, Report};
+use payment::auth::{DevToken, mint_dev_token};
+use payment::config::{self, RequestCounter};
+use payment::ledger::{AuditReport, Ledger, Tables};
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::metadata::AsciiMetadataValue;
+
+/// The identity the benchmark acts as (it owns the accounts it opens).
+pub const BENCH_SUB: &str = "payment-bench";
+
+/// What every phase needs.
+pub struct Bench {
+    pub args: Args,
+    pub run_id: String,
+    pub token: AsciiMetadataValue,
+    /// The service runtime's threads (None with --endpoint).
+    pub cpu: Option<ThreadCpu>,
+}
+
+pub async fn run(
+    args: Args,
+    cpu: ThreadCpu,
+    service_threads: usize,
+    service: tokio::runtime::Handle,
+) -> Result<(), BoxError> {
+    let run_id = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let tables = config::tables_from_env();
+    let counter = RequestCounter::default();
+    let ledger = direct_ledger(&service, &counter, &tables).await?;
+    let secret = uuid::Uuid::new_v4().simple().to_string();
+    let (token, fleet) = token_and_fleet(&args, &service, &ledger, &secret).await?;
+    let bench = Arc::new(Bench {
+        token: format!("Bearer {token}").parse()?,
+        run_id: run_id.clone(),
+        cpu: cpu.total_ns().is_some().then_some(cpu),
+        args,
+    });
+    let args = &bench.args;
+    let compare = args.compare_one_server && args.containers > 1;
+    if !args.json {
+        report::print_banner(args, &run_id, fleet.is_some(), compare, service_threads);
+    }
+    if args.warmup > 0 {
+        service
+            .spawn(direct_phase(
+                bench.clone(),
+                ledger.clone(),
+                counter.clone(),
+                "warmup",
+                args.warmup,
+            ))
+            .await??;
+    }
+    let one_server = if compare {
+        one_server_phase(&bench, &service, &tables, secret.as_bytes()).await?
+    } else {
+        None
+    };
+    let metrics_off = match &fleet {
+        Some(_) => None,
+        None if args.compare_metrics => {
+            metrics_off_phase(&bench, &service, &tables, secret.as_bytes()).await?
+        }
+        None => None,
+    };
+    let fleet = match fleet {
+        Some(fleet) => fleet,
+        None => measured_fleet(args, &service, &tables, secret.as_bytes()).await?,
+    };
+    let phases = service_phases(&bench, &fleet, "svc", true).await?;
+    let endpoints = fleet.endpoints.clone();
+    fleet.stop().await;
+    let direct = last_direct_phase(&bench, &service, &ledger, &counter).await?;
+    let audit = audit_ledger(args, &service, &ledger).await?;
+    let report = Report {
+        run_id: &run_id,
+        args,
+        service_threads,
+        endpoints: &endpoints,
+        one_server,
+        metrics_off,
+        phases,
+        direct,
+        audit: audit.as_ref(),
+        cpu_measured: bench.cpu.is_some(),
+    };
+    if args.json {
+        report.print_json();
+    } else {
+        report.print_text();
+    }
+    audit_clean(audit)
+}
+
+/// The direct phases' ledger, created on the service runtime like the
+/// service's own.
+async fn direct_ledger(
+    service: &tokio::runtime::Handle,
+    counter: &RequestCounter,
+    tables: &Tables,
+) -> Result<Ledger, BoxError> {
+    let (counter, tables) = (counter.clone(), tables.clone());
+    Ok(service
+        .spawn(async move {
+            let client = aws_sdk_dynamodb::Client::from_conf(
+                config::dynamodb_config().await.interceptor(counter).build(),
+            );
+            Ledger::new(client, tables)
+        })
+        .await?)
+}
+
+/// The token the callers present, and the service given with --endpoint
+/// (None: the benchmark starts its own, on tables it creates here).
+async fn token_and_fleet(
+    args: &Args,
+    service: &tokio::runtime::Handle,
+    ledger: &Ledger,
+    secret: &str,
+) -> Result<(String, Option<Fleet>), BoxError> {
+    Ok(match &args.endpoint {
+        Some(endpoint) => {
+            let token = match &args.token {
+                Some(token) => token.clone(),
+                None => {
+                    let secret = std::env::var("PAYMENT_DEV_JWT_SECRET")
+                        .map_err(|_| "with --endpoint, give --token (an admin token) or PAYMENT_DEV_JWT_SECRET")?;
+                    bench_token(secret.as_bytes())?
+                }
+            };
+            (token, Some(Fleet::external(endpoint)))
+        }
+        None => {
+            let create = ledger.clone();
+            service
+                .spawn(async move { create.create_tables().await })
+                .await??;
+            (bench_token(secret.as_bytes())?, None)
+        }
+    })
+}
+
+/// With --compare-one-server (and --containers K > 1): the payments of the
+/// measured phase through one server first (on fresh accounts); its first
+/// phase.
+async fn one_server_phase(
+    bench: &Bench,
+    service: &tokio::runtime::Handle,
+    tables: &Tables,
+    secret: &[u8],
+) -> Result<Option<Phase>, BoxError> {
+    let fleet = Fleet::start(service, 1, tables, secret, false).await?;
+    let measured = service_phases(bench, &fleet, "one", false).await?;
+    fleet.stop().await;
+    Ok(measured.into_iter().next())
+}
+
+/// The fleet of the measured phases: --containers instances, with
+/// payment-server's metrics on under --compare-metrics.
+async fn measured_fleet(
+    args: &Args,
+    service: &tokio::runtime::Handle,
+    tables: &Tables,
+    secret: &[u8],
+) -> Result<Fleet, BoxError> {
+    let metrics = args.compare_metrics;
+    let mut fleet = Fleet::start(service, args.containers, tables, secret, metrics).await?;
+    if metrics {
+        fleet.shape.push_str(", metrics on");
+    }
+    Ok(fleet)
+}
+
+/// The direct phase after the service phases, unless --no-direct or the
+/// hold-capture scenario.
+async fn last_direct_phase(
+    bench: &Arc<Bench>,
+    service: &tokio::runtime::Handle,
+    ledger: &Ledger,
+    counter: &RequestCounter,
+) -> Result<Option<Phase>, BoxError> {
+    let args = &bench.args;
+    if args.no_direct || args.scenario == Scenario::HoldCapture {
+        return Ok(None);
+    }
+    Ok(Some(
+        service
+            .spawn(direct_phase(
+                bench.clone(),
+                ledger.clone(),
+                counter.clone(),
+                "direct",
+                args.payments,
+            ))
+            .await??,
+    ))
+}
+
+/// With --audit: the whole ledger's audit, on the service runtime.
+async fn audit_ledger(
+    args: &Args,
+    service: &tokio::runtime::Handle,
+    ledger: &Ledger,
+) -> Result<Option<AuditReport>, BoxError> {
+    if !args.audit {
+        return Ok(None);
+    }
+    let ledger = ledger.clone();
+    Ok(Some(
+        service
+            .spawn(async move { ledger.audit(4, &|_, _| {}).await })
+            .await??,
+    ))
+}
+
+/// Fails the run when the audit found discrepancies, after listing the
+/// first of them.
+fn audit_clean(audit: Option<AuditReport>) -> Result<(), BoxError> {
+    if let Some(audit) = audit.filter(|a| !a.is_clean()) {
+        for what in audit.discrepancies.iter().take(20) {
+            eprintln!("audit: {what}");
+        }
+        return Err(format!(
+            "the audit found {} discrepancies",
+            audit.discrepancies_total
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn bench_token(secret: &[u8]) -> Result<String, BoxError> {
+    Ok(mint_dev_token(
+        secret,
+        &DevToken {
+            sub: BENCH_SUB,
+            admin: true,
+            ttl: Duration::from_secs(3600),
+            ..Default::default()
+        },
+    )?)
+}

@@ -728,30 +728,11 @@ fn the_function_allows_the_same_browser_origins_as_the_http_api() {
 // --- What the team on call sees: alarms, the dashboard, traces and JSON logs
 // (docs/alarms.md).
 
-/// The metrics the service emits, as EMF records in the function's log: the
-/// contract with the telemetry code (docs/observability.md defines each).
-/// An alarm or a dashboard widget that names anything else in the service's
-/// namespace (a metric renamed on one side only) fails here.
-const SERVICE_METRICS: [&str; 10] = [
-    "Calls",
-    "Latency",
-    "FirstMessageLatency",
-    "DynamoDBRequests",
-    "Rounds",
-    "Conflicts",
-    "ConsumedWCU",
-    "ConsumedRCU",
-    "ColdStart",
-    "OutcomeUnknown",
-];
-
-/// The dimension sets every service metric is emitted under.
-const SERVICE_DIMENSION_SETS: [&[&str]; 4] = [
-    &["Service"],
-    &["Service", "Code"],
-    &["Service", "Method"],
-    &["Service", "Method", "Code"],
-];
+// The metrics the service emits, as EMF records in the function's log: the
+// contract with the telemetry code (docs/observability.md defines each).
+// An alarm or a dashboard widget that names anything else in the service's
+// namespace (a metric renamed on one side only) fails here.
+use payment::telemetry::emf::{DIMENSIONS as SERVICE_DIMENSION_SETS, METRICS as SERVICE_METRICS};
 
 /// The gRPC code names, as the Code dimension spells them.
 const GRPC_CODES: [&str; 17] = [

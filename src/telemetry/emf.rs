@@ -27,6 +27,22 @@ pub const DIMENSIONS: [&[&str]; 4] = [
     &["Service", "Method", "Code"],
 ];
 
+/// Every metric a record can carry (FirstMessageLatency only on streamed
+/// calls): the names the template's alarms and dashboard may use, which
+/// tests/template.rs and the cloud test check against this list.
+pub const METRICS: [&str; 10] = [
+    "Calls",
+    "Latency",
+    "FirstMessageLatency",
+    "DynamoDBRequests",
+    "Rounds",
+    "Conflicts",
+    "ConsumedWCU",
+    "ConsumedRCU",
+    "ColdStart",
+    "OutcomeUnknown",
+];
+
 const COUNT: &str = "Count";
 const MILLISECONDS: &str = "Milliseconds";
 
@@ -185,6 +201,25 @@ mod tests {
             }),
             streamed: false,
         }
+    }
+
+    #[test]
+    fn a_streamed_record_carries_exactly_the_listed_metrics() {
+        let writer = EmfWriter::new("Ns", "svc", std::io::sink());
+        let streamed = CallRecord {
+            streamed: true,
+            first_message: Some(Duration::from_millis(3)),
+            ..record()
+        };
+        let line = writer.line(&streamed, 0);
+        let mut names: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|d| d["Name"].as_str()).collect())
+            .unwrap_or_default();
+        names.sort_unstable();
+        let mut listed = METRICS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(names, listed);
     }
 
     #[test]

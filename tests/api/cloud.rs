@@ -1058,20 +1058,9 @@ async fn dynamodb_semantics(client: &aws_sdk_dynamodb::Client) -> Vec<String> {
     seen
 }
 
-/// The metrics the service emits (the contract with its telemetry;
-/// tests/template.rs checks the template's alarms and dashboard against it).
-const SERVICE_METRICS: [&str; 10] = [
-    "Calls",
-    "Latency",
-    "FirstMessageLatency",
-    "DynamoDBRequests",
-    "Rounds",
-    "Conflicts",
-    "ConsumedWCU",
-    "ConsumedRCU",
-    "ColdStart",
-    "OutcomeUnknown",
-];
+// The metrics the service emits (the contract with its telemetry;
+// tests/template.rs checks the template's alarms and dashboard against it).
+use payment::telemetry::emf::METRICS as SERVICE_METRICS;
 
 /// The template's value with its intrinsic functions resolved as this
 /// deployment resolved them: `!Ref`/`${...}` through `value`, `!If` on the

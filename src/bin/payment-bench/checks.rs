@@ -2,13 +2,12 @@
 //! lost in its accounts, that every hold was settled as planned, and when
 //! the service promoted the merchant to balance shards.
 
-use crate::BoxError;
 use crate::args::Scenario;
 use crate::phases::{authorized, read_accounts};
 use crate::report::{Phase, Promoted};
 use crate::workload::{Workload, captured_amount, hold_parties, refunded_amount};
+use crate::{BoxError, Transport};
 use payment::pb::{self, payment_service_client::PaymentServiceClient};
-use tonic::client::GrpcService;
 use tonic::metadata::AsciiMetadataValue;
 
 /// Conservation after a payment phase: the accounts hold together exactly
@@ -60,10 +59,7 @@ pub async fn check_holds_settled<T>(
     label: &str,
 ) -> Result<(), BoxError>
 where
-    T: GrpcService<tonic::body::Body>,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
 {
     let mut balances = Vec::new();
     for account in read_accounts(client, token, workload).await? {
@@ -112,10 +108,7 @@ pub async fn promotion_seen<T>(
     started_ms: i64,
 ) -> Result<Option<Promoted>, BoxError>
 where
-    T: GrpcService<tonic::body::Body>,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
 {
     if merchant.balance_shards <= 1 {
         return Ok(None);
@@ -144,10 +137,7 @@ async fn merchant_entries<T>(
     merchant: &pb::Account,
 ) -> Result<Vec<(i64, i32)>, BoxError>
 where
-    T: GrpcService<tonic::body::Body>,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
 {
     let mut entries = Vec::new();
     let mut token_text = String::new();

@@ -5,15 +5,14 @@
 //! call refers to its hold by (sender, idempotency key), as a client that
 //! kept only its key would.
 
-use crate::BoxError;
 use crate::measure::{Meters, Outcome};
 use crate::phases::{Runner, authorized, status_outcome};
 use crate::report::Phase;
 use crate::run::Bench;
 use crate::workload::{Workload, captured_amount, hold_amount, hold_parties, refunded_amount};
+use crate::{BoxError, Transport};
 use payment::pb::{self, payment_service_client::PaymentServiceClient};
 use std::sync::Arc;
-use tonic::client::GrpcService;
 use tonic::metadata::AsciiMetadataValue;
 
 /// What every call of the hold phases needs.
@@ -56,11 +55,7 @@ pub async fn hold_phases<'a, T, M>(
     runner: &Runner<'_, M>,
 ) -> Result<Vec<Phase>, BoxError>
 where
-    T: GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
-    T::Future: Send,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
     M: Fn() -> Meters<'a>,
 {
     let holds = Holds {
@@ -81,11 +76,7 @@ where
 /// Places holds 0..`calls`.
 async fn authorize_phase<'a, T, M>(holds: &Holds<T>, runner: &Runner<'_, M>, calls: u32) -> Phase
 where
-    T: GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
-    T::Future: Send,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
     M: Fn() -> Meters<'a>,
 {
     let holds = holds.clone();
@@ -115,11 +106,7 @@ where
 /// odd m, and checks what each capture moved.
 async fn capture_phase<'a, T, M>(holds: &Holds<T>, runner: &Runner<'_, M>, calls: u32) -> Phase
 where
-    T: GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
-    T::Future: Send,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
     M: Fn() -> Meters<'a>,
 {
     let holds = holds.clone();
@@ -156,11 +143,7 @@ where
 /// Voids hold 2m + 1 for m in 0..`calls`.
 async fn void_phase<'a, T, M>(holds: &Holds<T>, runner: &Runner<'_, M>, calls: u32) -> Phase
 where
-    T: GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
-    T::Future: Send,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
     M: Fn() -> Meters<'a>,
 {
     let holds = holds.clone();
@@ -182,11 +165,7 @@ where
 /// Refunds half of capture m (of hold 2m) for m in 0..`calls`.
 async fn refund_phase<'a, T, M>(holds: &Holds<T>, runner: &Runner<'_, M>, calls: u32) -> Phase
 where
-    T: GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
-    T::Future: Send,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
     M: Fn() -> Meters<'a>,
 {
     let holds = holds.clone();

@@ -47,6 +47,39 @@ use std::time::Duration;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A client transport the phases can call through: tonic's `Channel`
+/// (native gRPC) or the gRPC-Web client, with the bounds tonic's generated
+/// client asks of it, written once.
+trait Transport:
+    tonic::client::GrpcService<
+        tonic::body::Body,
+        Future: Send,
+        Error: Into<BoxError>,
+        ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<BoxError> + Send>
+                          + Send
+                          + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Transport for T where
+    T: tonic::client::GrpcService<
+            tonic::body::Body,
+            Future: Send,
+            Error: Into<BoxError>,
+            ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<BoxError> + Send>
+                              + Send
+                              + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     args.check()?;

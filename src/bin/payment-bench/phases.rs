@@ -2,7 +2,6 @@
 //! the hold-capture scenario), then balance reads and history pages, over
 //! native gRPC or gRPC-Web; and the metrics-off phase of --compare-metrics.
 
-use crate::BoxError;
 use crate::args::Scenario;
 use crate::checks::{check_balances, check_holds_settled, promotion_seen};
 use crate::fleet::Fleet;
@@ -11,11 +10,11 @@ use crate::measure::{CALL_TIMEOUT, Meters, Outcome, run_phase};
 use crate::report::Phase;
 use crate::run::Bench;
 use crate::workload::Workload;
+use crate::{BoxError, Transport};
 use payment::ledger::Tables;
 use payment::pb::{self, payment_service_client::PaymentServiceClient};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tonic::client::GrpcService;
 use tonic::metadata::AsciiMetadataValue;
 
 pub fn status_outcome(status: tonic::Status) -> Outcome {
@@ -73,10 +72,7 @@ pub async fn open_accounts<T>(
     workload: &Workload,
 ) -> Result<(), BoxError>
 where
-    T: GrpcService<tonic::body::Body>,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
 {
     for (index, id) in workload.ids.iter().enumerate() {
         client
@@ -102,10 +98,7 @@ pub async fn read_accounts<T>(
     workload: &Workload,
 ) -> Result<Vec<pb::Account>, BoxError>
 where
-    T: GrpcService<tonic::body::Body>,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
 {
     let mut accounts = Vec::with_capacity(workload.ids.len());
     for id in workload.ids.iter() {
@@ -157,11 +150,7 @@ async fn service_phases_over<T>(
     reads: bool,
 ) -> Result<Vec<Phase>, BoxError>
 where
-    T: GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
-    T::Future: Send,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
 {
     let args = &bench.args;
     let token = bench.token.clone();
@@ -226,11 +215,7 @@ async fn payments_phase<'a, T, M>(
     runner: &Runner<'_, M>,
 ) -> Phase
 where
-    T: GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
-    T::Future: Send,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
     M: Fn() -> Meters<'a>,
 {
     let pay = {
@@ -267,11 +252,7 @@ async fn read_phases<'a, T, M>(
     runner: &Runner<'_, M>,
 ) -> Vec<Phase>
 where
-    T: GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
-    T::Future: Send,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
     M: Fn() -> Meters<'a>,
 {
     let args = &bench.args;
@@ -293,11 +274,7 @@ async fn balance_reads_phase<'a, T, M>(
     runner: &Runner<'_, M>,
 ) -> Phase
 where
-    T: GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
-    T::Future: Send,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
     M: Fn() -> Meters<'a>,
 {
     let (clients, token, ids) = (clients.clone(), bench.token.clone(), workload.ids.clone());
@@ -328,11 +305,7 @@ async fn history_pages_phase<'a, T, M>(
     runner: &Runner<'_, M>,
 ) -> Phase
 where
-    T: GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
-    T::Future: Send,
-    T::Error: Into<BoxError>,
-    T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport,
     M: Fn() -> Meters<'a>,
 {
     let (clients, token, ids) = (clients.clone(), bench.token.clone(), workload.ids.clone());

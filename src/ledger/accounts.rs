@@ -1,8 +1,9 @@
 //! Opening accounts and reading them.
 
+use super::clock::{new_transaction_id, now_ms};
 use super::layout::{
     AccountFacts, AccountsItem, Item, OWNER_SK, ShardState, StoredEntry, account_item, build_error,
-    n, new_transaction_id, now_ms, owner_pk, s, sdk_error, shard_item,
+    n, owner_pk, s, sdk_error, shard_item,
 };
 use super::round::{Rounds, Written, reason};
 use super::shards::account_from;

@@ -17,9 +17,10 @@ mod holds;
 mod shards;
 mod transactions;
 
+use super::clock::now_ms;
 use super::layout::{
     AccountFacts, AccountsItem, HoldRecord, Item, RecordLegs, ShardState, StoredEntry,
-    StoredRecord, get_s, now_ms, record_legs, sdk_error,
+    StoredRecord, get_s, record_legs, sdk_error,
 };
 use super::{Ledger, LedgerError, Payment, TransferKind};
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;

@@ -3,10 +3,9 @@
 //! instance it is one request, and so is its replay (answered by the failed
 //! write's returned record).
 
+use super::clock::new_transaction_id;
 use super::holds::clock;
-use super::layout::{
-    HoldRecord, HoldSlot, ShardState, StoredRecord, new_transaction_id, record_key,
-};
+use super::layout::{HoldRecord, HoldSlot, ShardState, StoredRecord, record_key};
 use super::replay::{Call, replayed};
 use super::round::{Party, Rounds, Start, Written, reason, refusal};
 use super::{HoldOutcome, HoldState, Ledger, LedgerError, Payer, Payment, TransferKind};

@@ -33,7 +33,8 @@
 //! fence that expired would reopen the window it closes (a write held long
 //! enough could commit after it went).
 
-use super::layout::{Fence, StoredRecord, now_ms, record_key, sdk_error};
+use super::clock::now_ms;
+use super::layout::{Fence, StoredRecord, record_key, sdk_error};
 use super::{Found, Ledger, LedgerError, Payer};
 use crate::domain::PaymentRef;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;

@@ -54,9 +54,8 @@
 //! time order per shard), but no other writer sweeps holds by those times:
 //! each sweeps by its own clock.
 
-use super::layout::{
-    HoldRecord, Item, ShardState, StoredRecord, build_error, now_ms, s, shard_key,
-};
+use super::clock::now_ms;
+use super::layout::{HoldRecord, Item, ShardState, StoredRecord, build_error, s, shard_key};
 use super::records::describe;
 use super::round::holds_pin;
 use super::{Hold, HoldState, Ledger, LedgerError, Payer, Payment, TransferKind};
@@ -324,4 +323,38 @@ pub(super) fn reserved(state: &ShardState, hold: &HoldRecord, now: i64) -> bool 
 /// Now, by this instance's clock.
 pub(super) fn clock() -> i64 {
     now_ms()
+}
+
+/// Hold arithmetic on one balance shard.
+impl ShardState {
+    /// Money of the shard reserved by holds that have not expired at `now_ms`.
+    pub(super) fn held_at(&self, now_ms: i64) -> i64 {
+        self.holds
+            .values()
+            .filter(|h| h.expires_at_ms > now_ms)
+            .map(|h| h.amount_minor)
+            .sum()
+    }
+
+    /// What a debit may take from the shard at `now_ms`.
+    pub(super) fn available_at(&self, now_ms: i64) -> i64 {
+        self.balance_minor - self.held_at(now_ms)
+    }
+
+    /// The holds left after sweeping the expired ones, if any expired.
+    pub(super) fn swept(
+        &self,
+        now_ms: i64,
+    ) -> Option<std::collections::BTreeMap<String, super::layout::HoldSlot>> {
+        if self.holds.values().all(|h| h.expires_at_ms > now_ms) {
+            return None;
+        }
+        Some(
+            self.holds
+                .iter()
+                .filter(|(_, h)| h.expires_at_ms > now_ms)
+                .map(|(k, h)| (k.clone(), *h))
+                .collect(),
+        )
+    }
 }

@@ -37,7 +37,7 @@ impl AccountLocks {
     }
 
     fn shard(account_id: &str) -> usize {
-        (super::layout::fnv1a(account_id) % ACCOUNT_LOCK_SHARDS as u64) as usize
+        (fnv1a(account_id) % ACCOUNT_LOCK_SHARDS as u64) as usize
     }
 
     /// Waits (at most [`QUEUE_WAIT_MAX`]) for the turn of both accounts;
@@ -60,6 +60,13 @@ impl AccountLocks {
         }
         guards
     }
+}
+
+/// FNV-1a: stable and cheap, for spreading accounts over in-process slots.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

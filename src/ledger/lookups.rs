@@ -1,7 +1,8 @@
 //! GetPayment and ListAccounts: reads through the indexes.
 
+use super::clock::now_ms;
 use super::layout::{
-    AccountsItem, Item, LISTED, LISTED_INDEX, OWNER_INDEX, StoredRecord, now_ms, s, sdk_error,
+    AccountsItem, Item, LISTED, LISTED_INDEX, OWNER_INDEX, StoredRecord, s, sdk_error,
 };
 use super::records::describe;
 use super::shards::account_from;

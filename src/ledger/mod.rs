@@ -24,8 +24,9 @@
 //!   write; the ownership and currency checks;
 //! - [`replay`], the one replay rule for idempotency keys;
 //! - [`records`], finding payment, hold and refund records;
-//! - [`layout`], table keys, item codecs, schema and the one list of
-//!   retryable DynamoDB errors (the DynamoDB layout lives there alone);
+//! - [`layout`], the DynamoDB layout alone: keys, attributes, one codec per
+//!   kind of item, the schema and the one list of retryable DynamoDB errors;
+//! - [`clock`], the ledger's clock (and its test-only skew);
 //! - [`shards`], the hot-account mechanism: balance shards, their
 //!   consistent snapshot, and which shard a credit goes to;
 //! - [`known`], what a warm instance remembers (accounts, shard states, the
@@ -94,6 +95,7 @@ mod accounts;
 mod audit;
 mod authorize;
 mod capture;
+mod clock;
 mod fence;
 mod history;
 mod holds;
@@ -111,9 +113,10 @@ mod shards;
 mod void;
 
 pub use audit::{AUDIT_LISTED_MAX, AUDIT_SEGMENTS_MAX, AuditReport, CurrencyTotals};
+pub use clock::{TEST_CLOCK_SKEW_ENV, TEST_CLOCK_SKEW_MAX_MS, test_clock_skew};
 pub use history::{HISTORY_CHUNK_MAX, HistoryCursor};
 pub use known::Promotion;
-pub use layout::{IndexSchemas, TEST_CLOCK_SKEW_ENV, TEST_CLOCK_SKEW_MAX_MS, test_clock_skew};
+pub use layout::IndexSchemas;
 pub use reshard::Resharded;
 pub use round::PAYMENT_ATTEMPTS_MAX;
 pub use shards::BALANCE_SHARDS_MAX;

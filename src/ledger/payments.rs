@@ -2,7 +2,8 @@
 //! ([`super::round`]). On a warm instance a payment is one
 //! TransactWriteItems, and so is its replay (answered by the failed write).
 
-use super::layout::{Item, StoredRecord, new_transaction_id, record_item, record_key};
+use super::clock::new_transaction_id;
+use super::layout::{Item, StoredRecord, record_item, record_key};
 use super::replay::{Call, replayed};
 use super::round::{
     DEBIT_SHARDS_MAX, Party, Rounds, Start, Transfer, Written, plan_debits, reason, refusal,
@@ -179,7 +180,7 @@ impl Ledger {
             None,
         )
         .await?;
-        let now = super::layout::now_ms();
+        let now = super::clock::now_ms();
         let debits = loop {
             match plan_debits(sender, amount, now) {
                 Some(debits) => break debits,

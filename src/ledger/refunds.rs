@@ -12,8 +12,9 @@
 //! one TransactWriteItems; a stale `refunded` costs one failed write, which
 //! returns the record as it is.
 
+use super::clock::new_transaction_id;
 use super::holds::clock;
-use super::layout::{Item, StoredRecord, n, new_transaction_id, record_item, record_key};
+use super::layout::{Item, StoredRecord, n, record_item, record_key};
 use super::records::describe;
 use super::replay::{Call, replayed};
 use super::round::{DEBIT_SHARDS_MAX, Rounds, Transfer, Written, plan_debits, reason, refusal};

@@ -34,8 +34,9 @@
 //! money, holds and history to the others, and nothing needs it (an idle
 //! shard costs one item and one more key in a balance read).
 
+use super::clock::now_ms;
 use super::layout::{
-    AccountFacts, AccountsItem, ShardState, build_error, n, now_ms, s, shard_item, shard_key,
+    AccountFacts, AccountsItem, ShardState, build_error, n, s, shard_item, shard_key,
 };
 use super::round::{Rounds, Written};
 use super::{Account, Ledger, LedgerError};

@@ -20,8 +20,9 @@
 //! (a merchant paying out more than one shard holds), so it almost never
 //! costs a second read.
 
+use super::clock::now_ms;
 use super::layout::{
-    AccountFacts, AccountsItem, Item, ShardState, build_error, now_ms, s, sdk_error, shard_key,
+    AccountFacts, AccountsItem, Item, ShardState, build_error, s, sdk_error, shard_key,
 };
 use super::{Account, Ledger, LedgerError};
 use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity};

@@ -153,47 +153,6 @@ pub fn https_client(roots: TlsRoots) -> aws_smithy_runtime_api::client::http::Sh
         .build_https()
 }
 
-/// Counts the HTTP requests a DynamoDB client sends (every attempt,
-/// retries included), by operation name.
-#[derive(Debug, Clone, Default)]
-pub struct RequestCounter {
-    counts: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
-}
-
-impl RequestCounter {
-    /// Requests sent so far, per operation.
-    pub fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
-        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-
-    /// Requests sent so far, all operations.
-    pub fn total(&self) -> u64 {
-        self.snapshot().values().sum()
-    }
-}
-
-impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
-        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let operation = cfg
-            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
-            .map_or("unknown", |m| m.name())
-            .to_owned();
-        if let Ok(mut counts) = self.counts.lock() {
-            *counts.entry(operation).or_default() += 1;
-        }
-        Ok(())
-    }
-}
-
 /// A client for DynamoDB Local at `endpoint` (tests and benchmarks), with
 /// fixed dummy credentials and the same retries and timeouts as production.
 pub fn local_dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {

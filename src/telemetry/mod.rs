@@ -15,6 +15,9 @@
 
 pub mod emf;
 pub mod prometheus;
+mod requests;
+
+pub use requests::RequestCounter;
 
 use std::future::Future;
 use std::pin::Pin;

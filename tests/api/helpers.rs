@@ -688,8 +688,8 @@ pub fn ledger_via(url: &str, tables: &payment::ledger::Tables) -> payment::ledge
 /// DynamoDB requests; promotion as by default.
 pub fn instance(
     tables: &payment::ledger::Tables,
-) -> (payment::ledger::Ledger, payment::config::RequestCounter) {
-    let counter = payment::config::RequestCounter::default();
+) -> (payment::ledger::Ledger, payment::telemetry::RequestCounter) {
+    let counter = payment::telemetry::RequestCounter::default();
     let config = payment::config::local_dynamodb_config(crate::harness::shared_dynamodb())
         .interceptor(counter.clone());
     let ledger = payment::ledger::Ledger::new(
@@ -702,7 +702,7 @@ pub fn instance(
 /// The requests `counter` saw since `before`, by operation (only those
 /// that grew).
 pub fn cost(
-    counter: &payment::config::RequestCounter,
+    counter: &payment::telemetry::RequestCounter,
     before: std::collections::BTreeMap<String, u64>,
 ) -> Vec<(String, u64)> {
     counter

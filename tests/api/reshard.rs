@@ -4,10 +4,10 @@
 
 use crate::harness::TestApp;
 use crate::helpers::*;
-use payment::config::RequestCounter;
 use payment::domain::{AccountId, NewAccount, PaymentOrder};
 use payment::ledger::{Ledger, Payer, Promotion, Tables};
 use payment::pb;
+use payment::telemetry::RequestCounter;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

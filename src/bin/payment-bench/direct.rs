@@ -7,9 +7,9 @@ use crate::measure::{Meters, Outcome, run_phase};
 use crate::report::Phase;
 use crate::run::{BENCH_SUB, Bench};
 use crate::workload::Workload;
-use payment::config::RequestCounter;
 use payment::domain::{AccountId, NewAccount, PaymentOrder};
 use payment::ledger::{Ledger, LedgerError, Payer};
+use payment::telemetry::RequestCounter;
 use std::sync::Arc;
 
 /// An account of the direct phase, opened as the service phases open it.

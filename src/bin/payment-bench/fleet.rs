@@ -3,9 +3,10 @@
 
 use crate::BoxError;
 use payment::auth::{Authenticator, JwtVerifier};
-use payment::config::{self, RequestCounter};
+use payment::config;
 use payment::ledger::{Ledger, Tables};
 use payment::service::PaymentApi;
+use payment::telemetry::RequestCounter;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -2,9 +2,13 @@
 //!
 //! Data flows one way: transport (`server`, the Lambda) → [`service`] →
 //! [`domain`] checks → [`ledger`] → DynamoDB.
+//!
+//! Safe Rust only: the one unsafe block of the project (a `pre_exec` hook)
+//! is in the history checker's binary, `src/bin/payment-check/`.
+
+#![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod check;
 pub mod client;
 pub mod config;
 pub mod connection;

@@ -14,7 +14,7 @@ pub(super) fn now_ms() -> i64 {
 }
 
 /// TEST ONLY: shifts this process's ledger clock by this many milliseconds
-/// (negative: behind), so that the history checker (src/check) can run
+/// (negative: behind), so that the history checker (payment-check) can run
 /// instances whose clocks disagree. Never set it in production.
 pub const TEST_CLOCK_SKEW_ENV: &str = "PAYMENT_TEST_CLOCK_SKEW_MS";
 /// The largest skew [`TEST_CLOCK_SKEW_ENV`] takes, either way.

@@ -26,8 +26,8 @@
 //! that (see [`KeyedOp::reuse`]).
 
 use super::fleet::DEV_SECRET;
-use crate::auth::{DevToken, mint_dev_token};
-use crate::pb::{self, payment_service_client::PaymentServiceClient};
+use payment::auth::{DevToken, mint_dev_token};
+use payment::pb::{self, payment_service_client::PaymentServiceClient};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;

@@ -1,10 +1,12 @@
-//! payment-check: the history checker (see src/check and docs/operating.md,
+//! payment-check: the history checker (see check/ and docs/operating.md,
 //! "History checker"). Runs the service in the Lambda shape under faults, records
 //! what every client was told, checks it against the ledger and a model,
 //! and exits non-zero on any anomaly.
 
+mod check;
+
+use check::{Config, Faults};
 use clap::Parser;
-use payment::check::{self, Config, Faults};
 use std::path::PathBuf;
 
 /// Runs K one-call-at-a-time payment-server processes against DynamoDB

@@ -221,20 +221,23 @@ impl Instance {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "local")
             .env("AWS_SECRET_ACCESS_KEY", "local")
-            .env(crate::config::ACCOUNTS_TABLE_ENV, &spec.accounts_table)
-            .env(crate::config::LEDGER_TABLE_ENV, &spec.ledger_table)
+            .env(payment::config::ACCOUNTS_TABLE_ENV, &spec.accounts_table)
+            .env(payment::config::LEDGER_TABLE_ENV, &spec.ledger_table)
             .env("PAYMENT_DEV_JWT_SECRET", DEV_SECRET)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
         command.env(
-            crate::config::PROMOTE_SHARDS_ENV,
+            payment::config::PROMOTE_SHARDS_ENV,
             spec.promote_shards
                 .map_or_else(|| "off".to_owned(), |n| n.to_string()),
         );
         if spec.skew_ms != 0 {
-            command.env(crate::ledger::TEST_CLOCK_SKEW_ENV, spec.skew_ms.to_string());
+            command.env(
+                payment::ledger::TEST_CLOCK_SKEW_ENV,
+                spec.skew_ms.to_string(),
+            );
         }
         die_with_parent(&mut command);
         let mut child = command

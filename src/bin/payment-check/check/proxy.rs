@@ -44,33 +44,6 @@ const BODY_MAX: usize = 16 * 1024 * 1024;
 /// How often a late write waiting out a blackout looks again.
 const BLACKOUT_POLL: Duration = Duration::from_millis(50);
 
-/// The kinds of fault a proxy injects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum FaultKind {
-    Delay,
-    DropReply,
-    LateWrite,
-    Reset,
-}
-
-impl FaultKind {
-    pub const ALL: [FaultKind; 4] = [
-        FaultKind::Delay,
-        FaultKind::DropReply,
-        FaultKind::LateWrite,
-        FaultKind::Reset,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::Delay => "delay",
-            FaultKind::DropReply => "drop-reply",
-            FaultKind::LateWrite => "late-write",
-            FaultKind::Reset => "reset",
-        }
-    }
-}
-
 /// How often each fault strikes, in requests per thousand (late writes: per
 /// thousand writes), and how long delays and late writes last.
 #[derive(Debug, Clone)]
@@ -123,15 +96,6 @@ impl FaultCounts {
         self.reset += other.reset;
         self.blackout += other.blackout;
         self.forwarded += other.forwarded;
-    }
-
-    pub fn of(&self, kind: FaultKind) -> u64 {
-        match kind {
-            FaultKind::Delay => self.delay,
-            FaultKind::DropReply => self.drop_reply,
-            FaultKind::LateWrite => self.late_write,
-            FaultKind::Reset => self.reset,
-        }
     }
 }
 

@@ -18,8 +18,8 @@
 //! entry 1, a first page's real-time cut).
 
 use super::clients::{AccountSpec, Call, Class, Fate, KeyedOp, Reply, Request};
-use crate::domain::{AccountId, IdempotencyKey, PaymentRef};
-use crate::ledger::{
+use payment::domain::{AccountId, IdempotencyKey, PaymentRef};
+use payment::ledger::{
     Direction, Entry, Found, HistoryCursor, HoldState, Ledger, LedgerError, Payer, TransferKind,
 };
 use serde::Serialize;
@@ -1516,7 +1516,7 @@ mod tests {
     //! twice more (once on its new shard 2, once on shard 0).
     use super::*;
     use crate::check::clients::{Answer, PageEntry, Tx};
-    use crate::ledger::Payment;
+    use payment::ledger::Payment;
 
     fn payment(id: &str, sender: &str, recipient: &str, amount: i64, at: i64) -> Payment {
         Payment {

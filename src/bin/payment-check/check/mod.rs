@@ -263,9 +263,9 @@ pub async fn run(config: Config) -> Result<Report, BoxError> {
         &workdir.join("dynamodb-local.log"),
     )
     .await?;
-    let tables = crate::config::tables_from_env();
-    let ledger = crate::ledger::Ledger::new(
-        crate::config::local_dynamodb_client(&local.endpoint()),
+    let tables = payment::config::tables_from_env();
+    let ledger = payment::ledger::Ledger::new(
+        payment::config::local_dynamodb_client(&local.endpoint()),
         tables.clone(),
     );
     let mut created = ledger.create_tables().await;
@@ -526,7 +526,7 @@ async fn open_accounts(
     token: &tonic::metadata::AsciiMetadataValue,
     accounts: &[AccountSpec],
 ) -> Result<(), BoxError> {
-    use crate::pb::{self, payment_service_client::PaymentServiceClient};
+    use payment::pb::{self, payment_service_client::PaymentServiceClient};
     let mut client = PaymentServiceClient::new(channel.clone());
     for spec in accounts {
         let mut last = None;

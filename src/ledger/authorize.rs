@@ -7,7 +7,7 @@ use super::clock::new_transaction_id;
 use super::holds::clock;
 use super::layout::{HoldRecord, HoldSlot, ShardState, StoredRecord, record_key};
 use super::replay::{Call, replayed};
-use super::round::{Party, Rounds, Start, Written, reason, refusal};
+use super::round::{Party, RecordRead, Rounds, Start, Written, reason, refusal};
 use super::{HoldOutcome, HoldState, Ledger, LedgerError, Payer, Payment, TransferKind};
 use crate::domain::{HOLDS_OPEN_MAX, HoldOrder};
 
@@ -62,7 +62,7 @@ impl Ledger {
                             .fill_with_record(&mut [(&mut sender, &all)], &key)
                             .await?;
                         self.fill_raised(&mut sender).await?;
-                        if let Some(Some(stored)) = record {
+                        if let RecordRead::Found(stored) = record {
                             return answer(hold, &own_ids, stored);
                         }
                     }

@@ -7,7 +7,7 @@
 
 use super::holds::{Seen, clock, ended, expired, reserved};
 use super::layout::{HoldRecord, StoredRecord, legs_attributes, n, s};
-use super::round::{Party, Rounds, Transfer, Written, reason};
+use super::round::{Party, RecordRead, Rounds, Transfer, Written, reason};
 use super::{HoldOutcome, HoldState, Ledger, LedgerError, Payer, Payment, TransferKind};
 use crate::domain::{PaymentRef, shard_balance_max_minor};
 
@@ -83,7 +83,7 @@ impl Ledger {
             let ([sender, recipient], record) = self
                 .parties([&sender_id, &recipient_id], hold.key())
                 .await?;
-            if let Some(Some(StoredRecord::Hold(read))) = record {
+            if let RecordRead::Found(StoredRecord::Hold(read)) = record {
                 hold = read;
                 if let Some(done) = answer(&hold, &own_rounds) {
                     return done;
@@ -113,7 +113,7 @@ impl Ledger {
                     sender.forget_shards();
                     recipient.forget_shards();
                     let all = recipient.all_shards();
-                    if let Some(Some(StoredRecord::Hold(read))) = self
+                    if let RecordRead::Found(StoredRecord::Hold(read)) = self
                         .fill_with_record(
                             &mut [(&mut sender, &[hold.shard]), (&mut recipient, &all)],
                             &hold.key(),

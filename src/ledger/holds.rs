@@ -57,7 +57,7 @@
 use super::clock::now_ms;
 use super::layout::{HoldRecord, Item, ShardState, StoredRecord, build_error, s, shard_key};
 use super::records::describe;
-use super::round::holds_pin;
+use super::round::{RecordRead, holds_pin};
 use super::{Hold, HoldState, Ledger, LedgerError, Payer, Payment, TransferKind};
 use crate::domain::PaymentRef;
 use aws_sdk_dynamodb::types::{
@@ -191,7 +191,7 @@ impl Ledger {
         let ([sender, recipient], record) = self
             .parties([&sender_id, &recipient_id], seen.hold.key())
             .await?;
-        if let Some(Some(StoredRecord::Hold(hold))) = record {
+        if let RecordRead::Found(StoredRecord::Hold(hold)) = record {
             seen = Seen { hold, fresh: true };
         }
         if recipient.is_some_and(|r| r.facts.owner == caller.sub) {

@@ -1,12 +1,12 @@
 //! In-process queueing of payments that touch the same account.
 
-/// Shards of the in-process lock table: a fixed size, so memory stays
+/// Slots of the in-process lock table: a fixed size, so memory stays
 /// bounded however many accounts there are.
-const ACCOUNT_LOCK_SHARDS: usize = 1024;
+const ACCOUNT_LOCK_SLOTS: usize = 1024;
 /// Longest a payment waits for its turn: longer than a payment takes even
 /// when a hot account is contended across servers (seconds), so the queue
 /// keeps doing its work then; short enough that a stalled DynamoDB behind
-/// another account sharing a lock shard cannot hold a payment for long.
+/// another account sharing a lock slot cannot hold a payment for long.
 /// Past it a payment goes on without the queue (which only saves requests).
 const QUEUE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -18,26 +18,26 @@ const QUEUE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 /// each other in DynamoDB, where all but one of them would lose the round
 /// and come back, wasting requests.
 pub(super) struct AccountLocks {
-    shards: Vec<tokio::sync::Mutex<()>>,
+    slots: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for AccountLocks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AccountLocks({} shards)", self.shards.len())
+        write!(f, "AccountLocks({} slots)", self.slots.len())
     }
 }
 
 impl AccountLocks {
     pub(super) fn new() -> Self {
         Self {
-            shards: (0..ACCOUNT_LOCK_SHARDS)
+            slots: (0..ACCOUNT_LOCK_SLOTS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
         }
     }
 
-    fn shard(account_id: &str) -> usize {
-        (fnv1a(account_id) % ACCOUNT_LOCK_SHARDS as u64) as usize
+    fn slot(account_id: &str) -> usize {
+        (fnv1a(account_id) % ACCOUNT_LOCK_SLOTS as u64) as usize
     }
 
     /// Waits (at most [`QUEUE_WAIT_MAX`]) for the turn of both accounts;
@@ -48,15 +48,15 @@ impl AccountLocks {
             .unwrap_or_default()
     }
 
-    /// Locks the shards of both accounts, in index order (no deadlock).
+    /// Locks the slots of both accounts, in index order (no deadlock).
     async fn lock_both(&self, a: &str, b: &str) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
-        let (mut first, mut second) = (Self::shard(a), Self::shard(b));
+        let (mut first, mut second) = (Self::slot(a), Self::slot(b));
         if first > second {
             std::mem::swap(&mut first, &mut second);
         }
-        let mut guards = vec![self.shards[first].lock().await];
+        let mut guards = vec![self.slots[first].lock().await];
         if second != first {
-            guards.push(self.shards[second].lock().await);
+            guards.push(self.slots[second].lock().await);
         }
         guards
     }

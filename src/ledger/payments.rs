@@ -6,7 +6,8 @@ use super::clock::new_transaction_id;
 use super::layout::{Item, StoredRecord, record_item, record_key};
 use super::replay::{Call, replayed};
 use super::round::{
-    DEBIT_SHARDS_MAX, Party, Rounds, Start, Transfer, Written, plan_debits, reason, refusal,
+    DEBIT_SHARDS_MAX, Party, RecordRead, Rounds, Start, Transfer, Written, plan_debits, reason,
+    refusal,
 };
 use super::{Ledger, LedgerError, Payer, Payment, PaymentOutcome, TransferKind};
 use crate::domain::{PaymentOrder, shard_balance_max_minor};
@@ -159,7 +160,7 @@ impl Ledger {
         recipient: &mut Party,
         credit_shard: u32,
         verified: &mut Verified,
-        record: &mut Option<Option<StoredRecord>>,
+        record: &mut RecordRead<StoredRecord>,
     ) -> Result<Result<Planned, LedgerError>, LedgerError> {
         let amount = order.amount_minor;
         let sender_all = sender.all_shards();

@@ -17,7 +17,9 @@ use super::holds::clock;
 use super::layout::{Item, StoredRecord, n, record_item, record_key};
 use super::records::describe;
 use super::replay::{Call, replayed};
-use super::round::{DEBIT_SHARDS_MAX, Rounds, Transfer, Written, plan_debits, reason, refusal};
+use super::round::{
+    DEBIT_SHARDS_MAX, RecordRead, Rounds, Transfer, Written, plan_debits, reason, refusal,
+};
 use super::{HoldState, Ledger, LedgerError, Payer, Payment, RefundOutcome, TransferKind};
 use crate::domain::{RefundOrder, shard_balance_max_minor};
 use std::collections::HashMap;
@@ -174,7 +176,7 @@ impl Ledger {
             let ([payer, payee], record) = self
                 .parties([&recipient_id, &sender_id], refund_key.clone())
                 .await?;
-            if let Some(Some(stored)) = record {
+            if let RecordRead::Found(stored) = record {
                 return self.answer(order, &original, &own_ids, stored).await;
             }
             let (Some(mut payer), Some(mut payee)) = (payer, payee) else {
@@ -220,7 +222,7 @@ impl Ledger {
                         verified = true;
                         payer.forget_shards();
                         let all = payer.all_shards();
-                        if let Some(Some(stored)) = self
+                        if let RecordRead::Found(stored) = self
                             .fill_with_record(&mut [(&mut payer, &all)], &refund_key)
                             .await?
                         {

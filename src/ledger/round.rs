@@ -270,13 +270,12 @@ impl Ledger {
 
     /// Reads the given shards of the parties that are not known yet, in one
     /// BatchGetItem (none when all are known), with the ledger item `record`
-    /// in the same request when given (then returned: Some(None) when it
-    /// does not exist).
+    /// in the same request when given (then returned as read).
     pub(super) async fn fill(
         &self,
         parties: &mut [(&mut Party, &[u32])],
         record: Option<Item>,
-    ) -> Result<Option<Option<Item>>, LedgerError> {
+    ) -> Result<RecordRead<Item>, LedgerError> {
         let mut keys = Vec::new();
         for (party, shards) in parties.iter() {
             for &shard in *shards {
@@ -290,7 +289,7 @@ impl Ledger {
             }
         }
         if keys.is_empty() && record.is_none() {
-            return Ok(None);
+            return Ok(RecordRead::NotRead);
         }
         let wants_record = record.is_some();
         let (items, stored) = self.read_items(&keys, record).await?;
@@ -313,7 +312,11 @@ impl Ledger {
                 }
             }
         }
-        Ok(wants_record.then_some(stored))
+        Ok(if wants_record {
+            RecordRead::of(stored)
+        } else {
+            RecordRead::NotRead
+        })
     }
 
     /// Reads the shards of `party` that a reshard seen in this round added
@@ -332,29 +335,29 @@ impl Ledger {
     }
 
     /// Like [`Self::fill`], with the record under `key` read in the same
-    /// request and returned decoded (None when there is none).
+    /// request and returned decoded (never [`RecordRead::NotRead`]).
     pub(super) async fn fill_with_record(
         &self,
         parties: &mut [(&mut Party, &[u32])],
         key: &Item,
-    ) -> Result<Option<Option<StoredRecord>>, LedgerError> {
-        let stored = self.fill(parties, Some(key.clone())).await?.flatten();
+    ) -> Result<RecordRead<StoredRecord>, LedgerError> {
+        let stored = self.fill(parties, Some(key.clone())).await?.found();
         let record = stored.as_ref().map(StoredRecord::from_item).transpose()?;
         if let Some(record) = &record {
             self.known.remember_record(record);
         }
-        Ok(Some(record))
+        Ok(RecordRead::of(record))
     }
 
     /// Two accounts as this instance knows them; the unknown ones are read
     /// with one strongly consistent BatchGetItem, together with the record
-    /// under `key` (then also returned: Some(None) when there is none). None
-    /// for an account that does not exist.
+    /// under `key` (then also returned as read). None for an account that
+    /// does not exist.
     pub(super) async fn parties(
         &self,
         ids: [&str; 2],
         key: Item,
-    ) -> Result<([Option<Party>; 2], Option<Option<StoredRecord>>), LedgerError> {
+    ) -> Result<([Option<Party>; 2], RecordRead<StoredRecord>), LedgerError> {
         let mut parties = ids.map(|id| self.known_party(id));
         let unknown: Vec<String> = ids
             .iter()
@@ -363,7 +366,7 @@ impl Ledger {
             .map(|(id, _)| (*id).to_owned())
             .collect();
         if unknown.is_empty() {
-            return Ok((parties, None));
+            return Ok((parties, RecordRead::NotRead));
         }
         let (items, record) = self.read_items(&unknown, Some(key)).await?;
         for item in items {
@@ -386,7 +389,7 @@ impl Ledger {
         if let Some(record) = &record {
             self.known.remember_record(record);
         }
-        Ok((parties, Some(record)))
+        Ok((parties, RecordRead::of(record)))
     }
 
     /// The shard of `recipient` to credit: shard 0 of an ordinary account;
@@ -646,7 +649,7 @@ impl Ledger {
         let ([sender, recipient], record) =
             self.parties([sender_id, recipient_id], key.clone()).await?;
         let sender = own_sender(sender, sender_id, payer)?;
-        if let Some(Some(stored)) = record {
+        if let RecordRead::Found(stored) = record {
             return Ok(Start::Stored(stored));
         }
         let recipient = match recipient {
@@ -672,17 +675,18 @@ impl Ledger {
     /// A refusal is the answer only if nothing is stored under the call's
     /// key: a replay of a committed call is answered from its record even
     /// when the same call could not be made now. `record` is the record as
-    /// read in this round (None when it was not read: then it is read).
+    /// read in this round (read now when it was not).
     /// Returns the stored record, which answers the call, or the refusal.
     pub(super) async fn stored_or(
         &self,
         refusal: LedgerError,
         key: &Item,
-        record: Option<Option<StoredRecord>>,
+        record: RecordRead<StoredRecord>,
     ) -> Result<StoredRecord, LedgerError> {
         let stored = match record {
-            Some(stored) => stored,
-            None => self.read_record(key).await?,
+            RecordRead::Found(stored) => Some(stored),
+            RecordRead::Absent => None,
+            RecordRead::NotRead => self.read_record(key).await?,
         };
         stored.ok_or(refusal)
     }
@@ -758,13 +762,40 @@ pub(super) enum Start {
     /// A record under the key (the call's own, a replay or another call),
     /// which answers the call.
     Stored(StoredRecord),
-    /// Both parties; the record under the key as read in this round, if it
-    /// was read (Some(None): there is none).
+    /// Both parties, and the record under the key as read in this round.
     Parties {
         sender: Box<Party>,
         recipient: Box<Party>,
-        record: Option<Option<StoredRecord>>,
+        record: RecordRead<StoredRecord>,
     },
+}
+
+/// The item under a call's key as a round read it, in the request that
+/// read the parties: not read (every party was known; read it when it
+/// matters), read and absent, or read and found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RecordRead<T> {
+    NotRead,
+    Absent,
+    Found(T),
+}
+
+impl<T> RecordRead<T> {
+    /// What a read found: `stored`, or nothing.
+    pub(super) fn of(stored: Option<T>) -> Self {
+        match stored {
+            Some(stored) => RecordRead::Found(stored),
+            None => RecordRead::Absent,
+        }
+    }
+
+    /// The item when it was read and found.
+    pub(super) fn found(self) -> Option<T> {
+        match self {
+            RecordRead::Found(stored) => Some(stored),
+            RecordRead::NotRead | RecordRead::Absent => None,
+        }
+    }
 }
 
 /// One side of a transfer as this instance knows it.

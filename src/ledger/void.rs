@@ -7,7 +7,7 @@
 use super::capture::shard;
 use super::holds::{Seen, clock, ended, expired, reserved};
 use super::layout::{AccountsItem, HoldRecord, Item, ShardState, StoredRecord, n, s};
-use super::round::{Rounds, Written, reason};
+use super::round::{RecordRead, Rounds, Written, reason};
 use super::{HoldOutcome, HoldState, Ledger, LedgerError, Payer};
 use crate::domain::PaymentRef;
 use aws_sdk_dynamodb::types::TransactWriteItem;
@@ -69,7 +69,7 @@ impl Ledger {
             let ([sender, _], record) = self
                 .parties([&sender_id, &hold.payment.recipient_id], hold.key())
                 .await?;
-            if let Some(Some(StoredRecord::Hold(read))) = record {
+            if let RecordRead::Found(StoredRecord::Hold(read)) = record {
                 hold = read;
                 if let Some(done) = answer(&hold, voided_here) {
                     return done;
@@ -88,7 +88,7 @@ impl Ledger {
                     // Before refusing, read the record and the shard fresh.
                     verified = true;
                     sender.forget_shards();
-                    if let Some(Some(StoredRecord::Hold(read))) = self
+                    if let RecordRead::Found(StoredRecord::Hold(read)) = self
                         .fill_with_record(&mut [(&mut sender, &[hold.shard])], &hold.key())
                         .await?
                     {

@@ -116,13 +116,13 @@ fn account_message(account: ledger::Account) -> pb::Account {
     }
 }
 
-fn transaction_message(payment: ledger::Payment) -> pb::Transaction {
+fn transaction_message(payment: ledger::Transaction) -> pb::Transaction {
     pb::Transaction {
         kind: match payment.kind {
-            ledger::TransferKind::Payment => pb::TransactionKind::Payment,
-            ledger::TransferKind::Capture => pb::TransactionKind::Capture,
-            ledger::TransferKind::Refund => pb::TransactionKind::Refund,
-            ledger::TransferKind::Opening => pb::TransactionKind::Opening,
+            ledger::TransactionKind::Payment => pb::TransactionKind::Payment,
+            ledger::TransactionKind::Capture => pb::TransactionKind::Capture,
+            ledger::TransactionKind::Refund => pb::TransactionKind::Refund,
+            ledger::TransactionKind::Opening => pb::TransactionKind::Opening,
         } as i32,
         refund_of: payment.refund_of,
         transaction_id: payment.transaction_id,

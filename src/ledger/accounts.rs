@@ -7,7 +7,7 @@ use super::layout::{
 };
 use super::round::{Rounds, Written, reason};
 use super::shards::account_from;
-use super::{Account, Direction, Ledger, LedgerError, Payment, TransferKind};
+use super::{Account, Direction, Ledger, LedgerError, Transaction, TransactionKind};
 use crate::domain::{AccountId, NewAccount, OWNER_ACCOUNTS_MAX};
 use aws_sdk_dynamodb::types::{Put, ReturnConsumedCapacity, TransactWriteItem, Update};
 
@@ -121,7 +121,7 @@ impl Ledger {
                 direction: Direction::Credit,
                 amount_minor: opening,
                 balance_after_minor: opening,
-                payment: Payment {
+                payment: Transaction {
                     transaction_id: new_transaction_id(),
                     sender_id: String::new(),
                     recipient_id: facts.account_id.clone(),
@@ -129,7 +129,7 @@ impl Ledger {
                     currency: facts.currency.clone(),
                     memo: "opening balance".into(),
                     created_at_ms: facts.created_at_ms,
-                    kind: TransferKind::Opening,
+                    kind: TransactionKind::Opening,
                     refund_of: String::new(),
                 },
             };

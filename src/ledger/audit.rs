@@ -22,7 +22,7 @@ use super::layout::{
     AccountFacts, AccountsItem, HoldRecord, Item, RecordLegs, ShardState, StoredEntry,
     StoredRecord, get_s, record_legs, sdk_error,
 };
-use super::{Ledger, LedgerError, Payment, TransferKind};
+use super::{Ledger, LedgerError, Transaction, TransactionKind};
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -108,7 +108,7 @@ struct AccountSeen {
 /// A transfer as its record says: the payment, refund or capture, where
 /// its entries are, and how much of it was refunded.
 struct Moved {
-    payment: Payment,
+    payment: Transaction,
     legs: RecordLegs,
     refunded_minor: i64,
 }
@@ -181,8 +181,8 @@ impl Seen {
             } => {
                 report.payments += 1;
                 match payment.kind {
-                    TransferKind::Payment => {}
-                    TransferKind::Refund => report.refunds += 1,
+                    TransactionKind::Payment => {}
+                    TransactionKind::Refund => report.refunds += 1,
                     kind => report.flag(format!(
                         "payment record {pk}: transaction {} has kind {kind:?}, which no payment record has",
                         payment.transaction_id

@@ -8,7 +8,7 @@ use super::holds::clock;
 use super::layout::{HoldRecord, HoldSlot, ShardState, StoredRecord, record_key};
 use super::replay::{Call, replayed};
 use super::round::{Party, RecordRead, Rounds, Start, Written, reason, refusal};
-use super::{HoldOutcome, HoldState, Ledger, LedgerError, Payer, Payment, TransferKind};
+use super::{HoldOutcome, HoldState, Ledger, LedgerError, Payer, Transaction, TransactionKind};
 use crate::domain::{HOLDS_OPEN_MAX, HoldOrder};
 
 impl Ledger {
@@ -81,7 +81,7 @@ impl Ledger {
             );
             let placed = HoldRecord {
                 idempotency_key: idempotency_key.to_owned(),
-                payment: Payment {
+                payment: Transaction {
                     transaction_id: new_transaction_id(),
                     sender_id: sender_id.to_owned(),
                     recipient_id: recipient_id.to_owned(),
@@ -89,7 +89,7 @@ impl Ledger {
                     currency: order.currency.as_str().to_owned(),
                     memo: order.memo.clone(),
                     created_at_ms: now,
-                    kind: TransferKind::Capture,
+                    kind: TransactionKind::Capture,
                     refund_of: String::new(),
                 },
                 expires_at_ms,

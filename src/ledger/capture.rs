@@ -8,7 +8,7 @@
 use super::holds::{Seen, clock, ended, expired, reserved};
 use super::layout::{HoldRecord, StoredRecord, legs_attributes, n, s};
 use super::round::{Party, RecordRead, Rounds, Transfer, Written, reason};
-use super::{HoldOutcome, HoldState, Ledger, LedgerError, Payer, Payment, TransferKind};
+use super::{HoldOutcome, HoldState, Ledger, LedgerError, Payer, Transaction, TransactionKind};
 use crate::domain::{PaymentRef, shard_balance_max_minor};
 
 impl Ledger {
@@ -151,9 +151,9 @@ impl Ledger {
                     }
                 }
             }
-            let payment = Payment {
+            let payment = Transaction {
                 amount_minor: capture_minor,
-                kind: TransferKind::Capture,
+                kind: TransactionKind::Capture,
                 ..hold.payment.clone()
             };
             let mut transfer = Transfer::plan(

@@ -58,7 +58,7 @@ use super::clock::now_ms;
 use super::layout::{HoldRecord, Item, ShardState, StoredRecord, build_error, s, shard_key};
 use super::records::describe;
 use super::round::{RecordRead, holds_pin};
-use super::{Hold, HoldState, Ledger, LedgerError, Payer, Payment, TransferKind};
+use super::{Hold, HoldState, Ledger, LedgerError, Payer, Transaction, TransactionKind};
 use crate::domain::PaymentRef;
 use aws_sdk_dynamodb::types::{
     ConditionCheck, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -88,11 +88,11 @@ impl HoldRecord {
     }
 
     /// The capture as a transaction, once captured.
-    pub(super) fn capture(&self) -> Option<Payment> {
-        (self.state == HoldState::Captured).then(|| Payment {
+    pub(super) fn capture(&self) -> Option<Transaction> {
+        (self.state == HoldState::Captured).then(|| Transaction {
             amount_minor: self.captured_minor,
             created_at_ms: self.settled_at_ms,
-            kind: TransferKind::Capture,
+            kind: TransactionKind::Capture,
             ..self.payment.clone()
         })
     }

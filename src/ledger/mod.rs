@@ -326,9 +326,10 @@ impl Account {
     }
 }
 
-/// A committed payment (or an opening credit, with an empty sender).
+/// A committed transaction: a payment, a hold's capture, a refund, or an
+/// opening credit (with an empty sender); `kind` says which.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payment {
+pub struct Transaction {
     pub transaction_id: String,
     pub sender_id: String,
     pub recipient_id: String,
@@ -336,7 +337,7 @@ pub struct Payment {
     pub currency: String,
     pub memo: String,
     pub created_at_ms: i64,
-    pub kind: TransferKind,
+    pub kind: TransactionKind,
     /// For a refund: the transaction id of the payment or capture it
     /// refunds; empty otherwise.
     pub refund_of: String,
@@ -344,7 +345,7 @@ pub struct Payment {
 
 /// What a transaction is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransferKind {
+pub enum TransactionKind {
     Payment,
     Capture,
     Refund,
@@ -385,14 +386,14 @@ pub enum Found {
     /// A payment or refund, with how much of it has been refunded.
     Transfer {
         idempotency_key: String,
-        payment: Payment,
+        payment: Transaction,
         refunded_minor: i64,
     },
     /// A hold; with its capture once captured, and how much of that has
     /// been refunded.
     Hold {
         hold: Hold,
-        capture: Option<Payment>,
+        capture: Option<Transaction>,
         refunded_minor: i64,
     },
 }
@@ -402,14 +403,14 @@ pub enum Found {
 pub struct HoldOutcome {
     pub hold: Hold,
     /// The capture, for CaptureHold.
-    pub capture: Option<Payment>,
+    pub capture: Option<Transaction>,
     pub replayed: bool,
 }
 
 /// The result of RefundPayment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundOutcome {
-    pub refund: Payment,
+    pub refund: Transaction,
     pub replayed: bool,
     /// Refunded of the payment in all, as of this refund's commit (for a
     /// replay: as of now).
@@ -431,7 +432,7 @@ pub struct Entry {
     /// Its position in that shard's history (1 = oldest).
     pub sequence: u64,
     pub direction: Direction,
-    pub payment: Payment,
+    pub payment: Transaction,
     /// The account's balance over all shards right after this entry.
     pub balance_after_minor: i64,
 }
@@ -439,7 +440,7 @@ pub struct Entry {
 /// The result of MakePayment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentOutcome {
-    pub payment: Payment,
+    pub payment: Transaction,
     pub replayed: bool,
 }
 

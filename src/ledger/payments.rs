@@ -9,7 +9,7 @@ use super::round::{
     DEBIT_SHARDS_MAX, Party, RecordRead, Rounds, Start, Transfer, Written, plan_debits, reason,
     refusal,
 };
-use super::{Ledger, LedgerError, Payer, Payment, PaymentOutcome, TransferKind};
+use super::{Ledger, LedgerError, Payer, PaymentOutcome, Transaction, TransactionKind};
 use crate::domain::{PaymentOrder, shard_balance_max_minor};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
@@ -84,7 +84,7 @@ impl Ledger {
                     return answer(order, &own_ids, self.stored_or(err, &key, record).await?);
                 }
             };
-            let payment = Payment {
+            let payment = Transaction {
                 transaction_id: new_transaction_id(),
                 sender_id: sender_id.to_owned(),
                 recipient_id: recipient_id.to_owned(),
@@ -92,7 +92,7 @@ impl Ledger {
                 currency: order.currency.as_str().to_owned(),
                 memo: order.memo.clone(),
                 created_at_ms: now,
-                kind: TransferKind::Payment,
+                kind: TransactionKind::Payment,
                 refund_of: String::new(),
             };
             let transfer = Transfer::plan(payment, debits, credit, recipient.facts.shards, now);

@@ -20,7 +20,7 @@ use super::replay::{Call, replayed};
 use super::round::{
     DEBIT_SHARDS_MAX, RecordRead, Rounds, Transfer, Written, plan_debits, reason, refusal,
 };
-use super::{HoldState, Ledger, LedgerError, Payer, Payment, RefundOutcome, TransferKind};
+use super::{HoldState, Ledger, LedgerError, Payer, RefundOutcome, Transaction, TransactionKind};
 use crate::domain::{RefundOrder, shard_balance_max_minor};
 use std::collections::HashMap;
 
@@ -45,7 +45,7 @@ impl Refundable {
                 refunded_minor,
                 ..
             } => {
-                if payment.kind == TransferKind::Refund {
+                if payment.kind == TransactionKind::Refund {
                     return Err(LedgerError::NotRefundable {
                         transaction_id: payment.transaction_id.clone(),
                         why: "it is a refund itself; make a payment to send money back",
@@ -259,7 +259,7 @@ impl Ledger {
                     account_id: original.sender_id.clone(),
                 });
             }
-            let refund = Payment {
+            let refund = Transaction {
                 transaction_id: new_transaction_id(),
                 sender_id: original.recipient_id.clone(),
                 recipient_id: original.sender_id.clone(),
@@ -267,7 +267,7 @@ impl Ledger {
                 currency: original.currency.clone(),
                 memo: order.memo.clone(),
                 created_at_ms: now,
-                kind: TransferKind::Refund,
+                kind: TransactionKind::Refund,
                 refund_of: original.transaction_id.clone(),
             };
             let transfer = Transfer::plan(refund, debits, credit, payee.facts.shards, now);

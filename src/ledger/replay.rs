@@ -16,7 +16,7 @@
 //! call's own rounds is the call's answer, not a replay.
 
 use super::layout::StoredRecord;
-use super::{LedgerError, TransferKind};
+use super::{LedgerError, TransactionKind};
 use crate::domain::{HoldOrder, PaymentOrder, RefundOrder};
 
 /// A call that writes under an idempotency key.
@@ -49,7 +49,7 @@ impl Call<'_> {
     fn same(&self, stored: &StoredRecord) -> bool {
         match (self, stored) {
             (Call::Payment(order), StoredRecord::Transfer { payment, .. }) => {
-                payment.kind == TransferKind::Payment && payment.matches(order)
+                payment.kind == TransactionKind::Payment && payment.matches(order)
             }
             (Call::Hold(hold), StoredRecord::Hold(record)) => {
                 record.payment.matches(&hold.order)
@@ -61,7 +61,7 @@ impl Call<'_> {
                 },
                 StoredRecord::Transfer { payment, .. },
             ) => {
-                payment.kind == TransferKind::Refund
+                payment.kind == TransactionKind::Refund
                     && payment.refund_of == *refund_of
                     && payment.memo == order.memo
                     && order.amount_minor.is_none_or(|a| a == payment.amount_minor)

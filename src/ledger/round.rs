@@ -23,7 +23,7 @@ use super::layout::{
     build_error, holds_value, is_retryable_code, n, need_value, s, sdk_error, shard_key,
 };
 use super::shards::merged_needs;
-use super::{Direction, Ledger, LedgerError, Payer, Payment};
+use super::{Direction, Ledger, LedgerError, Payer, Transaction};
 use crate::domain::{BALANCE_SHARDS_MAX, Currency, PaymentOrder, shard_balance_max_minor};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -886,7 +886,7 @@ pub(super) struct Leg {
 /// its recipient, which has `recipient_shards` shards.
 #[derive(Debug, Clone)]
 pub(super) struct Transfer {
-    pub payment: Payment,
+    pub payment: Transaction,
     pub debits: Vec<Leg>,
     pub credit: Leg,
     pub recipient_shards: u32,
@@ -900,7 +900,7 @@ impl Transfer {
     /// ahead). The entries' time is set into `payment`: now, but strictly
     /// after the newest entry of every shard touched.
     pub(super) fn plan(
-        mut payment: Payment,
+        mut payment: Transaction,
         debits: Vec<(u32, ShardState, i64)>,
         credit: (u32, ShardState),
         recipient_shards: u32,
@@ -1152,7 +1152,7 @@ mod tests {
             shards: vec![Some(state.clone())],
         };
         let debits = plan_debits(&sender, 600, now).unwrap();
-        let payment = Payment {
+        let payment = Transaction {
             transaction_id: "t".into(),
             sender_id: "a".into(),
             recipient_id: "b".into(),
@@ -1160,7 +1160,7 @@ mod tests {
             currency: "EUR".into(),
             memo: String::new(),
             created_at_ms: 0,
-            kind: super::super::TransferKind::Payment,
+            kind: super::super::TransactionKind::Payment,
             refund_of: String::new(),
         };
         let transfer = Transfer::plan(payment, debits, (0, ShardState::default()), 1, now);

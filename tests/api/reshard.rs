@@ -38,7 +38,7 @@ async fn pay_direct(
     from: &str,
     to: &str,
     amount: i64,
-) -> Result<payment::ledger::Payment, payment::ledger::LedgerError> {
+) -> Result<payment::ledger::Transaction, payment::ledger::LedgerError> {
     let order = PaymentOrder::parse(key, from, to, amount, "EUR", "").expect("order");
     ledger
         .make_payment(&order, ADMIN)

@@ -3,7 +3,7 @@
 
 use super::{AuditReport, Moved, Seen};
 use crate::ledger::layout::StoredEntry;
-use crate::ledger::{Direction, Payment, TransferKind};
+use crate::ledger::{Direction, Transaction, TransactionKind};
 use std::collections::{BTreeSet, HashMap};
 
 /// An entry's place and size: (account, shard, sequence, direction,
@@ -90,7 +90,12 @@ fn check_legs(report: &mut AuditReport, tx_id: &str, moved: &Moved, entries: &[&
 /// Every entry carries its transaction as the record says it:
 /// transaction id, parties, amount, currency, memo, kind, refund_of and
 /// time (the history shows the entry's copy; GetPayment the record's).
-fn check_embedded(report: &mut AuditReport, tx_id: &str, record: &Payment, entry: &StoredEntry) {
+fn check_embedded(
+    report: &mut AuditReport,
+    tx_id: &str,
+    record: &Transaction,
+    entry: &StoredEntry,
+) {
     let differences = differences(&entry.payment, record);
     if !differences.is_empty() {
         report.flag(format!(
@@ -105,7 +110,7 @@ fn check_embedded(report: &mut AuditReport, tx_id: &str, record: &Payment, entry
 
 /// The fields in which an entry's copy of a transaction differs from the
 /// record's, as `field entry-value (record record-value)`.
-fn differences(entry: &Payment, record: &Payment) -> Vec<String> {
+fn differences(entry: &Transaction, record: &Transaction) -> Vec<String> {
     let mut found = Vec::new();
     let mut compare = |field: &str, a: String, b: String| {
         if a != b {
@@ -165,14 +170,14 @@ fn check_refunds(seen: &Seen, report: &mut AuditReport) {
     let mut found: HashMap<&str, i128> = HashMap::new();
     for (refund_id, moved) in &seen.moved {
         let refund = &moved.payment;
-        if refund.kind != TransferKind::Refund {
+        if refund.kind != TransactionKind::Refund {
             continue;
         }
         let original = seen
             .moved
             .get(&refund.refund_of)
             .map(|m| &m.payment)
-            .filter(|p| matches!(p.kind, TransferKind::Payment | TransferKind::Capture));
+            .filter(|p| matches!(p.kind, TransactionKind::Payment | TransactionKind::Capture));
         let Some(original) = original else {
             report.flag(format!(
                 "refund {refund_id} names {:?}, which is not a payment or a captured hold",
@@ -206,7 +211,7 @@ fn check_refunds(seen: &Seen, report: &mut AuditReport) {
             report.flag(format!(
                 "refund {refund_id} does not mirror {} {}: {}",
                 match original.kind {
-                    TransferKind::Capture => "captured hold",
+                    TransactionKind::Capture => "captured hold",
                     _ => "payment",
                 },
                 original.transaction_id,
@@ -216,7 +221,10 @@ fn check_refunds(seen: &Seen, report: &mut AuditReport) {
     }
     for (tx_id, moved) in &seen.moved {
         let payment = &moved.payment;
-        if !matches!(payment.kind, TransferKind::Payment | TransferKind::Capture) {
+        if !matches!(
+            payment.kind,
+            TransactionKind::Payment | TransactionKind::Capture
+        ) {
             continue;
         }
         let sum = found.get(tx_id.as_str()).copied().unwrap_or(0);

@@ -4,11 +4,11 @@
 use super::attributes::{Item, get_n, get_n_or, get_s, n, s};
 use super::keys::{entry_pk, entry_sk};
 use crate::domain::PaymentOrder;
-use crate::ledger::{Direction, LedgerError, Payment, TransferKind};
+use crate::ledger::{Direction, LedgerError, Transaction, TransactionKind};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
-impl Payment {
+impl Transaction {
     pub(in crate::ledger) fn attributes(&self) -> Item {
         let mut item = HashMap::from([
             ("transaction_id".into(), s(&self.transaction_id)),
@@ -19,7 +19,7 @@ impl Payment {
             ("memo".into(), s(&self.memo)),
             ("created_at".into(), n(self.created_at_ms)),
         ]);
-        if self.kind != TransferKind::Payment {
+        if self.kind != TransactionKind::Payment {
             item.insert("kind".into(), s(self.kind.as_str()));
         }
         if !self.refund_of.is_empty() {
@@ -31,9 +31,9 @@ impl Payment {
     pub(in crate::ledger) fn from_item(item: &Item) -> Result<Self, LedgerError> {
         let sender_id = get_s(item, "sender_id")?;
         let kind = match item.get("kind") {
-            Some(AttributeValue::S(kind)) => TransferKind::parse(kind)?,
-            _ if sender_id.is_empty() => TransferKind::Opening,
-            _ => TransferKind::Payment,
+            Some(AttributeValue::S(kind)) => TransactionKind::parse(kind)?,
+            _ if sender_id.is_empty() => TransactionKind::Opening,
+            _ => TransactionKind::Payment,
         };
         Ok(Self {
             transaction_id: get_s(item, "transaction_id")?,
@@ -61,22 +61,22 @@ impl Payment {
     }
 }
 
-impl TransferKind {
+impl TransactionKind {
     pub(in crate::ledger) fn as_str(self) -> &'static str {
         match self {
-            TransferKind::Payment => "PAYMENT",
-            TransferKind::Capture => "CAPTURE",
-            TransferKind::Refund => "REFUND",
-            TransferKind::Opening => "OPENING",
+            TransactionKind::Payment => "PAYMENT",
+            TransactionKind::Capture => "CAPTURE",
+            TransactionKind::Refund => "REFUND",
+            TransactionKind::Opening => "OPENING",
         }
     }
 
     fn parse(text: &str) -> Result<Self, LedgerError> {
         Ok(match text {
-            "PAYMENT" => TransferKind::Payment,
-            "CAPTURE" => TransferKind::Capture,
-            "REFUND" => TransferKind::Refund,
-            "OPENING" => TransferKind::Opening,
+            "PAYMENT" => TransactionKind::Payment,
+            "CAPTURE" => TransactionKind::Capture,
+            "REFUND" => TransactionKind::Refund,
+            "OPENING" => TransactionKind::Opening,
             other => {
                 return Err(LedgerError::Internal(format!(
                     "stored transaction has kind {other:?}"
@@ -106,7 +106,7 @@ pub(in crate::ledger) struct StoredEntry {
     pub direction: Direction,
     pub amount_minor: i64,
     pub balance_after_minor: i64,
-    pub payment: Payment,
+    pub payment: Transaction,
 }
 
 impl StoredEntry {
@@ -135,7 +135,7 @@ impl StoredEntry {
                 )));
             }
         };
-        let payment = Payment::from_item(item)?;
+        let payment = Transaction::from_item(item)?;
         Ok(Self {
             account_id: get_s(item, "account_id")?,
             shard: get_n_or(item, "shard", 0)?,

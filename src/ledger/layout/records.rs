@@ -3,7 +3,7 @@
 
 use super::attributes::{Item, get_n, get_n_or, get_s, n, s};
 use super::keys::{payment_pk, payment_sk, record_key};
-use crate::ledger::{HoldState, LedgerError, Payment, TransferKind};
+use crate::ledger::{HoldState, LedgerError, Transaction, TransactionKind};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
@@ -15,7 +15,7 @@ pub(in crate::ledger) struct RecordLegs {
     pub credit: (u32, u64),
 }
 
-pub(in crate::ledger) fn record_item(payment: &Payment, key: &str, legs: &RecordLegs) -> Item {
+pub(in crate::ledger) fn record_item(payment: &Transaction, key: &str, legs: &RecordLegs) -> Item {
     let mut item = payment.attributes();
     item.extend(legs_attributes(legs));
     item.extend([
@@ -51,7 +51,7 @@ pub(in crate::ledger) struct HoldRecord {
     pub idempotency_key: String,
     /// The hold's own facts: its id, parties, amount, memo and when it was
     /// placed (kind is Capture: the id is its capture's too).
-    pub payment: Payment,
+    pub payment: Transaction,
     pub expires_at_ms: i64,
     /// The sender's balance shard that reserves the money.
     pub shard: u32,
@@ -91,7 +91,7 @@ impl HoldRecord {
     fn from_item(item: &Item) -> Result<Self, LedgerError> {
         Ok(Self {
             idempotency_key: get_s(item, "idempotency_key")?,
-            payment: Payment::from_item(item)?,
+            payment: Transaction::from_item(item)?,
             expires_at_ms: get_n(item, "expires_at")?,
             shard: get_n(item, "hold_shard")?,
             state: HoldState::parse(&get_s(item, "state")?)?,
@@ -176,7 +176,7 @@ pub(in crate::ledger) enum StoredRecord {
     /// A payment or a refund, with how much of it was refunded.
     Transfer {
         idempotency_key: String,
-        payment: Payment,
+        payment: Transaction,
         refunded_minor: i64,
     },
     Hold(HoldRecord),
@@ -194,7 +194,7 @@ impl StoredRecord {
         }
         Ok(Self::Transfer {
             idempotency_key: get_s(item, "idempotency_key")?,
-            payment: Payment::from_item(item)?,
+            payment: Transaction::from_item(item)?,
             refunded_minor: get_n_or(item, "refunded", 0)?,
         })
     }
@@ -237,10 +237,10 @@ impl StoredRecord {
             StoredRecord::Hold(_) => "hold",
             StoredRecord::Fence(_) => "fence",
             StoredRecord::Transfer { payment, .. } => match payment.kind {
-                TransferKind::Payment => "payment",
-                TransferKind::Refund => "refund",
-                TransferKind::Capture => "capture",
-                TransferKind::Opening => "opening",
+                TransactionKind::Payment => "payment",
+                TransactionKind::Refund => "refund",
+                TransactionKind::Capture => "capture",
+                TransactionKind::Opening => "opening",
             },
         }
     }

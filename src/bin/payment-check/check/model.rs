@@ -20,7 +20,7 @@
 use super::clients::{AccountSpec, Call, Class, Fate, KeyedOp, Reply, Request};
 use payment::domain::{AccountId, IdempotencyKey, PaymentRef};
 use payment::ledger::{
-    Direction, Entry, Found, HistoryCursor, HoldState, Ledger, LedgerError, Payer, TransferKind,
+    Direction, Entry, Found, HistoryCursor, HoldState, Ledger, LedgerError, Payer, TransactionKind,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -314,12 +314,12 @@ fn signed(entry: &Entry) -> i64 {
     }
 }
 
-fn kind_number(kind: TransferKind) -> i32 {
+fn kind_number(kind: TransactionKind) -> i32 {
     match kind {
-        TransferKind::Payment => 1,
-        TransferKind::Capture => 2,
-        TransferKind::Refund => 3,
-        TransferKind::Opening => 4,
+        TransactionKind::Payment => 1,
+        TransactionKind::Capture => 2,
+        TransactionKind::Refund => 3,
+        TransactionKind::Opening => 4,
     }
 }
 
@@ -422,7 +422,7 @@ impl Checker<'_> {
     /// When an entry's transaction was invoked and acknowledged; openings
     /// before the run.
     fn times_of(&self, entry: &Entry) -> Times {
-        if entry.payment.kind == TransferKind::Opening {
+        if entry.payment.kind == TransactionKind::Opening {
             return Times {
                 invoked_us: 0,
                 acked_us: Some(0),
@@ -467,7 +467,7 @@ impl Checker<'_> {
         let mut unasked = Vec::new();
         for (id, account) in &self.truth.accounts {
             for entry in &account.entries {
-                if entry.payment.kind != TransferKind::Opening
+                if entry.payment.kind != TransactionKind::Opening
                     && !asked.contains(&entry.payment.transaction_id)
                 {
                     unasked.push(format!(
@@ -546,7 +546,7 @@ impl Checker<'_> {
                             && payment.amount_minor == *amount
                             && &payment.recipient_id == recipient
                             && &payment.memo == memo
-                            && payment.kind == TransferKind::Payment => {}
+                            && payment.kind == TransactionKind::Payment => {}
                     other => problems.push(format!(
                         "key {sender}/{key} holds {other:?}, not payment {}",
                         tx.id
@@ -636,7 +636,7 @@ impl Checker<'_> {
                 match self.stored(payer, key) {
                     Some(Found::Transfer { payment, .. })
                         if payment.transaction_id == tx.id
-                            && payment.kind == TransferKind::Refund
+                            && payment.kind == TransactionKind::Refund
                             && Some(&payment.refund_of) == refunded_of.as_ref()
                             && payment.amount_minor == tx.amount
                             && (*amount == 0 || *amount == tx.amount) => {}
@@ -1218,11 +1218,11 @@ impl Checker<'_> {
         for account in self.truth.accounts.values() {
             for entry in &account.entries {
                 let p = &entry.payment;
-                if p.kind == TransferKind::Refund && seen.insert(p.transaction_id.clone()) {
+                if p.kind == TransactionKind::Refund && seen.insert(p.transaction_id.clone()) {
                     *refunded.entry(p.refund_of.clone()).or_default() += p.amount_minor;
                     coverage.refunds += 1;
                 }
-                if matches!(p.kind, TransferKind::Payment | TransferKind::Capture) {
+                if matches!(p.kind, TransactionKind::Payment | TransactionKind::Capture) {
                     amounts.insert(p.transaction_id.clone(), p.amount_minor);
                 }
             }
@@ -1516,10 +1516,10 @@ mod tests {
     //! twice more (once on its new shard 2, once on shard 0).
     use super::*;
     use crate::check::clients::{Answer, PageEntry, Tx};
-    use payment::ledger::Payment;
+    use payment::ledger::Transaction;
 
-    fn payment(id: &str, sender: &str, recipient: &str, amount: i64, at: i64) -> Payment {
-        Payment {
+    fn payment(id: &str, sender: &str, recipient: &str, amount: i64, at: i64) -> Transaction {
+        Transaction {
             transaction_id: id.into(),
             sender_id: sender.into(),
             recipient_id: recipient.into(),
@@ -1528,15 +1528,21 @@ mod tests {
             memo: format!("pay {id}"),
             created_at_ms: at,
             kind: if sender.is_empty() {
-                TransferKind::Opening
+                TransactionKind::Opening
             } else {
-                TransferKind::Payment
+                TransactionKind::Payment
             },
             refund_of: String::new(),
         }
     }
 
-    fn entry(p: &Payment, direction: Direction, shard: u32, sequence: u64, after: i64) -> Entry {
+    fn entry(
+        p: &Transaction,
+        direction: Direction,
+        shard: u32,
+        sequence: u64,
+        after: i64,
+    ) -> Entry {
         Entry {
             shard,
             sequence,
@@ -1618,7 +1624,7 @@ mod tests {
         }
     }
 
-    fn tx(p: &Payment) -> Tx {
+    fn tx(p: &Transaction) -> Tx {
         Tx {
             id: p.transaction_id.clone(),
             sender: p.sender_id.clone(),

@@ -7,7 +7,7 @@ use crate::domain::{
     PaymentOrder, PaymentRef, RefundOrder, ShardsOrder, parse_amount_or_all,
 };
 use crate::error::{CutOff, ServiceError};
-use crate::ledger::{self, HistoryCursor, Ledger, LedgerError, Payer};
+use crate::ledger::{self, HistoryCursor, Ledger, LedgerError};
 use crate::pb;
 use crate::pb::payment_service_server::PaymentService;
 use crate::telemetry::{Call, Telemetry, current_meter, metered};
@@ -272,11 +272,7 @@ impl PaymentApi {
             &r.memo,
         )?;
         let outcome = until(deadline, CutOff::Payment, async {
-            let payer = Payer {
-                sub: &caller.sub,
-                admin: caller.admin,
-            };
-            Ok(self.ledger.make_payment(&order, payer).await?)
+            Ok(self.ledger.make_payment(&order, caller).await?)
         })
         .await?;
         tracing::debug!(
@@ -350,13 +346,6 @@ impl PaymentApi {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    fn payer<'a>(caller: &'a Caller) -> Payer<'a> {
-        Payer {
-            sub: &caller.sub,
-            admin: caller.admin,
-        }
-    }
-
     async fn authorize_payment_call(
         &self,
         caller: &Caller,
@@ -374,10 +363,7 @@ impl PaymentApi {
         )?;
         let hold = HoldOrder::parse(order, r.expires_in_seconds)?;
         let outcome = until(deadline, CutOff::Hold, async {
-            Ok(self
-                .ledger
-                .authorize_payment(&hold, Self::payer(caller))
-                .await?)
+            Ok(self.ledger.authorize_payment(&hold, caller).await?)
         })
         .await?;
         Ok(Response::new(pb::AuthorizePaymentResponse {
@@ -404,10 +390,7 @@ impl PaymentApi {
         )?;
         let amount = parse_amount_or_all(r.amount)?;
         let outcome = until(deadline, CutOff::Hold, async {
-            Ok(self
-                .ledger
-                .capture_hold(&hold, amount, Self::payer(caller))
-                .await?)
+            Ok(self.ledger.capture_hold(&hold, amount, caller).await?)
         })
         .await?;
         Ok(Response::new(pb::CaptureHoldResponse {
@@ -434,7 +417,7 @@ impl PaymentApi {
             r.hold.as_ref(),
         )?;
         let outcome = until(deadline, CutOff::Hold, async {
-            Ok(self.ledger.void_hold(&hold, Self::payer(caller)).await?)
+            Ok(self.ledger.void_hold(&hold, caller).await?)
         })
         .await?;
         Ok(Response::new(pb::VoidHoldResponse {
@@ -461,10 +444,7 @@ impl PaymentApi {
         )?;
         let order = RefundOrder::parse(&r.idempotency_key, payment, r.amount, &r.memo)?;
         let outcome = until(deadline, CutOff::Payment, async {
-            Ok(self
-                .ledger
-                .refund_payment(&order, Self::payer(caller))
-                .await?)
+            Ok(self.ledger.refund_payment(&order, caller).await?)
         })
         .await?;
         Ok(Response::new(pb::RefundPaymentResponse {
@@ -500,18 +480,12 @@ impl PaymentApi {
                 .into());
             }
             until(deadline, CutOff::Finalize, async {
-                Ok(self
-                    .ledger
-                    .finalize_payment(&payment, Self::payer(caller))
-                    .await?)
+                Ok(self.ledger.finalize_payment(&payment, caller).await?)
             })
             .await?
         } else {
             until(deadline, CutOff::Read, async {
-                Ok(self
-                    .ledger
-                    .get_payment(&payment, Self::payer(caller))
-                    .await?)
+                Ok(self.ledger.get_payment(&payment, caller).await?)
             })
             .await?
         };

@@ -36,12 +36,8 @@ pub const DEV_SECRET_BYTES_MIN: usize = 32;
 /// The setting that allows a dev secret beside a JWKS (value `true`).
 pub const ALLOW_DEV_SECRET_WITH_JWKS_ENV: &str = "PAYMENT_ALLOW_DEV_SECRET_WITH_JWKS";
 
-/// A verified caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub sub: String,
-    pub admin: bool,
-}
+/// A verified caller (the domain's: the ledger acts for it).
+pub use crate::domain::Caller;
 
 impl Caller {
     fn from_claims(sub: &str, scope: Option<&str>) -> Result<Self, Status> {

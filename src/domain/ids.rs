@@ -40,6 +40,16 @@ impl IdempotencyKey {
     }
 }
 
+/// Who makes a call, as its token said: the subject (`sub`, stored as the
+/// owner of the accounts it opens) and whether it holds the admin scope.
+/// The ledger acts for it: only an account's owner, or an admin, may pay
+/// from the account, settle its holds or see its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub sub: String,
+    pub admin: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

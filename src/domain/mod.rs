@@ -5,7 +5,8 @@
 //! limit is a named constant with the reason for its value.
 //!
 //! One file per idea: `limits` (every bound), `fields` (what a bad field is;
-//! identifiers and free text), `ids` (account ids, idempotency keys), `money`
+//! identifiers and free text), `ids` (account ids, idempotency keys,
+//! the caller), `money`
 //! (currencies, amounts, decimal text), `orders` (what a caller asks the
 //! ledger to do), `pages` (history and account pages and their tokens) and
 //! `time` (grpc-timeout, times in messages). Everything is re-exported here,
@@ -20,7 +21,7 @@ mod pages;
 mod time;
 
 pub use fields::InvalidField;
-pub use ids::{AccountId, IdempotencyKey};
+pub use ids::{AccountId, Caller, IdempotencyKey};
 pub use limits::{
     AMOUNT_MAX_MINOR, BALANCE_MAX_MINOR, BALANCE_SHARDS_MAX, HOLD_SECONDS_MAX, HOLD_SECONDS_MIN,
     HOLDS_OPEN_MAX, ID_LEN_MAX, LIST_PAGE_SIZE_DEFAULT, LIST_PAGE_SIZE_MAX, OWNER_ACCOUNTS_MAX,

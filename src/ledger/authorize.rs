@@ -8,7 +8,7 @@ use super::holds::clock;
 use super::layout::{HoldRecord, HoldSlot, ShardState, StoredRecord, record_key};
 use super::replay::{Call, replayed};
 use super::round::{Party, RecordRead, Rounds, Start, Written, reason, refusal};
-use super::{HoldOutcome, HoldState, Ledger, LedgerError, Payer, Transaction, TransactionKind};
+use super::{Caller, HoldOutcome, HoldState, Ledger, LedgerError, Transaction, TransactionKind};
 use crate::domain::{HOLDS_OPEN_MAX, HoldOrder};
 
 impl Ledger {
@@ -16,7 +16,7 @@ impl Ledger {
     pub async fn authorize_payment(
         &self,
         hold: &HoldOrder,
-        payer: Payer<'_>,
+        caller: &Caller,
     ) -> Result<HoldOutcome, LedgerError> {
         let order = &hold.order;
         let sender_id = order.sender_id.as_str();
@@ -28,7 +28,7 @@ impl Ledger {
         let mut verified = false;
         let mut rounds = Rounds::new();
         while rounds.next().await.is_some() {
-            let (mut sender, mut record) = match self.start_round(order, payer, &key).await? {
+            let (mut sender, mut record) = match self.start_round(order, caller, &key).await? {
                 Start::Stored(stored) => return answer(hold, &own_ids, stored),
                 Start::Parties { sender, record, .. } => (*sender, record),
             };

@@ -8,7 +8,7 @@
 use super::holds::{Seen, clock, ended, expired, reserved};
 use super::layout::{HoldRecord, StoredRecord, legs_attributes, n, s};
 use super::round::{Party, RecordRead, Rounds, Transfer, Written, reason};
-use super::{HoldOutcome, HoldState, Ledger, LedgerError, Payer, Transaction, TransactionKind};
+use super::{Caller, HoldOutcome, HoldState, Ledger, LedgerError, Transaction, TransactionKind};
 use crate::domain::{PaymentRef, shard_balance_max_minor};
 
 impl Ledger {
@@ -19,7 +19,7 @@ impl Ledger {
         &self,
         reference: &PaymentRef,
         amount: Option<i64>,
-        caller: Payer<'_>,
+        caller: &Caller,
     ) -> Result<HoldOutcome, LedgerError> {
         let Seen { mut hold, fresh } = self
             .hold_for_recipient(reference, caller, "capture")

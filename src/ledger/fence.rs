@@ -35,7 +35,7 @@
 
 use super::clock::now_ms;
 use super::layout::{Fence, StoredRecord, record_key, sdk_error};
-use super::{Found, Ledger, LedgerError, Payer};
+use super::{Caller, Found, Ledger, LedgerError};
 use crate::domain::PaymentRef;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
@@ -48,7 +48,7 @@ impl Ledger {
     pub async fn finalize_payment(
         &self,
         reference: &PaymentRef,
-        caller: Payer<'_>,
+        caller: &Caller,
     ) -> Result<Found, LedgerError> {
         let PaymentRef::Key {
             sender_id,

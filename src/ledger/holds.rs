@@ -58,7 +58,7 @@ use super::clock::now_ms;
 use super::layout::{HoldRecord, Item, ShardState, StoredRecord, build_error, s, shard_key};
 use super::records::describe;
 use super::round::{RecordRead, holds_pin};
-use super::{Hold, HoldState, Ledger, LedgerError, Payer, Transaction, TransactionKind};
+use super::{Caller, Hold, HoldState, Ledger, LedgerError, Transaction, TransactionKind};
 use crate::domain::PaymentRef;
 use aws_sdk_dynamodb::types::{
     ConditionCheck, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -142,7 +142,7 @@ impl Ledger {
     pub(super) async fn hold_for_recipient(
         &self,
         reference: &PaymentRef,
-        caller: Payer<'_>,
+        caller: &Caller,
         action: &'static str,
     ) -> Result<Seen, LedgerError> {
         let (record, fresh) = self.recall_record(reference).await?;
@@ -172,7 +172,7 @@ impl Ledger {
         &self,
         mut seen: Seen,
         reference: &PaymentRef,
-        caller: Payer<'_>,
+        caller: &Caller,
         action: &'static str,
     ) -> Result<Seen, LedgerError> {
         let not_found = || LedgerError::PaymentNotFound {

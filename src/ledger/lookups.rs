@@ -6,7 +6,7 @@ use super::layout::{
 };
 use super::records::describe;
 use super::shards::account_from;
-use super::{Account, Found, Ledger, LedgerError, Payer};
+use super::{Account, Caller, Found, Ledger, LedgerError};
 use crate::domain::{AccountsPage, Listing, PaymentRef};
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
@@ -19,7 +19,7 @@ impl Ledger {
     pub async fn get_payment(
         &self,
         reference: &PaymentRef,
-        caller: Payer<'_>,
+        caller: &Caller,
     ) -> Result<Found, LedgerError> {
         let record = self.find_record(reference).await?;
         self.shown(reference, record, caller).await
@@ -30,7 +30,7 @@ impl Ledger {
         &self,
         reference: &PaymentRef,
         record: Option<StoredRecord>,
-        caller: Payer<'_>,
+        caller: &Caller,
     ) -> Result<Found, LedgerError> {
         let not_found = || LedgerError::PaymentNotFound {
             what: "payment, hold or refund",

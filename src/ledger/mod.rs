@@ -121,7 +121,7 @@ pub use reshard::Resharded;
 pub use round::PAYMENT_ATTEMPTS_MAX;
 pub use shards::BALANCE_SHARDS_MAX;
 
-use crate::domain::{BALANCE_MAX_MINOR, format_money};
+use crate::domain::{BALANCE_MAX_MINOR, Caller, format_money};
 use aws_sdk_dynamodb::Client;
 use std::sync::Arc;
 
@@ -442,13 +442,6 @@ pub struct Entry {
 pub struct PaymentOutcome {
     pub payment: Transaction,
     pub replayed: bool,
-}
-
-/// Who asks for a payment: only the sender account's owner may pay from it.
-#[derive(Debug, Clone, Copy)]
-pub struct Payer<'a> {
-    pub sub: &'a str,
-    pub admin: bool,
 }
 
 /// The DynamoDB ledger. Cheap to clone: clones share the SDK client, the

@@ -9,7 +9,7 @@ use super::round::{
     DEBIT_SHARDS_MAX, Party, RecordRead, Rounds, Start, Transfer, Written, plan_debits, reason,
     refusal,
 };
-use super::{Ledger, LedgerError, Payer, PaymentOutcome, Transaction, TransactionKind};
+use super::{Caller, Ledger, LedgerError, PaymentOutcome, Transaction, TransactionKind};
 use crate::domain::{PaymentOrder, shard_balance_max_minor};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
@@ -26,11 +26,11 @@ impl Ledger {
     /// Moves money exactly once per (sender, idempotency key). A warm
     /// instance that knows both accounts' shards commits with a single
     /// TransactWriteItems; it reads only what it does not know, or what a
-    /// failed write told it was stale. `payer` must own the sender account.
+    /// failed write told it was stale. `caller` must own the sender account.
     pub async fn make_payment(
         &self,
         order: &PaymentOrder,
-        payer: Payer<'_>,
+        caller: &Caller,
     ) -> Result<PaymentOutcome, LedgerError> {
         let sender_id = order.sender_id.as_str();
         let recipient_id = order.recipient_id.as_str();
@@ -59,7 +59,7 @@ impl Ledger {
         while rounds.next().await.is_some() {
             // The payment record as read in this round, if it was read.
             let (mut sender, mut recipient, mut record) =
-                match self.start_round(order, payer, &key).await? {
+                match self.start_round(order, caller, &key).await? {
                     Start::Stored(stored) => return answer(order, &own_ids, stored),
                     Start::Parties {
                         sender,

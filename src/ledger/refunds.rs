@@ -20,7 +20,7 @@ use super::replay::{Call, replayed};
 use super::round::{
     DEBIT_SHARDS_MAX, RecordRead, Rounds, Transfer, Written, plan_debits, reason, refusal,
 };
-use super::{HoldState, Ledger, LedgerError, Payer, RefundOutcome, Transaction, TransactionKind};
+use super::{Caller, HoldState, Ledger, LedgerError, RefundOutcome, Transaction, TransactionKind};
 use crate::domain::{RefundOrder, shard_balance_max_minor};
 use std::collections::HashMap;
 
@@ -127,7 +127,7 @@ impl Ledger {
     pub async fn refund_payment(
         &self,
         order: &RefundOrder,
-        caller: Payer<'_>,
+        caller: &Caller,
     ) -> Result<RefundOutcome, LedgerError> {
         let not_found = || LedgerError::PaymentNotFound {
             what: "payment",

@@ -23,7 +23,7 @@ use super::layout::{
     build_error, holds_value, is_retryable_code, n, need_value, s, sdk_error, shard_key,
 };
 use super::shards::merged_needs;
-use super::{Direction, Ledger, LedgerError, Payer, Transaction};
+use super::{Caller, Direction, Ledger, LedgerError, Transaction};
 use crate::domain::{BALANCE_SHARDS_MAX, Currency, PaymentOrder, shard_balance_max_minor};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -642,13 +642,13 @@ impl Ledger {
     pub(super) async fn start_round(
         &self,
         order: &PaymentOrder,
-        payer: Payer<'_>,
+        caller: &Caller,
         key: &Item,
     ) -> Result<Start, LedgerError> {
         let (sender_id, recipient_id) = (order.sender_id.as_str(), order.recipient_id.as_str());
         let ([sender, recipient], record) =
             self.parties([sender_id, recipient_id], key.clone()).await?;
-        let sender = own_sender(sender, sender_id, payer)?;
+        let sender = own_sender(sender, sender_id, caller)?;
         if let RecordRead::Found(stored) = record {
             return Ok(Start::Stored(stored));
         }
@@ -838,11 +838,11 @@ impl Party {
 pub(super) fn own_sender(
     sender: Option<Party>,
     sender_id: &str,
-    payer: Payer<'_>,
+    caller: &Caller,
 ) -> Result<Party, LedgerError> {
     match sender {
-        Some(party) if party.facts.owner == payer.sub => Ok(party),
-        None if payer.admin => Err(LedgerError::AccountNotFound {
+        Some(party) if party.facts.owner == caller.sub => Ok(party),
+        None if caller.admin => Err(LedgerError::AccountNotFound {
             role: "sender",
             account_id: sender_id.to_owned(),
         }),

@@ -8,7 +8,7 @@ use super::capture::shard;
 use super::holds::{Seen, clock, ended, expired, reserved};
 use super::layout::{AccountsItem, HoldRecord, Item, ShardState, StoredRecord, n, s};
 use super::round::{RecordRead, Rounds, Written, reason};
-use super::{HoldOutcome, HoldState, Ledger, LedgerError, Payer};
+use super::{Caller, HoldOutcome, HoldState, Ledger, LedgerError};
 use crate::domain::PaymentRef;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use std::collections::HashMap;
@@ -29,7 +29,7 @@ impl Ledger {
     pub async fn void_hold(
         &self,
         reference: &PaymentRef,
-        caller: Payer<'_>,
+        caller: &Caller,
     ) -> Result<HoldOutcome, LedgerError> {
         let (record, fresh) = self.recall_record(reference).await?;
         let hold = Self::named_hold(record, reference)?;
@@ -184,11 +184,7 @@ impl Ledger {
     ///
     /// Any failed condition hands over to the read path, which reads what
     /// it needs and answers (or refuses) as before; nothing was written.
-    async fn void_unread(
-        &self,
-        hold: &HoldRecord,
-        caller: Payer<'_>,
-    ) -> Result<Unread, LedgerError> {
+    async fn void_unread(&self, hold: &HoldRecord, caller: &Caller) -> Result<Unread, LedgerError> {
         let now = clock();
         let (sender_id, recipient_id) = (&hold.payment.sender_id, &hold.payment.recipient_id);
         if hold.state_at(now) != HoldState::Open || sender_id == recipient_id {
@@ -217,7 +213,7 @@ impl Ledger {
             self.void_record_update(hold, now)?,
         ];
         if check_owner {
-            items.push(self.owner_check(recipient_id, caller.sub)?);
+            items.push(self.owner_check(recipient_id, &caller.sub)?);
         }
         match self.transact(items).await? {
             Written::Committed => {

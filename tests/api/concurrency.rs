@@ -299,7 +299,7 @@ const HOLD_OPENING: i64 = 100_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn captures_racing_voids_and_expiries_end_each_hold_once() {
     use payment::domain::{HoldOrder, PaymentOrder};
-    use payment::ledger::{Ledger, Payer};
+    use payment::ledger::Ledger;
     let first = TestApp::spawn().await;
     let tables = first.ledger.tables().clone();
     let twin = || {
@@ -333,8 +333,8 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
         .unwrap();
     // Every third hold expires in about 1.5 s, and its calls are aimed at
     // that moment; the others last ten minutes.
-    let tester = Payer {
-        sub: crate::harness::TESTER,
+    let tester = payment::domain::Caller {
+        sub: crate::harness::TESTER.into(),
         admin: true,
     };
     let mut holds = Vec::new();
@@ -349,7 +349,7 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
         };
         apps[n % 3]
             .ledger
-            .authorize_payment(&order, tester)
+            .authorize_payment(&order, &tester)
             .await
             .unwrap();
         holds.push((sender, key, amount, expiring));

@@ -1181,7 +1181,7 @@ async fn a_write_without_an_answer_is_resolved_from_the_payment_record() {
     use aws_sdk_dynamodb::config::retry::RetryConfig;
     use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
     use payment::domain::PaymentOrder;
-    use payment::ledger::{LedgerError, Payer};
+    use payment::ledger::LedgerError;
     let tables = unique_tables();
     let direct = Ledger::new(
         payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
@@ -1212,8 +1212,8 @@ async fn a_write_without_an_answer_is_resolved_from_the_payment_record() {
         ),
         tables,
     );
-    let payer = Payer {
-        sub: TESTER,
+    let caller = payment::domain::Caller {
+        sub: TESTER.into(),
         admin: true,
     };
     let parse = |key: &str, amount| PaymentOrder::parse(key, &a, &b, amount, "EUR", "").unwrap();
@@ -1222,19 +1222,19 @@ async fn a_write_without_an_answer_is_resolved_from_the_payment_record() {
     let delivered_key = format!("reply-lost-{}", uuid::Uuid::new_v4().simple());
     let delivered = parse(&delivered_key, 10);
     let outcome = impatient
-        .make_payment(&delivered, payer)
+        .make_payment(&delivered, &caller)
         .await
         .expect("resolved from the record");
     assert!(proxy.delivered_write_for(&delivered_key));
     assert!(!outcome.replayed, "its own write, not a replay");
-    let again = direct.make_payment(&delivered, payer).await.unwrap();
+    let again = direct.make_payment(&delivered, &caller).await.unwrap();
     assert!(again.replayed);
     assert_eq!(again.payment, outcome.payment);
 
     // Held and dropped: nothing committed, and the answer says it is unknown.
     let withheld_key = format!("{WITHHELD_MARK}-{}", uuid::Uuid::new_v4().simple());
     let withheld = parse(&withheld_key, 20);
-    match impatient.make_payment(&withheld, payer).await {
+    match impatient.make_payment(&withheld, &caller).await {
         Err(LedgerError::OutcomeUnknown { .. }) => {}
         other => panic!("expected an unknown outcome, got {other:?}"),
     }
@@ -1248,7 +1248,7 @@ async fn a_write_without_an_answer_is_resolved_from_the_payment_record() {
             .contains("retry with the same idempotency key")
     );
     assert!(!proxy.delivered_write_for(&withheld_key));
-    let retried = direct.make_payment(&withheld, payer).await.unwrap();
+    let retried = direct.make_payment(&withheld, &caller).await.unwrap();
     assert!(!retried.replayed, "nothing had committed before the retry");
 
     let balance_of = |id: &str| payment::domain::AccountId::parse("account_id", id).unwrap();

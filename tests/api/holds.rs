@@ -650,11 +650,10 @@ const SHORT_HOLD: std::time::Duration = std::time::Duration::from_secs(3);
 #[tokio::test]
 async fn an_expired_hold_frees_its_money_at_once_and_cannot_be_captured() {
     use payment::domain::{HoldOrder, PaymentOrder};
-    use payment::ledger::Payer;
     let app = TestApp::spawn().await;
     let mut c = app.grpc().await;
-    let tester = Payer {
-        sub: crate::harness::TESTER,
+    let tester = payment::domain::Caller {
+        sub: crate::harness::TESTER.into(),
         admin: true,
     };
     // Through the ledger, to expire in a few seconds (the API's minimum is
@@ -676,7 +675,7 @@ async fn an_expired_hold_frees_its_money_at_once_and_cannot_be_captured() {
             expires_in_ms: ms,
         };
         app.ledger
-            .authorize_payment(&short("later", 100, 600_000), tester)
+            .authorize_payment(&short("later", 100, 600_000), &tester)
             .await
             .unwrap();
         // The server stamps the expiry from its clock after this instant,
@@ -684,7 +683,7 @@ async fn an_expired_hold_frees_its_money_at_once_and_cannot_be_captured() {
         // same clock).
         let open_until = std::time::SystemTime::now() + lasts;
         app.ledger
-            .authorize_payment(&short("soon", 800, lasts.as_millis() as i64), tester)
+            .authorize_payment(&short("soon", 800, lasts.as_millis() as i64), &tester)
             .await
             .unwrap();
         let held = account(&mut c, &a).await;

@@ -30,9 +30,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
+use payment::domain::Caller;
 use payment::domain::{AMOUNT_MAX_MINOR, BALANCE_MAX_MINOR, PageToken};
 use payment::guard::REQUEST_BYTES_MAX;
-use payment::ledger::{Ledger, Payer};
+use payment::ledger::Ledger;
 use payment::pb;
 use payment::stack::HttpService;
 use prost::Message;
@@ -1582,8 +1583,8 @@ async fn seed(ledger: &Ledger) {
         ledger
             .make_payment(
                 &order,
-                Payer {
-                    sub: TESTER,
+                &Caller {
+                    sub: TESTER.into(),
                     admin: true,
                 },
             )

@@ -4,8 +4,9 @@
 
 use crate::harness::TestApp;
 use crate::helpers::*;
+use payment::domain::Caller;
 use payment::domain::{AccountId, NewAccount, PaymentOrder};
-use payment::ledger::{Ledger, Payer, Promotion, Tables};
+use payment::ledger::{Ledger, Promotion, Tables};
 use payment::pb;
 use payment::telemetry::RequestCounter;
 use std::collections::{HashMap, HashSet};
@@ -13,10 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tonic::Code;
 
-const ADMIN: Payer<'static> = Payer {
-    sub: crate::harness::TESTER,
-    admin: true,
-};
+/// The tests' admin, as the ledger takes it.
+fn admin() -> Caller {
+    Caller {
+        sub: crate::harness::TESTER.into(),
+        admin: true,
+    }
+}
 
 /// An instance of [`instance`] with promotion set as given.
 fn instance_promoting(tables: &Tables, promotion: Option<Promotion>) -> (Ledger, RequestCounter) {
@@ -41,7 +45,7 @@ async fn pay_direct(
 ) -> Result<payment::ledger::Transaction, payment::ledger::LedgerError> {
     let order = PaymentOrder::parse(key, from, to, amount, "EUR", "").expect("order");
     ledger
-        .make_payment(&order, ADMIN)
+        .make_payment(&order, &admin())
         .await
         .map(|outcome| outcome.payment)
 }

@@ -7,8 +7,9 @@ use crate::measure::{Meters, Outcome, run_phase};
 use crate::report::Phase;
 use crate::run::{BENCH_SUB, Bench};
 use crate::workload::Workload;
+use payment::domain::Caller;
 use payment::domain::{AccountId, NewAccount, PaymentOrder};
-use payment::ledger::{Ledger, LedgerError, Payer};
+use payment::ledger::{Ledger, LedgerError};
 use payment::telemetry::RequestCounter;
 use std::sync::Arc;
 
@@ -89,11 +90,11 @@ async fn direct_payment(
         Ok(order) => order,
         Err(err) => return Outcome::Other(err.to_string()),
     };
-    let payer = Payer {
-        sub: BENCH_SUB,
+    let caller = Caller {
+        sub: BENCH_SUB.into(),
         admin: true,
     };
-    match ledger.make_payment(&order, payer).await {
+    match ledger.make_payment(&order, &caller).await {
         Ok(_) => Outcome::Ok(amount),
         Err(LedgerError::InsufficientFunds { .. }) => Outcome::Insufficient,
         Err(LedgerError::Contended { .. }) => Outcome::Aborted,

@@ -18,9 +18,9 @@
 //! entry 1, a first page's real-time cut).
 
 use super::clients::{AccountSpec, Call, Class, Fate, KeyedOp, Reply, Request};
-use payment::domain::{AccountId, IdempotencyKey, PaymentRef};
+use payment::domain::{AccountId, Caller, IdempotencyKey, PaymentRef};
 use payment::ledger::{
-    Direction, Entry, Found, HistoryCursor, HoldState, Ledger, LedgerError, Payer, TransactionKind,
+    Direction, Entry, Found, HistoryCursor, HoldState, Ledger, LedgerError, TransactionKind,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -149,10 +149,13 @@ pub fn describe(truth: &Truth) -> String {
     text
 }
 
-const ADMIN: Payer<'static> = Payer {
-    sub: super::clients::CHECK_SUB,
-    admin: true,
-};
+/// The checker reads as an admin.
+fn admin() -> Caller {
+    Caller {
+        sub: super::clients::CHECK_SUB.into(),
+        admin: true,
+    }
+}
 
 /// Reads the accounts, their whole histories and every key directly.
 pub async fn read_truth(
@@ -196,7 +199,7 @@ pub async fn read_truth(
             sender_id,
             idempotency_key,
         };
-        let found = match ledger.get_payment(&reference, ADMIN).await {
+        let found = match ledger.get_payment(&reference, &admin()).await {
             Ok(found) => Some(found),
             Err(err) => {
                 // NOT_FOUND (a fence included, however the ledger names

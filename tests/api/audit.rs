@@ -397,7 +397,7 @@ async fn an_entry_that_differs_from_its_record_is_reported() {
         &[
             &format!("recipient_id {a:?} (record {b:?})"),
             "amount 301 (record 300)",
-            "kind Refund (record Transaction)",
+            "kind Refund (record Payment)",
             "refund_of \"nothing\" (record \"\")",
             "memo \"changed\" (record \"test\")",
             &format!("created_at {} (record {time})", time - 1),

@@ -24,6 +24,12 @@ pub const EVENT_BUS_ENV: &str = "PAYMENT_EVENT_BUS";
 /// but by the stream (see `super::batch`).
 pub const PUT_EVENTS_ATTEMPTS_MAX: u32 = 3;
 
+/// How long one PutEvents call may take, its attempts included. A batch
+/// is at most `BATCH_RECORDS_MAX / PUT_EVENTS_ENTRIES_MAX` calls, made one
+/// after another: the function's Timeout in template.yaml covers them all
+/// (a test checks).
+pub const PUT_EVENTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// What went wrong with the first event that was not put.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -68,7 +74,7 @@ impl Publisher {
                 aws_config::timeout::TimeoutConfig::builder()
                     .connect_timeout(std::time::Duration::from_secs(2))
                     .operation_attempt_timeout(std::time::Duration::from_secs(5))
-                    .operation_timeout(std::time::Duration::from_secs(15))
+                    .operation_timeout(PUT_EVENTS_TIMEOUT)
                     .build(),
             )
             .load()

@@ -174,3 +174,40 @@ pub struct Transaction {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub refund_of: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `detail` shown in docs/events.md (each ```json block, or its
+    /// `detail`) is read as this schema and written back unchanged: the
+    /// page cannot drift from the code.
+    #[test]
+    fn the_documented_examples_are_the_schema() {
+        let page = include_str!("../../docs/events.md");
+        let mut types = std::collections::BTreeSet::new();
+        for block in page.split("```json\n").skip(1) {
+            let json = block.split("\n```").next().expect("a closed block");
+            let value: serde_json::Value = serde_json::from_str(json).expect("JSON");
+            let detail = if value.get("schema_version").is_some() {
+                value
+            } else if value.get("version").is_some() {
+                value["detail"].clone()
+            } else {
+                // An event pattern, not an event.
+                continue;
+            };
+            let parsed: Detail =
+                serde_json::from_value(detail.clone()).unwrap_or_else(|e| panic!("{e}: {detail}"));
+            assert_eq!(serde_json::to_value(&parsed).unwrap(), detail);
+            assert_eq!(parsed.schema_version, SCHEMA_VERSION);
+            assert!(
+                parsed
+                    .id
+                    .starts_with(&format!("{}/", parsed.body.type_name()))
+            );
+            types.insert(parsed.body.type_name());
+        }
+        assert_eq!(types.len(), 7, "an example of each type: {types:?}");
+    }
+}

@@ -16,9 +16,20 @@ CLOUD_DEPLOY_TIMEOUT_S=300
 # $CLOUD_DIR/build/EventsFunction/bootstrap beside a template whose functions
 # have those CodeUris (scripts/cloud.py template).
 # PAYMENT_CLOUD_LAMBDA_BIN and PAYMENT_CLOUD_EVENTS_BIN name binaries already
-# built instead (the tests pass the ones cargo built for them).
+# built instead (the tests pass the ones cargo built for them); given only
+# the first, payment-events is taken from beside it (built there if missing).
 cloud_build() {
   local profile=$1 binary=${PAYMENT_CLOUD_LAMBDA_BIN:-} events=${PAYMENT_CLOUD_EVENTS_BIN:-}
+  if [ -n "$binary" ] && [ -z "$events" ]; then
+    events=$(dirname "$binary")/payment-events
+    if [ ! -x "$events" ]; then
+      local beside=dev
+      [ "$(basename "$(dirname "$binary")")" = release ] && beside=release
+      echo "cloud: cargo build --profile $beside --bin payment-events (none beside $binary)"
+      cargo build --quiet --locked --profile "$beside" --bin payment-events
+      events=target/$([ "$beside" = dev ] && echo debug || echo release)/payment-events
+    fi
+  fi
   if [ -z "$binary" ] || [ -z "$events" ]; then
     local dir
     case "$profile" in

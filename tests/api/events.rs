@@ -869,6 +869,71 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
     let shards: BTreeSet<u32> = parts.iter().map(|e| e.shard).collect();
     assert_eq!(shards.len(), parts.len());
     assert_eq!(merchant_entries.len(), 8 + parts.len());
+    // Exactly what each shard stored, entry by entry (helpers::stored_entries
+    // reads the shard's history straight from DynamoDB Local).
+    for shard in 0..4u32 {
+        let stored: Vec<(u64, String, bool, i64, i64)> = stored_entries(&tables, &merchant, shard)
+            .await
+            .into_iter()
+            .map(|e| {
+                (
+                    e.sequence,
+                    e.transaction_id,
+                    e.debit,
+                    e.amount,
+                    e.balance_after,
+                )
+            })
+            .collect();
+        let published: Vec<(u64, String, bool, i64, i64)> = by_shard
+            .get(&shard)
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.sequence,
+                            e.transaction.transaction_id.clone(),
+                            e.direction == "DEBIT",
+                            e.amount_minor,
+                            e.balance_after_minor,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(published, stored, "shard {shard}");
+    }
+    // The payments themselves, each once, exactly.
+    let committed: BTreeMap<String, Detail> = accepted
+        .iter()
+        .filter(|r| matches!(r.detail.body, Body::PaymentCommitted(_)))
+        .map(|r| (r.detail.id.clone(), r.detail.clone()))
+        .collect();
+    assert_eq!(
+        committed.len(),
+        accepted
+            .iter()
+            .filter(|r| matches!(r.detail.body, Body::PaymentCommitted(_)))
+            .count()
+    );
+    assert_eq!(committed.len(), incoming.len() + 1);
+    for t in incoming.iter().chain([&payout.transaction_id]) {
+        let d = &committed[&format!("payment.committed/{t}")];
+        let Body::PaymentCommitted(transfer) = &d.body else {
+            unreachable!()
+        };
+        assert_eq!(&transfer.transaction_id, t);
+        assert_eq!(transfer.currency, "EUR");
+    }
+    assert_eq!(
+        committed[&format!("payment.committed/{}", payout.transaction_id)],
+        detail(
+            format!("payment.committed/{}", payout.transaction_id),
+            ms(&payout.created_at),
+            Body::PaymentCommitted(transfer(&payout)),
+        )
+    );
     // And the shards' balances add up to the account's.
     let last_balances: i64 = by_shard
         .values()

@@ -10,27 +10,43 @@ CLOUD_REGION=us-east-1
 CLOUD_START_TIMEOUT_S=60
 CLOUD_DEPLOY_TIMEOUT_S=300
 
-# cloud_build PROFILE: builds payment-lambda (cargo profile release or dev)
-# and payment-client, and lays the function out as `sam build` would:
-# $CLOUD_DIR/build/PaymentFunction/bootstrap beside a template whose
-# PaymentFunction has that CodeUri (scripts/cloud.py template).
-# PAYMENT_CLOUD_LAMBDA_BIN names a binary already built instead (the tests
-# pass the one cargo built for them).
+# cloud_build PROFILE: builds payment-lambda and payment-events (cargo
+# profile release or dev) and payment-client, and lays the functions out as
+# `sam build` would: $CLOUD_DIR/build/PaymentFunction/bootstrap and
+# $CLOUD_DIR/build/EventsFunction/bootstrap beside a template whose functions
+# have those CodeUris (scripts/cloud.py template).
+# PAYMENT_CLOUD_LAMBDA_BIN and PAYMENT_CLOUD_EVENTS_BIN name binaries already
+# built instead (the tests pass the ones cargo built for them); given only
+# the first, payment-events is taken from beside it (built there if missing).
 cloud_build() {
-  local profile=$1 binary=${PAYMENT_CLOUD_LAMBDA_BIN:-}
-  if [ -z "$binary" ]; then
+  local profile=$1 binary=${PAYMENT_CLOUD_LAMBDA_BIN:-} events=${PAYMENT_CLOUD_EVENTS_BIN:-}
+  if [ -n "$binary" ] && [ -z "$events" ]; then
+    events=$(dirname "$binary")/payment-events
+    if [ ! -x "$events" ]; then
+      local beside=dev
+      [ "$(basename "$(dirname "$binary")")" = release ] && beside=release
+      echo "cloud: cargo build --profile $beside --bin payment-events (none beside $binary)"
+      cargo build --quiet --locked --profile "$beside" --bin payment-events
+      events=target/$([ "$beside" = dev ] && echo debug || echo release)/payment-events
+    fi
+  fi
+  if [ -z "$binary" ] || [ -z "$events" ]; then
+    local dir
     case "$profile" in
-      release) binary=target/release/payment-lambda ;;
-      dev) binary=target/debug/payment-lambda ;;
+      release) dir=target/release ;;
+      dev) dir=target/debug ;;
       *) echo "cloud: PAYMENT_CLOUD_PROFILE must be release or dev, not $profile" >&2; return 1 ;;
     esac
-    echo "cloud: cargo build --profile $profile --bin payment-lambda (x86_64), --bin payment-client"
-    cargo build --quiet --locked --profile "$profile" --bin payment-lambda
+    echo "cloud: cargo build --profile $profile --bin payment-lambda --bin payment-events (x86_64), --bin payment-client"
+    cargo build --quiet --locked --profile "$profile" --bin payment-lambda --bin payment-events
     cargo build --quiet --locked --bin payment-client
+    binary=${binary:-$dir/payment-lambda}
+    events=${events:-$dir/payment-events}
   fi
   rm -rf "$CLOUD_DIR/build"
-  mkdir -p "$CLOUD_DIR/build/PaymentFunction"
+  mkdir -p "$CLOUD_DIR/build/PaymentFunction" "$CLOUD_DIR/build/EventsFunction"
   cp "$binary" "$CLOUD_DIR/build/PaymentFunction/bootstrap"
+  cp "$events" "$CLOUD_DIR/build/EventsFunction/bootstrap"
   .tools/venv/bin/python scripts/cloud.py template template.yaml "$CLOUD_DIR/build/template.yaml"
 }
 

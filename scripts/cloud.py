@@ -3,7 +3,7 @@
 Python (.tools/venv, which has boto3 and SAM's YAML reader):
 
   cloud.py template IN OUT        the template as `sam build` would hand it to
-                                  `sam deploy`: PaymentFunction's CodeUri is the
+                                  `sam deploy`: each function's CodeUri is its
                                   built folder beside OUT, x86_64, no build Metadata
   cloud.py state STACK PORT OUT   the deployed stack's facts as JSON (API URL,
                                   Cognito ids and the service client's secret)
@@ -19,6 +19,12 @@ Python (.tools/venv, which has boto3 and SAM's YAML reader):
                                   whose access tokens live 1 s (created once)
   cloud.py invocations            how many times the function has run (START lines
                                   in its CloudWatch Logs), for the tests
+  cloud.py subscribe NAME         a team's subscription to the stack's event bus, as
+                                  docs/events.md shows it: an SQS queue NAME (with the
+                                  policy letting the bus send to it) and a rule for every
+                                  event of the ledger's source; prints the queue's URL
+  cloud.py receive QUEUE_URL      for the tests: the messages waiting in a queue (each
+                                  received once and deleted), as JSON: body and SentTimestamp
   cloud.py observability          for the tests: what the emulator holds of the
                                   stack's alarms, dashboard, the function's tracing,
                                   logging and role, and its log lines, as JSON
@@ -39,6 +45,10 @@ import urllib.parse
 import urllib.request
 
 FUNCTION = "PaymentFunction"
+# Every function of the template, each built into a folder of its name.
+FUNCTIONS = ["PaymentFunction", "EventsFunction"]
+# The events' source (payment::events::SOURCE).
+EVENT_SOURCE = "payment.ledger"
 # Every HTTP call here is bounded.
 HTTP_TIMEOUT_S = 20
 # The password of the users `token user` creates (local emulator only).
@@ -50,12 +60,13 @@ def template(source, target):
 
     with open(source) as f:
         doc = yaml_parse(f.read())
-    function = doc["Resources"][FUNCTION]
-    function.pop("Metadata", None)
-    function["Properties"]["CodeUri"] = FUNCTION
-    # The emulator runs the bootstrap on this machine and does not enforce
-    # Architectures; say what it really is.
-    function["Properties"]["Architectures"] = ["x86_64"]
+    for name in FUNCTIONS:
+        function = doc["Resources"][name]
+        function.pop("Metadata", None)
+        function["Properties"]["CodeUri"] = name
+        # The emulator runs the bootstrap on this machine and does not enforce
+        # Architectures; say what it really is.
+        function["Properties"]["Architectures"] = ["x86_64"]
     with open(target, "w") as f:
         f.write(yaml_dump(doc))
 
@@ -94,6 +105,10 @@ def state(stack, port, target):
         "function_name": physical[FUNCTION],
         "accounts_table": outputs["AccountsTableName"],
         "ledger_table": outputs["LedgerTableName"],
+        "events_function_name": physical["EventsFunction"],
+        "event_bus_name": outputs["EventBusName"],
+        "event_bus_arn": outputs["EventBusArn"],
+        "events_failure_queue_url": outputs["EventsFailureQueueUrl"],
     }
     with open(target, "w") as f:
         json.dump(facts, f, indent=2)
@@ -261,6 +276,62 @@ def invocations(facts):
     sys.exit("cloud.py: too many log pages")
 
 
+def subscribe(facts, name):
+    """What a consuming team deploys (docs/events.md, "Subscribing"): a queue,
+    its policy, a rule on the bus and the queue as the rule's target."""
+    import boto3
+
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule_arn = events.put_rule(
+        Name=f"{name}-rule",
+        EventBusName=facts["event_bus_name"],
+        EventPattern=json.dumps({"source": [EVENT_SOURCE]}),
+        State="ENABLED",
+    )["RuleArn"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+    events.put_targets(
+        Rule=f"{name}-rule",
+        EventBusName=facts["event_bus_name"],
+        Targets=[{"Id": "queue", "Arn": queue_arn}],
+    )
+    return queue_url
+
+
+def receive(queue_url):
+    """Every message waiting now (up to 10 calls of 10), deleted once read."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    messages = []
+    for _ in range(10):
+        page = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["SentTimestamp"]
+        ).get("Messages", [])
+        if not page:
+            break
+        for m in page:
+            messages.append({"body": m["Body"], "sent_ms": int(m["Attributes"]["SentTimestamp"])})
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(page)],
+        )
+    return messages
+
+
 def observability(facts):
     """The deployed alarms (DescribeAlarms), the dashboard (GetDashboard), the
     function's configuration (GetFunctionConfiguration), its role's managed
@@ -338,6 +409,10 @@ def main(argv):
             print(token_of(facts, client))
         case ["invocations"]:
             print(invocations(load_state()))
+        case ["subscribe", name]:
+            print(subscribe(load_state(), name))
+        case ["receive", queue_url]:
+            print(json.dumps(receive(queue_url)))
         case ["observability"]:
             observability(load_state())
         case _:

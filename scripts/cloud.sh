@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make cloud`: the stack as deployed (template.yaml: DynamoDB tables, the
-# function, the HTTP API with its JWT authorizer and CORS, Cognito) on a
-# local AWS emulator, ministack (PyPI), with no Docker and no AWS account:
+# function, the HTTP API with its JWT authorizer and CORS, Cognito, the event
+# bus and payment-events on the tables' streams) on a local AWS emulator,
+# ministack (PyPI), with no Docker and no AWS account:
 #
 #   1. installs the SAM CLI and ministack into .tools/ (scripts/setup-serverless.sh);
-#   2. builds payment-lambda for this machine (x86_64; the emulator runs the
+#   2. builds payment-lambda and payment-events for this machine (x86_64; the emulator runs the
 #      `bootstrap` as a local process and does not enforce Architectures);
 #   3. starts the emulator on 127.0.0.1 only (BIND_HOST=127.0.0.1; IOT_MTLS_ENABLED=0,
 #      or it opens an IoT listener on 0.0.0.0:8883), its log in .data/cloud/;
@@ -59,6 +60,8 @@ cloud: the stack is up (deployed in ${CLOUD_DEPLOY_SECONDS} s); emulator log: $C
   user pool:       $(cloud_state user_pool_id), issuer $(cloud_state issuer)
   web client:      $(cloud_state web_client_id) (code flow with PKCE)
   service client:  $(cloud_state service_client_id) (client_credentials, scope payments/admin)
+  event bus:       $(cloud_state event_bus_name) (docs/events.md; subscribe a queue: scripts/cloud-py.sh subscribe NAME,
+                   read it: scripts/cloud-py.sh receive QUEUE_URL)
 
 Tokens, from the emulated Cognito (scripts/cloud-py.sh; secrets from $CLOUD_DIR/state.json):
   an admin (client credentials, scope payments/admin; sub = the service client id):

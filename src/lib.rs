@@ -14,6 +14,7 @@ pub mod config;
 pub mod connection;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod guard;
 pub mod lambda;
 pub mod ledger;

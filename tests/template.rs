@@ -36,7 +36,7 @@ const DYNAMODB_ACTIONS: [&str; 6] = [
 /// deployed tables come from template.yaml) and the audit's Scan in
 /// audit.rs (run by `payment-client audit` with an operator's credentials).
 fn ledger_actions() -> BTreeSet<String> {
-    const OPERATIONS: [(&str, &str); 12] = [
+    const OPERATIONS: [(&str, &str); 13] = [
         (".get_item()", "GetItem"),
         (".put_item()", "PutItem"),
         (".update_item()", "UpdateItem"),
@@ -49,6 +49,7 @@ fn ledger_actions() -> BTreeSet<String> {
         (".create_table()", "CreateTable"),
         (".describe_table()", "DescribeTable"),
         (".delete_table()", "DeleteTable"),
+        (".update_table()", "UpdateTable"),
     ];
     const TRANSACT_ITEMS: [(&str, &str); 4] = [
         ("Put::builder()", "PutItem"),
@@ -56,8 +57,14 @@ fn ledger_actions() -> BTreeSet<String> {
         ("Delete::builder()", "DeleteItem"),
         ("ConditionCheck::builder()", "ConditionCheckItem"),
     ];
-    const NOT_THE_FUNCTIONS: [(&str, &str); 2] =
-        [("layout.rs", "CreateTable"), ("audit.rs", "Scan")];
+    // stream.rs turns streams on for DynamoDB Local and tests (deployed
+    // tables get theirs from template.yaml), like layout.rs's CreateTable.
+    const NOT_THE_FUNCTIONS: [(&str, &str); 4] = [
+        ("layout.rs", "CreateTable"),
+        ("audit.rs", "Scan"),
+        ("stream.rs", "DescribeTable"),
+        ("stream.rs", "UpdateTable"),
+    ];
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/ledger");
     let mut sources = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {dir}: {e}")) {
@@ -1640,4 +1647,187 @@ fn the_function_is_traced_logs_json_and_knows_its_metrics_namespace() {
         get(namespace, "Default", "MetricsNamespace").as_str(),
         Some("PaymentService")
     );
+}
+
+/// payment-events: both tables stream what the ledger's decoder needs, the
+/// function is told the tables and the bus as the code reads them, each
+/// stream reaches it through a mapping that reports the earliest failed
+/// record, retries a bounded number of times and then sends the batch to
+/// the on-failure queue; and it may do exactly that (read the streams, put
+/// on the bus, send to the queue).
+#[test]
+fn the_events_function_reads_both_streams_and_gives_up_to_the_failure_queue() {
+    use payment::events::publisher::{PUT_EVENTS_ENTRIES_MAX, PUT_EVENTS_TIMEOUT};
+    use payment::events::{BATCH_RECORDS_MAX, EVENT_BUS_ENV};
+    const EVENTS: &str = "EventsFunction";
+    let template = template();
+    let (accounts, ledger) = tables(&template);
+    for table in [&accounts, &ledger] {
+        let stream = get(properties(&template, table), "StreamSpecification", table);
+        assert_eq!(
+            get(stream, "StreamViewType", table).as_str(),
+            Some(payment::ledger::stream::STREAM_VIEW_TYPE),
+            "{table}'s stream"
+        );
+    }
+
+    assert_eq!(
+        resource_type(&template, EVENTS),
+        "AWS::Serverless::Function"
+    );
+    let binary = get(
+        get(
+            get(resource(&template, EVENTS), "Metadata", EVENTS),
+            "BuildProperties",
+            EVENTS,
+        ),
+        "Binary",
+        EVENTS,
+    );
+    assert_eq!(binary.as_str(), Some("payment-events"));
+    let function = properties(&template, EVENTS);
+    let variables = get(get(function, "Environment", EVENTS), "Variables", EVENTS);
+    let env_ref = |name: &str| {
+        ref_target(get(variables, name, EVENTS))
+            .unwrap_or_else(|| panic!("{EVENTS}'s {name} must be a !Ref"))
+            .to_owned()
+    };
+    assert_eq!(env_ref(ACCOUNTS_TABLE_ENV), accounts);
+    assert_eq!(env_ref(LEDGER_TABLE_ENV), ledger);
+    let bus = env_ref(EVENT_BUS_ENV);
+    assert_eq!(resource_type(&template, &bus), "AWS::Events::EventBus");
+    // A batch's PutEvents calls, one after another, fit in the Timeout.
+    let calls = BATCH_RECORDS_MAX.div_ceil(PUT_EVENTS_ENTRIES_MAX) as u64;
+    let timeout = get(function, "Timeout", EVENTS).as_u64().expect("Timeout");
+    assert!(
+        timeout >= calls * PUT_EVENTS_TIMEOUT.as_secs(),
+        "{EVENTS}'s Timeout {timeout} s < {calls} PutEvents calls of {PUT_EVENTS_TIMEOUT:?}"
+    );
+
+    let queue = only_resource_of_type(&template, "AWS::SQS::Queue");
+    let mut streams = BTreeSet::new();
+    for id in resources_of_type(&template, "AWS::Lambda::EventSourceMapping") {
+        let props = properties(&template, &id);
+        let field = |name: &str| get(props, name, &id);
+        assert_eq!(ref_target(field("FunctionName")), Some(EVENTS), "{id}");
+        let (table, attribute) =
+            get_att(field("EventSourceArn")).expect("!GetAtt <table>.StreamArn");
+        assert_eq!(attribute, "StreamArn", "{id}");
+        streams.insert(table.clone());
+        assert_eq!(
+            field("StartingPosition").as_str(),
+            Some("TRIM_HORIZON"),
+            "{id}"
+        );
+        assert_eq!(
+            field("BatchSize").as_u64(),
+            Some(BATCH_RECORDS_MAX as u64),
+            "{id}"
+        );
+        assert_eq!(
+            field("ParallelizationFactor").as_u64(),
+            Some(1),
+            "{id}: order per shard"
+        );
+        let types: Vec<&str> = sequence(field("FunctionResponseTypes"), "FunctionResponseTypes")
+            .iter()
+            .map(|t| string(t, "a response type"))
+            .collect();
+        assert_eq!(types, ["ReportBatchItemFailures"], "{id}");
+        assert_eq!(
+            field("BisectBatchOnFunctionError").as_bool(),
+            Some(true),
+            "{id}"
+        );
+        // Bounded: -1 (the default) would retry until the record expires.
+        let retries = field("MaximumRetryAttempts")
+            .as_i64()
+            .expect("MaximumRetryAttempts");
+        assert!((0..=10_000).contains(&retries), "{id}: {retries}");
+        let age = field("MaximumRecordAgeInSeconds")
+            .as_i64()
+            .expect("MaximumRecordAgeInSeconds");
+        assert!(
+            (60..86_400).contains(&age),
+            "{id}: {age} (the stream keeps 24 h)"
+        );
+        let destination = get(
+            get(field("DestinationConfig"), "OnFailure", &id),
+            "Destination",
+            &id,
+        );
+        assert_eq!(
+            get_att(destination),
+            Some((queue.clone(), "Arn".to_owned())),
+            "{id}"
+        );
+        // The ledger table's every record reaches the function (nothing it
+        // would have to report is filtered away); the accounts table's
+        // only INSERTs (its MODIFYs are balance shards' state).
+        let filters = props.get("FilterCriteria");
+        if table == ledger {
+            assert!(filters.is_none(), "{id} must not filter the ledger stream");
+        } else {
+            let patterns: Vec<serde_json::Value> =
+                sequence(get(filters.expect("a filter"), "Filters", &id), "Filters")
+                    .iter()
+                    .map(|f| {
+                        serde_json::from_str(string(get(f, "Pattern", &id), "Pattern")).unwrap()
+                    })
+                    .collect();
+            assert_eq!(
+                patterns,
+                [serde_json::json!({"eventName": ["INSERT"]})],
+                "{id}"
+            );
+        }
+    }
+    assert_eq!(streams, BTreeSet::from([accounts.clone(), ledger.clone()]));
+
+    // Exactly its permissions: the two streams, the bus, the queue.
+    let mut granted = BTreeSet::new();
+    for policy in sequence(get(function, "Policies", EVENTS), "Policies") {
+        for statement in sequence(get(policy, "Statement", "policy"), "Statement") {
+            let actions: Vec<String> = match get(statement, "Action", "statement") {
+                Value::String(one) => vec![one.clone()],
+                many => sequence(many, "Action")
+                    .iter()
+                    .map(|a| string(a, "an action").to_owned())
+                    .collect(),
+            };
+            let targets: Vec<(String, String)> = match get(statement, "Resource", "statement") {
+                Value::Sequence(list) => {
+                    list.iter().map(|r| get_att(r).expect("!GetAtt")).collect()
+                }
+                one => vec![get_att(one).expect("!GetAtt")],
+            };
+            for action in &actions {
+                for target in &targets {
+                    granted.insert((action.clone(), target.0.clone(), target.1.clone()));
+                }
+            }
+        }
+    }
+    let mut expected = BTreeSet::new();
+    for action in [
+        "DescribeStream",
+        "GetRecords",
+        "GetShardIterator",
+        "ListStreams",
+    ] {
+        for table in [&accounts, &ledger] {
+            expected.insert((
+                format!("dynamodb:{action}"),
+                table.clone(),
+                "StreamArn".to_owned(),
+            ));
+        }
+    }
+    expected.insert(("events:PutEvents".to_owned(), bus.clone(), "Arn".to_owned()));
+    expected.insert((
+        "sqs:SendMessage".to_owned(),
+        queue.clone(),
+        "Arn".to_owned(),
+    ));
+    assert_eq!(granted, expected);
 }

@@ -14,7 +14,9 @@
 //! - reading an account's history, merged over its shards, in [`history`];
 //! - SetBalanceShards and the promotion of a hot ordinary account, raising
 //!   its shard count online, in [`reshard`];
-//! - the whole-ledger check in [`audit`].
+//! - the whole-ledger check in [`audit`];
+//! - what a record of the tables' DynamoDB Streams means, for the event
+//!   publisher, in [`stream`].
 //!
 //! What they share:
 //! - [`round`], the one write round: plan from what is known, send one
@@ -110,6 +112,7 @@ mod replay;
 mod reshard;
 mod round;
 mod shards;
+pub mod stream;
 mod void;
 
 pub use audit::{AUDIT_LISTED_MAX, AUDIT_SEGMENTS_MAX, AuditReport, CurrencyTotals};

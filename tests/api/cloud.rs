@@ -39,7 +39,7 @@ fn repo_root() -> PathBuf {
 
 /// The deployed stack: scripts/cloud.sh running in its own process group,
 /// stopped (with the function processes) when dropped.
-struct Cloud {
+pub(crate) struct Cloud {
     child: Child,
     dir: PathBuf,
     state: serde_json::Value,
@@ -61,6 +61,10 @@ impl Cloud {
             .env(
                 "PAYMENT_CLOUD_LAMBDA_BIN",
                 env!("CARGO_BIN_EXE_payment-lambda"),
+            )
+            .env(
+                "PAYMENT_CLOUD_EVENTS_BIN",
+                env!("CARGO_BIN_EXE_payment-events"),
             )
             .env("PAYMENT_CLOUD_ORIGINS", ORIGIN)
             .stdin(Stdio::null())
@@ -112,7 +116,7 @@ impl Cloud {
 
     /// The API as the stack's ApiUrl output names it:
     /// http://<api-id>.execute-api.localhost:<port>.
-    fn api_url(&self) -> String {
+    pub(crate) fn api_url(&self) -> String {
         self.get("api_url")
     }
 
@@ -125,7 +129,7 @@ impl Cloud {
     }
 
     /// scripts/cloud.py against this stack.
-    fn cloud_py(&self, args: &[&str]) -> String {
+    pub(crate) fn cloud_py(&self, args: &[&str]) -> String {
         let output = Command::new(repo_root().join("scripts/cloud-py.sh"))
             .current_dir(repo_root())
             .env("CLOUD_STATE", self.dir.join("state.json"))
@@ -144,7 +148,7 @@ impl Cloud {
             .to_owned()
     }
 
-    fn token(&self, args: &[&str]) -> String {
+    pub(crate) fn token(&self, args: &[&str]) -> String {
         let mut all = vec!["token"];
         all.extend_from_slice(args);
         self.cloud_py(&all)
@@ -341,6 +345,12 @@ async fn the_deployed_stack_on_the_local_cloud_serves_every_call_behind_its_auth
     tokio::time::timeout(EXERCISE_TIMEOUT, exercise(&cloud))
         .await
         .unwrap_or_else(|_| panic!("the calls did not finish within {EXERCISE_TIMEOUT:?}"));
+    tokio::time::timeout(
+        EXERCISE_TIMEOUT,
+        crate::events::events_reach_a_subscribed_queue(&cloud),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the events part did not finish within {EXERCISE_TIMEOUT:?}"));
     // What on-call gets: the alarms, the dashboard, X-Ray and JSON logs (the
     // log lines of every call above arrive a little after their answers).
     cloud.invocations_settled(1).await;

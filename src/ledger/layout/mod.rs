@@ -26,7 +26,7 @@ pub(super) use entries::StoredEntry;
 pub(super) use errors::{build_error, is_retryable_code, sdk_error};
 pub(super) use keys::{
     LISTED, LISTED_INDEX, OWNER_INDEX, OWNER_SK, TXID_INDEX, entry_pk, entry_sk, owner_pk,
-    record_key, shard_key,
+    payment_pk, record_key, shard_key,
 };
 pub(super) use records::{
     Fence, HoldRecord, RecordLegs, StoredRecord, legs_attributes, record_item, record_legs,

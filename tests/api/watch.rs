@@ -431,3 +431,89 @@ async fn the_lambda_long_poll_ends_with_the_first_entries_or_empty_at_its_bound(
     assert!(empty[0].transaction.is_none());
     assert_eq!(empty[0].resume_token, polled[1].resume_token);
 }
+
+/// Payments a latency measurement makes.
+const LATENCY_SAMPLES: usize = 12;
+/// Longest gap before each of them: a little over the idle poll pause, so
+/// that the payments fall anywhere in a watcher's pause.
+const LATENCY_GAP_MAX_MS: u64 = 1_500;
+
+/// A watcher on payment-server receives payments one at a time, each the
+/// exact payment; the time from each payment's commit (its MakePayment
+/// answered) to its entry received is printed for docs/watch.md, not
+/// asserted: `cargo test --test api watch::latency -- --nocapture`.
+#[tokio::test]
+async fn latency_of_a_watcher_on_the_server_is_printed() {
+    use rand::Rng as _;
+    let app = TestApp::spawn().await;
+    let mut admin = app.grpc().await;
+    let (payer, shop) = (unique("payer"), unique("shop"));
+    add(&mut admin, &payer, "EUR", 1_000_000).await.unwrap();
+    add(&mut admin, &shop, "EUR", 0).await.unwrap();
+    let mut watcher = Watcher::new(&app, TESTER, true, false).await;
+    let start = watcher.now(&shop).await;
+    let mut stream = watcher.open(&shop, &start, 300).await.unwrap();
+    let mut rng = seeded_rng(test_seed("watch latency"));
+    let mut latencies = Vec::with_capacity(LATENCY_SAMPLES);
+    for n in 0..LATENCY_SAMPLES {
+        // Load shaping, not synchronisation: where in its pause the watcher
+        // is when the payment commits.
+        let gap = rng.random_range(0..LATENCY_GAP_MAX_MS);
+        tokio::time::sleep(Duration::from_millis(gap)).await;
+        let paid = pay(&mut admin, order(&format!("lat-{n}"), &payer, &shop, 100))
+            .await
+            .unwrap()
+            .transaction;
+        let committed = std::time::Instant::now();
+        let seen = next(&mut stream).await.unwrap().expect("the payment");
+        latencies.push(committed.elapsed());
+        assert_eq!(seen.transaction, paid, "payment {n}");
+        assert_eq!(seen.balance_after, 100 * (n as i64 + 1));
+    }
+    latencies.sort();
+    let at = |q: usize| latencies[(latencies.len() - 1) * q / 100];
+    eprintln!(
+        "watch/latency on payment-server, commit to entry received, {LATENCY_SAMPLES} payments: min {:?} p50 {:?} p90 {:?} max {:?}",
+        latencies[0],
+        at(50),
+        at(90),
+        latencies[latencies.len() - 1]
+    );
+    drop(stream);
+    app.stop().await;
+}
+
+/// An idle watcher's reads are bounded by its backoff: one account read to
+/// start, then polls whose pauses double from 200 ms to 1 s; each poll of
+/// an ordinary account is one GetItem. Counted by the instance's own
+/// request counter over a call of a few seconds (fewer polls on a slow
+/// machine, never more).
+#[tokio::test]
+async fn an_idle_watcher_reads_at_most_once_a_second_after_its_backoff() {
+    const SECONDS: u64 = 5;
+    let ledger = crate::harness::fresh_ledger().await;
+    let (instance, counter) = instance(ledger.tables());
+    let app = TestApp::serve(instance).await;
+    let mut admin = app.grpc().await;
+    let shop = unique("shop");
+    add(&mut admin, &shop, "EUR", 0).await.unwrap();
+    let mut watcher = Watcher::new(&app, TESTER, true, false).await;
+    let before = counter.snapshot();
+    let messages = watcher.watch(&shop, "", SECONDS as i32).await.unwrap();
+    assert_eq!(messages.len(), 1, "nothing happened: {messages:?}");
+    let sent = cost(&counter, before);
+    let requests: u64 = sent.iter().map(|(_, n)| n).sum();
+    // Polls at 0, 0.2, 0.6, 1.4, then at most one a second, and one at
+    // the bound.
+    let polls_max = 4 + SECONDS + 1;
+    eprintln!("watch/idle: {SECONDS} s idle, requests by operation {sent:?}");
+    assert!(
+        sent.iter().all(|(op, _)| op == "GetItem"),
+        "an ordinary account's poll is one GetItem: {sent:?}"
+    );
+    assert!(
+        requests <= 1 + polls_max,
+        "{requests} requests in {SECONDS} s: {sent:?}"
+    );
+    app.stop().await;
+}

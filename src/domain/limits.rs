@@ -52,9 +52,11 @@ pub const LIST_PAGE_SIZE_MAX: u32 = 100;
 /// for a deploy waits for its watches at most this long.
 pub const WATCH_SECONDS_MAX: u32 = 300;
 /// Longest a WatchAccount long poll waits for an entry behind API Gateway,
-/// in seconds: an HTTP API buffers the reply and cuts the integration at
-/// 30 s, so 20 s leaves room for a cold start and the reads.
-pub const WATCH_LONG_POLL_SECONDS_MAX: u32 = 20;
+/// in seconds. An HTTP API buffers the reply and cuts the integration at
+/// 30 s, and the function's own Timeout is 20 s (template.yaml): 15 s
+/// leaves 5 s for the call's first read and its last poll, so the call
+/// ends with its resume token before Lambda would end the invocation.
+pub const WATCH_LONG_POLL_SECONDS_MAX: u32 = 15;
 /// Most history entries a resume_token may be behind the account (over all
 /// its shards) for WatchAccount to catch up: 10 entries per second for a
 /// quarter of an hour, or 100 reads of a shard's history. Further behind,

@@ -397,7 +397,7 @@ async fn the_lambda_long_poll_ends_with_the_first_entries_or_empty_at_its_bound(
     let now = empty[0].resume_token.clone();
     assert!(!now.is_empty(), "with a token to resume from");
 
-    // The poll waits up to its bound (0: the Lambda's, 20 s); a payment
+    // The poll waits up to its bound (0: the Lambda's, 15 s); a payment
     // made meanwhile ends it.
     let polling = {
         let (service, event) = (service.clone(), watch_event("alice", &now, 0));

@@ -896,7 +896,7 @@ for (const target of e2eTargets()) {
     // A watch behind API Gateway is a long poll, and the local Lambda
     // runtimes serve one invocation at a time (cargo lambda watch has one
     // sandbox), so an open watch there would hold the page's other calls
-    // behind it for up to 20 s: the live view is tested on the server.
+    // behind it for up to 15 s: the live view is tested on the server.
     if (target.tag === "payment-server") {
       step("an open account view shows a payment made elsewhere as it arrives, without a reload", async () => {
         // alice (an admin) watches bob's account; her history stays shown.

@@ -14,7 +14,7 @@ export const UNARY_TIMEOUT_MS = 15_000;
 export const STREAM_TIMEOUT_MS = 60_000;
 /**
  * Time limit for one WatchAccount call: the service ends a call by itself
- * after at most 300 s (20 s behind API Gateway), with the token to resume
+ * after at most 300 s (15 s behind API Gateway), with the token to resume
  * from, so the limit only catches a call that hangs.
  */
 export const WATCH_TIMEOUT_MS = 330_000;

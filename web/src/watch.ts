@@ -2,7 +2,7 @@
 // last token received, so that every new entry is shown exactly once (see
 // ../../docs/watch.md). On payment-server one call streams for minutes;
 // behind API Gateway each call is a long poll that ends with the first
-// entries (or empty after 20 s): the loop is the same.
+// entries (or empty after 15 s): the loop is the same.
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { WatchAccountResponse } from "./gen/payment/v1/payment_pb.js";
@@ -16,7 +16,7 @@ export const WATCH_FAILURES_MAX = 5;
 export const WATCH_RETRY_PAUSE_MS = 500;
 /**
  * Calls that end with nothing, in a row, after which the loop stops: with
- * calls lasting minutes (or 20 s behind API Gateway) that is hours of a
+ * calls lasting minutes (or 15 s behind API Gateway) that is hours of a
  * quiet account, and it bounds a loop whose calls would end at once.
  */
 export const WATCH_IDLE_CALLS_MAX = 360;

@@ -21,7 +21,7 @@ pub struct WatchArgs {
     resume_token: String,
     /// How long each call lasts, in seconds: 0 for the service's bound (300
     /// on payment-server; behind API Gateway each call is a long poll of at
-    /// most 20 that ends with the first entries).
+    /// most 15 that ends with the first entries).
     #[arg(long, default_value_t = 0)]
     max_seconds: i32,
     /// Calls to make, each resuming from the last one's token (1 to 10000).

@@ -951,6 +951,11 @@ fn page_token_seeds() -> Vec<(&'static str, String)> {
             "plain-longest",
             format!("p{long_id}\nv1|{long_id}|18446744073709551615\n1000\n18446744073709551615"),
         ),
+        // WatchAccount's resume tokens, on the same skeleton.
+        ("plain-watch-valid", "palice\nw1|alice|5".into()),
+        ("plain-watch-sharded", "palice\nw1|alice|5.1.1.1".into()),
+        ("plain-watch-cursor-0", "palice\nw1|alice|5.0".into()),
+        ("plain-watch-foreign", "pbob\nw1|alice|5".into()),
     ]
 }
 

@@ -15,7 +15,7 @@ use crate::telemetry::{Call, Telemetry, Transport, current_meter, metered};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -29,6 +29,9 @@ pub struct PaymentApi {
     ledger: Ledger,
     auth: Authenticator,
     telemetry: Telemetry,
+    /// Turns true when the server stops: open watches then end with their
+    /// resume token instead of holding the drain up to their bound.
+    stopping: Option<watch::Receiver<bool>>,
 }
 
 impl PaymentApi {
@@ -38,6 +41,7 @@ impl PaymentApi {
             ledger,
             auth,
             telemetry: Telemetry::off(),
+            stopping: None,
         }
     }
 
@@ -45,6 +49,16 @@ impl PaymentApi {
     /// record per call: see `crate::telemetry`).
     pub fn with_telemetry(self, telemetry: Telemetry) -> Self {
         Self { telemetry, ..self }
+    }
+
+    /// The service, ending its open WatchAccount calls (OK, with their
+    /// resume token) once `stopping` turns true or its sender is gone: a
+    /// server draining for a restart waits for no watch.
+    pub fn with_shutdown(self, stopping: watch::Receiver<bool>) -> Self {
+        Self {
+            stopping: Some(stopping),
+            ..self
+        }
     }
 }
 
@@ -611,6 +625,7 @@ impl PaymentApi {
             cursor,
             ends_at,
             long_poll,
+            stopping: self.stopping.clone(),
         };
         tokio::spawn(metered(current_meter(), async move {
             let watched = until(deadline, CutOff::Read, watcher.run(&ledger, &tx));
@@ -822,6 +837,17 @@ struct Watcher {
     cursor: WatchCursor,
     ends_at: tokio::time::Instant,
     long_poll: bool,
+    stopping: Option<watch::Receiver<bool>>,
+}
+
+/// Resolves once the server is stopping (see [`PaymentApi::with_shutdown`]);
+/// never without a shutdown signal.
+async fn stopped(stopping: &mut Option<watch::Receiver<bool>>) {
+    match stopping {
+        // Err: the sender is gone, so is the server.
+        Some(rx) => drop(rx.wait_for(|&stop| stop).await),
+        None => std::future::pending().await,
+    }
 }
 
 impl Watcher {
@@ -855,6 +881,7 @@ impl Watcher {
             tokio::select! {
                 () = tokio::time::sleep_until((now + pause).min(self.ends_at)) => {}
                 () = tx.closed() => return Ok(()),
+                () = stopped(&mut self.stopping) => break,
             }
         }
         let last = pb::WatchAccountResponse {

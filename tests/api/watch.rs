@@ -517,3 +517,57 @@ async fn an_idle_watcher_reads_at_most_once_a_second_after_its_backoff() {
     );
     app.stop().await;
 }
+
+/// A server that stops ends its open watches with their resume token (OK)
+/// instead of draining until their bound; the watch resumes from that
+/// token on the next server without losing an entry.
+#[tokio::test]
+async fn a_stopping_server_ends_its_watches_with_their_token() {
+    let app = TestApp::spawn().await;
+    let tables = app.ledger.tables().clone();
+    let mut admin = app.grpc().await;
+    let (payer, shop) = (unique("payer"), unique("shop"));
+    add(&mut admin, &payer, "EUR", 10_000).await.unwrap();
+    add(&mut admin, &shop, "EUR", 0).await.unwrap();
+    let mut watcher = Watcher::new(&app, TESTER, true, false).await;
+    let start = watcher.now(&shop).await;
+    let stream = watcher.open(&shop, &start, 300).await.unwrap();
+    let reading = tokio::spawn(async move {
+        let mut stream = stream;
+        let mut messages = Vec::new();
+        while let Some(message) = next(&mut stream).await.expect("ends OK") {
+            messages.push(message);
+        }
+        messages
+    });
+    // The drain waits for the watch no longer than its next pause.
+    tokio::time::timeout(MESSAGE_WAIT_MAX, app.stop())
+        .await
+        .expect("the server stopped without waiting out the watch's 300 s");
+    let messages = tokio::time::timeout(MESSAGE_WAIT_MAX, reading)
+        .await
+        .expect("the watch ended")
+        .unwrap();
+    assert_eq!(messages.len(), 1, "only the last message: {messages:?}");
+    assert!(messages[0].transaction.is_none());
+    assert_eq!(
+        messages[0].resume_token, start,
+        "nothing happened meanwhile"
+    );
+
+    // Paid while no server ran a watch; the next server's watch resumes.
+    let next_app = TestApp::serve(instance(&tables).0).await;
+    let mut admin = next_app.grpc().await;
+    let paid = pay(&mut admin, order(&unique("k"), &payer, &shop, 42))
+        .await
+        .unwrap()
+        .transaction;
+    let mut watcher = Watcher::new(&next_app, TESTER, true, false).await;
+    let messages = watcher
+        .watch(&shop, &messages[0].resume_token, 1)
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[0].transaction, paid);
+    next_app.stop().await;
+}

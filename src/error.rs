@@ -328,6 +328,21 @@ impl From<ServiceError> for Status {
                 "NOT_REFUNDABLE",
                 m.with("transaction_id", transaction_id),
             ),
+            // A watch asked to resume further back than it catches up:
+            // OUT_OF_RANGE, as etcd answers a watch of a compacted revision.
+            // The token was valid, and the same call will not succeed on
+            // retry; the client reads the gap another way.
+            E::Ledger(L::ResumeTooOld {
+                account_id,
+                behind,
+                limit,
+            }) => (
+                Code::OutOfRange,
+                "RESUME_TOKEN_TOO_OLD",
+                m.with("account_id", account_id)
+                    .with("behind", behind)
+                    .with("limit", limit),
+            ),
             E::Ledger(L::NotAllowed { .. }) => (Code::PermissionDenied, "NOT_ALLOWED", m),
             E::Ledger(L::Contended { attempts }) => {
                 (Code::Aborted, "CONTENDED", m.with("attempts", attempts))
@@ -536,6 +551,8 @@ mod tests {
                      "requested_minor", "currency"],
                 NotRefundable { transaction_id: "t".into(), why: "it is a refund" }
                     => FailedPrecondition "NOT_REFUNDABLE" ["transaction_id"],
+                ResumeTooOld { account_id: "a".into(), behind: 10_001, limit: 10_000 }
+                    => OutOfRange "RESUME_TOKEN_TOO_OLD" ["account_id", "behind", "limit"],
                 Contended { attempts: 10 }
                     => Aborted "CONTENDED" ["attempts"],
                 OutcomeUnknown { cause: "timeout".into() }

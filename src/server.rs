@@ -40,6 +40,10 @@ pub async fn serve_limited(
     concurrency: Option<usize>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Told before the drain, so that open watches end with their resume
+    // token rather than hold the drain for up to their bound.
+    let (stopping, stop_watches) = tokio::sync::watch::channel(false);
+    let api = api.with_shutdown(stop_watches);
     let service = tower::ServiceBuilder::new()
         .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
         // Stamped before the queue, so a deadline counts the wait in it.
@@ -88,6 +92,7 @@ pub async fn serve_limited(
         });
     }
     drop(listener);
+    let _ = stopping.send(true);
     graceful.shutdown().await;
     Ok(())
 }

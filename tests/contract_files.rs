@@ -535,13 +535,24 @@ fn set_shards(id: &str, balance_shards: i32) -> Vec<u8> {
     .encode_to_vec()
 }
 
+fn watch(id: &str, resume_token: &str, max_seconds: i32) -> Vec<u8> {
+    pb::WatchAccountRequest {
+        account_id: id.into(),
+        resume_token: resume_token.into(),
+        max_seconds,
+    }
+    .encode_to_vec()
+}
+
 /// The events, at least one per method. Invoked in the order of the
 /// methods in the proto (file names break ties), they tell one story that
 /// succeeds from end to end on empty tables (tests/api/lambda.rs runs it):
 /// alice and bob open accounts, alice pays bob, places two holds for him,
 /// bob captures part of one and voids the other, refunds part of the
 /// payment, the payment (also with finalize, for its final answer) and
-/// bob's accounts are looked up, and an admin raises alice's balance shards.
+/// bob's accounts are looked up, an admin raises alice's balance shards,
+/// and alice watches her account from its first entry (a long poll behind
+/// API Gateway: it ends at once with every entry so far).
 fn story() -> Vec<Event> {
     let event = |name, method, request, sub| Event {
         name,
@@ -650,6 +661,12 @@ fn story() -> Vec<Event> {
             set_shards("alice", 4),
             "alice",
         )),
+        event(
+            "watch-account",
+            "WatchAccount",
+            watch("alice", &URL_SAFE_NO_PAD.encode("w1|alice|1"), 5),
+            "alice",
+        ),
     ]
 }
 
@@ -934,6 +951,11 @@ fn page_token_seeds() -> Vec<(&'static str, String)> {
             "plain-longest",
             format!("p{long_id}\nv1|{long_id}|18446744073709551615\n1000\n18446744073709551615"),
         ),
+        // WatchAccount's resume tokens, on the same skeleton.
+        ("plain-watch-valid", "palice\nw1|alice|5".into()),
+        ("plain-watch-sharded", "palice\nw1|alice|5.1.1.1".into()),
+        ("plain-watch-cursor-0", "palice\nw1|alice|5.0".into()),
+        ("plain-watch-foreign", "pbob\nw1|alice|5".into()),
     ]
 }
 

@@ -1,5 +1,6 @@
 //! Page tokens: `PageToken::decode`, `PageToken::encode` and
-//! `HistoryPage::parse` on arbitrary text.
+//! `HistoryPage::parse` on arbitrary text; and WatchAccount's resume tokens
+//! (`WatchToken`), which share the skeleton.
 //!
 //! Input: a mode byte, then up to four lines:
 //! `<account_id>\n<token>\n<page_size>\n<sequence>`.
@@ -23,13 +24,18 @@
 //!   size defaulted and the token's sequence;
 //! * for every valid account id and sequence, decode(encode(t)) == t when
 //!   the sequence is at least 2 (every token the service issues is
-//!   accepted back, whatever its length), and an error below 2.
+//!   accepted back, whatever its length), and an error below 2;
+//! * a resume token decodes exactly when its plaintext is
+//!   `w1|<account>|<c0>.<c1>...` with the caller's account and 1 to
+//!   BALANCE_SHARDS_MAX canonical cursors of at least 1; it re-encodes to
+//!   itself, never decodes for another account, and no token decodes both
+//!   as a page token and as a resume token.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use payment::domain::{
     AccountId, BALANCE_SHARDS_MAX, HistoryPage, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX,
-    PAGE_TOKEN_BYTES_MAX, PageToken,
+    PAGE_TOKEN_BYTES_MAX, PageToken, WatchToken,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -55,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
     let account_id = AccountId::parse("account_id", account).ok();
     if let Some(account_id) = &account_id {
         check_decode(&token, account_id, plaintext.as_deref());
+        check_watch_decode(&token, account_id, plaintext.as_deref());
         if let Some(sequence) = sequence {
             round_trip(account_id, sequence);
         }
@@ -134,6 +141,69 @@ fn check_decode(token: &str, account_id: &AccountId, plaintext: Option<&[u8]>) {
             String::from_utf8_lossy(plaintext)
         );
     }
+}
+
+fn check_watch_decode(token: &str, account_id: &AccountId, plaintext: Option<&[u8]>) {
+    let decoded = WatchToken::decode(token, account_id);
+    if let Ok(t) = &decoded {
+        assert_eq!(
+            &t.account_id, account_id,
+            "a resume token of another account"
+        );
+        assert!((1..=BALANCE_SHARDS_MAX as usize).contains(&t.next.len()));
+        assert!(
+            t.next.iter().all(|&c| c >= 1),
+            "a cursor of 0: {:?}",
+            t.next
+        );
+        assert_eq!(
+            t.encode(),
+            token,
+            "a decodable resume token that is not canonical"
+        );
+        assert!(
+            PageToken::decode(token, account_id).is_err(),
+            "{token:?} decodes as a page token and as a resume token"
+        );
+        let other = AccountId::parse("account_id", &format!("{account_id}x"))
+            .or_else(|_| AccountId::parse("account_id", "x"))
+            .expect("a valid account id");
+        if &other != account_id {
+            assert!(WatchToken::decode(token, &other).is_err());
+        }
+    }
+    if let Some(plaintext) = plaintext {
+        assert_eq!(
+            decoded.as_ref().ok().map(|t| t.next.clone()),
+            canonical_watch(plaintext, account_id),
+            "resume token of the plaintext {:?} for {account_id}",
+            String::from_utf8_lossy(plaintext)
+        );
+    }
+}
+
+/// The cursors of a well-formed resume token plaintext for `account_id`.
+fn canonical_watch(plaintext: &[u8], account_id: &AccountId) -> Option<Vec<u64>> {
+    let text = std::str::from_utf8(plaintext).ok()?;
+    if text.len() > PAGE_TOKEN_BYTES_MAX * 3 / 4 {
+        return None;
+    }
+    let position = text
+        .strip_prefix("w1|")?
+        .strip_prefix(account_id.as_str())?
+        .strip_prefix('|')?;
+    let cursors = position
+        .split('.')
+        .map(|digits| {
+            let canonical = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && !digits.starts_with('0');
+            canonical.then(|| digits.parse::<u64>().ok()).flatten()
+        })
+        .collect::<Option<Vec<u64>>>()?;
+    (1..=BALANCE_SHARDS_MAX as usize)
+        .contains(&cursors.len())
+        .then_some(cursors)
 }
 
 /// The cursors of a well-formed token plaintext for `account_id`.

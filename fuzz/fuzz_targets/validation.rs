@@ -18,7 +18,8 @@ use libfuzzer_sys::fuzz_target;
 use payment::domain::{
     self, AMOUNT_MAX_MINOR, BALANCE_MAX_MINOR, BALANCE_SHARDS_MAX, HistoryPage, HoldOrder,
     ID_LEN_MAX, NewAccount, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PageToken, PaymentOrder, PaymentRef,
-    RefundOrder, ShardsOrder, TEXT_BYTES_MAX, parse_amount_or_all,
+    RefundOrder, ShardsOrder, TEXT_BYTES_MAX, WATCH_SECONDS_MAX, WatchRequest, WatchToken,
+    parse_amount_or_all,
 };
 use payment::pb;
 use prost::Message;
@@ -51,11 +52,11 @@ enum Input {
         amount: i64,
         text: String,
     },
-    /// A protobuf message: `kind % 11` picks the request message of one
+    /// A protobuf message: `kind % 12` picks the request message of one
     /// method of the contract, in the order of the proto (AddAccount,
     /// MakePayment, GetAccountBalance, GetTransactionHistory,
     /// AuthorizePayment, CaptureHold, VoidHold, RefundPayment, GetPayment,
-    /// ListAccounts, SetBalanceShards).
+    /// ListAccounts, SetBalanceShards, WatchAccount).
     Message {
         kind: u8,
         bytes: RawBytes,
@@ -369,7 +370,7 @@ fn amount_or_all(amount: i64) -> bool {
 }
 
 fn message(kind: u8, bytes: &[u8]) {
-    match kind % 11 {
+    match kind % 12 {
         0 => {
             let Ok(m) = pb::AddAccountRequest::decode(bytes) else {
                 return;
@@ -497,7 +498,7 @@ fn message(kind: u8, bytes: &[u8]) {
             };
             round_trips(&m);
         }
-        _ => {
+        10 => {
             // SetBalanceShards: that only an admin may, and never fewer than
             // the account has, are the service's and the ledger's rules
             // (tests/api cover them); here, the request's fields.
@@ -506,6 +507,39 @@ fn message(kind: u8, bytes: &[u8]) {
             };
             round_trips(&m);
             shards_order(&m.account_id, m.balance_shards);
+        }
+        _ => {
+            let Ok(m) = pb::WatchAccountRequest::decode(bytes) else {
+                return;
+            };
+            round_trips(&m);
+            watch(&m.account_id, &m.resume_token, m.max_seconds);
+        }
+    }
+}
+
+/// An account id, a resume token of that account's watch (or none), and 0
+/// to WATCH_SECONDS_MAX seconds (proto: WatchAccountRequest).
+fn watch(account_id: &str, resume_token: &str, max_seconds: i32) {
+    let parsed = WatchRequest::parse(account_id, resume_token, max_seconds);
+    let token = match domain::AccountId::parse("account_id", account_id) {
+        Ok(id) if !resume_token.is_empty() => WatchToken::decode(resume_token, &id).ok(),
+        _ => None,
+    };
+    let valid = valid_id(account_id)
+        && (0..=i64::from(WATCH_SECONDS_MAX)).contains(&i64::from(max_seconds))
+        && (resume_token.is_empty() || token.is_some());
+    assert_eq!(parsed.is_ok(), valid, "WatchRequest::parse: {parsed:?}");
+    if let Ok(request) = parsed {
+        assert_eq!(request.account_id.as_str(), account_id);
+        assert_eq!(request.resume, token.map(|t| t.next));
+        assert_eq!(
+            request.max_seconds,
+            u32::try_from(max_seconds).ok().filter(|&s| s > 0)
+        );
+        if let Some(cursors) = &request.resume {
+            assert!((1..=BALANCE_SHARDS_MAX as usize).contains(&cursors.len()));
+            assert!(cursors.iter().all(|&c| c >= 1));
         }
     }
 }

@@ -594,6 +594,7 @@ fn single_message_method(path: &str) -> Option<fn(&[u8]) -> bool> {
         "/payment.v1.PaymentService/GetPayment" => decodes::<pb::GetPaymentRequest>,
         "/payment.v1.PaymentService/ListAccounts" => decodes::<pb::ListAccountsRequest>,
         "/payment.v1.PaymentService/SetBalanceShards" => decodes::<pb::SetBalanceShardsRequest>,
+        "/payment.v1.PaymentService/WatchAccount" => decodes::<pb::WatchAccountRequest>,
         "/grpc.health.v1.Health/Check" | "/grpc.health.v1.Health/Watch" => {
             decodes::<tonic_health::pb::HealthCheckRequest>
         }

@@ -46,6 +46,25 @@ pub const HOLDS_OPEN_MAX: usize = 32;
 pub const LIST_PAGE_SIZE_DEFAULT: u32 = 50;
 pub const LIST_PAGE_SIZE_MAX: u32 = 100;
 
+/// Longest a WatchAccount call streams on payment-server, in seconds: five
+/// minutes. Long enough that a browser tab reconnects rarely (each call
+/// costs one account read to start), short enough that a server draining
+/// for a deploy waits for its watches at most this long.
+pub const WATCH_SECONDS_MAX: u32 = 300;
+/// Longest a WatchAccount long poll waits for an entry behind API Gateway,
+/// in seconds. An HTTP API buffers the reply and cuts the integration at
+/// 30 s, and the function's own Timeout is 20 s (template.yaml): 15 s
+/// leaves 5 s for the call's first read and its last poll, so the call
+/// ends with its resume token before Lambda would end the invocation.
+pub const WATCH_LONG_POLL_SECONDS_MAX: u32 = 15;
+/// Most history entries a resume_token may be behind the account (over all
+/// its shards) for WatchAccount to catch up: 10 entries per second for a
+/// quarter of an hour, or 100 reads of a shard's history. Further behind,
+/// the watcher gets OUT_OF_RANGE (RESUME_TOKEN_TOO_OLD) and catches up with
+/// GetTransactionHistory, which pages, instead of a watch that would spend
+/// its first minutes replaying the past.
+pub const WATCH_RESUME_BEHIND_MAX: u64 = 10_000;
+
 /// The most one balance shard of an account with `shards` shards may hold:
 /// an equal share of [`BALANCE_MAX_MINOR`], so that the shards together
 /// never hold more than the limit.

@@ -26,9 +26,10 @@ pub use limits::{
     AMOUNT_MAX_MINOR, BALANCE_MAX_MINOR, BALANCE_SHARDS_MAX, HOLD_SECONDS_MAX, HOLD_SECONDS_MIN,
     HOLDS_OPEN_MAX, ID_LEN_MAX, LIST_PAGE_SIZE_DEFAULT, LIST_PAGE_SIZE_MAX, OWNER_ACCOUNTS_MAX,
     PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_TOKEN_BYTES_MAX, TEXT_BYTES_MAX,
+    WATCH_LONG_POLL_SECONDS_MAX, WATCH_RESUME_BEHIND_MAX, WATCH_SECONDS_MAX,
     shard_balance_max_minor,
 };
 pub use money::{Currency, format_money, parse_amount, parse_amount_or_all, parse_money};
 pub use orders::{HoldOrder, NewAccount, PaymentOrder, PaymentRef, RefundOrder, ShardsOrder};
-pub use pages::{AccountsPage, HistoryPage, Listing, PageToken};
+pub use pages::{AccountsPage, HistoryPage, Listing, PageToken, WatchRequest, WatchToken};
 pub use time::{format_time_ms, parse_grpc_timeout};

@@ -1,14 +1,15 @@
 //! Pages: a history page and an accounts page, each continued by a page
-//! token. Both tokens share one skeleton: URL-safe base64 of
+//! token, and a watch of an account's history, continued by a resume token.
+//! All tokens share one skeleton: URL-safe base64 of
 //! `<version>|<whose>|<where>`, where `whose` makes a token from another
 //! account's history or another listing an error instead of a silent wrong
-//! page.
+//! page; history and watch tokens also share the per-shard cursor list.
 
 use super::fields::{InvalidField, parse_text};
 use super::ids::AccountId;
 use super::limits::{
     BALANCE_SHARDS_MAX, LIST_PAGE_SIZE_DEFAULT, LIST_PAGE_SIZE_MAX, PAGE_SIZE_DEFAULT,
-    PAGE_SIZE_MAX, PAGE_TOKEN_BYTES_MAX,
+    PAGE_SIZE_MAX, PAGE_TOKEN_BYTES_MAX, WATCH_SECONDS_MAX,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -110,8 +111,11 @@ impl PageToken {
             let position = self.before_sequence.to_string();
             return seal_token(PAGE_TOKEN_VERSION, account, &position);
         }
-        let cursors: Vec<String> = self.cursors().iter().map(|c| c.to_string()).collect();
-        seal_token(PAGE_TOKEN_VERSION_SHARDED, account, &cursors.join("."))
+        seal_token(
+            PAGE_TOKEN_VERSION_SHARDED,
+            account,
+            &join_cursors(&self.cursors()),
+        )
     }
 
     /// The cursor of every shard, shard 0 first.
@@ -154,22 +158,124 @@ impl PageToken {
         }
         // Sharded: 2 to BALANCE_SHARDS_MAX cursors, each at least 1 (that
         // shard is done), and at least one shard with something older.
-        let cursors = position
-            .split('.')
-            .map(parse_cursor)
-            .collect::<Option<Vec<u64>>>()
-            .ok_or_else(malformed)?;
-        let shards = u32::try_from(cursors.len()).map_err(|_| malformed())?;
-        if !(2..=BALANCE_SHARDS_MAX).contains(&shards)
-            || cursors.contains(&0)
-            || cursors.iter().all(|&c| c < 2)
-        {
+        let cursors = split_cursors(&position).ok_or_else(malformed)?;
+        if cursors.len() < 2 || cursors.iter().all(|&c| c < 2) {
             return Err(malformed());
         }
         Ok(Self {
             account_id: token_account,
             before_sequence: cursors[0],
             other_shards: cursors[1..].to_vec(),
+        })
+    }
+}
+
+/// Per-shard cursors as a token carries them: `c0.c1...`, shard 0 first.
+fn join_cursors(cursors: &[u64]) -> String {
+    let text: Vec<String> = cursors.iter().map(u64::to_string).collect();
+    text.join(".")
+}
+
+/// The cursors of a token's position: 1 to [`BALANCE_SHARDS_MAX`] of them,
+/// each at least 1; None otherwise.
+fn split_cursors(position: &str) -> Option<Vec<u64>> {
+    let cursors = position
+        .split('.')
+        .map(parse_cursor)
+        .collect::<Option<Vec<u64>>>()?;
+    let shards = u32::try_from(cursors.len()).ok()?;
+    ((1..=BALANCE_SHARDS_MAX).contains(&shards) && !cursors.contains(&0)).then_some(cursors)
+}
+
+/// Where a watch of an account's history continues: in each shard k, at
+/// the entry with sequence `next[k]` (1: the shard's first entry), so that
+/// everything below it was sent. Encoded on the shared skeleton as
+/// `w1|<account_id>|<next 0>.<next 1>...`, one cursor per shard the
+/// account had when the token was made (a reshard only adds shards; the
+/// ones a token lacks start at their first entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchToken {
+    pub account_id: AccountId,
+    pub next: Vec<u64>,
+}
+
+const WATCH_TOKEN_VERSION: &str = "w1";
+
+impl WatchToken {
+    pub fn encode(&self) -> String {
+        seal_token(
+            WATCH_TOKEN_VERSION,
+            self.account_id.as_str(),
+            &join_cursors(&self.next),
+        )
+    }
+
+    pub fn decode(token: &str, account_id: &AccountId) -> Result<Self, InvalidField> {
+        let malformed = || {
+            InvalidField::new(
+                "resume_token",
+                "is not a resume token this service issued; pass a resume_token from an earlier WatchAccount response (not a page token), or an empty string to watch from now",
+            )
+        };
+        let [version, account, position] = open_token(token).ok_or_else(malformed)?;
+        let token_account = AccountId::parse("resume_token", &account).map_err(|_| malformed())?;
+        if version != WATCH_TOKEN_VERSION {
+            return Err(malformed());
+        }
+        if &token_account != account_id {
+            return Err(InvalidField::new(
+                "resume_token",
+                "belongs to a watch of another account; start with an empty resume_token",
+            ));
+        }
+        let next = split_cursors(&position).ok_or_else(malformed)?;
+        Ok(Self {
+            account_id: token_account,
+            next,
+        })
+    }
+}
+
+/// A validated WatchAccount request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchRequest {
+    pub account_id: AccountId,
+    /// Where to continue (one cursor per shard, see [`WatchToken`]); None
+    /// watches from now.
+    pub resume: Option<Vec<u64>>,
+    /// How long the call may last, 1 to [`WATCH_SECONDS_MAX`] seconds;
+    /// None: as long as the transport allows.
+    pub max_seconds: Option<u32>,
+}
+
+impl WatchRequest {
+    pub fn parse(
+        account_id: &str,
+        resume_token: &str,
+        max_seconds: i32,
+    ) -> Result<Self, InvalidField> {
+        let account_id = AccountId::parse("account_id", account_id)?;
+        let max_seconds = match u32::try_from(max_seconds) {
+            Ok(0) => None,
+            Ok(n) if n <= WATCH_SECONDS_MAX => Some(n),
+            _ => {
+                return Err(InvalidField::new(
+                    "max_seconds",
+                    format!(
+                        "is {max_seconds}; it must be between 0 (meaning as long as the transport allows) and {WATCH_SECONDS_MAX}"
+                    ),
+                ));
+            }
+        };
+        let resume = if resume_token.is_empty() {
+            None
+        } else {
+            Some(WatchToken::decode(resume_token, &account_id)?.next)
+        };
+        Ok(Self {
+            account_id,
+            resume,
+            max_seconds,
         })
     }
 }
@@ -365,6 +471,80 @@ mod tests {
         assert_eq!(
             HistoryPage::parse("a", 5, &token).unwrap().before_sequence,
             Some(7)
+        );
+    }
+
+    #[test]
+    fn watch_tokens_round_trip_on_the_shared_skeleton_and_stay_with_their_account() {
+        let alice = AccountId::parse("a", "alice").unwrap();
+        let bob = AccountId::parse("a", "bob").unwrap();
+        for next in [vec![1], vec![7], vec![3, 1, 9]] {
+            let token = WatchToken {
+                account_id: alice.clone(),
+                next,
+            };
+            assert_eq!(WatchToken::decode(&token.encode(), &alice), Ok(token));
+        }
+        let text = WatchToken {
+            account_id: alice.clone(),
+            next: vec![9, 1, 4],
+        }
+        .encode();
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(&text).unwrap(),
+            b"w1|alice|9.1.4".to_vec()
+        );
+        let foreign = WatchToken::decode(&text, &bob).unwrap_err();
+        assert!(foreign.reason.contains("another account"), "{foreign}");
+        let forged = |raw: &str| WatchToken::decode(&URL_SAFE_NO_PAD.encode(raw), &alice);
+        let too_many = vec!["1"; BALANCE_SHARDS_MAX as usize + 1].join(".");
+        for raw in [
+            "w1|alice|0",
+            "w1|alice|",
+            "w1|alice|01",
+            "w1|alice|3.0",
+            "w1|alice|-1",
+            "w1|alice|x",
+            "v1|alice|3",
+            "v2|alice|3.4",
+            "w2|alice|3",
+            &format!("w1|alice|{too_many}"),
+        ] {
+            assert_eq!(forged(raw).unwrap_err().field, "resume_token", "{raw}");
+        }
+        // A history page token is not a resume token, nor the reverse.
+        let page = PageToken {
+            account_id: alice.clone(),
+            before_sequence: 5,
+            other_shards: Vec::new(),
+        }
+        .encode();
+        assert!(WatchToken::decode(&page, &alice).is_err());
+        assert!(PageToken::decode(&text, &alice).is_err());
+        assert!(WatchToken::decode(&"A".repeat(PAGE_TOKEN_BYTES_MAX + 1), &alice).is_err());
+    }
+
+    #[test]
+    fn watch_requests_bound_their_duration_and_name_the_field() {
+        let r = WatchRequest::parse("alice", "", 0).unwrap();
+        assert_eq!((r.resume, r.max_seconds), (None, None));
+        assert_eq!(
+            WatchRequest::parse("alice", "", 300).unwrap().max_seconds,
+            Some(300)
+        );
+        for bad in [-1, 301, i32::MAX, i32::MIN] {
+            assert_eq!(
+                WatchRequest::parse("alice", "", bad).unwrap_err().field,
+                "max_seconds"
+            );
+        }
+        assert_eq!(
+            WatchRequest::parse("", "", 0).unwrap_err().field,
+            "account_id"
+        );
+        assert_eq!(
+            WatchRequest::parse("alice", "zz", 0).unwrap_err().field,
+            "resume_token"
         );
     }
 

@@ -222,24 +222,8 @@ impl Ledger {
     /// account; for a sharded one a consistent snapshot of its shards (one
     /// BatchGetItem when its facts are known, after a GetItem otherwise).
     pub async fn get_account(&self, account_id: &AccountId) -> Result<Account, LedgerError> {
-        let known = self.known.get(account_id.as_str()).map(|k| k.facts);
-        let facts = match known {
-            Some(facts) if facts.shards > 1 => facts,
-            // An ordinary account: one strongly consistent GetItem, always.
-            _ => match self.read_account_item(account_id.as_str()).await? {
-                Some((facts, state)) if facts.shards == 1 => {
-                    return Ok(account_from(&facts, std::iter::once(&state)));
-                }
-                Some((facts, _)) => facts,
-                None => {
-                    return Err(LedgerError::AccountNotFound {
-                        role: "the",
-                        account_id: account_id.as_str().to_owned(),
-                    });
-                }
-            },
-        };
-        self.snapshot(&facts).await
+        let (facts, states) = self.account_states(account_id.as_str()).await?;
+        Ok(account_from(&facts, states.values()))
     }
 
     /// One strongly consistent GetItem of an account's own item: its facts

@@ -38,6 +38,19 @@ struct ShardCursor {
     buffer: VecDeque<StoredEntry>,
 }
 
+/// Where an entry of shard `shard` falls in an account's history merged
+/// over its shards (the order above): by time, then transaction id, then
+/// shard. The parts of one payment drawn from several shards share time and
+/// id, so they are adjacent in it. [`super::watch`] walks the same order
+/// forwards.
+pub(super) fn merge_key(entry: &StoredEntry, shard: usize) -> (i64, &str, usize) {
+    (
+        entry.payment.created_at_ms,
+        &entry.payment.transaction_id,
+        shard,
+    )
+}
+
 impl ShardCursor {
     fn exhausted(&self) -> bool {
         self.buffer.is_empty() && self.unread_below <= 1
@@ -107,13 +120,7 @@ impl HistoryCursor {
         // The newest head over all shards.
         let Some(first) = (0..self.shards.len())
             .filter_map(|k| self.shards[k].buffer.front().map(|e| (k, e)))
-            .max_by(|(ka, a), (kb, b)| {
-                (a.payment.created_at_ms, &a.payment.transaction_id, ka).cmp(&(
-                    b.payment.created_at_ms,
-                    &b.payment.transaction_id,
-                    kb,
-                ))
-            })
+            .max_by_key(|(k, e)| merge_key(e, *k))
             .map(|(k, _)| k)
         else {
             return Ok(None);

@@ -12,6 +12,8 @@
 //! - GetPayment and ListAccounts in [`lookups`]; GetPayment with finalize,
 //!   which fences a key where nothing is stored, in [`fence`];
 //! - reading an account's history, merged over its shards, in [`history`];
+//!   watching its new entries (WatchAccount), the same merge forwards, in
+//!   [`watch`];
 //! - SetBalanceShards and the promotion of a hot ordinary account, raising
 //!   its shard count online, in [`reshard`];
 //! - the whole-ledger check in [`audit`];
@@ -114,6 +116,7 @@ mod round;
 mod shards;
 pub mod stream;
 mod void;
+mod watch;
 
 pub use audit::{AUDIT_LISTED_MAX, AUDIT_SEGMENTS_MAX, AuditReport, CurrencyTotals};
 pub use clock::{TEST_CLOCK_SKEW_ENV, TEST_CLOCK_SKEW_MAX_MS, test_clock_skew};
@@ -123,6 +126,7 @@ pub use layout::IndexSchemas;
 pub use reshard::Resharded;
 pub use round::PAYMENT_ATTEMPTS_MAX;
 pub use shards::BALANCE_SHARDS_MAX;
+pub use watch::{Polled, WATCH_READ_PER_SHARD, WatchCursor};
 
 use crate::domain::{BALANCE_MAX_MINOR, Caller, format_money};
 use aws_sdk_dynamodb::Client;
@@ -284,6 +288,16 @@ pub enum LedgerError {
         "the payment's outcome is unknown ({cause}); retry with the same idempotency key: it applies at most once, and the retry answers with the payment if it committed"
     )]
     OutcomeUnknown { cause: String },
+    /// A WatchAccount resume token further behind the account than a watch
+    /// catches up (OUT_OF_RANGE).
+    #[error(
+        "the resume_token is {behind} entries behind account {account_id:?}; a watch catches up at most {limit}: read what was missed with GetTransactionHistory, then watch from now with an empty resume_token"
+    )]
+    ResumeTooOld {
+        account_id: String,
+        behind: u64,
+        limit: u64,
+    },
     #[error("owner {owner:?} has opened {limit} accounts, the most one owner may open")]
     TooManyAccounts { owner: String, limit: u32 },
     #[error("DynamoDB is unavailable or throttling: {0}")]

@@ -160,6 +160,33 @@ impl Ledger {
         Ok(states)
     }
 
+    /// The state of every shard of an account (shard 0 first), one
+    /// consistent snapshot, with its facts: one strongly consistent GetItem
+    /// for an ordinary account, else [`Self::snapshot_states`].
+    pub(super) async fn account_states(
+        &self,
+        account_id: &str,
+    ) -> Result<(AccountFacts, BTreeMap<u32, ShardState>), LedgerError> {
+        let known = self.known.get(account_id).map(|k| k.facts);
+        let facts = match known {
+            Some(facts) if facts.shards > 1 => facts,
+            // An ordinary account: one strongly consistent GetItem, always.
+            _ => match self.read_account_item(account_id).await? {
+                Some((facts, state)) if facts.shards == 1 => {
+                    return Ok((facts, BTreeMap::from([(0, state)])));
+                }
+                Some((facts, _)) => facts,
+                None => {
+                    return Err(LedgerError::AccountNotFound {
+                        role: "the",
+                        account_id: account_id.to_owned(),
+                    });
+                }
+            },
+        };
+        self.snapshot_states(&facts).await
+    }
+
     /// A consistent snapshot of every shard of an account (see the module
     /// docs): usually one BatchGetItem. `facts` may hold a count of shards
     /// from before a reshard: every shard item read after a reshard shows
@@ -167,6 +194,16 @@ impl Ledger {
     /// was read before the reshard, the new shards did not exist yet: the
     /// snapshot is of that moment, and complete.)
     pub(super) async fn snapshot(&self, facts: &AccountFacts) -> Result<Account, LedgerError> {
+        let (facts, states) = self.snapshot_states(facts).await?;
+        Ok(account_from(&facts, states.values()))
+    }
+
+    /// [`Self::snapshot`] as each shard's state (shard 0 first), with the
+    /// facts it found (their count of shards raised by a reshard it saw).
+    pub(super) async fn snapshot_states(
+        &self,
+        facts: &AccountFacts,
+    ) -> Result<(AccountFacts, BTreeMap<u32, ShardState>), LedgerError> {
         let mut facts = facts.clone();
         let all: Vec<u32> = (0..facts.shards).collect();
         let mut states = self.read_shards(&facts.account_id, &all).await?;
@@ -188,7 +225,7 @@ impl Ledger {
             }
             let lagging = lagging_shards(&states);
             if lagging.is_empty() {
-                return Ok(account_from(&facts, states.values()));
+                return Ok((facts, states));
             }
             tokio::time::sleep(READ_ROUND_PAUSE).await;
             states.extend(self.read_shards(&facts.account_id, &lagging).await?);

@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 /// Entries buffered between the DynamoDB reader and a slow stream reader.
-const HISTORY_BUFFER_ENTRIES: usize = 128;
+pub(super) const HISTORY_BUFFER_ENTRIES: usize = 128;
 
 impl PaymentApi {
     pub(super) async fn get_transaction_history_call(

@@ -2,7 +2,7 @@
 //! ledger and maps results and errors back. It knows nothing of DynamoDB.
 //!
 //! One file per group of methods (`accounts`, `payments`, `holds`,
-//! `history`), each handler a parse, a ledger call and a reply over
+//! `history`, `watch`), each handler a parse, a ledger call and a reply over
 //! [`unary`]; `convert` maps ledger values to messages and `deadline` reads
 //! the caller's deadline. Every call goes through `call!` below: the one
 //! place that authenticates it and makes its record.
@@ -13,6 +13,7 @@ mod deadline;
 mod history;
 mod holds;
 mod payments;
+mod watch;
 
 pub use deadline::Arrived;
 
@@ -34,6 +35,9 @@ pub struct PaymentApi {
     ledger: Ledger,
     auth: Authenticator,
     telemetry: Telemetry,
+    /// Turns true when the server stops: open watches then end with their
+    /// resume token instead of holding the drain up to their bound.
+    stopping: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl PaymentApi {
@@ -43,6 +47,7 @@ impl PaymentApi {
             ledger,
             auth,
             telemetry: Telemetry::off(),
+            stopping: None,
         }
     }
 
@@ -50,6 +55,16 @@ impl PaymentApi {
     /// record per call: see `crate::telemetry`).
     pub fn with_telemetry(self, telemetry: Telemetry) -> Self {
         Self { telemetry, ..self }
+    }
+
+    /// The service, ending its open WatchAccount calls (OK, with their
+    /// resume token) once `stopping` turns true or its sender is gone: a
+    /// server draining for a restart waits for no watch.
+    pub fn with_shutdown(self, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self {
+            stopping: Some(stopping),
+            ..self
+        }
     }
 }
 
@@ -72,8 +87,10 @@ where
     Ok(Response::new(reply(output)))
 }
 
-type HistoryStream =
-    Pin<Box<dyn Stream<Item = Result<pb::GetTransactionHistoryResponse, Status>> + Send>>;
+/// A streamed answer.
+type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+type HistoryStream = Streamed<pb::GetTransactionHistoryResponse>;
+type WatchStream = Streamed<pb::WatchAccountResponse>;
 
 /// Authenticates and runs one call, its DynamoDB work metered, and records
 /// it ([`crate::telemetry`]): the one place every call's record is made.
@@ -87,7 +104,7 @@ macro_rules! call {
     ($self:ident, $method:literal, $request:ident, $handler:ident, streamed) => {{
         let (call, result) = call!(@run $self, $method, $request, $handler);
         match result {
-            Ok(response) => Ok(response.map(|stream| -> HistoryStream {
+            Ok(response) => Ok(response.map(|stream| -> Streamed<_> {
                 Box::pin(call.finish_stream(stream))
             })),
             Err(status) => {
@@ -184,6 +201,15 @@ impl PaymentService for PaymentApi {
     }
 
     type GetTransactionHistoryStream = HistoryStream;
+
+    type WatchAccountStream = WatchStream;
+
+    async fn watch_account(
+        &self,
+        request: Request<pb::WatchAccountRequest>,
+    ) -> Result<Response<Self::WatchAccountStream>, Status> {
+        call!(self, "WatchAccount", request, watch_account_call, streamed)
+    }
 
     async fn get_transaction_history(
         &self,

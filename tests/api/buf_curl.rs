@@ -9,6 +9,8 @@
 
 use crate::harness::{TestApp, token};
 use crate::helpers::unique;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use payment::pb;
 use serde_json::{Value, json};
 use std::cell::RefCell;
@@ -337,6 +339,41 @@ async fn every_rpc_over(protocol: Protocol) {
     .await;
     let next = next.one();
     assert_eq!(next["sequence"], "1");
+
+    // A watch of alice from her first entry, for a second: her two entries,
+    // oldest first, then the last message with only the token after them.
+    // bob may not watch her account.
+    let first_entry = URL_SAFE_NO_PAD.encode(format!("w1|{alice}|1"));
+    let watched = call(
+        "WatchAccount",
+        admin.clone(),
+        json!({"account_id": alice, "resume_token": first_entry, "max_seconds": 1}),
+    )
+    .await;
+    let watched = watched.ok();
+    let summary: Vec<(&str, &str)> = watched
+        .iter()
+        .map(|e| {
+            (
+                e["sequence"].as_str().unwrap_or_default(),
+                e["balanceAfter"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [("1", "10000"), ("2", "8766"), ("", "")],
+        "{watched:?}"
+    );
+    assert!(watched[2].get("transaction").is_none(), "{watched:?}");
+    assert_eq!(watched[2]["resumeToken"], watched[1]["resumeToken"]);
+    let not_yours = call(
+        "WatchAccount",
+        bob_token.clone(),
+        json!({"account_id": alice, "max_seconds": 1}),
+    )
+    .await;
+    not_yours.error("permission_denied", 7);
     assert!(next.get("nextPageToken").is_none(), "the oldest entry");
 
     // A hold that bob (the recipient's owner) captures in part, one he

@@ -1,5 +1,5 @@
 //! payment-client, the binary, against the real server: the hold, refund,
-//! lookup, listing and set-shards commands, their text and JSON, and the
+//! lookup, listing, set-shards and watch commands, their text and JSON, and the
 //! error reasons, amounts and field violations they print. The client runs
 //! as a child process (blocking one worker thread), so the server needs
 //! another.
@@ -423,6 +423,87 @@ async fn the_client_holds_refunds_and_looks_up_over_grpc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_holds_refunds_and_looks_up_over_grpc_web() {
     holds_refunds_and_lookups_through_the_client(true).await;
+}
+
+/// `payment-client watch`: from now (nothing yet: only the token), then
+/// resumed from that token after a payment (the entry, then the token
+/// after it), in text and JSON, and over two calls with --calls; a bad
+/// --max-seconds names the field.
+async fn watch_through_the_client(grpc_web: bool) {
+    let app = TestApp::spawn().await;
+    let cli = Cli {
+        endpoint: app.url(),
+        grpc_web,
+    };
+    let owner_sub = unique("owner");
+    let (admin, owner) = (token(&unique("admin"), true), token(&owner_sub, false));
+    let (payer, shop) = (unique("payer"), unique("shop"));
+    cli.ok(
+        &admin,
+        &["add-account", &payer, "--initial-balance", "100.00"],
+    );
+    cli.ok(&owner, &["add-account", &shop]);
+
+    let now = cli.json(&owner, &["watch", &shop, "--max-seconds", "1"]);
+    let now = now["resume_token"].as_str().expect("a token").to_owned();
+    cli.ok(
+        &admin,
+        &[
+            "pay", "--from", &payer, "--to", &shop, "--amount", "12.34", "--key", "w-1",
+        ],
+    );
+    let out = cli.ok(
+        &owner,
+        &["watch", &shop, "--resume-token", &now, "--max-seconds", "1"],
+    );
+    assert!(out.contains("CREDIT"), "{out}");
+    assert!(out.contains("12.34 EUR"), "{out}");
+    assert!(out.contains(&format!("from {payer}")), "{out}");
+    assert!(
+        out.contains("watch ended; resume with --resume-token "),
+        "{out}"
+    );
+
+    // JSON: one line per entry, with its token, then the token to go on.
+    let out = cli.ok(
+        &owner,
+        &[
+            "--json",
+            "watch",
+            &shop,
+            "--resume-token",
+            &now,
+            "--max-seconds",
+            "1",
+            "--calls",
+            "2",
+        ],
+    );
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0]["transaction"]["amount"], 1234, "{out}");
+    assert_eq!(lines[0]["direction"], "CREDIT", "{out}");
+    assert_eq!(lines[0]["balance_after"], 1234, "{out}");
+    assert_eq!(lines[1]["resume_token"], lines[0]["resume_token"], "{out}");
+
+    let err = cli.fails(&owner, &["watch", &shop, "--max-seconds", "301"]);
+    assert!(err.contains("field max_seconds: "), "{err}");
+    let err = cli.fails(&owner, &["watch", &payer, "--max-seconds", "1"]);
+    assert!(err.contains("error: PERMISSION_DENIED: "), "{err}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_watches_over_grpc() {
+    watch_through_the_client(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_watches_over_grpc_web() {
+    watch_through_the_client(true).await;
 }
 
 /// `payment-client create-tables` makes the ledger's two tables with every

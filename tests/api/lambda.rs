@@ -7,13 +7,14 @@ use crate::helpers::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use payment::ledger::Ledger;
 use payment::pb;
 use payment::service::PaymentApi;
 use payment::stack::{HttpService, http_service};
 use prost::Message;
 
-fn event_file(name: &str) -> String {
+pub fn event_file(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("events")
         .join(format!("{name}.json"));
@@ -50,12 +51,12 @@ pub async fn invoke_raw(service: &HttpService, event_json: &str) -> http::Respon
     reply
 }
 
-async fn invoke(service: &HttpService, event_json: &str) -> WebReply {
+pub async fn invoke(service: &HttpService, event_json: &str) -> WebReply {
     let (parts, body) = invoke_raw(service, event_json).await.into_parts();
     WebReply::from_parts(parts, &body)
 }
 
-async fn lambda_service(ledger: Ledger) -> HttpService {
+pub async fn lambda_service(ledger: Ledger) -> HttpService {
     http_service(
         PaymentApi::new(ledger, payment::auth::Authenticator::ApiGateway),
         "*",
@@ -284,10 +285,33 @@ async fn every_event_file_invokes_cleanly() {
         ),
         ("alice", 8_700, 4)
     );
+    // alice watches from her first entry: the long poll ends at once with
+    // her four entries, oldest first, and the token after them (one cursor
+    // per shard she has now).
+    let watched: Vec<pb::WatchAccountResponse> = replies.0["watch-account"]
+        .messages
+        .iter()
+        .map(|m| pb::WatchAccountResponse::decode(m.clone()).unwrap())
+        .collect();
+    let (last, entries) = watched.split_last().expect("messages");
+    let seen: Vec<(i64, i64)> = entries
+        .iter()
+        .map(|e| (e.sequence, e.balance_after))
+        .collect();
+    assert_eq!(
+        seen,
+        [(1, 10_000), (2, 8_766), (3, 8_466), (4, 8_700)],
+        "alice's entries"
+    );
+    assert!(last.transaction.is_none());
+    assert_eq!(
+        B64URL.decode(&last.resume_token).unwrap(),
+        b"w1|alice|5.1.1.1".to_vec()
+    );
 }
 
 /// An event like the history event, with another body.
-fn with_body(event_json: &str, path: &str, body: &[u8], text: bool) -> String {
+pub fn with_body(event_json: &str, path: &str, body: &[u8], text: bool) -> String {
     let mut event: serde_json::Value = serde_json::from_str(event_json).unwrap();
     let encoded = if text { text_body(body) } else { body.to_vec() };
     event["body"] = B64.encode(encoded).into();

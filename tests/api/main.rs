@@ -33,3 +33,4 @@ mod rewrite_proxy;
 mod rules;
 mod tokens;
 mod transport;
+mod watch;

@@ -329,6 +329,7 @@ const REFUND: &str = "RefundPayment";
 const LOOKUP: &str = "GetPayment";
 const LIST: &str = "ListAccounts";
 const SHARDS: &str = "SetBalanceShards";
+const WATCH: &str = "WatchAccount";
 
 /// Fixture accounts, opened on every transport's fresh tables by TESTER.
 const A: &str = "mx-a";
@@ -600,6 +601,14 @@ fn shards(id: &str, balance_shards: i32) -> Body {
     })
 }
 
+fn watch(id: &str, resume_token: &str, max_seconds: i32) -> Body {
+    msg(pb::WatchAccountRequest {
+        account_id: id.into(),
+        resume_token: resume_token.into(),
+        max_seconds,
+    })
+}
+
 /// A protobuf varint.
 fn varint(v: u64) -> Vec<u8> {
     let mut out = Vec::new();
@@ -751,6 +760,31 @@ fn cases() -> Vec<Case> {
         case("GetTransactionHistory page_token sequence 1",   HISTORY, history(A, 0, &tok(format!("v1|{A}|1"))),  invalid("page_token")),
         case("GetTransactionHistory page_token u64::MAX",     HISTORY, history(A, 0, &tok(format!("v1|{A}|{}", u64::MAX))), ok()),
         case("GetTransactionHistory page_token u64::MAX+1",   HISTORY, history(A, 0, &tok(format!("v1|{A}|18446744073709551616"))), invalid("page_token")),
+
+        // WatchAccount: every field. The OK rows watch for a second: from now
+        // (only the last message), and from A's first entry (every entry,
+        // then the last message; behind API Gateway the long poll ends
+        // with the first poll's entries).
+        case("WatchAccount account_id of 129 chars",          WATCH, watch(&x129, "", 1),                 invalid("account_id")),
+        case("WatchAccount account_id empty",                 WATCH, watch("", "", 1),                    invalid("account_id")),
+        case("WatchAccount max_seconds -1",                   WATCH, watch(A, "", -1),                    invalid("max_seconds")),
+        case("WatchAccount max_seconds 1",                    WATCH, watch(A, "", 1),                     ok()),
+        case("WatchAccount max_seconds 301",                  WATCH, watch(A, "", 301),                   invalid("max_seconds")),
+        case("WatchAccount max_seconds i32::MIN",             WATCH, watch(A, "", i32::MIN),              invalid("max_seconds")),
+        case("WatchAccount max_seconds i32::MAX",             WATCH, watch(A, "", i32::MAX),              invalid("max_seconds")),
+        case("WatchAccount resume_token at the first entry",  WATCH, watch(A, &tok(format!("w1|{A}|1")), 1), ok()),
+        case("WatchAccount resume_token not base64",          WATCH, watch(A, "not a token!", 1),         invalid("resume_token")),
+        case("WatchAccount resume_token of 2049 bytes",       WATCH, watch(A, &"A".repeat(2049), 1),      invalid("resume_token")),
+        case("WatchAccount foreign resume_token",             WATCH, watch(A, &tok(format!("w1|{B}|1")), 1), invalid("resume_token: belongs to a watch of another account")),
+        case("WatchAccount page_token as resume_token",       WATCH, watch(A, &tok(format!("v1|{A}|2")), 1), invalid("resume_token")),
+        case("WatchAccount resume_token cursor 0",            WATCH, watch(A, &tok(format!("w1|{A}|0")), 1), invalid("resume_token")),
+        case("WatchAccount resume_token leading 0",           WATCH, watch(A, &tok(format!("w1|{A}|01")), 1), invalid("resume_token")),
+        case("WatchAccount resume_token ahead of the history", WATCH, watch(A, &tok(format!("w1|{A}|1000000")), 1), invalid("resume_token: does not fit")),
+        case("WatchAccount resume_token u64::MAX",            WATCH, watch(A, &tok(format!("w1|{A}|{}", u64::MAX)), 1), invalid("resume_token: does not fit")),
+        case("WatchAccount resume_token u64::MAX+1",          WATCH, watch(A, &tok(format!("w1|{A}|18446744073709551616")), 1), invalid("resume_token")),
+        case("WatchAccount resume_token of 2 shards for 1",   WATCH, watch(A, &tok(format!("w1|{A}|1.1")), 1), invalid("resume_token: does not fit")),
+        case("WatchAccount resume_token of 65 shards",        WATCH, watch(A, &tok(format!("w1|{A}|{}", vec!["1"; 65].join("."))), 1), invalid("resume_token")),
+        case("WatchAccount of an account that does not exist", WATCH, watch("mx-nobody", "", 1),          status(Code::NotFound, "mx-nobody")),
 
         // Wrong wire types, malformed protobuf, invalid UTF-8 (prost names the field).
         case("string field sent as a varint",                 ADD, wire([tag(1, 0), varint(7)].concat()),  invalid("AddAccountRequest.account_id")),
@@ -1328,6 +1362,47 @@ fn request_message(name: &str, case: &Case) -> Vec<u8> {
     messages[0].to_vec()
 }
 
+/// A watch of an ordinary account that ran its bound: the entries after
+/// its resume token, oldest first, each with its own token, then the last
+/// message with only the token after all of them.
+fn check_watch_reply(name: &str, case: &Case, reply: &Reply, before: &Snapshot) {
+    let asked =
+        pb::WatchAccountRequest::decode(request_message(name, case).as_slice()).expect("request");
+    let messages: Vec<pb::WatchAccountResponse> = reply
+        .messages
+        .iter()
+        .map(|m| pb::WatchAccountResponse::decode(m.clone()).expect("WatchAccountResponse"))
+        .collect();
+    let (last, entries) = messages.split_last().expect("at least the last message");
+    assert!(
+        last.transaction.is_none(),
+        "{name}: the last message is no entry"
+    );
+    let after =
+        |sequence: u64| URL_SAFE_NO_PAD.encode(format!("w1|{}|{sequence}", asked.account_id));
+    let newest = entries_in(before, &asked.account_id);
+    let first = if asked.resume_token.is_empty() {
+        newest + 1
+    } else {
+        1
+    };
+    assert_eq!(
+        entries.len() as u64,
+        newest + 1 - first,
+        "{name}: every entry after the token"
+    );
+    for (entry, sequence) in entries.iter().zip(first..) {
+        assert_eq!(entry.sequence as u64, sequence, "{name}: oldest first");
+        assert!(entry.transaction.is_some(), "{name}: entry {sequence}");
+        assert_eq!(entry.resume_token, after(sequence + 1), "{name}: its token");
+    }
+    assert_eq!(
+        last.resume_token,
+        after(newest + 1),
+        "{name}: the last token"
+    );
+}
+
 /// How many history entries an (unsharded) account has in a snapshot.
 fn entries_in(snapshot: &Snapshot, account: &str) -> u64 {
     let prefix = format!("ledger|A#{account}|E#");
@@ -1392,6 +1467,7 @@ fn check_ok_reply(name: &str, case: &Case, effect: &Effect, reply: &Reply, befor
             );
         }
         HISTORY => check_history_reply(name, case, reply, before),
+        WATCH => check_watch_reply(name, case, reply, before),
         AUTHORIZE => {
             let response =
                 pb::AuthorizePaymentResponse::decode(one()).expect("AuthorizePaymentResponse");

@@ -222,6 +222,17 @@ where
             "SetBalanceShards" => one(self
                 .set_balance_shards(decode::<pb::SetBalanceShardsRequest>(r))
                 .await?),
+            "WatchAccount" => {
+                let mut stream = self
+                    .watch_account(decode::<pb::WatchAccountRequest>(r))
+                    .await?
+                    .into_inner();
+                let mut messages = Vec::new();
+                while let Some(entry) = stream.message().await? {
+                    messages.push(Bytes::from(entry.encode_to_vec()));
+                }
+                messages
+            }
             other => panic!("the typed client has no case for {other}: add one"),
         })
     }
@@ -405,6 +416,15 @@ pub fn valid_requests(account: &str, key: &str) -> Vec<(&'static pb::Method, Vec
             }
             .encode_to_vec(),
         ),
+        (
+            "WatchAccount",
+            pb::WatchAccountRequest {
+                account_id: account.into(),
+                resume_token: String::new(),
+                max_seconds: 1,
+            }
+            .encode_to_vec(),
+        ),
     ];
     let names: std::collections::BTreeSet<&str> = requests.iter().map(|(n, _)| *n).collect();
     assert_eq!(names.len(), requests.len(), "a method listed twice");
@@ -487,6 +507,25 @@ pub async fn every_call(caller: &mut impl Caller, owner: &str, what: &str) {
             "{what}"
         );
     }
+    // A watch of a from now: it ends at its bound (a second) with only the
+    // token to resume from, and the payment below is what comes after it.
+    let watch = |resume_token: String| pb::WatchAccountRequest {
+        account_id: a.clone(),
+        resume_token,
+        max_seconds: 1,
+    };
+    let watched = calls
+        .raw("WatchAccount", watch(String::new()))
+        .await
+        .unwrap_or_else(|s| panic!("{what}: WatchAccount: {s:?}"));
+    let watched: Vec<pb::WatchAccountResponse> = watched
+        .iter()
+        .map(|m| pb::WatchAccountResponse::decode(m.clone()).expect("watch message"))
+        .collect();
+    assert_eq!(watched.len(), 1, "{what}: nothing happened: {watched:?}");
+    assert!(watched[0].transaction.is_none(), "{what}");
+    let resume_token = watched[0].resume_token.clone();
+    assert!(!resume_token.is_empty(), "{what}: a token to resume from");
     let order = pb::MakePaymentRequest {
         idempotency_key: "p1".into(),
         sender_id: a.clone(),
@@ -524,6 +563,35 @@ pub async fn every_call(caller: &mut impl Caller, owner: &str, what: &str) {
         })
         .collect();
     assert_eq!(sequences, [2, 1], "{what}: newest first");
+    // The watch resumed from its token: the payment, exactly, then the last
+    // message, whose token is the payment's.
+    let watched = calls
+        .raw("WatchAccount", watch(resume_token))
+        .await
+        .unwrap_or_else(|s| panic!("{what}: WatchAccount: {s:?}"));
+    let watched: Vec<pb::WatchAccountResponse> = watched
+        .iter()
+        .map(|m| pb::WatchAccountResponse::decode(m.clone()).expect("watch message"))
+        .collect();
+    assert_eq!(
+        watched.len(),
+        2,
+        "{what}: the payment, then the end: {watched:?}"
+    );
+    let entry = &watched[0];
+    assert_eq!(entry.transaction.as_ref(), Some(&payment), "{what}");
+    assert_eq!(
+        (
+            entry.direction,
+            entry.balance_after,
+            entry.sequence,
+            entry.shard
+        ),
+        (pb::Direction::Debit as i32, 7_500, 2, 0),
+        "{what}"
+    );
+    assert!(watched[1].transaction.is_none(), "{what}");
+    assert_eq!(watched[1].resume_token, entry.resume_token, "{what}");
 
     // A hold captured in part, another voided.
     let hold = |key: &str, amount: i64| pb::AuthorizePaymentRequest {

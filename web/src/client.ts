@@ -12,6 +12,12 @@ export type PaymentClient = Client<typeof PaymentService>;
 export const UNARY_TIMEOUT_MS = 15_000;
 /** Time limit for one page of history. */
 export const STREAM_TIMEOUT_MS = 60_000;
+/**
+ * Time limit for one WatchAccount call: the service ends a call by itself
+ * after at most 300 s (15 s behind API Gateway), with the token to resume
+ * from, so the limit only catches a call that hangs.
+ */
+export const WATCH_TIMEOUT_MS = 330_000;
 
 /**
  * A client for the service at `baseUrl`; the path of each method is appended

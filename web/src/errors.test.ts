@@ -185,6 +185,19 @@ describe("the service's error details (ErrorInfo, BadRequest)", () => {
     expect([lookedUp.code, used.code]).toEqual(["NOT_FOUND", "FAILED_PRECONDITION"]);
   });
 
+  it("says a watch too far behind must catch up with the history", () => {
+    const problem = describeError(
+      arrived(Code.OutOfRange, "the resume_token is 10001 entries behind account \"a\"", "RESUME_TOKEN_TOO_OLD", {
+        account_id: "a",
+        behind: "10001",
+        limit: "10000",
+      }),
+    );
+    expect(problem.code).toBe("OUT_OF_RANGE");
+    expect(problem.summary).toBe("The watch fell too far behind to catch up; load the history, then watch again");
+    expect(problem.reason).toBe("RESUME_TOKEN_TOO_OLD");
+  });
+
   it("keeps the message's more specific sentence over the reason's", () => {
     const problem = describeError(
       arrived(Code.PermissionDenied, 'the caller does not own sender account "a"', "NOT_ACCOUNT_OWNER", { account_id: "a" }),

@@ -126,6 +126,7 @@ const BY_REASON: Record<string, string> = {
   TOO_MANY_OPEN_HOLDS: "The account has too many open holds; capture or void one first",
   TOO_MANY_ACCOUNTS: "Too many accounts for this owner",
   INVALID_FIELD: "Some of what was entered is not valid",
+  RESUME_TOKEN_TOO_OLD: "The watch fell too far behind to catch up; load the history, then watch again",
 };
 
 /** The gRPC name of a code: Code.FailedPrecondition is "FAILED_PRECONDITION". */

@@ -11,6 +11,7 @@ import { setupOpen } from "./panels/open.js";
 import { setupPay } from "./panels/pay.js";
 import { setupRefund } from "./panels/refund.js";
 import { renderSignedIn, resumeSession, setupSession, useEndpoint } from "./panels/session.js";
+import { setupWatch } from "./panels/watch.js";
 import { state } from "./state.js";
 
 setupSession();
@@ -21,6 +22,7 @@ const hold = setupHolds();
 setupLookup();
 setupBalance();
 setupHistory();
+setupWatch();
 setupRefund();
 
 useEndpoint(state.endpoint);

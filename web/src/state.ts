@@ -27,6 +27,17 @@ export interface HistoryState {
   abort?: AbortController;
 }
 
+/** The account being watched for new entries (WatchAccount). */
+export interface WatchState {
+  accountId: string;
+  /** The token to resume from: after the last entry shown. */
+  resumeToken: string;
+  /** Entries shown since the watch began. */
+  arrived: number;
+  /** Stops the watch. */
+  abort: AbortController;
+}
+
 export interface AppState {
   /** Where calls go. */
   endpoint: string;
@@ -43,6 +54,7 @@ export interface AppState {
   /** The account whose balance the account card shows. */
   shownAccount?: string;
   history?: HistoryState;
+  watch?: WatchState;
   /** The payment (or capture) the refund form returns money of. */
   refunding?: Transaction;
 }

@@ -6,6 +6,7 @@ use crate::admin::{AuditArgs, SetShardsArgs, TokenArgs};
 use crate::holds::{AuthorizeArgs, CaptureArgs, VoidArgs};
 use crate::lookups::{HistoryArgs, PaymentArgs};
 use crate::payments::{PayArgs, RefundArgs};
+use crate::watch::WatchArgs;
 use clap::{Parser, Subcommand};
 use payment::pb;
 use std::time::Duration;
@@ -60,6 +61,9 @@ pub enum Command {
     Balance { account_id: String },
     /// Stream an account's history, newest first.
     History(HistoryArgs),
+    /// Watch an account: print its new history entries as they commit,
+    /// oldest first, then the token to resume from (docs/watch.md).
+    Watch(WatchArgs),
     /// Reserve money of an account for a recipient (a hold), to capture or
     /// void later; it is released by itself when it expires.
     Authorize(AuthorizeArgs),

@@ -2,8 +2,9 @@
 //!
 //! This file parses the command line and dispatches; each command group
 //! lives in a file of its own: `accounts`, `payments`, `holds`, `lookups`
-//! (payments looked up, history) and `admin` (tokens, audit, tables,
-//! shards), over what they share in `call` and `print`.
+//! (payments looked up, history), `watch` (new entries as they commit) and
+//! `admin` (tokens, audit, tables, shards), over what they share in `call`
+//! and `print`.
 
 mod accounts;
 mod admin;
@@ -13,6 +14,7 @@ mod holds;
 mod lookups;
 mod payments;
 mod print;
+mod watch;
 
 use args::{Cli, Command};
 use call::{BoxError, Channel, Client};
@@ -69,6 +71,7 @@ async fn run<T: Channel>(mut client: Client<T>, cli: &Cli) -> Result<(), BoxErro
         Command::Payment(args) => lookups::payment(client, cli, args).await,
         Command::History(args) => lookups::history(client, cli, args).await,
         Command::SetShards(args) => admin::set_shards(client, cli, args).await,
+        Command::Watch(args) => watch::watch(client, cli, args).await,
     }
 }
 

@@ -168,23 +168,30 @@ pub fn hold_text(h: &pb::Hold) -> String {
     )
 }
 
+fn direction_name(direction: i32) -> String {
+    pb::Direction::try_from(direction)
+        .map(|d| short_name(d.as_str_name(), "DIRECTION_"))
+        .unwrap_or_else(|_| direction.to_string())
+}
+
+/// A history entry as JSON (a watched entry adds its resume token).
+pub fn entry_json(entry: &pb::GetTransactionHistoryResponse) -> Value {
+    let tx = entry.transaction.clone().unwrap_or_default();
+    json!({
+        "sequence": entry.sequence,
+        "shard": entry.shard,
+        "direction": direction_name(entry.direction),
+        "balance_after": entry.balance_after,
+        "next_page_token": entry.next_page_token,
+        "transaction": transaction_json(&tx),
+    })
+}
+
 pub fn print_entry(entry: &pb::GetTransactionHistoryResponse, as_json: bool) {
     let tx = entry.transaction.clone().unwrap_or_default();
-    let direction = pb::Direction::try_from(entry.direction)
-        .map(|d| short_name(d.as_str_name(), "DIRECTION_"))
-        .unwrap_or_else(|_| entry.direction.to_string());
+    let direction = direction_name(entry.direction);
     if as_json {
-        println!(
-            "{}",
-            json!({
-                "sequence": entry.sequence,
-                "shard": entry.shard,
-                "direction": direction,
-                "balance_after": entry.balance_after,
-                "next_page_token": entry.next_page_token,
-                "transaction": transaction_json(&tx),
-            })
-        );
+        println!("{}", entry_json(entry));
         return;
     }
     let (sign, other) = if direction == "DEBIT" {

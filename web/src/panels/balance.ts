@@ -8,6 +8,7 @@ import { formatTime } from "../history.js";
 import { formatMoney } from "../money.js";
 import { state } from "../state.js";
 import { clearError, clearFieldErrors, requireText, showError, type FieldInputs } from "./forms.js";
+import { forgetWatch } from "./watch.js";
 
 /** The account card's forms (balance and history) and the inputs a BadRequest may name. */
 export const ACCOUNT_FIELDS: FieldInputs = { account_id: "account-id", page_size: "history-page-size" };
@@ -21,6 +22,8 @@ export async function showBalance(accountId: string): Promise<void> {
   try {
     const { account } = await state.client.getAccountBalance({ accountId }, { timeoutMs: UNARY_TIMEOUT_MS });
     if (!account) throw new ConnectError("the service returned no account", Code.Internal);
+    // Another account: its watch (if any) was of the previous one.
+    if (state.watch && state.watch.accountId !== account.accountId) forgetWatch();
     state.shownAccount = account.accountId;
     view.dataset.account = account.accountId;
     el("balance").textContent = formatMoney(account.balance, account.currency);
@@ -35,10 +38,12 @@ export async function showBalance(accountId: string): Promise<void> {
     el("balance-details").textContent = details.join(" · ");
     view.hidden = false;
     button("balance-refresh").disabled = false;
+    button("balance-watch").disabled = false;
   } catch (err) {
     view.hidden = true;
     state.shownAccount = undefined;
     button("balance-refresh").disabled = true;
+    forgetWatch();
     showError(errorBox, err, { fields: ACCOUNT_FIELDS });
   }
 }
@@ -49,6 +54,7 @@ export function refreshBalance(): Promise<void> {
 
 /** Empties the balance part of the account card. */
 export function forgetBalance(): void {
+  forgetWatch();
   state.shownAccount = undefined;
   const view = el("balance-view");
   view.hidden = true;

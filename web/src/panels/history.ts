@@ -12,7 +12,7 @@ import { clearError, clearFieldErrors, requireText, showError } from "./forms.js
 import { lookUpId } from "./lookup.js";
 import { openRefund } from "./refund.js";
 
-function appendRow(entry: GetTransactionHistoryResponse): void {
+function appendRow(entry: GetTransactionHistoryResponse, where: "append" | "prepend" = "append"): void {
   const row = historyRow(entry);
   const tr = make("tr", {
     data: { testid: "history-row", sequence: row.sequence, direction: row.direction, transactionId: row.transactionId, kind: row.kind },
@@ -46,7 +46,19 @@ function appendRow(entry: GetTransactionHistoryResponse): void {
     actions.append(actionButton(props, () => openRefund(tx)));
   }
   tr.append(actions);
-  el("history-rows").append(tr);
+  if (where === "prepend") el("history-rows").prepend(tr);
+  else el("history-rows").append(tr);
+}
+
+/**
+ * A new entry of `accountId` (from a watch) on top of its history, when
+ * that history is shown: it is newer than every row there.
+ */
+export function prependEntry(accountId: string, entry: GetTransactionHistoryResponse): void {
+  const history = state.history;
+  if (!history || history.accountId !== accountId || history.abort) return;
+  appendRow(entry, "prepend");
+  history.rows++;
 }
 
 function pageSize(): number {

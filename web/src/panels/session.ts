@@ -13,11 +13,14 @@ import { forgetHistory } from "./history.js";
 import { forgetHold } from "./holds.js";
 import { forgetLookup } from "./lookup.js";
 import { forgetRefund } from "./refund.js";
+import { forgetWatch } from "./watch.js";
 
 const TOKEN_STORAGE_KEY = "payment.token";
 
 /** Sends the next calls to `endpoint`, and says so. */
 export function useEndpoint(endpoint: string): void {
+  // A watch (and its resume token) belongs to the endpoint it began on.
+  forgetWatch();
   setEndpoint(endpoint);
   input("endpoint").value = endpoint;
   show(el("endpoint-status"), `Calls go to ${endpoint}`);

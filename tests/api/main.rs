@@ -31,4 +31,5 @@ mod reshard;
 mod rewrite_proxy;
 mod rules;
 mod tokens;
+mod traces;
 mod transport;

@@ -250,7 +250,7 @@ fn attempt_span(
     use aws_smithy_runtime_api::client::orchestrator::Metadata;
     use aws_smithy_runtime_api::client::retries::RequestAttempts;
     let operation = cfg.load::<Metadata>().map_or("DynamoDB", |m| m.name());
-    let attempt = cfg.load::<RequestAttempts>().map(|a| a.attempts() as u32);
+    let attempt = cfg.load::<RequestAttempts>().map(|a| a.attempts());
     let region = cfg
         .load::<aws_sdk_dynamodb::config::Region>()
         .map(|r| r.as_ref());

@@ -43,6 +43,7 @@ import platform
 import queue
 import shlex
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -60,6 +61,11 @@ MEMORY_MB = 256
 # The tables, which bench-cold-start.sh creates (payment-client create-tables).
 ACCOUNTS_TABLE = os.environ.get("PAYMENT_ACCOUNTS_TABLE", "bench-accounts")
 LEDGER_TABLE = os.environ.get("PAYMENT_LEDGER_TABLE", "bench-ledger")
+# Under active tracing Lambda runs the X-Ray daemon and names it in
+# AWS_XRAY_DAEMON_ADDRESS; here a UDP socket on loopback stands in for it
+# (bound in main), and --sampled marks every invocation sampled, as Lambda
+# does for the ones it traces.
+XRAY_DAEMON = {"address": "", "sampled": "0"}
 # Targets from issue 19: init median at most 5 ms, the binary under 10 MB.
 INIT_TARGET_MS = 5.0
 SIZE_TARGET_MB = 10.0
@@ -150,7 +156,8 @@ class RuntimeApi:
                     except queue.Empty:
                         continue
                 deadline = int(time.time() * 1000 + api.deadline_s * 1000)
-                trace = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+                trace = (f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};"
+                         f"Parent={uuid.uuid4().hex[:16]};Sampled={XRAY_DAEMON['sampled']}")
                 # Stamped before the write (a few kB to a local socket), so
                 # that the response can never arrive before the stamp.
                 api.handed_out[request_id] = now_ms()
@@ -304,6 +311,7 @@ def lambda_env(runtime_port: int, dynamodb_endpoint: str, home: pathlib.Path) ->
         "PAYMENT_LOG_FORMAT": "json",
         "RUST_LOG": "info",
         "PAYMENT_AUTH_MODE": "apigateway",
+        **({"AWS_XRAY_DAEMON_ADDRESS": XRAY_DAEMON["address"]} if XRAY_DAEMON["address"] else {}),
     }
 
 
@@ -454,10 +462,19 @@ def main() -> int:
     parser.add_argument("--wrapper", default="",
                         help="command the binary is run under, for diagnosis, e.g. 'strace -f -tt -o /tmp/trace' "
                              "(it is timed too)")
+    parser.add_argument("--sampled", action="store_true",
+                        help="mark every invocation sampled (Sampled=1), so that each call sends its X-Ray "
+                             "subsegments to the stand-in daemon (default: Sampled=0)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--check", action="store_true",
                         help=f"exit 1 when init p50 > {INIT_TARGET_MS:g} ms or the binary >= {SIZE_TARGET_MB:g} MB")
     args = parser.parse_args()
+    # The stand-in X-Ray daemon: a socket that receives and never reads
+    # (the kernel drops what its buffer cannot hold, as UDP may).
+    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    daemon.bind(("127.0.0.1", 0))
+    XRAY_DAEMON["address"] = f"127.0.0.1:{daemon.getsockname()[1]}"
+    XRAY_DAEMON["sampled"] = "1" if args.sampled else "0"
     if args.runs < 1 or args.warm < 0 or args.warmup < 0:
         parser.error("--runs must be >= 1, --warm and --warmup >= 0")
     if args.runs > 1000 or args.warm > 100000:

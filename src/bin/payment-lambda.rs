@@ -29,7 +29,7 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     tracing::info!(auth = ?auth, "payment-lambda ready");
     let service = stack::http_service(
         PaymentApi::new(ledger, auth)
-            .with_telemetry(payment::telemetry::Telemetry::lambda_from_env()),
+            .with_telemetry(payment::telemetry::Telemetry::lambda_from_env()?),
         &stack::cors_origins_from_env(),
     )
     .await?;

@@ -1,8 +1,10 @@
 //! payment-server: the payment service as a standalone gRPC + gRPC-Web server.
 
 use clap::Parser;
+use payment::telemetry::traces::Traces;
 use payment::{auth::Authenticator, config, ledger::Ledger, server, service::PaymentApi, stack};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Serves the payment ledger over native gRPC (HTTP/2) and gRPC-Web
 /// (HTTP/1.1) on one port. DynamoDB is configured the standard AWS way
@@ -10,7 +12,8 @@ use std::net::SocketAddr;
 /// verified from their bearer JWT: PAYMENT_DEV_JWT_SECRET (HS256, local
 /// development) or PAYMENT_JWKS_URL / PAYMENT_JWKS_FILE (RS256/ES256, with
 /// PAYMENT_JWT_ISSUER and PAYMENT_JWT_AUDIENCE required); see
-/// docs/security.md.
+/// docs/security.md. Traces go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is
+/// set, with the standard OTEL_* settings (docs/observability.md).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -69,10 +72,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     if args.create_tables {
         ledger.create_tables().await?;
     }
+    let traces = Traces::otlp_from_env()?.map(Arc::new);
+    if traces.is_some() {
+        tracing::info!("traces: a span per call, exported over OTLP (OTEL_EXPORTER_OTLP_*)");
+    }
     let telemetry = match args.metrics_listen {
         Some(addr) => payment::telemetry::prometheus::listen(addr).await?,
         None => payment::telemetry::Telemetry::off(),
-    };
+    }
+    .with_traces(traces.clone());
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(address = %listener.local_addr()?, tables = ?ledger.tables(), "payment-server listening");
     server::serve_limited(
@@ -83,6 +91,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         shutdown_signal(),
     )
     .await?;
+    if let Some(traces) = traces {
+        // The last spans, exported off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
     tracing::info!("payment-server stopped");
     Ok(())
 }

@@ -199,6 +199,7 @@ mod tests {
                 request_id: "req-1".into(),
                 trace_id: Some("Root=1-abc".into()),
             }),
+            trace_id: None,
             streamed: false,
         }
     }

@@ -7,15 +7,19 @@
 //! [`CallRecord`]: a log line always, and through the [`Telemetry`] sink of
 //! the entry point either Prometheus series (payment-server, [`prometheus`])
 //! or one CloudWatch EMF line (payment-lambda, [`emf`]). A streamed call's
-//! record is made when its stream ends. docs/observability.md says what
-//! each field means.
+//! record is made when its stream ends. With [`traces`] on, the call is
+//! also a span, with a child span per DynamoDB attempt. docs/observability.md
+//! says what each field means.
 //!
 //! Records never hold a token or an amount; ids (the caller) go only into
 //! the log line and EMF properties, never into metric dimensions or labels.
 
 pub mod emf;
+pub mod otlp_receiver;
 pub mod prometheus;
 mod requests;
+pub mod traces;
+pub mod xray;
 
 pub use requests::RequestCounter;
 
@@ -74,8 +78,11 @@ pub struct Invocation {
 
 /// What DynamoDB work one call did. Capacity is in millionths of a unit
 /// (DynamoDB reports halves and quarters), so that it adds up atomically.
+/// With tracing on it also carries the call's span, the parent of the
+/// DynamoDB attempts' spans.
 #[derive(Debug, Default)]
 pub struct Meter {
+    trace: Option<traces::CallTrace>,
     requests: AtomicU64,
     rounds: AtomicU64,
     conflicts: AtomicU64,
@@ -102,6 +109,14 @@ pub struct Counts {
 const MICRO: f64 = 1_000_000.0;
 
 impl Meter {
+    /// A meter for a call traced as `trace`.
+    pub fn traced(trace: Option<traces::CallTrace>) -> Self {
+        Self {
+            trace,
+            ..Self::default()
+        }
+    }
+
     pub fn counts(&self) -> Counts {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Counts {
@@ -172,6 +187,33 @@ impl aws_sdk_dynamodb::config::Intercept for CallMeter {
         CALL_METER
     }
 
+    fn read_before_attempt(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let _ = METER.try_with(|meter| {
+            if let Some(trace) = &meter.trace {
+                let span = attempt_span(trace, cfg);
+                cfg.interceptor_state().store_put(span);
+            }
+        });
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if let Some(span) = cfg.load::<traces::AttemptSpan>() {
+            span.end(attempt_end(context));
+        }
+        Ok(())
+    }
+
     fn read_before_transmit(
         &self,
         _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
@@ -200,6 +242,80 @@ impl aws_sdk_dynamodb::config::Intercept for CallMeter {
         }
         Ok(())
     }
+}
+
+/// The span of the attempt about to be made, with the operation's name,
+/// the attempt's number and the region from the SDK's configuration.
+fn attempt_span(
+    trace: &traces::CallTrace,
+    cfg: &aws_sdk_dynamodb::config::ConfigBag,
+) -> traces::AttemptSpan {
+    use aws_smithy_runtime_api::client::orchestrator::Metadata;
+    use aws_smithy_runtime_api::client::retries::RequestAttempts;
+    let operation = cfg.load::<Metadata>().map_or("DynamoDB", |m| m.name());
+    let attempt = cfg.load::<RequestAttempts>().map(|a| a.attempts());
+    let region = cfg
+        .load::<aws_sdk_dynamodb::config::Region>()
+        .map(|r| r.as_ref());
+    trace.start_attempt(operation, attempt, region)
+}
+
+/// How an attempt ended: its HTTP status, request id, and error code.
+fn attempt_end<'a>(
+    context: &'a aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef<'_>,
+) -> traces::AttemptEnd<'a> {
+    let response = context.response();
+    let error = match context.output_or_error() {
+        Some(Err(err)) => Some(error_code(err)),
+        _ => None,
+    };
+    traces::AttemptEnd {
+        status: response.map(|r| r.status().as_u16()),
+        request_id: response.and_then(|r| r.headers().get("x-amzn-requestid")),
+        error,
+    }
+}
+
+/// The code of a failed attempt: DynamoDB's error code for the operations
+/// the ledger sends (e.g. `TransactionCanceledException`), else the kind
+/// of failure (`timeout`, `io`, ...).
+fn error_code(
+    err: &aws_smithy_runtime_api::client::orchestrator::OrchestratorError<
+        aws_smithy_runtime_api::client::interceptors::context::Error,
+    >,
+) -> String {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
+    use aws_sdk_dynamodb::operation as op;
+    let Some(error) = err.as_operation_error() else {
+        return if err.is_timeout_error() {
+            "timeout"
+        } else if err.is_connector_error() {
+            "io"
+        } else if err.is_response_error() {
+            "response"
+        } else {
+            "other"
+        }
+        .to_owned();
+    };
+    macro_rules! code {
+        ($($error:ty),*) => {
+            $(if let Some(e) = error.downcast_ref::<$error>() {
+                return e.code().unwrap_or("unknown").to_owned();
+            })*
+        };
+    }
+    code!(
+        op::transact_write_items::TransactWriteItemsError,
+        op::get_item::GetItemError,
+        op::batch_get_item::BatchGetItemError,
+        op::query::QueryError,
+        op::put_item::PutItemError,
+        op::update_item::UpdateItemError,
+        op::delete_item::DeleteItemError,
+        op::scan::ScanError
+    );
+    "unknown".to_owned()
 }
 
 /// The (read, write) capacity units an operation's output reports. With
@@ -315,6 +431,10 @@ pub struct CallRecord {
     pub caller: Option<String>,
     /// The Lambda request id and X-Ray trace id (payment-lambda only).
     pub invocation: Option<Invocation>,
+    /// The OpenTelemetry trace id (32 hex digits) of the call's span, when
+    /// payment-server traces (on Lambda, the invocation's X-Ray trace id
+    /// is the one logged).
+    pub trace_id: Option<String>,
     /// Whether the method streams its answer.
     pub streamed: bool,
 }
@@ -338,6 +458,7 @@ pub trait Sink: std::fmt::Debug + Send + Sync {
 #[derive(Debug, Clone, Default)]
 pub struct Telemetry {
     sink: Option<Arc<dyn Sink>>,
+    traces: Option<Arc<traces::Traces>>,
     served: Arc<AtomicBool>,
 }
 
@@ -353,22 +474,35 @@ impl Telemetry {
     pub fn with_sink(sink: Arc<dyn Sink>) -> Self {
         Self {
             sink: Some(sink),
-            served: Arc::default(),
+            ..Self::default()
         }
+    }
+
+    /// The same, with a span per call exported by `traces` (None: off).
+    pub fn with_traces(mut self, traces: Option<Arc<traces::Traces>>) -> Self {
+        self.traces = traces;
+        self
+    }
+
+    /// The tracer, when tracing is on.
+    pub fn traces(&self) -> Option<&Arc<traces::Traces>> {
+        self.traces.as_ref()
     }
 
     /// payment-lambda's: EMF on stdout when running under Lambda
     /// (`AWS_LAMBDA_FUNCTION_NAME` set) unless `PAYMENT_METRICS=off`; the
-    /// namespace and service from [`emf::EmfWriter::from_env`].
-    pub fn lambda_from_env() -> Self {
+    /// namespace and service from [`emf::EmfWriter::from_env`]. Spans to the
+    /// X-Ray daemon when Lambda runs one ([`traces::Traces::xray_from_env`]).
+    pub fn lambda_from_env() -> Result<Self, traces::TracesError> {
         let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let under_lambda = get("AWS_LAMBDA_FUNCTION_NAME").is_some();
         let off = get(METRICS_ENV).is_some_and(|v| v.trim().eq_ignore_ascii_case("off"));
-        if under_lambda && !off {
+        let telemetry = if under_lambda && !off {
             Self::with_sink(Arc::new(emf::EmfWriter::from_env(std::io::stdout())))
         } else {
             Self::off()
-        }
+        };
+        Ok(telemetry.with_traces(traces::Traces::xray_from_env()?.map(Arc::new)))
     }
 
     /// True once: for the first call this instance serves.
@@ -388,9 +522,12 @@ impl Telemetry {
 fn log(record: &CallRecord) {
     let c = &record.counts;
     let caller = record.caller.as_deref().unwrap_or("-");
-    let (request_id, trace_id) = record.invocation.as_ref().map_or(("", ""), |i| {
-        (i.request_id.as_str(), i.trace_id.as_deref().unwrap_or(""))
-    });
+    let (request_id, trace_id) = record
+        .invocation
+        .as_ref()
+        .map_or(("", record.trace_id.as_deref().unwrap_or("")), |i| {
+            (i.request_id.as_str(), i.trace_id.as_deref().unwrap_or(""))
+        });
     let latency_ms = record.latency.as_secs_f64() * 1000.0;
     let first_message_ms = record.first_message.map(|d| d.as_secs_f64() * 1000.0);
     macro_rules! line {
@@ -444,16 +581,22 @@ impl Call {
         method: &'static str,
         request: &tonic::Request<T>,
     ) -> Self {
+        let started = Instant::now();
         let extensions = request.extensions();
+        let transport = extensions
+            .get::<Transport>()
+            .copied()
+            .unwrap_or(Transport::Grpc);
+        let invocation = extensions.get::<Invocation>().cloned();
+        let trace = telemetry.traces.as_ref().map(|traces| {
+            traces.start_call(method, transport, request.metadata(), invocation.as_ref())
+        });
         Self {
             method,
-            started: Instant::now(),
-            transport: extensions
-                .get::<Transport>()
-                .copied()
-                .unwrap_or(Transport::Grpc),
-            invocation: extensions.get::<Invocation>().cloned(),
-            meter: Arc::new(Meter::default()),
+            started,
+            transport,
+            invocation,
+            meter: Arc::new(Meter::traced(trace)),
             telemetry: telemetry.clone(),
             caller: None,
             streamed: false,
@@ -471,9 +614,11 @@ impl Call {
     }
 
     fn record(self, status: Option<&Status>, first_message: Option<Duration>) -> CallRecord {
-        CallRecord {
+        let code = status.map_or(Code::Ok, Status::code);
+        let trace = self.meter.trace.clone();
+        let record = CallRecord {
             method: self.method,
-            code: code_name(status.map_or(Code::Ok, Status::code)),
+            code: code_name(code),
             reason: status.map(reason_of).unwrap_or_default(),
             transport: self.transport,
             latency: self.started.elapsed(),
@@ -482,8 +627,13 @@ impl Call {
             cold_start: self.telemetry.cold_start(),
             caller: self.caller,
             invocation: self.invocation,
+            trace_id: trace.as_ref().and_then(traces::CallTrace::trace_id),
             streamed: self.streamed,
+        };
+        if let Some(trace) = trace {
+            trace.end(&record, code);
         }
+        record
     }
 
     /// Ends a unary call (or a streamed one refused before its stream).

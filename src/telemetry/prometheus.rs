@@ -232,6 +232,7 @@ mod tests {
             cold_start: false,
             caller: Some("someone".into()),
             invocation: None,
+            trace_id: None,
             streamed: false,
         }
     }

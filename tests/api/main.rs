@@ -32,5 +32,6 @@ mod reshard;
 mod rewrite_proxy;
 mod rules;
 mod tokens;
+mod traces;
 mod transport;
 mod watch;

@@ -61,6 +61,14 @@ pub struct Args {
     /// both and their ratio (the cost of the per-call record).
     #[arg(long)]
     pub compare_metrics: bool,
+    /// First run the same payments (on fresh accounts) through a service
+    /// without tracing (and without metrics, with --compare-metrics), then
+    /// the measured phases with tracing on: a span per call and per
+    /// DynamoDB request, exported over OTLP/gRPC to a receiver the
+    /// benchmark runs on loopback; report the service's CPU per payment of
+    /// both and their ratio (the cost of the traces).
+    #[arg(long)]
+    pub compare_tracing: bool,
     /// Worker threads of the service runtime (default: the number of CPUs).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub service_threads: Option<u32>,
@@ -108,6 +116,17 @@ impl Args {
         })
     }
 
+    /// What --compare-metrics and --compare-tracing turn on in the
+    /// measured phases (None: neither).
+    pub fn observed(&self) -> Option<&'static str> {
+        match (self.compare_metrics, self.compare_tracing) {
+            (false, false) => None,
+            (true, false) => Some("metrics"),
+            (false, true) => Some("tracing"),
+            (true, true) => Some("metrics and tracing"),
+        }
+    }
+
     pub fn transport(&self) -> &'static str {
         if self.grpc_web { "gRPC-Web" } else { "gRPC" }
     }
@@ -124,10 +143,10 @@ impl Args {
             .into());
         }
         if let Some(endpoint) = &self.endpoint
-            && self.compare_metrics
+            && (self.compare_metrics || self.compare_tracing)
         {
             return Err(format!(
-                "--compare-metrics starts the service itself: it does not go with --endpoint {endpoint}"
+                "--compare-metrics and --compare-tracing start the service themselves: they do not go with --endpoint {endpoint}"
             )
             .into());
         }

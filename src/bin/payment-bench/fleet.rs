@@ -7,14 +7,24 @@ use payment::config;
 use payment::ledger::{Ledger, Tables};
 use payment::service::PaymentApi;
 use payment::telemetry::RequestCounter;
+use payment::telemetry::traces::Traces;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// What the instances record besides their log line: payment-server's
+/// Prometheus metrics, and traces exported over OTLP/gRPC to an endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Observe {
+    pub metrics: bool,
+    pub traces_to: Option<String>,
+}
 
 /// One service instance: its own DynamoDB client (with its own request
 /// counter), ledger, authenticator and service, on its own port.
 struct Instance {
     endpoint: String,
     counter: RequestCounter,
+    traces: Option<Arc<Traces>>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -44,14 +54,14 @@ impl Fleet {
         containers: u32,
         tables: &Tables,
         secret: &[u8],
-        metrics: bool,
+        observe: &Observe,
     ) -> Result<Fleet, BoxError> {
         let limit = (containers > 1).then_some(1);
         let mut instances = Vec::new();
         for _ in 0..containers {
-            let (tables, secret) = (tables.clone(), secret.to_vec());
+            let (tables, secret, observe) = (tables.clone(), secret.to_vec(), observe.clone());
             let instance = service
-                .spawn(async move { start_instance(tables, secret, limit, metrics).await })
+                .spawn(async move { start_instance(tables, secret, limit, observe).await })
                 .await??;
             instances.push(instance);
         }
@@ -77,10 +87,14 @@ impl Fleet {
         all
     }
 
+    /// Stops every instance, after exporting their last spans.
     pub async fn stop(self) {
         for instance in self.instances {
             let _ = instance.stop.send(());
             let _ = instance.task.await;
+            if let Some(traces) = instance.traces {
+                let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+            }
         }
     }
 }
@@ -99,7 +113,7 @@ async fn start_instance(
     tables: Tables,
     secret: Vec<u8>,
     limit: Option<usize>,
-    metrics: bool,
+    observe: Observe,
 ) -> Result<Instance, BoxError> {
     let counter = RequestCounter::default();
     let client = aws_sdk_dynamodb::Client::from_conf(
@@ -119,11 +133,18 @@ async fn start_instance(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // As `payment-server --metrics-listen` runs it (its scrape endpoint
     // idle, its upkeep on).
-    let telemetry = if metrics {
+    let telemetry = if observe.metrics {
         payment::telemetry::prometheus::listen("127.0.0.1:0".parse()?).await?
     } else {
         payment::telemetry::Telemetry::off()
     };
+    // As payment-server runs it with OTEL_EXPORTER_OTLP_ENDPOINT set: the
+    // SDK's batch processor as a task on this (the service's) runtime.
+    let traces = match &observe.traces_to {
+        Some(endpoint) => Some(Arc::new(Traces::otlp_grpc(endpoint, "payment-bench")?)),
+        None => None,
+    };
+    let telemetry = telemetry.with_traces(traces.clone());
     let api = PaymentApi::new(ledger, auth).with_telemetry(telemetry);
     let task = tokio::spawn(async move {
         let shutdown = async {
@@ -137,6 +158,7 @@ async fn start_instance(
     Ok(Instance {
         endpoint,
         counter,
+        traces,
         stop,
         task,
     })

@@ -1,10 +1,11 @@
 //! The service phases: payments on fresh accounts (after the hold phases in
 //! the hold-capture scenario), then balance reads and history pages, over
-//! native gRPC or gRPC-Web; and the metrics-off phase of --compare-metrics.
+//! native gRPC or gRPC-Web; and the phase with metrics and tracing off of
+//! --compare-metrics and --compare-tracing.
 
 use crate::args::Scenario;
 use crate::checks::{check_balances, check_holds_settled, promotion_seen};
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, Observe};
 use crate::holds::hold_phases;
 use crate::measure::{CALL_TIMEOUT, Meters, Outcome, run_phase};
 use crate::report::Phase;
@@ -339,18 +340,19 @@ where
         .await
 }
 
-/// With --compare-metrics: the payments of the measured phase through a
-/// service with metrics off (on fresh accounts), as a fleet of the same
-/// shape; its first phase.
-pub async fn metrics_off_phase(
+/// With --compare-metrics or --compare-tracing: the payments of the
+/// measured phase through a service with metrics and tracing off (on fresh
+/// accounts), as a fleet of the same shape; its first phase.
+pub async fn observability_off_phase(
     bench: &Bench,
     service: &tokio::runtime::Handle,
     tables: &Tables,
     secret: &[u8],
+    observed: &str,
 ) -> Result<Option<Phase>, BoxError> {
     let containers = bench.args.containers;
-    let mut fleet = Fleet::start(service, containers, tables, secret, false).await?;
-    fleet.shape.push_str(", metrics off");
+    let mut fleet = Fleet::start(service, containers, tables, secret, &Observe::default()).await?;
+    fleet.shape.push_str(&format!(", {observed} off"));
     let measured = service_phases(bench, &fleet, "moff", false).await?;
     fleet.stop().await;
     Ok(measured.into_iter().next())

@@ -246,8 +246,12 @@ pub struct Report<'r> {
     pub endpoints: &'r [String],
     /// With --compare-one-server: the payments through one server.
     pub one_server: Option<Phase>,
-    /// With --compare-metrics: the payments with metrics off.
-    pub metrics_off: Option<Phase>,
+    /// With --compare-metrics or --compare-tracing: the payments with
+    /// metrics and tracing off.
+    pub observed_off: Option<Phase>,
+    /// With --compare-tracing: the spans the benchmark's OTLP receiver got
+    /// from the measured fleet.
+    pub spans_exported: Option<u64>,
     /// The measured service phases; the first is the payments (or, in the
     /// hold-capture scenario, the holds).
     pub phases: Vec<Phase>,
@@ -259,8 +263,9 @@ pub struct Report<'r> {
 
 /// The ratios between the shapes and phases of one run.
 struct Ratios {
-    /// CPU per payment with metrics over without (the same payments).
-    metrics_cpu: Option<(f64, f64)>,
+    /// CPU per payment with metrics and/or tracing on, and with them off
+    /// (the same payments).
+    observed_cpu: Option<(f64, f64)>,
     service_over_direct: Option<f64>,
     containers_over_one_server: Option<f64>,
     one_server_over_direct: Option<f64>,
@@ -272,8 +277,8 @@ struct Ratios {
 impl Report<'_> {
     fn ratios(&self) -> Ratios {
         let main = &self.phases[0];
-        let metrics_cpu = self
-            .metrics_off
+        let observed_cpu = self
+            .observed_off
             .as_ref()
             .and_then(|off| Some((main.cpu_ms_per_ok()?, off.cpu_ms_per_ok()?)));
         let service_over_direct = self
@@ -290,7 +295,7 @@ impl Report<'_> {
             .zip(self.direct.as_ref())
             .map(|(o, d)| o.per_second() / d.per_second().max(1e-9));
         Ratios {
-            metrics_cpu,
+            observed_cpu,
             service_over_direct,
             containers_over_one_server,
             one_server_over_direct,
@@ -321,7 +326,7 @@ impl Report<'_> {
     fn all_phases(&self) -> impl Iterator<Item = &Phase> {
         self.one_server
             .iter()
-            .chain(&self.metrics_off)
+            .chain(&self.observed_off)
             .chain(&self.phases)
             .chain(&self.direct)
     }
@@ -353,11 +358,13 @@ impl Report<'_> {
                 "service_over_direct": ratios.service_over_direct,
                 "one_server_over_direct": ratios.one_server_over_direct,
                 "containers_over_one_server": ratios.containers_over_one_server,
-                "service_cpu_ms_per_payment_metrics_on_off": ratios.metrics_cpu.map(|(on, off)| json!({
+                "service_cpu_ms_per_payment_on_off": ratios.observed_cpu.map(|(on, off)| json!({
+                    "observed": args.observed(),
                     "on": on,
                     "off": off,
                     "ratio": on / off.max(1e-9),
                 })),
+                "spans_exported": self.spans_exported,
                 "throughput_over_payments": ratios.over_payments.iter().cloned().collect::<BTreeMap<_, _>>(),
                 "service_cpu_measures": self.cpu_measured.then_some(CPU_MEANS),
                 "conservation": "ok",
@@ -373,10 +380,16 @@ impl Report<'_> {
         for phase in self.all_phases() {
             phase.print();
         }
-        if let Some((on, off)) = ratios.metrics_cpu {
+        if let Some((on, off)) = ratios.observed_cpu {
             println!(
-                "service CPU per payment, metrics on / off: {on:.3} / {off:.3} ms = {:.3}",
+                "service CPU per payment, {} on / off: {on:.3} / {off:.3} ms = {:.3}",
+                self.args.observed().unwrap_or("nothing"),
                 on / off.max(1e-9)
+            );
+        }
+        if let Some(spans) = self.spans_exported {
+            println!(
+                "tracing: {spans} spans exported over OTLP/gRPC to the benchmark's receiver on 127.0.0.1 (a span per call and per DynamoDB request)"
             );
         }
         if let Some(ratio) = ratios.containers_over_one_server {

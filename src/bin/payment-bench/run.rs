@@ -6,13 +6,14 @@ use crate::BoxError;
 use crate::args::{Args, Scenario};
 use crate::cpu::ThreadCpu;
 use crate::direct::direct_phase;
-use crate::fleet::Fleet;
-use crate::phases::{metrics_off_phase, service_phases};
+use crate::fleet::{Fleet, Observe};
+use crate::phases::{observability_off_phase, service_phases};
 use crate::report::{self, Phase, Report};
 use payment::auth::{DevToken, mint_dev_token};
 use payment::config;
 use payment::ledger::{AuditReport, Ledger, Tables};
 use payment::telemetry::RequestCounter;
+use payment::telemetry::otlp_receiver::OtlpReceiver;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::metadata::AsciiMetadataValue;
@@ -68,20 +69,37 @@ pub async fn run(
     } else {
         None
     };
-    let metrics_off = match &fleet {
-        Some(_) => None,
-        None if args.compare_metrics => {
-            metrics_off_phase(&bench, &service, &tables, secret.as_bytes()).await?
+    let observed_off = match (&fleet, args.observed()) {
+        (None, Some(observed)) => {
+            observability_off_phase(&bench, &service, &tables, secret.as_bytes(), observed).await?
         }
-        None => None,
+        _ => None,
+    };
+    // With --compare-tracing, the spans' destination: a receiver on this
+    // (the load generator's) runtime, so that receiving costs the service
+    // nothing.
+    let receiver = match (&fleet, args.compare_tracing) {
+        (None, true) => Some(OtlpReceiver::start(false).await?),
+        _ => None,
     };
     let fleet = match fleet {
         Some(fleet) => fleet,
-        None => measured_fleet(args, &service, &tables, secret.as_bytes()).await?,
+        None => {
+            let traces_to = receiver.as_ref().map(|r| r.endpoint().to_owned());
+            measured_fleet(args, &service, &tables, secret.as_bytes(), traces_to).await?
+        }
     };
     let phases = service_phases(&bench, &fleet, "svc", true).await?;
     let endpoints = fleet.endpoints.clone();
     fleet.stop().await;
+    let spans_exported = match receiver {
+        Some(receiver) => {
+            let count = receiver.count();
+            receiver.stop().await;
+            Some(count)
+        }
+        None => None,
+    };
     let direct = last_direct_phase(&bench, &service, &ledger, &counter).await?;
     let audit = audit_ledger(args, &service, &ledger).await?;
     let report = Report {
@@ -90,7 +108,8 @@ pub async fn run(
         service_threads,
         endpoints: &endpoints,
         one_server,
-        metrics_off,
+        observed_off,
+        spans_exported,
         phases,
         direct,
         audit: audit.as_ref(),
@@ -161,24 +180,29 @@ async fn one_server_phase(
     tables: &Tables,
     secret: &[u8],
 ) -> Result<Option<Phase>, BoxError> {
-    let fleet = Fleet::start(service, 1, tables, secret, false).await?;
+    let fleet = Fleet::start(service, 1, tables, secret, &Observe::default()).await?;
     let measured = service_phases(bench, &fleet, "one", false).await?;
     fleet.stop().await;
     Ok(measured.into_iter().next())
 }
 
 /// The fleet of the measured phases: --containers instances, with
-/// payment-server's metrics on under --compare-metrics.
+/// payment-server's metrics on under --compare-metrics, and traces to
+/// `traces_to` under --compare-tracing.
 async fn measured_fleet(
     args: &Args,
     service: &tokio::runtime::Handle,
     tables: &Tables,
     secret: &[u8],
+    traces_to: Option<String>,
 ) -> Result<Fleet, BoxError> {
-    let metrics = args.compare_metrics;
-    let mut fleet = Fleet::start(service, args.containers, tables, secret, metrics).await?;
-    if metrics {
-        fleet.shape.push_str(", metrics on");
+    let observe = Observe {
+        metrics: args.compare_metrics,
+        traces_to,
+    };
+    let mut fleet = Fleet::start(service, args.containers, tables, secret, &observe).await?;
+    if let Some(observed) = args.observed() {
+        fleet.shape.push_str(&format!(", {observed} on"));
     }
     Ok(fleet)
 }

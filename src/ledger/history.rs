@@ -204,8 +204,7 @@ impl HistoryCursor {
 
 impl Ledger {
     /// Reads up to `limit` (at most [`HISTORY_CHUNK_MAX`]) entries of one
-    /// shard's history with sequence below `before_sequence`, newest first,
-    /// with a strongly consistent Query on the shard's own partition.
+    /// shard's history with sequence below `before_sequence`, newest first.
     async fn history_chunk(
         &self,
         account_id: &str,
@@ -214,7 +213,26 @@ impl Ledger {
         limit: u32,
     ) -> Result<Vec<StoredEntry>, LedgerError> {
         let limit = limit.min(HISTORY_CHUNK_MAX);
-        if before_sequence <= 1 || limit == 0 {
+        if before_sequence <= 1 {
+            return Ok(Vec::new());
+        }
+        self.shard_entries(account_id, shard, (1, before_sequence - 1), false, limit)
+            .await
+    }
+
+    /// Up to `limit` entries of one shard's history with sequences in
+    /// `range` (both ends included), oldest first when `forward`, with a
+    /// strongly consistent Query on the shard's own partition: the one
+    /// read of history entries, for pages and for watches.
+    pub(super) async fn shard_entries(
+        &self,
+        account_id: &str,
+        shard: u32,
+        (from, to): (u64, u64),
+        forward: bool,
+        limit: u32,
+    ) -> Result<Vec<StoredEntry>, LedgerError> {
+        if from > to || limit == 0 {
             return Ok(Vec::new());
         }
         let mut entries = Vec::with_capacity(limit as usize);
@@ -226,9 +244,9 @@ impl Ledger {
                 .table_name(&self.tables.ledger)
                 .key_condition_expression("pk = :pk AND sk BETWEEN :oldest AND :newest")
                 .expression_attribute_values(":pk", s(entry_pk(account_id, shard)))
-                .expression_attribute_values(":oldest", s(entry_sk(1)))
-                .expression_attribute_values(":newest", s(entry_sk(before_sequence - 1)))
-                .scan_index_forward(false)
+                .expression_attribute_values(":oldest", s(entry_sk(from)))
+                .expression_attribute_values(":newest", s(entry_sk(to)))
+                .scan_index_forward(forward)
                 .consistent_read(true)
                 .limit(i32::try_from(limit as usize - entries.len()).unwrap_or(1))
                 .set_exclusive_start_key(start_key)

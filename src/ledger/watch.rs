@@ -39,18 +39,14 @@
 //! from another (writers' clocks differ) comes after it: exactly once, but
 //! not in time order. Within a shard, order is always by sequence.
 
-use super::layout::{ShardState, StoredEntry, entry_pk, entry_sk, s, sdk_error};
+use super::layout::{ShardState, StoredEntry};
 use super::{Account, Entry, Ledger, LedgerError};
 use crate::domain::WATCH_RESUME_BEHIND_MAX;
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use std::collections::VecDeque;
 
 /// Most entries of one shard one poll reads (one Query page, the history's
 /// chunk).
 pub const WATCH_READ_PER_SHARD: u32 = super::HISTORY_CHUNK_MAX;
-/// Most Query calls one shard's read makes (DynamoDB stops a Query at 1 MB;
-/// 101 small entries never need more than one).
-const QUERY_CALLS_MAX: u32 = 8;
 
 /// Where a watch of one account stands.
 #[derive(Debug, Clone)]
@@ -251,7 +247,7 @@ impl WatchCursor {
         let limit = WATCH_READ_PER_SHARD + u32::from(from < next);
         let shard = u32::try_from(k).unwrap_or(u32::MAX);
         let mut read: VecDeque<StoredEntry> = ledger
-            .history_forward(&self.account_id, shard, from, state.version, limit)
+            .shard_entries(&self.account_id, shard, (from, state.version), true, limit)
             .await?
             .into();
         if from < next {
@@ -277,54 +273,6 @@ impl WatchCursor {
         }
         let read_to = read.back().map_or(next - 1, |e| e.sequence);
         Ok((read, read_to < state.version))
-    }
-}
-
-impl Ledger {
-    /// Up to `limit` entries of one shard's history with sequences `from`
-    /// to `to`, oldest first, with a strongly consistent Query on the
-    /// shard's own partition.
-    async fn history_forward(
-        &self,
-        account_id: &str,
-        shard: u32,
-        from: u64,
-        to: u64,
-        limit: u32,
-    ) -> Result<Vec<StoredEntry>, LedgerError> {
-        if from > to || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut entries = Vec::with_capacity(limit as usize);
-        let mut start_key = None;
-        for _ in 0..QUERY_CALLS_MAX {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.tables.ledger)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :oldest AND :newest")
-                .expression_attribute_values(":pk", s(entry_pk(account_id, shard)))
-                .expression_attribute_values(":oldest", s(entry_sk(from)))
-                .expression_attribute_values(":newest", s(entry_sk(to)))
-                .scan_index_forward(true)
-                .consistent_read(true)
-                .limit(i32::try_from(limit as usize - entries.len()).unwrap_or(1))
-                .set_exclusive_start_key(start_key)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            for item in output.items() {
-                entries.push(StoredEntry::from_item(item)?);
-            }
-            start_key = output.last_evaluated_key().cloned();
-            if start_key.is_none() || entries.len() >= limit as usize {
-                return Ok(entries);
-            }
-        }
-        Err(LedgerError::Internal(format!(
-            "history of {account_id} shard {shard} needed more than {QUERY_CALLS_MAX} queries for {limit} entries"
-        )))
     }
 }
 

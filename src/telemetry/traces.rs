@@ -166,13 +166,19 @@ impl Traces {
         Ok(Self::batched(exporter, Some(service_name)))
     }
 
-    /// The spans batched on the current tokio runtime (the SDK's batch
-    /// processor as a task, not a thread of its own: the OTLP clients need
-    /// the runtime, and the exports' CPU is the service's).
+    /// The spans batched by the SDK's batch processor (its own thread, which
+    /// a span's end does not wake: spans wait in its queue until a batch is
+    /// full or its delay is up), each batch exported as a task on the
+    /// current tokio runtime ([`OnRuntime`]): the OTLP clients need the
+    /// runtime, and the exports' CPU is the service's. Must be called on a
+    /// tokio runtime.
     fn batched(exporter: impl SpanExporter + 'static, service_name: Option<&str>) -> Self {
-        use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
-        let processor =
-            BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
+        use opentelemetry_sdk::trace::BatchSpanProcessor;
+        let exporter = OnRuntime {
+            inner: std::sync::Arc::new(exporter),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let processor = BatchSpanProcessor::builder(exporter).build();
         let name = service_name
             .map(str::to_owned)
             .or_else(|| env("OTEL_SERVICE_NAME"))
@@ -283,9 +289,9 @@ impl Traces {
 
 impl Drop for Traces {
     /// The SDK shuts a provider down when its last handle goes, and the
-    /// batch processor's shutdown blocks until the processor's task
-    /// answers: on the thread of a current-thread runtime that would wait
-    /// forever. So unless [`Traces::shutdown`] ran, the last spans are
+    /// batch processor's shutdown blocks until its last export, a task on
+    /// the runtime, is done: on the thread of a current-thread runtime that
+    /// would wait out the timeout. So unless [`Traces::shutdown`] ran, the last spans are
     /// exported from a thread of its own, which then holds that last
     /// handle.
     fn drop(&mut self) {
@@ -300,6 +306,51 @@ impl Drop for Traces {
             });
         if let Err(err) = spawned {
             tracing::warn!(error = %err, "traces: the last spans were dropped");
+        }
+    }
+}
+
+/// An exporter whose exports run as tasks on a tokio runtime, for the
+/// batch processor's thread to wait on.
+///
+/// The SDK's other batch processor, a task on the runtime itself, takes
+/// each ended span as a message that wakes its task: a wake-up (often a
+/// thread's) per span, which cost more CPU per payment than making and
+/// exporting the spans did.
+#[derive(Debug)]
+struct OnRuntime<E> {
+    inner: std::sync::Arc<E>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl<E: SpanExporter + 'static> SpanExporter for OnRuntime<E> {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        let inner = std::sync::Arc::clone(&self.inner);
+        let export = self.runtime.spawn(async move { inner.export(batch).await });
+        match export.await {
+            Ok(result) => result,
+            Err(err) => Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                format!("the export task: {err}"),
+            )),
+        }
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        // Called when the provider is built, before any export holds a
+        // clone of the exporter.
+        if let Some(inner) = std::sync::Arc::get_mut(&mut self.inner) {
+            inner.set_resource(resource);
         }
     }
 }

@@ -1,17 +1,13 @@
-//! Configuration from the environment, read once at start-up.
+//! The AWS clients and the logs, configured the standard way: region,
+//! credentials and endpoints from the AWS SDK's own environment (`AWS_*`),
+//! the log filter from `RUST_LOG`. The service's own settings (`PAYMENT_*`)
+//! are read in [`crate::settings`], and given to [`init_tracing`] here.
 
-use crate::ledger::{Promotion, Tables};
+use crate::settings::LogFormat;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use std::time::Duration;
-
-/// Environment variable naming the accounts table.
-pub const ACCOUNTS_TABLE_ENV: &str = "PAYMENT_ACCOUNTS_TABLE";
-/// Environment variable naming the ledger (history and payments) table.
-pub const LEDGER_TABLE_ENV: &str = "PAYMENT_LEDGER_TABLE";
-pub const ACCOUNTS_TABLE_DEFAULT: &str = "payment-accounts";
-pub const LEDGER_TABLE_DEFAULT: &str = "payment-ledger";
 
 /// Attempts the AWS SDK makes for one DynamoDB request (throttling, timeouts,
 /// connection errors) before the ledger reports UNAVAILABLE.
@@ -23,50 +19,6 @@ pub const DYNAMODB_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time for one DynamoDB request with all its attempts.
 pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
-}
-
-/// Environment variable setting the shard count a hot ordinary account is
-/// promoted to (2 to 64), or `off`; default 64 (see docs/hot-accounts.md).
-pub const PROMOTE_SHARDS_ENV: &str = "PAYMENT_PROMOTE_SHARDS";
-
-/// The promotion setting from the environment: on with the default
-/// [`Promotion`] and the count set, or None for `off`.
-pub fn promotion_from_env() -> Result<Option<Promotion>, String> {
-    Ok(
-        parse_promotion(&env_or(PROMOTE_SHARDS_ENV, ""))?.map(|shards| Promotion {
-            shards,
-            ..Promotion::default()
-        }),
-    )
-}
-
-fn parse_promotion(value: &str) -> Result<Option<u32>, String> {
-    let max = crate::domain::BALANCE_SHARDS_MAX;
-    match value.trim() {
-        "" => Ok(Some(Promotion::default().shards)),
-        "off" | "0" => Ok(None),
-        text => match text.parse::<u32>() {
-            Ok(n) if (2..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(format!(
-                "{PROMOTE_SHARDS_ENV}: {text:?} is not a shard count; set 2 to {max}, or off"
-            )),
-        },
-    }
-}
-
-/// The table names from the environment, with local defaults.
-pub fn tables_from_env() -> Tables {
-    Tables {
-        accounts: env_or(ACCOUNTS_TABLE_ENV, ACCOUNTS_TABLE_DEFAULT),
-        ledger: env_or(LEDGER_TABLE_ENV, LEDGER_TABLE_DEFAULT),
-    }
-}
-
 /// A DynamoDB client configured the standard AWS way: region and
 /// credentials from the usual chain, `AWS_ENDPOINT_URL_DYNAMODB` (or
 /// `AWS_ENDPOINT_URL`) for a local endpoint, with bounded timeouts and
@@ -76,16 +28,23 @@ pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
 }
 
 /// The configuration of [`dynamodb_client`], to add to (the benchmark adds
-/// a [`RequestCounter`]).
+/// a [`RequestCounter`](crate::telemetry::RequestCounter)).
 pub async fn dynamodb_config() -> aws_sdk_dynamodb::config::Builder {
     let shared = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client(TlsRoots::from_env()))
-        .retry_config(retry_config())
-        .timeout_config(timeout_config())
+        .retry_config(dynamodb_retry_config())
+        .timeout_config(dynamodb_timeout_config())
         .load()
         .await;
-    // The per-call meter, here so that `Ledger::new` need not rebuild the client.
-    aws_sdk_dynamodb::config::Builder::from(&shared).interceptor(crate::telemetry::CallMeter)
+    metered_dynamodb_config(&shared)
+}
+
+/// The DynamoDB configuration of `shared`, with the per-call meter: here
+/// so that `Ledger::new` need not rebuild the client.
+pub(crate) fn metered_dynamodb_config(
+    shared: &aws_config::SdkConfig,
+) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::from(shared).interceptor(crate::telemetry::CallMeter)
 }
 
 /// The roots AWS's own endpoints chain to: Amazon Root CA 1 to 4 and
@@ -153,30 +112,15 @@ pub fn https_client(roots: TlsRoots) -> aws_smithy_runtime_api::client::http::Sh
         .build_https()
 }
 
-/// A client for DynamoDB Local at `endpoint` (tests and benchmarks), with
-/// fixed dummy credentials and the same retries and timeouts as production.
-pub fn local_dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::from_conf(local_dynamodb_config(endpoint).build())
-}
-
-/// The configuration of [`local_dynamodb_client`], to add to.
-pub fn local_dynamodb_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
-    use aws_sdk_dynamodb::config::{Credentials, Region};
-    aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("local", "local", None, None, "static"))
-        .retry_config(retry_config())
-        .timeout_config(timeout_config())
-        .interceptor(crate::telemetry::CallMeter)
-}
-
-fn retry_config() -> RetryConfig {
+/// The retries of every DynamoDB client: the SDK's standard ones, at most
+/// [`DYNAMODB_ATTEMPTS_MAX`] attempts.
+pub fn dynamodb_retry_config() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(DYNAMODB_ATTEMPTS_MAX)
 }
 
-fn timeout_config() -> TimeoutConfig {
+/// The timeouts of every DynamoDB client: [`DYNAMODB_CONNECT_TIMEOUT`],
+/// [`DYNAMODB_ATTEMPT_TIMEOUT`], [`DYNAMODB_OPERATION_TIMEOUT`].
+pub fn dynamodb_timeout_config() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(DYNAMODB_CONNECT_TIMEOUT)
         .operation_attempt_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
@@ -184,15 +128,16 @@ fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
-/// Sets up tracing: JSON lines when `PAYMENT_LOG_FORMAT=json` (as in Lambda),
-/// human-readable otherwise; the level from `RUST_LOG` (default `info`).
-pub fn init_tracing() {
+/// Sets up tracing: JSON lines or human-readable ones, as the settings say
+/// ([`crate::settings::Settings::log_format`]); the level from `RUST_LOG`
+/// (default `info`).
+pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let result = if std::env::var("PAYMENT_LOG_FORMAT").as_deref() == Ok("json") {
+    let result = if format == LogFormat::Json {
         builder.json().try_init()
     } else {
         builder.try_init()
@@ -203,7 +148,7 @@ pub fn init_tracing() {
 
 #[cfg(test)]
 mod tests {
-    use super::{AMAZON_ROOTS_PEM, TlsRoots, parse_promotion};
+    use super::{AMAZON_ROOTS_PEM, TlsRoots};
     use base64::Engine as _;
 
     /// The DER certificates of a PEM text.
@@ -302,17 +247,5 @@ mod tests {
             .load()
             .await;
         let _client = aws_sdk_dynamodb::Client::new(&shared);
-    }
-
-    #[test]
-    fn promotion_is_on_by_default_and_can_be_set_or_turned_off() {
-        assert_eq!(parse_promotion(""), Ok(Some(64)));
-        assert_eq!(parse_promotion("16"), Ok(Some(16)));
-        assert_eq!(parse_promotion("off"), Ok(None));
-        assert_eq!(parse_promotion("0"), Ok(None));
-        for bad in ["1", "65", "many", "-2"] {
-            let err = parse_promotion(bad).expect_err(bad);
-            assert!(err.starts_with("PAYMENT_PROMOTE_SHARDS"), "{err}");
-        }
     }
 }

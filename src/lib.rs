@@ -20,6 +20,7 @@ pub mod lambda;
 pub mod ledger;
 pub mod server;
 pub mod service;
+pub mod settings;
 pub mod stack;
 pub mod telemetry;
 

@@ -5,6 +5,7 @@
 use crate::guard::RequestGuardLayer;
 use crate::pb::payment_service_server::PaymentServiceServer;
 use crate::service::PaymentApi;
+use crate::settings::CORS_ORIGINS_ENV;
 use http::{HeaderName, HeaderValue, Method};
 use std::time::Duration;
 use tonic::service::Routes;
@@ -33,24 +34,16 @@ pub async fn routes(api: PaymentApi) -> Result<Routes, Box<dyn std::error::Error
         .add_service(reflection().build_v1alpha()?))
 }
 
-/// The setting that lists the browser origins allowed to call (CORS).
-pub const CORS_ORIGINS_ENV: &str = "PAYMENT_CORS_ORIGINS";
-/// Most origins [`CORS_ORIGINS_ENV`] may list.
+/// Most origins the CORS setting may list.
 pub const CORS_ORIGINS_MAX: usize = 32;
 
-/// A [`CORS_ORIGINS_ENV`] value that is not a list of origins.
+/// A CORS setting ([`crate::settings::Settings::cors_origins`]) that is not
+/// a list of origins.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "PAYMENT_CORS_ORIGINS: {0:?} is not an origin; list up to {CORS_ORIGINS_MAX} origins such as https://app.example.com or http://localhost:5173, comma-separated (no path), or * for any"
+    "{CORS_ORIGINS_ENV}: {0:?} is not an origin; list up to {CORS_ORIGINS_MAX} origins such as https://app.example.com or http://localhost:5173, comma-separated (no path), or * for any"
 )]
 pub struct CorsConfigError(pub String);
-
-/// The CORS origins of the entry points, from [`CORS_ORIGINS_ENV`]: unset or
-/// empty means no CORS (browsers on other origins cannot call); only
-/// `make run`, `make lambda` and the browser tests set it.
-pub fn cors_origins_from_env() -> String {
-    std::env::var(CORS_ORIGINS_ENV).unwrap_or_default()
-}
 
 /// CORS for gRPC-Web browsers: `origins` is a comma-separated list of
 /// origins, or `*` for any; empty means CORS off (None: no CORS headers, and
@@ -162,7 +155,7 @@ mod tests {
         ] {
             let err = cors(bad).unwrap_err();
             assert!(
-                err.to_string().starts_with("PAYMENT_CORS_ORIGINS"),
+                err.to_string().starts_with(CORS_ORIGINS_ENV),
                 "{bad}: {err}"
             );
         }

@@ -6,9 +6,9 @@
 //! the function, and every route is behind the JWT authorizer whose claims
 //! the function trusts.
 
-use payment::config::{ACCOUNTS_TABLE_ENV, LEDGER_TABLE_ENV};
 use payment::ledger::{Ledger, Tables};
 use payment::pb::payment_service_server::SERVICE_NAME;
+use payment::settings::{ACCOUNTS_TABLE_ENV, LEDGER_TABLE_ENV};
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeSet;
 
@@ -1701,8 +1701,9 @@ fn the_function_is_traced_logs_json_and_knows_its_metrics_namespace() {
 /// on the bus, send to the queue).
 #[test]
 fn the_events_function_reads_both_streams_and_gives_up_to_the_failure_queue() {
+    use payment::events::BATCH_RECORDS_MAX;
     use payment::events::publisher::{PUT_EVENTS_ENTRIES_MAX, PUT_EVENTS_TIMEOUT};
-    use payment::events::{BATCH_RECORDS_MAX, EVENT_BUS_ENV};
+    use payment::settings::EVENT_BUS_ENV;
     const EVENTS: &str = "EventsFunction";
     let template = template();
     let (accounts, ledger) = tables(&template);

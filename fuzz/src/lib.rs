@@ -351,7 +351,7 @@ fn trace_line(response: &http::Response<Bytes>, reached: &Option<Reached>) {
 /// came out, whether the inner service was reached (for replaying inputs).
 fn trace() -> bool {
     static TRACE: OnceLock<bool> = OnceLock::new();
-    *TRACE.get_or_init(|| std::env::var_os("PAYMENT_FUZZ_TRACE").is_some())
+    *TRACE.get_or_init(|| std::env::var_os(payment::settings::FUZZ_TRACE_ENV).is_some())
 }
 
 /// What the stack must do with a request, worked out from the request alone.

@@ -348,7 +348,8 @@ mod tests {
         ] {
             let err = JwksSource::url(bad).unwrap_err();
             assert!(matches!(err, AuthConfigError::JwksUrl { .. }), "{bad}");
-            assert!(err.to_string().contains("PAYMENT_JWKS_URL"), "{err}");
+            let name = crate::settings::JWKS_URL_ENV;
+            assert!(err.to_string().contains(name), "{err}");
         }
     }
 }

@@ -18,6 +18,10 @@ pub use jwks::{JwksSource, JwksTiming};
 pub use verify::JwtVerifier;
 
 use crate::error::ServiceError;
+use crate::settings::{
+    ALLOW_DEV_SECRET_WITH_JWKS_ENV, AUTH_MODE_ENV, AuthMode, AuthSettings, DEV_JWT_SECRET_ENV,
+    JWKS_FILE_ENV, JWKS_URL_ENV, JWT_AUDIENCE_ENV, JWT_ISSUER_ENV,
+};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::collections::HashMap;
@@ -33,8 +37,6 @@ pub const TOKEN_BYTES_MAX: usize = 8 * 1024;
 pub const SUB_BYTES_MAX: usize = 256;
 /// Shortest dev secret accepted: HS256 with a short secret is guessable.
 pub const DEV_SECRET_BYTES_MIN: usize = 32;
-/// The setting that allows a dev secret beside a JWKS (value `true`).
-pub const ALLOW_DEV_SECRET_WITH_JWKS_ENV: &str = "PAYMENT_ALLOW_DEV_SECRET_WITH_JWKS";
 
 /// A verified caller (the domain's: the ledger acts for it).
 pub use crate::domain::Caller;
@@ -77,41 +79,38 @@ impl std::fmt::Debug for Authenticator {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
     #[error(
-        "authentication is not configured: set PAYMENT_JWKS_URL or PAYMENT_JWKS_FILE (with PAYMENT_JWT_ISSUER and PAYMENT_JWT_AUDIENCE), or PAYMENT_DEV_JWT_SECRET for local development"
+        "authentication is not configured: set {JWKS_URL_ENV} or {JWKS_FILE_ENV} (with {JWT_ISSUER_ENV} and {JWT_AUDIENCE_ENV}), or {DEV_JWT_SECRET_ENV} for local development"
     )]
     NoKeys,
-    #[error("PAYMENT_DEV_JWT_SECRET must be at least {DEV_SECRET_BYTES_MIN} bytes long")]
+    #[error("{DEV_JWT_SECRET_ENV} must be at least {DEV_SECRET_BYTES_MIN} bytes long")]
     ShortSecret,
-    #[error("PAYMENT_AUTH_MODE must be \"jwt\" or \"apigateway\", not {0:?}")]
+    #[error("{AUTH_MODE_ENV} must be \"jwt\" or \"apigateway\", not {0:?}")]
     Mode(String),
-    #[error("set PAYMENT_JWKS_URL or PAYMENT_JWKS_FILE, not both")]
+    #[error("set {JWKS_URL_ENV} or {JWKS_FILE_ENV}, not both")]
     TwoJwksSources,
     #[error(
-        "PAYMENT_JWT_ISSUER is required with a JWKS (PAYMENT_JWKS_URL / PAYMENT_JWKS_FILE): without it, any token the identity provider signs would be accepted"
+        "{JWT_ISSUER_ENV} is required with a JWKS ({JWKS_URL_ENV} / {JWKS_FILE_ENV}): without it, any token the identity provider signs would be accepted"
     )]
     JwksNeedsIssuer,
     #[error(
-        "PAYMENT_JWT_AUDIENCE is required with a JWKS (PAYMENT_JWKS_URL / PAYMENT_JWKS_FILE): the API's audience, or for Cognito the app client ids (matched against `client_id`); without it, tokens meant for other applications would be accepted"
+        "{JWT_AUDIENCE_ENV} is required with a JWKS ({JWKS_URL_ENV} / {JWKS_FILE_ENV}): the API's audience, or for Cognito the app client ids (matched against `client_id`); without it, tokens meant for other applications would be accepted"
     )]
     JwksNeedsAudience,
     #[error(
-        "PAYMENT_JWT_AUDIENCE must be a comma-separated list of 1 to {} non-empty audiences of at most {} bytes each",
+        "{JWT_AUDIENCE_ENV} must be a comma-separated list of 1 to {} non-empty audiences of at most {} bytes each",
         verify::AUDIENCES_MAX,
         verify::SETTING_BYTES_MAX
     )]
     Audience,
-    #[error(
-        "PAYMENT_JWT_ISSUER must be at most {} bytes",
-        verify::SETTING_BYTES_MAX
-    )]
+    #[error("{JWT_ISSUER_ENV} must be at most {} bytes", verify::SETTING_BYTES_MAX)]
     Issuer,
     #[error(
-        "PAYMENT_DEV_JWT_SECRET and a JWKS are both set: a dev secret lets anyone who knows it mint tokens, so it is refused beside production keys unless {ALLOW_DEV_SECRET_WITH_JWKS_ENV}=true"
+        "{DEV_JWT_SECRET_ENV} and a JWKS are both set: a dev secret lets anyone who knows it mint tokens, so it is refused beside production keys unless {ALLOW_DEV_SECRET_WITH_JWKS_ENV}=true"
     )]
     DevSecretWithJwks,
     #[error("{ALLOW_DEV_SECRET_WITH_JWKS_ENV} must be \"true\" or \"false\", not {0:?}")]
     AllowFlag(String),
-    #[error("PAYMENT_JWKS_URL {url:?} is not allowed: {reason}")]
+    #[error("{JWKS_URL_ENV} {url:?} is not allowed: {reason}")]
     JwksUrl { url: String, reason: String },
     #[error("cannot load the JWKS from {source_name}: {reason}")]
     Jwks { source_name: String, reason: String },
@@ -128,56 +127,27 @@ fn missing_token() -> Status {
     ServiceError::TokenMissing.into()
 }
 
-fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 impl Authenticator {
-    /// From the environment: PAYMENT_AUTH_MODE (`jwt`, the default, or
-    /// `apigateway`), PAYMENT_JWKS_URL or PAYMENT_JWKS_FILE with
-    /// PAYMENT_JWT_ISSUER and PAYMENT_JWT_AUDIENCE (comma-separated),
-    /// PAYMENT_DEV_JWT_SECRET, PAYMENT_ALLOW_DEV_SECRET_WITH_JWKS.
-    pub async fn from_env() -> Result<Self, AuthConfigError> {
-        Self::from_settings(env_nonempty).await
-    }
-
-    /// Like [`Authenticator::from_env`], with settings looked up by `get`.
-    pub async fn from_settings(
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, AuthConfigError> {
-        match get("PAYMENT_AUTH_MODE").as_deref() {
-            None | Some("jwt") => {}
-            Some("apigateway") => return Ok(Authenticator::ApiGateway),
-            Some(other) => return Err(AuthConfigError::Mode(other.to_owned())),
+    /// From the authentication settings (see [`AuthSettings`]): the API
+    /// Gateway's claims, or a verifier with the dev secret and the JWKS
+    /// (loaded now). Refused: a JWKS without an issuer and an audience, or
+    /// beside the dev secret unless that is allowed, and no key at all.
+    pub async fn from_settings(settings: &AuthSettings) -> Result<Self, AuthConfigError> {
+        if settings.mode == AuthMode::ApiGateway {
+            return Ok(Authenticator::ApiGateway);
         }
-        let issuer = get("PAYMENT_JWT_ISSUER");
-        if issuer
-            .as_ref()
-            .is_some_and(|i| i.len() > verify::SETTING_BYTES_MAX)
-        {
-            return Err(AuthConfigError::Issuer);
+        let mut verifier = JwtVerifier::new(settings.issuer.clone(), None);
+        if !settings.audiences.is_empty() {
+            verifier = verifier.with_audiences(settings.audiences.clone())?;
         }
-        let mut verifier = JwtVerifier::new(issuer, None);
-        if let Some(list) = get("PAYMENT_JWT_AUDIENCE") {
-            let audiences = list.split(',').map(str::trim).map(str::to_owned).collect();
-            verifier = verifier.with_audiences(audiences)?;
+        if settings.allow_dev_secret_with_jwks {
+            verifier = verifier.allow_dev_secret_with_jwks();
         }
-        match get(ALLOW_DEV_SECRET_WITH_JWKS_ENV).as_deref() {
-            None | Some("false") => {}
-            Some("true") => verifier = verifier.allow_dev_secret_with_jwks(),
-            Some(other) => return Err(AuthConfigError::AllowFlag(other.to_owned())),
-        }
-        let source = match (get("PAYMENT_JWKS_URL"), get("PAYMENT_JWKS_FILE")) {
-            (Some(_), Some(_)) => return Err(AuthConfigError::TwoJwksSources),
-            (Some(url), None) => Some(JwksSource::url(&url)?),
-            (None, Some(file)) => Some(JwksSource::File(file)),
-            (None, None) => None,
-        };
-        if let Some(secret) = get("PAYMENT_DEV_JWT_SECRET") {
+        if let Some(secret) = &settings.dev_secret {
             verifier = verifier.with_dev_secret(secret.as_bytes())?;
         }
-        if let Some(source) = source {
-            verifier = verifier.with_jwks(source).await?;
+        if let Some(source) = &settings.jwks {
+            verifier = verifier.with_jwks(source.clone()).await?;
         }
         if !verifier.has_keys() {
             return Err(AuthConfigError::NoKeys);

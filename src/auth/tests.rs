@@ -2,6 +2,18 @@
 //! generated for the test, in a JWKS file.
 
 use super::*;
+use crate::settings::AuthSettings;
+
+/// The authenticator the binaries build, from settings given as a map.
+async fn authenticator_of(pairs: &[(&str, String)]) -> Result<Authenticator, AuthConfigError> {
+    let settings = AuthSettings::from_lookup(|name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })?;
+    Authenticator::from_settings(&settings).await
+}
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -198,38 +210,34 @@ async fn issuer_and_audience_are_checked_when_configured() {
 
 #[tokio::test]
 async fn settings_must_name_a_way_to_verify_callers() {
-    let from = |pairs: &'static [(&'static str, &'static str)]| {
-        Authenticator::from_settings(move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
+    let from = |pairs: &'static [(&'static str, &'static str)]| async move {
+        let pairs: Vec<(&str, String)> = pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        authenticator_of(&pairs).await
     };
     assert!(matches!(from(&[]).await, Err(AuthConfigError::NoKeys)));
     assert!(matches!(
-        from(&[("PAYMENT_AUTH_MODE", "none")]).await,
+        from(&[(AUTH_MODE_ENV, "none")]).await,
         Err(AuthConfigError::Mode(_))
     ));
     assert!(matches!(
-        from(&[("PAYMENT_DEV_JWT_SECRET", "short")]).await,
+        from(&[(DEV_JWT_SECRET_ENV, "short")]).await,
         Err(AuthConfigError::ShortSecret)
     ));
     assert!(matches!(
         from(&[
-            ("PAYMENT_JWKS_FILE", "/nonexistent/jwks.json"),
-            ("PAYMENT_JWT_ISSUER", "https://issuer"),
-            ("PAYMENT_JWT_AUDIENCE", "payments"),
+            (JWKS_FILE_ENV, "/nonexistent/jwks.json"),
+            (JWT_ISSUER_ENV, "https://issuer"),
+            (JWT_AUDIENCE_ENV, "payments"),
         ])
         .await,
         Err(AuthConfigError::Jwks { .. })
     ));
     assert!(matches!(
-        from(&[("PAYMENT_AUTH_MODE", "apigateway")]).await,
+        from(&[(AUTH_MODE_ENV, "apigateway")]).await,
         Ok(Authenticator::ApiGateway)
     ));
     assert!(matches!(
-        from(&[("PAYMENT_DEV_JWT_SECRET", "0123456789abcdef0123456789abcdef")]).await,
+        from(&[(DEV_JWT_SECRET_ENV, "0123456789abcdef0123456789abcdef")]).await,
         Ok(Authenticator::Jwt(_))
     ));
 }
@@ -588,33 +596,33 @@ async fn a_jwks_needs_issuer_and_audience_and_no_dev_secret_beside_it() {
     let (rsa, _) = keys();
     let file = JwksFile::new(&[&rsa.jwk]);
     let path = file.0.display().to_string();
-    let settings = |pairs: Vec<(&'static str, String)>| {
-        Authenticator::from_settings(move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        })
-    };
-    let jwks = ("PAYMENT_JWKS_FILE", path.clone());
-    let issuer = ("PAYMENT_JWT_ISSUER", ISSUER.to_owned());
-    let audience = ("PAYMENT_JWT_AUDIENCE", format!("other, {AUDIENCE}"));
+    let settings =
+        |pairs: Vec<(&'static str, String)>| async move { authenticator_of(&pairs).await };
+    let jwks = (JWKS_FILE_ENV, path.clone());
+    let issuer = (JWT_ISSUER_ENV, ISSUER.to_owned());
+    let audience = (JWT_AUDIENCE_ENV, format!("other, {AUDIENCE}"));
     let secret = (
-        "PAYMENT_DEV_JWT_SECRET",
+        DEV_JWT_SECRET_ENV,
         String::from_utf8(SECRET.to_vec()).unwrap(),
     );
     let error = |result: Result<Authenticator, AuthConfigError>| result.unwrap_err();
     let err = error(settings(vec![jwks.clone(), audience.clone()]).await);
     assert!(matches!(err, AuthConfigError::JwksNeedsIssuer), "{err}");
-    assert!(err.to_string().contains("PAYMENT_JWT_ISSUER is required"));
+    assert!(
+        err.to_string()
+            .contains(&format!("{JWT_ISSUER_ENV} is required"))
+    );
     let err = error(settings(vec![jwks.clone(), issuer.clone()]).await);
     assert!(matches!(err, AuthConfigError::JwksNeedsAudience), "{err}");
-    assert!(err.to_string().contains("PAYMENT_JWT_AUDIENCE is required"));
+    assert!(
+        err.to_string()
+            .contains(&format!("{JWT_AUDIENCE_ENV} is required"))
+    );
     let err = error(
         settings(vec![
             jwks.clone(),
             issuer.clone(),
-            ("PAYMENT_JWT_AUDIENCE", ",".into()),
+            (JWT_AUDIENCE_ENV, ",".into()),
         ])
         .await,
     );
@@ -655,10 +663,7 @@ async fn a_jwks_needs_issuer_and_audience_and_no_dev_secret_beside_it() {
     ));
     let err = error(
         settings(vec![
-            (
-                "PAYMENT_JWKS_URL",
-                "http://idp.example.com/jwks.json".into(),
-            ),
+            (JWKS_URL_ENV, "http://idp.example.com/jwks.json".into()),
             issuer.clone(),
             audience.clone(),
         ])
@@ -667,10 +672,7 @@ async fn a_jwks_needs_issuer_and_audience_and_no_dev_secret_beside_it() {
     assert!(matches!(err, AuthConfigError::JwksUrl { .. }), "{err}");
     let err = error(
         settings(vec![
-            (
-                "PAYMENT_JWKS_URL",
-                "https://idp.example.com/jwks.json".into(),
-            ),
+            (JWKS_URL_ENV, "https://idp.example.com/jwks.json".into()),
             jwks.clone(),
             issuer.clone(),
             audience.clone(),

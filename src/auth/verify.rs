@@ -48,6 +48,19 @@ pub const AUDIENCES_MAX: usize = 16;
 /// Longest issuer or audience setting, in bytes.
 pub const SETTING_BYTES_MAX: usize = 1024;
 
+/// Audiences a verifier can take: at most [`AUDIENCES_MAX`], each
+/// non-empty and at most [`SETTING_BYTES_MAX`] bytes.
+pub fn check_audiences(audiences: &[String]) -> Result<(), AuthConfigError> {
+    if audiences.len() > AUDIENCES_MAX
+        || audiences
+            .iter()
+            .any(|a| a.is_empty() || a.len() > SETTING_BYTES_MAX)
+    {
+        return Err(AuthConfigError::Audience);
+    }
+    Ok(())
+}
+
 /// Verifies bearer tokens; see the module documentation.
 pub struct JwtVerifier {
     issuer: Option<String>,
@@ -126,13 +139,7 @@ impl JwtVerifier {
 
     /// Accepts any of `audiences` (replacing the one given to `new`).
     pub fn with_audiences(mut self, audiences: Vec<String>) -> Result<Self, AuthConfigError> {
-        if audiences.len() > AUDIENCES_MAX
-            || audiences
-                .iter()
-                .any(|a| a.is_empty() || a.len() > SETTING_BYTES_MAX)
-        {
-            return Err(AuthConfigError::Audience);
-        }
+        check_audiences(&audiences)?;
         self.audiences = audiences;
         Ok(self)
     }

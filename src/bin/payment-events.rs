@@ -5,6 +5,7 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{LambdaEvent, service_fn};
+use payment::settings::Settings;
 use payment::{config, events};
 
 #[tokio::main(flavor = "current_thread")]
@@ -19,9 +20,10 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), lambda_runtime::Error> {
-    config::init_tracing();
-    let tables = config::tables_from_env();
-    let publisher = events::Publisher::from_env().await?;
+    let settings = Settings::from_env()?;
+    config::init_tracing(settings.log_format);
+    let publisher = events::Publisher::connect(settings.event_bus()?).await;
+    let tables = settings.ledger.tables;
     tracing::info!(bus = publisher.bus_name(), ?tables, "payment-events ready");
     let (publisher, tables) = (&publisher, &tables);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {

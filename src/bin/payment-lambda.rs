@@ -6,6 +6,7 @@
 //! API Gateway).
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use payment::settings::Settings;
 use payment::{auth::Authenticator, config, ledger::Ledger, service::PaymentApi, stack};
 use std::convert::Infallible;
 
@@ -22,15 +23,15 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), lambda_runtime::Error> {
-    config::init_tracing();
-    let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env())
-        .with_promotion(config::promotion_from_env()?);
-    let auth = Authenticator::from_env().await?;
+    let settings = Settings::from_env()?;
+    config::init_tracing(settings.log_format);
+    let ledger = Ledger::from_settings(config::dynamodb_client().await, &settings.ledger);
+    let auth = Authenticator::from_settings(&settings.auth).await?;
     tracing::info!(auth = ?auth, "payment-lambda ready");
     let service = stack::http_service(
         PaymentApi::new(ledger, auth)
-            .with_telemetry(payment::telemetry::Telemetry::lambda_from_env()?),
-        &stack::cors_origins_from_env(),
+            .with_telemetry(payment::telemetry::Telemetry::lambda(&settings.metrics)?),
+        &settings.cors_origins,
     )
     .await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {

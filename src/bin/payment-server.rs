@@ -1,6 +1,7 @@
 //! payment-server: the payment service as a standalone gRPC + gRPC-Web server.
 
 use clap::Parser;
+use payment::settings::{self, AuthMode, Settings};
 use payment::telemetry::traces::Traces;
 use payment::{auth::Authenticator, config, ledger::Ledger, server, service::PaymentApi, stack};
 use std::net::SocketAddr;
@@ -13,7 +14,8 @@ use std::sync::Arc;
 /// development) or PAYMENT_JWKS_URL / PAYMENT_JWKS_FILE (RS256/ES256, with
 /// PAYMENT_JWT_ISSUER and PAYMENT_JWT_AUDIENCE required); see
 /// docs/security.md. Traces go over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is
-/// set, with the standard OTEL_* settings (docs/observability.md).
+/// set, with the standard OTEL_* settings (docs/observability.md). Every
+/// PAYMENT_* variable is in docs/operating.md.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -24,9 +26,10 @@ struct Args {
     #[arg(long)]
     create_tables: bool,
     /// Origins allowed to call from a browser (CORS): a comma-separated list
-    /// such as https://app.example.com, or *. Default: none (CORS off).
-    #[arg(long, env = "PAYMENT_CORS_ORIGINS", default_value = "")]
-    cors_origins: String,
+    /// such as https://app.example.com, or *. Default: PAYMENT_CORS_ORIGINS,
+    /// else none (CORS off).
+    #[arg(long)]
+    cors_origins: Option<String>,
     /// Answer at most this many calls at a time (1-1024), the others
     /// waiting their turn; 1 serves like one Lambda container (the history
     /// checker's instances). Default: no limit.
@@ -52,23 +55,30 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    config::init_tracing();
     // Configuration errors stop the start-up before anything else happens.
-    stack::cors(&args.cors_origins)?;
-    let skew_ms = payment::ledger::test_clock_skew()?;
-    if skew_ms != 0 {
+    let mut settings = Settings::from_env()?;
+    if let Some(origins) = args.cors_origins {
+        stack::cors(&origins)?;
+        settings.cors_origins = origins;
+    }
+    config::init_tracing(settings.log_format);
+    if settings.ledger.test_clock_skew_ms != 0 {
         tracing::warn!(
-            skew_ms,
+            skew_ms = settings.ledger.test_clock_skew_ms,
             "the ledger's clock is skewed by the test-only {}",
-            payment::ledger::TEST_CLOCK_SKEW_ENV
+            settings::TEST_CLOCK_SKEW_ENV
         );
     }
-    let auth = Authenticator::from_env().await?;
-    if matches!(auth, Authenticator::ApiGateway) {
-        return Err("PAYMENT_AUTH_MODE=apigateway is only for the Lambda behind API Gateway; payment-server verifies bearer tokens itself (PAYMENT_AUTH_MODE=jwt)".into());
+    if settings.auth.mode == AuthMode::ApiGateway {
+        return Err(format!(
+            "{}=apigateway is only for the Lambda behind API Gateway; payment-server verifies bearer tokens itself ({}=jwt)",
+            settings::AUTH_MODE_ENV,
+            settings::AUTH_MODE_ENV
+        )
+        .into());
     }
-    let ledger = Ledger::new(config::dynamodb_client().await, config::tables_from_env())
-        .with_promotion(config::promotion_from_env()?);
+    let auth = Authenticator::from_settings(&settings.auth).await?;
+    let ledger = Ledger::from_settings(config::dynamodb_client().await, &settings.ledger);
     if args.create_tables {
         ledger.create_tables().await?;
     }
@@ -86,7 +96,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     server::serve_limited(
         listener,
         PaymentApi::new(ledger, auth).with_telemetry(telemetry),
-        &args.cors_origins,
+        &settings.cors_origins,
         args.concurrency.map(|n| n as usize),
         shutdown_signal(),
     )

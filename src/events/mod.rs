@@ -20,5 +20,5 @@ pub mod records;
 pub mod schema;
 
 pub use batch::{BATCH_RECORDS_MAX, BatchError, handle};
-pub use publisher::{EVENT_BUS_ENV, Publisher};
+pub use publisher::Publisher;
 pub use schema::{Body, Detail, SCHEMA_VERSION, SOURCE};

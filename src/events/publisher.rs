@@ -16,9 +16,6 @@ pub const PUT_EVENTS_ENTRIES_MAX: usize = 10;
 /// most 128 characters or a text of at most 256 bytes.
 pub const PUT_EVENTS_BYTES_MAX: usize = 256 * 1024;
 
-/// The bus to put on, from the function's environment.
-pub const EVENT_BUS_ENV: &str = "PAYMENT_EVENT_BUS";
-
 /// How many attempts the SDK makes at one PutEvents call (throttling and
 /// 5xx); entries that fail inside a successful call are not retried here
 /// but by the stream (see `super::batch`).
@@ -53,15 +50,12 @@ impl Publisher {
         }
     }
 
-    /// A publisher to the bus named by [`EVENT_BUS_ENV`], with a client
-    /// configured the standard AWS way (`AWS_ENDPOINT_URL_EVENTBRIDGE` or
+    /// A publisher to `bus_name` (the settings' event bus,
+    /// [`crate::settings::Settings::event_bus`]), with a client configured
+    /// the standard AWS way (`AWS_ENDPOINT_URL_EVENTBRIDGE` or
     /// `AWS_ENDPOINT_URL` for a local endpoint) and bounded retries and
     /// timeouts.
-    pub async fn from_env() -> Result<Self, String> {
-        let bus_name = std::env::var(EVENT_BUS_ENV)
-            .ok()
-            .filter(|b| !b.trim().is_empty())
-            .ok_or_else(|| format!("{EVENT_BUS_ENV}: set it to the event bus's name or ARN"))?;
+    pub async fn connect(bus_name: &str) -> Self {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(crate::config::https_client(
                 crate::config::TlsRoots::from_env(),
@@ -79,10 +73,7 @@ impl Publisher {
             )
             .load()
             .await;
-        Ok(Self::new(
-            aws_sdk_eventbridge::Client::new(&shared),
-            bus_name,
-        ))
+        Self::new(aws_sdk_eventbridge::Client::new(&shared), bus_name)
     }
 
     pub fn bus_name(&self) -> &str {

@@ -1,6 +1,7 @@
 //! The ledger's clock: every time it stores or compares (entry times, hold
 //! expiries) comes from here, and the ids of new transactions.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The ledger's clock: every time it stores or compares (entry times, hold
@@ -10,37 +11,28 @@ pub(super) fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-        .saturating_add(test_clock_skew_ms())
+        .saturating_add(TEST_CLOCK_SKEW_MS.load(Ordering::Relaxed))
 }
 
-/// TEST ONLY: shifts this process's ledger clock by this many milliseconds
-/// (negative: behind), so that the history checker (payment-check) can run
-/// instances whose clocks disagree. Never set it in production.
-pub const TEST_CLOCK_SKEW_ENV: &str = "PAYMENT_TEST_CLOCK_SKEW_MS";
-/// The largest skew [`TEST_CLOCK_SKEW_ENV`] takes, either way.
+/// The largest test-only clock skew, either way
+/// ([`crate::settings::LedgerSettings::test_clock_skew_ms`]).
 pub const TEST_CLOCK_SKEW_MAX_MS: i64 = 60_000;
 
-/// [`TEST_CLOCK_SKEW_ENV`], read once: 0 when unset; an error naming the
-/// setting when it is not an integer within the bound (payment-server
-/// refuses to start then).
-pub fn test_clock_skew() -> Result<i64, String> {
-    static SKEW: std::sync::OnceLock<Result<i64, String>> = std::sync::OnceLock::new();
-    SKEW.get_or_init(|| match std::env::var(TEST_CLOCK_SKEW_ENV) {
-        Err(_) => Ok(0),
-        Ok(text) => text
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|ms| ms.abs() <= TEST_CLOCK_SKEW_MAX_MS)
-            .ok_or_else(|| {
-                format!("{TEST_CLOCK_SKEW_ENV}: {text:?} is not a whole number of milliseconds from -{TEST_CLOCK_SKEW_MAX_MS} to {TEST_CLOCK_SKEW_MAX_MS} (a test-only setting)")
-            }),
-    })
-    .clone()
-}
+/// TEST ONLY: the skew of this process's ledger clock, in milliseconds; 0
+/// unless the settings set one.
+static TEST_CLOCK_SKEW_MS: AtomicI64 = AtomicI64::new(0);
 
-fn test_clock_skew_ms() -> i64 {
-    test_clock_skew().unwrap_or(0)
+/// TEST ONLY: shifts this process's ledger clock (every ledger's in it) by
+/// `ms` milliseconds (negative: behind; clamped to
+/// ±[`TEST_CLOCK_SKEW_MAX_MS`]), so that the history checker (payment-check)
+/// can run instances whose clocks disagree.
+/// [`Ledger::from_settings`](super::Ledger::from_settings) sets it from the
+/// settings; never set it in production.
+pub fn set_test_clock_skew(ms: i64) {
+    TEST_CLOCK_SKEW_MS.store(
+        ms.clamp(-TEST_CLOCK_SKEW_MAX_MS, TEST_CLOCK_SKEW_MAX_MS),
+        Ordering::Relaxed,
+    );
 }
 
 pub(super) fn new_transaction_id() -> String {

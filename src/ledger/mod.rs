@@ -119,7 +119,7 @@ mod void;
 mod watch;
 
 pub use audit::{AUDIT_LISTED_MAX, AUDIT_SEGMENTS_MAX, AuditReport, CurrencyTotals};
-pub use clock::{TEST_CLOCK_SKEW_ENV, TEST_CLOCK_SKEW_MAX_MS, test_clock_skew};
+pub use clock::{TEST_CLOCK_SKEW_MAX_MS, set_test_clock_skew};
 pub use history::{HISTORY_CHUNK_MAX, HistoryCursor};
 pub use known::Promotion;
 pub use layout::IndexSchemas;
@@ -486,6 +486,14 @@ impl Ledger {
             known: Arc::new(known::Known::new()),
             promotion: Some(Promotion::default()),
         }
+    }
+
+    /// A ledger on `client` as the settings say: their tables and
+    /// promotion, and their test-only clock skew, which is the whole
+    /// process's ([`set_test_clock_skew`]: 0 unless set).
+    pub fn from_settings(client: Client, settings: &crate::settings::LedgerSettings) -> Self {
+        set_test_clock_skew(settings.test_clock_skew_ms);
+        Self::new(client, settings.tables.clone()).with_promotion(settings.promotion)
     }
 
     /// Sets when hot ordinary accounts are promoted to balance shards (the

@@ -11,13 +11,6 @@ use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::sync::Mutex;
 
-/// Environment variable naming the CloudWatch namespace.
-pub const NAMESPACE_ENV: &str = "PAYMENT_METRICS_NAMESPACE";
-pub const NAMESPACE_DEFAULT: &str = "PaymentService";
-/// Environment variable naming the value of the `Service` dimension.
-pub const SERVICE_ENV: &str = "PAYMENT_METRICS_SERVICE";
-pub const SERVICE_DEFAULT: &str = "payment";
-
 /// The dimension sets of every record: the whole service, by code, by
 /// method, by method and code. Ids are never dimensions.
 pub const DIMENSIONS: [&[&str]; 4] = [
@@ -72,21 +65,13 @@ impl EmfWriter {
         }
     }
 
-    /// Namespace and service from [`NAMESPACE_ENV`] and [`SERVICE_ENV`],
-    /// with their defaults.
-    pub fn from_env(out: impl Write + Send + 'static) -> Self {
-        let get = |name: &str, default: &str| {
-            std::env::var(name)
-                .ok()
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| default.to_owned())
-        };
-        Self::new(
-            &get(NAMESPACE_ENV, NAMESPACE_DEFAULT),
-            &get(SERVICE_ENV, SERVICE_DEFAULT),
-            out,
-        )
+    /// Namespace and service from the settings
+    /// ([`crate::settings::MetricsSettings`]).
+    pub fn from_settings(
+        settings: &crate::settings::MetricsSettings,
+        out: impl Write + Send + 'static,
+    ) -> Self {
+        Self::new(&settings.namespace, &settings.service, out)
     }
 
     /// Writes `record`'s line, stamped now, in one write.

@@ -15,7 +15,6 @@
 //! the log line and EMF properties, never into metric dimensions or labels.
 
 pub mod emf;
-pub mod otlp_receiver;
 pub mod prometheus;
 mod requests;
 pub mod traces;
@@ -462,9 +461,6 @@ pub struct Telemetry {
     served: Arc<AtomicBool>,
 }
 
-/// Environment variable: `off` turns the Lambda's EMF records off.
-pub const METRICS_ENV: &str = "PAYMENT_METRICS";
-
 impl Telemetry {
     /// The log line only.
     pub fn off() -> Self {
@@ -490,15 +486,18 @@ impl Telemetry {
     }
 
     /// payment-lambda's: EMF on stdout when running under Lambda
-    /// (`AWS_LAMBDA_FUNCTION_NAME` set) unless `PAYMENT_METRICS=off`; the
-    /// namespace and service from [`emf::EmfWriter::from_env`]. Spans to the
-    /// X-Ray daemon when Lambda runs one ([`traces::Traces::xray_from_env`]).
-    pub fn lambda_from_env() -> Result<Self, traces::TracesError> {
-        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let under_lambda = get("AWS_LAMBDA_FUNCTION_NAME").is_some();
-        let off = get(METRICS_ENV).is_some_and(|v| v.trim().eq_ignore_ascii_case("off"));
-        let telemetry = if under_lambda && !off {
-            Self::with_sink(Arc::new(emf::EmfWriter::from_env(std::io::stdout())))
+    /// (`AWS_LAMBDA_FUNCTION_NAME` set) unless the settings turn it off, with
+    /// their namespace and service ([`crate::settings::MetricsSettings`]).
+    /// Spans to the X-Ray daemon when Lambda runs one
+    /// ([`traces::Traces::xray_from_env`]).
+    pub fn lambda(metrics: &crate::settings::MetricsSettings) -> Result<Self, traces::TracesError> {
+        let under_lambda =
+            std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok_and(|name| !name.is_empty());
+        let telemetry = if under_lambda && metrics.emf {
+            Self::with_sink(Arc::new(emf::EmfWriter::from_settings(
+                metrics,
+                std::io::stdout(),
+            )))
         } else {
             Self::off()
         };
@@ -793,7 +792,12 @@ mod tests {
                 .filter(|i| i.name() == CALL_METER)
                 .count()
         };
-        let configured = crate::config::local_dynamodb_client("http://127.0.0.1:1");
+        let shared = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let configured = aws_sdk_dynamodb::Client::from_conf(
+            crate::config::metered_dynamodb_config(&shared).build(),
+        );
         assert_eq!(meters(&configured), 1, "the configuration adds it");
         assert_eq!(meters(&metered_client(configured)), 1);
         let bare = aws_sdk_dynamodb::Client::from_conf(

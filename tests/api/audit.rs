@@ -63,7 +63,7 @@ async fn the_audit_is_clean_after_activity_and_finds_tampering() {
     assert_eq!(report.entries, 3 + 2 * paid);
 
     // Someone edits a balance behind the ledger's back.
-    let dynamodb = payment::config::local_dynamodb_client(shared_dynamodb());
+    let dynamodb = crate::local_dynamodb::client(shared_dynamodb());
     dynamodb
         .update_item()
         .table_name(&app.ledger.tables().accounts)
@@ -134,7 +134,7 @@ async fn the_audit_reports_malformed_items_and_goes_on() {
     add(&mut c, &a, "EUR", 500).await.unwrap();
     add(&mut c, &b, "EUR", 0).await.unwrap();
     pay(&mut c, order(&unique("k"), &a, &b, 200)).await.unwrap();
-    let dynamodb = payment::config::local_dynamodb_client(shared_dynamodb());
+    let dynamodb = crate::local_dynamodb::client(shared_dynamodb());
     let broken_account = unique("broken");
     dynamodb
         .put_item()

@@ -530,7 +530,7 @@ async fn create_tables_makes_both_tables_with_their_indexes() {
     };
     run();
     run();
-    let client = payment::config::local_dynamodb_client(crate::harness::shared_dynamodb());
+    let client = crate::local_dynamodb::client(crate::harness::shared_dynamodb());
     let ledger = payment::ledger::Ledger::new(client.clone(), tables.clone());
     for ((table, keys), indexes) in ledger.key_schemas().into_iter().zip(ledger.index_schemas()) {
         let described = client

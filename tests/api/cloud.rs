@@ -892,14 +892,11 @@ async fn exercise(cloud: &Cloud) {
 
     // --- The emulator's own DynamoDB against DynamoDB Local, on what the
     // ledger relies on.
-    let local = dynamodb_semantics(&payment::config::local_dynamodb_client(
+    let local = dynamodb_semantics(&crate::local_dynamodb::client(
         crate::harness::shared_dynamodb(),
     ))
     .await;
-    let emulated = dynamodb_semantics(&payment::config::local_dynamodb_client(
-        &cloud.get("endpoint"),
-    ))
-    .await;
+    let emulated = dynamodb_semantics(&crate::local_dynamodb::client(&cloud.get("endpoint"))).await;
     eprintln!("cloud: DynamoDB Local: {local:#?}");
     assert_eq!(
         emulated, local,

@@ -68,7 +68,7 @@ async fn concurrent_payments_conserve_money_exactly() {
     // that payments also race across processes (as Lambda containers do) and
     // only the DynamoDB conditions keep the ledger exact.
     let twin = TestApp::serve(payment::ledger::Ledger::new(
-        payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+        crate::local_dynamodb::client(crate::harness::shared_dynamodb()),
         app.ledger.tables().clone(),
     ))
     .await;
@@ -185,7 +185,7 @@ async fn concurrent_payments_conserve_money_exactly() {
 async fn concurrent_replays_apply_each_payment_once() {
     let app = TestApp::spawn().await;
     let twin = TestApp::serve(payment::ledger::Ledger::new(
-        payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+        crate::local_dynamodb::client(crate::harness::shared_dynamodb()),
         app.ledger.tables().clone(),
     ))
     .await;
@@ -304,7 +304,7 @@ async fn captures_racing_voids_and_expiries_end_each_hold_once() {
     let tables = first.ledger.tables().clone();
     let twin = || {
         Ledger::new(
-            payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+            crate::local_dynamodb::client(crate::harness::shared_dynamodb()),
             tables.clone(),
         )
     };
@@ -534,7 +534,7 @@ async fn concurrent_refunds_of_one_payment_never_exceed_it() {
     let tables = first.ledger.tables().clone();
     let twin = || {
         payment::ledger::Ledger::new(
-            payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+            crate::local_dynamodb::client(crate::harness::shared_dynamodb()),
             tables.clone(),
         )
     };

@@ -193,16 +193,12 @@ async fn the_lambda_stack_sends_no_cors_headers_unless_origins_are_configured() 
     .unwrap();
     // Tables are not needed: only preflights are sent.
     let ledger = Ledger::new(
-        payment::config::local_dynamodb_client(shared_dynamodb()),
+        crate::local_dynamodb::client(shared_dynamodb()),
         unique_tables(),
     );
     // What payment-lambda runs with PAYMENT_CORS_ORIGINS unset, then set.
-    assert_eq!(
-        std::env::var("PAYMENT_CORS_ORIGINS").ok(),
-        None,
-        "the test environment must not set PAYMENT_CORS_ORIGINS"
-    );
-    let default = payment::stack::cors_origins_from_env();
+    let unset = payment::settings::Settings::from_lookup(|_| None).unwrap();
+    let default = unset.cors_origins;
     for (origins, expected) in [
         (default.as_str(), None),
         ("https://app.example.com", None),

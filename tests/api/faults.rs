@@ -167,10 +167,7 @@ async fn dynamodb_killed_mid_load_then_restarted_settles_every_payment_once() {
     // the harness ties the process's life to the thread that spawned it.
     let mut local = DynamoLocal::start(port, Some(data.path()));
     let endpoint = local.endpoint();
-    let ledger = Ledger::new(
-        payment::config::local_dynamodb_client(&endpoint),
-        unique_tables(),
-    );
+    let ledger = Ledger::new(crate::local_dynamodb::client(&endpoint), unique_tables());
     crate::harness::create_tables_patiently(&ledger).await;
     let app = TestApp::serve(ledger.clone()).await;
     let mut c = app.grpc().await;
@@ -502,7 +499,7 @@ async fn hot_account_storm_conserves_money_with_bounded_retries() {
     let tables = unique_tables();
     let new_ledger = || {
         Ledger::new(
-            payment::config::local_dynamodb_client(&local.endpoint()),
+            crate::local_dynamodb::client(&local.endpoint()),
             tables.clone(),
         )
     };
@@ -1012,7 +1009,7 @@ async fn a_deadline_that_cuts_a_write_in_flight_settles_it_once_on_retry() {
     // cold read then one write, with nothing to race), set up directly.
     let tables = unique_tables();
     let direct = Ledger::new(
-        payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+        crate::local_dynamodb::client(crate::harness::shared_dynamodb()),
         tables.clone(),
     );
     crate::harness::create_tables_patiently(&direct).await;
@@ -1039,7 +1036,7 @@ async fn a_deadline_that_cuts_a_write_in_flight_settles_it_once_on_retry() {
     // The server under test reaches DynamoDB through the slow proxy.
     let proxy = SlowWriteProxy::start(crate::harness::shared_dynamodb()).await;
     let app = TestApp::serve(Ledger::new(
-        payment::config::local_dynamodb_client(&proxy.url),
+        crate::local_dynamodb::client(&proxy.url),
         tables,
     ))
     .await;
@@ -1184,7 +1181,7 @@ async fn a_write_without_an_answer_is_resolved_from_the_payment_record() {
     use payment::ledger::LedgerError;
     let tables = unique_tables();
     let direct = Ledger::new(
-        payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+        crate::local_dynamodb::client(crate::harness::shared_dynamodb()),
         tables.clone(),
     );
     crate::harness::create_tables_patiently(&direct).await;
@@ -1200,7 +1197,7 @@ async fn a_write_without_an_answer_is_resolved_from_the_payment_record() {
     let proxy = SlowWriteProxy::start(crate::harness::shared_dynamodb()).await;
     let impatient = Ledger::new(
         aws_sdk_dynamodb::Client::from_conf(
-            payment::config::local_dynamodb_config(&proxy.url)
+            crate::local_dynamodb::config(&proxy.url)
                 .timeout_config(
                     TimeoutConfig::builder()
                         .operation_attempt_timeout(LOST_REPLY_TIMEOUT)

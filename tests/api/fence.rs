@@ -61,7 +61,7 @@ impl World {
     async fn new() -> World {
         let tables = unique_tables();
         let direct = Ledger::new(
-            payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+            crate::local_dynamodb::client(crate::harness::shared_dynamodb()),
             tables.clone(),
         );
         create_tables_patiently(&direct).await;

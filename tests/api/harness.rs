@@ -189,7 +189,7 @@ pub fn unique_tables() -> Tables {
 
 /// A ledger with new tables on the shared DynamoDB Local.
 pub async fn fresh_ledger() -> Ledger {
-    let client = payment::config::local_dynamodb_client(shared_dynamodb());
+    let client = crate::local_dynamodb::client(shared_dynamodb());
     let ledger = Ledger::new(client, unique_tables());
     create_tables_patiently(&ledger).await;
     ledger
@@ -228,7 +228,7 @@ impl TestApp {
     }
 
     pub async fn serve_with(ledger: Ledger, auth: Authenticator) -> TestApp {
-        payment::config::init_tracing();
+        payment::config::init_tracing(payment::settings::LogFormat::Text);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");

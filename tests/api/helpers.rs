@@ -328,7 +328,7 @@ where
 /// A DynamoDB client straight to the test binary's DynamoDB Local, to read
 /// what the ledger stored without going through the service.
 pub fn direct_dynamodb() -> aws_sdk_dynamodb::Client {
-    payment::config::local_dynamodb_client(crate::harness::shared_dynamodb())
+    crate::local_dynamodb::client(crate::harness::shared_dynamodb())
 }
 
 /// One shard of a sharded account as stored: (version, balance).
@@ -675,7 +675,7 @@ pub fn ledger_via(url: &str, tables: &payment::ledger::Tables) -> payment::ledge
         .build();
     payment::ledger::Ledger::new(
         aws_sdk_dynamodb::Client::from_conf(
-            payment::config::local_dynamodb_config(url)
+            crate::local_dynamodb::config(url)
                 .timeout_config(patient)
                 .build(),
         ),
@@ -690,7 +690,7 @@ pub fn instance(
     tables: &payment::ledger::Tables,
 ) -> (payment::ledger::Ledger, payment::telemetry::RequestCounter) {
     let counter = payment::telemetry::RequestCounter::default();
-    let config = payment::config::local_dynamodb_config(crate::harness::shared_dynamodb())
+    let config = crate::local_dynamodb::config(crate::harness::shared_dynamodb())
         .interceptor(counter.clone());
     let ledger = payment::ledger::Ledger::new(
         aws_sdk_dynamodb::Client::from_conf(config.build()),

@@ -560,7 +560,7 @@ async fn a_stream_failing_midway_ends_with_one_trailer_through_the_lambda() {
     }
     // Corrupt entry 3 of a's 105, so the second chunk of the stream fails
     // after the first 100 entries went out.
-    let dynamodb = payment::config::local_dynamodb_client(shared_dynamodb());
+    let dynamodb = crate::local_dynamodb::client(shared_dynamodb());
     dynamodb
         .update_item()
         .table_name(&app.ledger.tables().ledger)

@@ -24,8 +24,12 @@ mod holds;
 mod hot;
 mod lambda;
 mod lambda_watch;
+#[path = "../../src/bin/payment-check/local_dynamodb.rs"]
+mod local_dynamodb;
 mod matrix;
 mod metrics;
+#[path = "../../src/bin/payment-bench/otlp_receiver.rs"]
+mod otlp_receiver;
 mod reasons;
 mod replays;
 mod reshard;

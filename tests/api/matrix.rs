@@ -1706,7 +1706,7 @@ async fn run_matrix(transport: Transport) {
     let started = Instant::now();
     let target = Target::new(transport).await;
     seed(&target.ledger).await;
-    let client = payment::config::local_dynamodb_client(shared_dynamodb());
+    let client = crate::local_dynamodb::client(shared_dynamodb());
     let all = cases();
     let applicable: Vec<&Case> = all.iter().filter(|c| c.applies_to(transport)).collect();
     assert!(

@@ -205,13 +205,13 @@ impl Env {
     async fn start() -> Env {
         let tables = unique_tables();
         let direct = Ledger::new(
-            payment::config::local_dynamodb_client(shared_dynamodb()),
+            crate::local_dynamodb::client(shared_dynamodb()),
             tables.clone(),
         );
         create_tables_patiently(&direct).await;
         let proxy = RewriteProxy::start(shared_dynamodb()).await;
         let app = TestApp::serve(Ledger::new(
-            payment::config::local_dynamodb_client(&proxy.url),
+            crate::local_dynamodb::client(&proxy.url),
             tables,
         ))
         .await;

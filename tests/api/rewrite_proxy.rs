@@ -675,7 +675,7 @@ async fn exists(client: &aws_sdk_dynamodb::Client, table: &str, id: &str) -> boo
 #[tokio::test]
 async fn rewritten_writes_parse_as_the_sdk_errors_they_imitate_and_the_rest_passes_through() {
     let proxy = RewriteProxy::start(crate::harness::shared_dynamodb()).await;
-    let client = payment::config::local_dynamodb_client(&proxy.url);
+    let client = crate::local_dynamodb::client(&proxy.url);
     let table = scratch_table(&client).await;
 
     // A conflict on the last item, once: one reason per item, in order, and
@@ -782,7 +782,7 @@ async fn rewritten_writes_parse_as_the_sdk_errors_they_imitate_and_the_rest_pass
 #[tokio::test]
 async fn a_held_write_reaches_dynamodb_only_when_delivered_even_after_its_caller_left() {
     let proxy = RewriteProxy::start(crate::harness::shared_dynamodb()).await;
-    let client = payment::config::local_dynamodb_client(&proxy.url);
+    let client = crate::local_dynamodb::client(&proxy.url);
     let table = scratch_table(&client).await;
 
     // Held while its caller waits; delivered, the caller gets DynamoDB's

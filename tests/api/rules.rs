@@ -234,7 +234,7 @@ async fn replay_works_long_after_the_first_call_from_the_durable_record() {
     let tables = app.ledger.tables().clone();
     app.stop().await;
     let app = TestApp::serve(payment::ledger::Ledger::new(
-        payment::config::local_dynamodb_client(crate::harness::shared_dynamodb()),
+        crate::local_dynamodb::client(crate::harness::shared_dynamodb()),
         tables,
     ))
     .await;
@@ -484,7 +484,7 @@ async fn a_deadline_shorter_than_the_work_is_deadline_exceeded() {
 async fn dynamodb_unreachable_is_unavailable() {
     // A ledger pointing at a closed port on loopback.
     let port = crate::harness::free_port();
-    let client = payment::config::local_dynamodb_client(&format!("http://127.0.0.1:{port}"));
+    let client = crate::local_dynamodb::client(&format!("http://127.0.0.1:{port}"));
     let ledger = payment::ledger::Ledger::new(client, crate::harness::unique_tables());
     let app = TestApp::serve(ledger).await;
     let mut c = app.grpc().await;
@@ -508,7 +508,7 @@ async fn dynamodb_unreachable_is_unavailable() {
 
 #[tokio::test]
 async fn missing_tables_are_unavailable_not_internal() {
-    let client = payment::config::local_dynamodb_client(crate::harness::shared_dynamodb());
+    let client = crate::local_dynamodb::client(crate::harness::shared_dynamodb());
     let ledger = payment::ledger::Ledger::new(client, crate::harness::unique_tables());
     let app = TestApp::serve(ledger).await;
     let mut c = app.grpc().await;
@@ -592,7 +592,7 @@ async fn an_owner_may_open_a_bounded_number_of_accounts() {
     add(&mut c, &unique("first"), "EUR", 0).await.unwrap();
     // Pretend the owner opened all but one of their accounts already (the
     // count is one item; opening a thousand accounts here would be slow).
-    payment::config::local_dynamodb_client(crate::harness::shared_dynamodb())
+    crate::local_dynamodb::client(crate::harness::shared_dynamodb())
         .update_item()
         .table_name(&app.ledger.tables().ledger)
         .key("pk", AttributeValue::S(format!("O#{owner}")))

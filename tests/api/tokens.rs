@@ -246,14 +246,14 @@ async fn jwks_tokens_from_a_url_verify_on_the_server_and_bad_ones_are_refused() 
     let started = Instant::now();
     // Configured the way the binaries are, from settings.
     let url = jwks.url.clone();
-    let auth = Authenticator::from_settings(move |name| match name {
+    let settings = payment::settings::Settings::from_lookup(move |name| match name {
         "PAYMENT_JWKS_URL" => Some(url.clone()),
         "PAYMENT_JWT_ISSUER" => Some(ISSUER.into()),
         "PAYMENT_JWT_AUDIENCE" => Some(format!("payments-api,{CLIENT_ID}")),
         _ => None,
     })
-    .await
     .unwrap();
+    let auth = Authenticator::from_settings(&settings.auth).await.unwrap();
     let app = TestApp::serve_with(fresh_ledger().await, auth).await;
     let (alice, admin) = (unique("alice"), unique("admin"));
     let account = unique("a");

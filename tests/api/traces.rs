@@ -12,6 +12,7 @@ use crate::harness::{
     token, unique_tables,
 };
 use crate::helpers::*;
+use crate::otlp_receiver::{OtlpReceiver, Received};
 use crate::transport::{WebReply, frame};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -19,7 +20,6 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use payment::pb::payment_service_client::PaymentServiceClient;
 use payment::service::PaymentApi;
-use payment::telemetry::otlp_receiver::{OtlpReceiver, Received};
 use payment::telemetry::traces::Traces;
 use payment::telemetry::{Invocation, Telemetry};
 use prost::Message;

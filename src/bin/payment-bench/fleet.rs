@@ -4,8 +4,9 @@
 use crate::BoxError;
 use payment::auth::{Authenticator, JwtVerifier};
 use payment::config;
-use payment::ledger::{Ledger, Tables};
+use payment::ledger::Ledger;
 use payment::service::PaymentApi;
+use payment::settings::LedgerSettings;
 use payment::telemetry::RequestCounter;
 use payment::telemetry::traces::Traces;
 use std::collections::BTreeMap;
@@ -52,16 +53,16 @@ impl Fleet {
     pub async fn start(
         service: &tokio::runtime::Handle,
         containers: u32,
-        tables: &Tables,
+        settings: &LedgerSettings,
         secret: &[u8],
         observe: &Observe,
     ) -> Result<Fleet, BoxError> {
         let limit = (containers > 1).then_some(1);
         let mut instances = Vec::new();
         for _ in 0..containers {
-            let (tables, secret, observe) = (tables.clone(), secret.to_vec(), observe.clone());
+            let (settings, secret, observe) = (settings.clone(), secret.to_vec(), observe.clone());
             let instance = service
-                .spawn(async move { start_instance(tables, secret, limit, observe).await })
+                .spawn(async move { start_instance(settings, secret, limit, observe).await })
                 .await??;
             instances.push(instance);
         }
@@ -110,7 +111,7 @@ fn shape_name(containers: u32) -> String {
 /// Runs on the service runtime, so that the instance's sockets and its
 /// DynamoDB client's connections are driven by that runtime's threads.
 async fn start_instance(
-    tables: Tables,
+    settings: LedgerSettings,
     secret: Vec<u8>,
     limit: Option<usize>,
     observe: Observe,
@@ -122,9 +123,10 @@ async fn start_instance(
             .interceptor(counter.clone())
             .build(),
     );
-    // PAYMENT_PROMOTE_SHARDS as the server and the Lambda read it (off
-    // shows what an ordinary merchant meets without promotion).
-    let ledger = Ledger::new(client, tables).with_promotion(config::promotion_from_env()?);
+    // The ledger's settings as the server and the Lambda read them (with
+    // PAYMENT_PROMOTE_SHARDS=off: what an ordinary merchant meets without
+    // promotion).
+    let ledger = Ledger::from_settings(client, &settings);
     let auth = Authenticator::Jwt(Arc::new(
         JwtVerifier::new(None, None).with_dev_secret(&secret)?,
     ));

@@ -26,7 +26,9 @@
 //! who pays whom), `fleet` (one server or K containers), `measure` (running
 //! one timed phase), `phases`, `holds` and `direct` (the phases), `checks`
 //! (conservation and promotion), `cpu` (per-thread CPU time), `report`
-//! (printing and JSON) and `run` (one whole run, phase after phase).
+//! (printing and JSON), `run` (one whole run, phase after phase) and
+//! `otlp_receiver` (where the spans go when tracing's cost is measured; the
+//! tests use it too).
 
 mod args;
 mod checks;
@@ -35,6 +37,7 @@ mod direct;
 mod fleet;
 mod holds;
 mod measure;
+mod otlp_receiver;
 mod phases;
 mod report;
 mod run;

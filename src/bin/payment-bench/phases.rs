@@ -12,8 +12,8 @@ use crate::report::Phase;
 use crate::run::Bench;
 use crate::workload::Workload;
 use crate::{BoxError, Transport};
-use payment::ledger::Tables;
 use payment::pb::{self, payment_service_client::PaymentServiceClient};
+use payment::settings::LedgerSettings;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tonic::metadata::AsciiMetadataValue;
@@ -346,12 +346,13 @@ where
 pub async fn observability_off_phase(
     bench: &Bench,
     service: &tokio::runtime::Handle,
-    tables: &Tables,
+    settings: &LedgerSettings,
     secret: &[u8],
     observed: &str,
 ) -> Result<Option<Phase>, BoxError> {
     let containers = bench.args.containers;
-    let mut fleet = Fleet::start(service, containers, tables, secret, &Observe::default()).await?;
+    let mut fleet =
+        Fleet::start(service, containers, settings, secret, &Observe::default()).await?;
     fleet.shape.push_str(&format!(", {observed} off"));
     let measured = service_phases(bench, &fleet, "moff", false).await?;
     fleet.stop().await;

@@ -7,13 +7,14 @@ use crate::args::{Args, Scenario};
 use crate::cpu::ThreadCpu;
 use crate::direct::direct_phase;
 use crate::fleet::{Fleet, Observe};
+use crate::otlp_receiver::OtlpReceiver;
 use crate::phases::{observability_off_phase, service_phases};
 use crate::report::{self, Phase, Report};
 use payment::auth::{DevToken, mint_dev_token};
 use payment::config;
 use payment::ledger::{AuditReport, Ledger, Tables};
+use payment::settings::{DEV_JWT_SECRET_ENV, LedgerSettings, Settings};
 use payment::telemetry::RequestCounter;
-use payment::telemetry::otlp_receiver::OtlpReceiver;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::metadata::AsciiMetadataValue;
@@ -37,11 +38,14 @@ pub async fn run(
     service: tokio::runtime::Handle,
 ) -> Result<(), BoxError> {
     let run_id = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let tables = config::tables_from_env();
+    // The fleet's instances are built from the ledger's settings as the
+    // server's ledger is; the direct ledger uses their tables.
+    let settings = Settings::from_env()?;
     let counter = RequestCounter::default();
-    let ledger = direct_ledger(&service, &counter, &tables).await?;
+    let ledger = direct_ledger(&service, &counter, &settings.ledger.tables).await?;
     let secret = uuid::Uuid::new_v4().simple().to_string();
-    let (token, fleet) = token_and_fleet(&args, &service, &ledger, &secret).await?;
+    let dev_secret = settings.auth.dev_secret.as_deref();
+    let (token, fleet) = token_and_fleet(&args, &service, &ledger, &secret, dev_secret).await?;
     let bench = Arc::new(Bench {
         token: format!("Bearer {token}").parse()?,
         run_id: run_id.clone(),
@@ -65,13 +69,20 @@ pub async fn run(
             .await??;
     }
     let one_server = if compare {
-        one_server_phase(&bench, &service, &tables, secret.as_bytes()).await?
+        one_server_phase(&bench, &service, &settings.ledger, secret.as_bytes()).await?
     } else {
         None
     };
     let observed_off = match (&fleet, args.observed()) {
         (None, Some(observed)) => {
-            observability_off_phase(&bench, &service, &tables, secret.as_bytes(), observed).await?
+            observability_off_phase(
+                &bench,
+                &service,
+                &settings.ledger,
+                secret.as_bytes(),
+                observed,
+            )
+            .await?
         }
         _ => None,
     };
@@ -86,7 +97,14 @@ pub async fn run(
         Some(fleet) => fleet,
         None => {
             let traces_to = receiver.as_ref().map(|r| r.endpoint().to_owned());
-            measured_fleet(args, &service, &tables, secret.as_bytes(), traces_to).await?
+            measured_fleet(
+                args,
+                &service,
+                &settings.ledger,
+                secret.as_bytes(),
+                traces_to,
+            )
+            .await?
         }
     };
     let phases = service_phases(&bench, &fleet, "svc", true).await?;
@@ -148,14 +166,19 @@ async fn token_and_fleet(
     service: &tokio::runtime::Handle,
     ledger: &Ledger,
     secret: &str,
+    dev_secret: Option<&str>,
 ) -> Result<(String, Option<Fleet>), BoxError> {
     Ok(match &args.endpoint {
         Some(endpoint) => {
             let token = match &args.token {
                 Some(token) => token.clone(),
                 None => {
-                    let secret = std::env::var("PAYMENT_DEV_JWT_SECRET")
-                        .map_err(|_| "with --endpoint, give --token (an admin token) or PAYMENT_DEV_JWT_SECRET")?;
+                    let secret = dev_secret.ok_or_else(|| {
+                        format!(
+                            "with --endpoint, give --token (an admin token) or {}",
+                            DEV_JWT_SECRET_ENV
+                        )
+                    })?;
                     bench_token(secret.as_bytes())?
                 }
             };
@@ -177,10 +200,10 @@ async fn token_and_fleet(
 async fn one_server_phase(
     bench: &Bench,
     service: &tokio::runtime::Handle,
-    tables: &Tables,
+    settings: &LedgerSettings,
     secret: &[u8],
 ) -> Result<Option<Phase>, BoxError> {
-    let fleet = Fleet::start(service, 1, tables, secret, &Observe::default()).await?;
+    let fleet = Fleet::start(service, 1, settings, secret, &Observe::default()).await?;
     let measured = service_phases(bench, &fleet, "one", false).await?;
     fleet.stop().await;
     Ok(measured.into_iter().next())
@@ -192,7 +215,7 @@ async fn one_server_phase(
 async fn measured_fleet(
     args: &Args,
     service: &tokio::runtime::Handle,
-    tables: &Tables,
+    settings: &LedgerSettings,
     secret: &[u8],
     traces_to: Option<String>,
 ) -> Result<Fleet, BoxError> {
@@ -200,7 +223,7 @@ async fn measured_fleet(
         metrics: args.compare_metrics,
         traces_to,
     };
-    let mut fleet = Fleet::start(service, args.containers, tables, secret, &observe).await?;
+    let mut fleet = Fleet::start(service, args.containers, settings, secret, &observe).await?;
     if let Some(observed) = args.observed() {
         fleet.shape.push_str(&format!(", {observed} on"));
     }

@@ -4,6 +4,7 @@
 //! and exits non-zero on any anomaly.
 
 mod check;
+mod local_dynamodb;
 
 use check::{Config, Faults};
 use clap::Parser;

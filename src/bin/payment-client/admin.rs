@@ -78,17 +78,26 @@ pub fn token(args: &TokenArgs) -> ExitCode {
 
 /// The ledger in DynamoDB, configured as the server's (its tables and the
 /// AWS variables), for the commands that do not call the service.
-async fn direct_ledger() -> payment::ledger::Ledger {
-    payment::ledger::Ledger::new(
-        payment::config::dynamodb_client().await,
-        payment::config::tables_from_env(),
-    )
+async fn direct_ledger() -> Result<payment::ledger::Ledger, ExitCode> {
+    match payment::settings::Settings::from_env() {
+        Ok(settings) => Ok(payment::ledger::Ledger::from_settings(
+            payment::config::dynamodb_client().await,
+            &settings.ledger,
+        )),
+        Err(err) => {
+            eprintln!("error: {err}");
+            Err(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// Creates the ledger's tables with their indexes where they are missing
 /// (`Ledger::create_tables`, as `payment-server --create-tables` does).
 pub async fn create_tables() -> ExitCode {
-    let ledger = direct_ledger().await;
+    let ledger = match direct_ledger().await {
+        Ok(ledger) => ledger,
+        Err(code) => return code,
+    };
     match ledger.create_tables().await {
         Ok(()) => {
             let tables = ledger.tables();
@@ -104,7 +113,10 @@ pub async fn create_tables() -> ExitCode {
 
 /// Audits the ledger in DynamoDB; fails unless it is clean.
 pub async fn audit(args: &AuditArgs, as_json: bool) -> ExitCode {
-    let ledger = direct_ledger().await;
+    let ledger = match direct_ledger().await {
+        Ok(ledger) => ledger,
+        Err(code) => return code,
+    };
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
     let progress = |what: &str, n: u64| bar.set_message(format!("scanning: {n} {what}"));

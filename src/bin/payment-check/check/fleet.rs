@@ -4,6 +4,7 @@
 //! Lambda containers), each reaching DynamoDB through its own fault proxy.
 
 use super::proxy::FaultProxy;
+use payment::settings;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -221,23 +222,20 @@ impl Instance {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "local")
             .env("AWS_SECRET_ACCESS_KEY", "local")
-            .env(payment::config::ACCOUNTS_TABLE_ENV, &spec.accounts_table)
-            .env(payment::config::LEDGER_TABLE_ENV, &spec.ledger_table)
-            .env("PAYMENT_DEV_JWT_SECRET", DEV_SECRET)
+            .env(settings::ACCOUNTS_TABLE_ENV, &spec.accounts_table)
+            .env(settings::LEDGER_TABLE_ENV, &spec.ledger_table)
+            .env(settings::DEV_JWT_SECRET_ENV, DEV_SECRET)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
         command.env(
-            payment::config::PROMOTE_SHARDS_ENV,
+            settings::PROMOTE_SHARDS_ENV,
             spec.promote_shards
                 .map_or_else(|| "off".to_owned(), |n| n.to_string()),
         );
         if spec.skew_ms != 0 {
-            command.env(
-                payment::ledger::TEST_CLOCK_SKEW_ENV,
-                spec.skew_ms.to_string(),
-            );
+            command.env(settings::TEST_CLOCK_SKEW_ENV, spec.skew_ms.to_string());
         }
         die_with_parent(&mut command);
         let mut child = command

@@ -263,9 +263,9 @@ pub async fn run(config: Config) -> Result<Report, BoxError> {
         &workdir.join("dynamodb-local.log"),
     )
     .await?;
-    let tables = payment::config::tables_from_env();
+    let tables = payment::settings::Settings::from_env()?.ledger.tables;
     let ledger = payment::ledger::Ledger::new(
-        payment::config::local_dynamodb_client(&local.endpoint()),
+        crate::local_dynamodb::client(&local.endpoint()),
         tables.clone(),
     );
     let mut created = ledger.create_tables().await;

@@ -4,6 +4,10 @@
 //! exported spans back from. It is the collector's side of
 //! `opentelemetry.proto.collector.trace.v1.TraceService/Export`, built from
 //! the opentelemetry-proto types; it keeps the spans or only counts them.
+//!
+//! Not the library's: a module of payment-bench, which the tests include
+//! too (`#[path]` in tests/api/main.rs). Each uses part of it.
+#![allow(dead_code)]
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,

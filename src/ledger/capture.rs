@@ -65,17 +65,12 @@ impl Ledger {
             .known
             .get(&recipient_id)
             .is_some_and(|a| a.facts.shards > 1);
-        let _queued = self
-            .locks
-            .lock_pair(
-                &sender_id,
-                if recipient_sharded {
-                    &sender_id
-                } else {
-                    &recipient_id
-                },
-            )
-            .await;
+        let queue_on = if recipient_sharded {
+            &sender_id
+        } else {
+            &recipient_id
+        };
+        let _queued = self.locks.lock_pair(&sender_id, queue_on).await;
         let mut slot = None;
         let mut verified = false;
         let mut rounds = Rounds::new();
@@ -135,21 +130,8 @@ impl Ledger {
                     return answer(&hold, &own_rounds).unwrap_or_else(|| Err(expired(&hold)));
                 }
                 // Every shard of the recipient was read: credit one with room.
-                match (0..recipient.facts.shards).find(|&k| {
-                    recipient.shards[k as usize]
-                        .as_ref()
-                        .is_some_and(|s| s.balance_minor <= room)
-                }) {
-                    Some(k) => {
-                        credit_shard = k;
-                        credit = shard(&recipient, k)?;
-                    }
-                    None => {
-                        return Err(LedgerError::BalanceLimit {
-                            account_id: recipient_id.clone(),
-                        });
-                    }
-                }
+                credit_shard = shard_with_room(&recipient, room)?;
+                credit = shard(&recipient, credit_shard)?;
             }
             let payment = Transaction {
                 amount_minor: capture_minor,
@@ -170,30 +152,8 @@ impl Ledger {
             let at = transfer.payment.created_at_ms;
             let capture_round = uuid::Uuid::new_v4().to_string();
             own_rounds.push(capture_round.clone());
-            let legs = legs_attributes(&transfer.legs());
-            let mut values: super::layout::Item = legs
-                .iter()
-                .map(|(k, v)| (format!(":{k}"), v.clone()))
-                .collect();
-            let set_legs: Vec<String> = legs.keys().map(|k| format!("{k} = :{k}")).collect();
-            values.extend([
-                (":captured".to_owned(), s(HoldState::Captured.as_str())),
-                (":open".to_owned(), s(HoldState::Open.as_str())),
-                (":amount".to_owned(), n(capture_minor)),
-                (":at".to_owned(), n(at)),
-                (":round".to_owned(), s(&capture_round)),
-                (":now".to_owned(), n(now)),
-            ]);
-            let record_update = self.record_update(
-                hold.key(),
-                &format!(
-                    "SET #st = :captured, captured_amount = :amount, settled_at = :at, capture_round = :round, {}",
-                    set_legs.join(", ")
-                ),
-                "#st = :open AND expires_at > :now",
-                &[("#st", "state")],
-                values,
-            )?;
+            let record_update =
+                self.capture_update(&hold, &transfer, capture_minor, &capture_round, now)?;
             let items = self.transfer_items(&transfer, vec![record_update])?;
             match self.transact(items).await? {
                 Written::Committed => {
@@ -238,6 +198,59 @@ impl Ledger {
             Err(_) => Err(rounds.exhausted()),
         }
     }
+
+    /// The hold record's half of a capture: CAPTURED, with the amount, the
+    /// time, this round's id and the transfer's legs, on condition that the
+    /// hold is still open and unexpired at `now`.
+    fn capture_update(
+        &self,
+        hold: &HoldRecord,
+        transfer: &Transfer,
+        capture_minor: i64,
+        capture_round: &str,
+        now: i64,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, LedgerError> {
+        let legs = legs_attributes(&transfer.legs());
+        let mut values: super::layout::Item = legs
+            .iter()
+            .map(|(k, v)| (format!(":{k}"), v.clone()))
+            .collect();
+        let set_legs: Vec<String> = legs.keys().map(|k| format!("{k} = :{k}")).collect();
+        values.extend([
+            (":captured".to_owned(), s(HoldState::Captured.as_str())),
+            (":open".to_owned(), s(HoldState::Open.as_str())),
+            (":amount".to_owned(), n(capture_minor)),
+            (":at".to_owned(), n(transfer.payment.created_at_ms)),
+            (":round".to_owned(), s(capture_round)),
+            (":now".to_owned(), n(now)),
+        ]);
+        self.record_update(
+            hold.key(),
+            &format!(
+                "SET #st = :captured, captured_amount = :amount, settled_at = :at, capture_round = :round, {}",
+                set_legs.join(", ")
+            ),
+            "#st = :open AND expires_at > :now",
+            &[("#st", "state")],
+            values,
+        )
+    }
+}
+
+/// The first of `party`'s shards (all read) whose balance leaves `room`
+/// for a credit; refused with the balance limit when none does.
+fn shard_with_room(party: &Party, room: i64) -> Result<u32, LedgerError> {
+    (0..party.facts.shards)
+        .find(|&k| {
+            party
+                .shards
+                .get(k as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.balance_minor <= room)
+        })
+        .ok_or_else(|| LedgerError::BalanceLimit {
+            account_id: party.facts.account_id.clone(),
+        })
 }
 
 /// A shard's state that was just made known.

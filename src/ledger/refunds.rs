@@ -14,14 +14,15 @@
 
 use super::clock::new_transaction_id;
 use super::holds::clock;
-use super::layout::{Item, StoredRecord, n, record_item, record_key};
+use super::layout::{Item, ShardState, StoredRecord, n, record_item, record_key};
 use super::records::describe;
 use super::replay::{Call, replayed};
 use super::round::{
-    DEBIT_SHARDS_MAX, RecordRead, Rounds, Transfer, Written, plan_debits, reason, refusal,
+    DEBIT_SHARDS_MAX, Party, RecordRead, Rounds, Transfer, Written, plan_debits, reason, refusal,
 };
 use super::{Caller, HoldState, Ledger, LedgerError, RefundOutcome, Transaction, TransactionKind};
 use crate::domain::{RefundOrder, shard_balance_max_minor};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use std::collections::HashMap;
 
 /// What can be refunded of a record: its key, transaction id, parties,
@@ -120,6 +121,30 @@ fn with_refunded(record: StoredRecord, amount: i64) -> StoredRecord {
     }
 }
 
+/// Where a refund of `amount` credits the payment's sender: its known
+/// shard with the least balance, refused with the balance limit when even
+/// that one lacks room.
+fn refund_credit(
+    payee: &Party,
+    amount: i64,
+    sender_id: &str,
+) -> Result<(u32, ShardState), LedgerError> {
+    let room = shard_balance_max_minor(payee.facts.shards) - amount;
+    let credit = payee
+        .shards
+        .iter()
+        .enumerate()
+        .filter_map(|(k, s)| Some((u32::try_from(k).ok()?, s.clone()?)))
+        .min_by_key(|(k, s)| (s.balance_minor, *k))
+        .ok_or_else(|| LedgerError::Internal("refunded sender's shard not read".into()))?;
+    if credit.1.balance_minor > room {
+        return Err(LedgerError::BalanceLimit {
+            account_id: sender_id.to_owned(),
+        });
+    }
+    Ok(credit)
+}
+
 impl Ledger {
     /// Refunds all or part of a payment, exactly once per (the payment's
     /// recipient, refund idempotency key). Only the recipient's owner or an
@@ -145,20 +170,8 @@ impl Ledger {
         let refund_key = record_key(&recipient_id, order.idempotency_key.as_str());
         // Who may see it decides between NOT_FOUND and PERMISSION_DENIED
         // before anything about its state is told.
-        if !caller.admin {
-            let ([payer, payee], _) = self
-                .parties([&recipient_id, &sender_id], refund_key.clone())
-                .await?;
-            if payer.is_none_or(|r| r.facts.owner != caller.sub) {
-                if payee.is_some_and(|s| s.facts.owner == caller.sub) {
-                    return Err(LedgerError::NotAllowed {
-                        what: "the sender's owner may not refund a payment".into(),
-                        who: "the recipient's owner or an admin",
-                    });
-                }
-                return Err(not_found());
-            }
-        }
+        self.refund_access(caller, [&recipient_id, &sender_id], &refund_key, not_found)
+            .await?;
         let _queued = self.locks.lock_pair(&recipient_id, &sender_id).await;
         let mut own_ids: Vec<String> = Vec::new();
         let mut verified = false;
@@ -246,19 +259,7 @@ impl Ledger {
             };
             // The payment's sender is credited on its known shard with the
             // most room.
-            let room = shard_balance_max_minor(payee.facts.shards) - amount;
-            let credit = payee
-                .shards
-                .iter()
-                .enumerate()
-                .filter_map(|(k, s)| Some((u32::try_from(k).ok()?, s.clone()?)))
-                .min_by_key(|(k, s)| (s.balance_minor, *k))
-                .ok_or_else(|| LedgerError::Internal("refunded sender's shard not read".into()))?;
-            if credit.1.balance_minor > room {
-                return Err(LedgerError::BalanceLimit {
-                    account_id: original.sender_id.clone(),
-                });
-            }
+            let credit = refund_credit(&payee, amount, &original.sender_id)?;
             let refund = Transaction {
                 transaction_id: new_transaction_id(),
                 sender_id: original.recipient_id.clone(),
@@ -272,28 +273,7 @@ impl Ledger {
             };
             let transfer = Transfer::plan(refund, debits, credit, payee.facts.shards, now);
             own_ids.push(transfer.payment.transaction_id.clone());
-            let put = self.put_record(record_item(
-                &transfer.payment,
-                order.idempotency_key.as_str(),
-                &transfer.legs(),
-            ))?;
-            let (condition, mut values) = if original.refunded_minor == 0 {
-                ("attribute_not_exists(refunded)", Item::new())
-            } else {
-                (
-                    "refunded = :seen",
-                    HashMap::from([(":seen".to_owned(), n(original.refunded_minor))]),
-                )
-            };
-            values.insert(":amount".into(), n(amount));
-            values.insert(":zero".into(), n(0));
-            let raise = self.record_update(
-                original.key.clone(),
-                "SET refunded = if_not_exists(refunded, :zero) + :amount",
-                condition,
-                &[],
-                values,
-            )?;
+            let (put, raise) = self.refund_records(&transfer, order, &original)?;
             let items = self.transfer_items(&transfer, vec![put, raise])?;
             match self.transact(items).await? {
                 Written::Committed => {
@@ -345,6 +325,66 @@ impl Ledger {
             }
             _ => Err(rounds.exhausted()),
         }
+    }
+
+    /// Refuses a caller who is neither an admin nor the owner of the
+    /// payment's recipient (`parties[0]`): PERMISSION_DENIED for the
+    /// sender's owner, who may see the payment, NOT_FOUND for anyone else.
+    async fn refund_access(
+        &self,
+        caller: &Caller,
+        parties: [&str; 2],
+        refund_key: &Item,
+        not_found: impl Fn() -> LedgerError,
+    ) -> Result<(), LedgerError> {
+        if caller.admin {
+            return Ok(());
+        }
+        let ([payer, payee], _) = self.parties(parties, refund_key.clone()).await?;
+        if payer.is_some_and(|r| r.facts.owner == caller.sub) {
+            return Ok(());
+        }
+        if payee.is_some_and(|s| s.facts.owner == caller.sub) {
+            return Err(LedgerError::NotAllowed {
+                what: "the sender's owner may not refund a payment".into(),
+                who: "the recipient's owner or an admin",
+            });
+        }
+        Err(not_found())
+    }
+
+    /// A refund's two record items: its own record under the refund key,
+    /// and the raise of the payment's refunded total, conditioned on the
+    /// total this round read.
+    fn refund_records(
+        &self,
+        transfer: &Transfer,
+        order: &RefundOrder,
+        original: &Refundable,
+    ) -> Result<(TransactWriteItem, TransactWriteItem), LedgerError> {
+        let put = self.put_record(record_item(
+            &transfer.payment,
+            order.idempotency_key.as_str(),
+            &transfer.legs(),
+        ))?;
+        let (condition, mut values) = if original.refunded_minor == 0 {
+            ("attribute_not_exists(refunded)", Item::new())
+        } else {
+            (
+                "refunded = :seen",
+                HashMap::from([(":seen".to_owned(), n(original.refunded_minor))]),
+            )
+        };
+        values.insert(":amount".into(), n(transfer.payment.amount_minor));
+        values.insert(":zero".into(), n(0));
+        let raise = self.record_update(
+            original.key.clone(),
+            "SET refunded = if_not_exists(refunded, :zero) + :amount",
+            condition,
+            &[],
+            values,
+        )?;
+        Ok((put, raise))
     }
 
     /// A record read fresh by its own key, remembered.

@@ -82,29 +82,9 @@ impl Ledger {
         let exists = || LedgerError::AccountExists(facts.account_id.clone());
         let root = account_item(&facts, &shard0);
         if opening == 0 && facts.shards == 1 && !counted {
-            return match self
-                .client
-                .put_item()
-                .table_name(&self.tables.accounts)
-                .set_item(Some(root))
-                .condition_expression("attribute_not_exists(account_id)")
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-            {
-                Ok(_) => {
-                    self.remember_new(&facts, &shard0, &empty);
-                    Ok(account)
-                }
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    Err(exists())
-                }
-                Err(err) => Err(sdk_error("PutItem", err)),
-            };
+            self.put_plain_account(root, &facts.account_id).await?;
+            self.remember_new(&facts, &shard0, &empty);
+            return Ok(account);
         }
         let mut items = vec![self.put_account_item(root)?];
         if counted {
@@ -114,28 +94,9 @@ impl Ledger {
             items.push(self.put_account_item(shard_item(&facts.account_id, shard, &empty))?);
         }
         if opening > 0 {
-            let entry = StoredEntry {
-                account_id: facts.account_id.clone(),
-                shard: 0,
-                sequence: 1,
-                direction: Direction::Credit,
-                amount_minor: opening,
-                balance_after_minor: opening,
-                payment: Transaction {
-                    transaction_id: new_transaction_id(),
-                    sender_id: String::new(),
-                    recipient_id: facts.account_id.clone(),
-                    amount_minor: opening,
-                    currency: facts.currency.clone(),
-                    memo: "opening balance".into(),
-                    created_at_ms: facts.created_at_ms,
-                    kind: TransactionKind::Opening,
-                    refund_of: String::new(),
-                },
-            };
             items.push(
                 TransactWriteItem::builder()
-                    .put(self.put_new(entry.to_item())?)
+                    .put(self.put_new(opening_entry(&facts).to_item())?)
                     .build(),
             );
         }
@@ -181,6 +142,31 @@ impl Ledger {
             }
         }
         Err(rounds.exhausted())
+    }
+
+    /// An account with no balance, one shard and no owner count: its root
+    /// item alone, put on condition that the id is free.
+    async fn put_plain_account(&self, root: Item, account_id: &str) -> Result<(), LedgerError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.accounts)
+            .set_item(Some(root))
+            .condition_expression("attribute_not_exists(account_id)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(LedgerError::AccountExists(account_id.to_owned()))
+            }
+            Err(err) => Err(sdk_error("PutItem", err)),
+        }
     }
 
     fn remember_new(&self, facts: &AccountFacts, shard0: &ShardState, empty: &ShardState) {
@@ -250,5 +236,30 @@ impl Ledger {
             }
             _ => Ok(None),
         }
+    }
+}
+
+/// The history entry of an account's opening balance: the first credit of
+/// its shard 0.
+fn opening_entry(facts: &AccountFacts) -> StoredEntry {
+    let opening = facts.opening_balance_minor;
+    StoredEntry {
+        account_id: facts.account_id.clone(),
+        shard: 0,
+        sequence: 1,
+        direction: Direction::Credit,
+        amount_minor: opening,
+        balance_after_minor: opening,
+        payment: Transaction {
+            transaction_id: new_transaction_id(),
+            sender_id: String::new(),
+            recipient_id: facts.account_id.clone(),
+            amount_minor: opening,
+            currency: facts.currency.clone(),
+            memo: "opening balance".into(),
+            created_at_ms: facts.created_at_ms,
+            kind: TransactionKind::Opening,
+            refund_of: String::new(),
+        },
     }
 }

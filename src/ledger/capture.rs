@@ -58,19 +58,8 @@ impl Ledger {
         }
         let sender_id = hold.payment.sender_id.clone();
         let recipient_id = hold.payment.recipient_id.clone();
-        // Queue behind this instance's other calls on both accounts, as a
-        // payment does (except on a sharded recipient, whose credits spread
-        // over shards).
-        let recipient_sharded = self
-            .known
-            .get(&recipient_id)
-            .is_some_and(|a| a.facts.shards > 1);
-        let queue_on = if recipient_sharded {
-            &sender_id
-        } else {
-            &recipient_id
-        };
-        let _queued = self.locks.lock_pair(&sender_id, queue_on).await;
+        // Queue as a payment does.
+        let _queued = self.queue_transfer(&sender_id, &recipient_id).await;
         let mut slot = None;
         let mut verified = false;
         let mut rounds = Rounds::new();

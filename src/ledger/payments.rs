@@ -34,23 +34,7 @@ impl Ledger {
     ) -> Result<PaymentOutcome, LedgerError> {
         let sender_id = order.sender_id.as_str();
         let recipient_id = order.recipient_id.as_str();
-        // Queue behind this instance's other payments of the same accounts,
-        // except on a sharded recipient, whose credits spread over shards.
-        let recipient_sharded = self
-            .known
-            .get(recipient_id)
-            .is_some_and(|a| a.facts.shards > 1);
-        let _queued = self
-            .locks
-            .lock_pair(
-                sender_id,
-                if recipient_sharded {
-                    sender_id
-                } else {
-                    recipient_id
-                },
-            )
-            .await;
+        let _queued = self.queue_transfer(sender_id, recipient_id).await;
         let key = record_key(sender_id, order.idempotency_key.as_str());
         let mut own_ids: Vec<String> = Vec::new();
         let mut slot = None;
@@ -84,17 +68,7 @@ impl Ledger {
                     return answer(order, &own_ids, self.stored_or(err, &key, record).await?);
                 }
             };
-            let payment = Transaction {
-                transaction_id: new_transaction_id(),
-                sender_id: sender_id.to_owned(),
-                recipient_id: recipient_id.to_owned(),
-                amount_minor: order.amount_minor,
-                currency: order.currency.as_str().to_owned(),
-                memo: order.memo.clone(),
-                created_at_ms: now,
-                kind: TransactionKind::Payment,
-                refund_of: String::new(),
-            };
+            let payment = new_payment(order, now);
             let transfer = Transfer::plan(payment, debits, credit, recipient.facts.shards, now);
             own_ids.push(transfer.payment.transaction_id.clone());
             let put = self.put_record(record_item(
@@ -284,5 +258,20 @@ fn answer(
         StoredRecord::Hold(_) | StoredRecord::Fence(_) => Err(LedgerError::Internal(
             "a hold or a fence answered a payment's key".into(),
         )),
+    }
+}
+
+/// The transaction a payment round commits, made at `now`.
+fn new_payment(order: &PaymentOrder, now: i64) -> Transaction {
+    Transaction {
+        transaction_id: new_transaction_id(),
+        sender_id: order.sender_id.as_str().to_owned(),
+        recipient_id: order.recipient_id.as_str().to_owned(),
+        amount_minor: order.amount_minor,
+        currency: order.currency.as_str().to_owned(),
+        memo: order.memo.clone(),
+        created_at_ms: now,
+        kind: TransactionKind::Payment,
+        refund_of: String::new(),
     }
 }

@@ -394,6 +394,26 @@ impl Ledger {
 
     /// The shard of `recipient` to credit: shard 0 of an ordinary account;
     /// for a sharded one, the shard this instance sticks to (taken into
+    /// Queues behind this instance's other calls on both accounts of a
+    /// transfer, except on a sharded recipient, whose credits spread over
+    /// shards: then on the sender only.
+    pub(super) async fn queue_transfer(
+        &self,
+        sender_id: &str,
+        recipient_id: &str,
+    ) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let recipient_sharded = self
+            .known
+            .get(recipient_id)
+            .is_some_and(|a| a.facts.shards > 1);
+        let queue_on = if recipient_sharded {
+            sender_id
+        } else {
+            recipient_id
+        };
+        self.locks.lock_pair(sender_id, queue_on).await
+    }
+
     /// `slot` for the call's life).
     pub(super) fn credit_shard(
         &self,

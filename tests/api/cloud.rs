@@ -10,8 +10,9 @@
 //! the emulator's DynamoDB too (replay, insufficient funds, a reused key).
 
 use crate::harness::{Bearer, web_client};
+use crate::helpers::grpc_web::{WebReply, frame, raw_at};
 use crate::helpers::{assert_code, unique};
-use crate::transport::{RawWeb, WebReply, every_call, frame, raw_at};
+use crate::transport::{RawWeb, every_call};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use payment::pb;

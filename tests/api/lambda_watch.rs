@@ -4,8 +4,9 @@
 //! [`every_call`]) including the streamed history, and the error codes.
 
 use crate::harness::{Bearer, LambdaWatch, TESTER, fresh_ledger, token, web_client};
+use crate::helpers::grpc_web::{raw_at, request_headers};
 use crate::helpers::{assert_code, unique};
-use crate::transport::{RawWeb, every_call, raw_at};
+use crate::transport::{RawWeb, every_call};
 use payment::pb;
 use tonic::Code;
 
@@ -176,16 +177,13 @@ async fn the_function_under_cargo_lambda_watch_serves_every_call() {
         headers: vec![("authorization".into(), authorization.clone())],
     };
     every_call(&mut text, TESTER, "cargo lambda watch, grpc-web-text").await;
+    let mut headers = request_headers(true);
+    headers.push(("authorization", authorization.as_str()));
     let reply = raw_at(
         &watch.url(),
         http::Method::POST,
         "/payment.v1.PaymentService/GetAccountBalance",
-        &[
-            ("content-type", "application/grpc-web-text"),
-            ("accept", "application/grpc-web-text"),
-            ("x-grpc-web", "1"),
-            ("authorization", authorization.as_str()),
-        ],
+        &headers,
         b"%%%".to_vec(),
     )
     .await;

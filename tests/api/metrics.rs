@@ -5,8 +5,8 @@
 //! saw them (never timings).
 
 use crate::harness::{Bearer, TESTER, TestApp, create_tables_patiently, token, unique_tables};
+use crate::helpers::grpc_web::{WebReply, frame};
 use crate::helpers::*;
-use crate::transport::{WebReply, frame};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use payment::pb;

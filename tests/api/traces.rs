@@ -11,8 +11,8 @@ use crate::harness::{
     Bearer, DEV_SECRET, TESTER, TestApp, create_tables_patiently, free_port, shared_dynamodb,
     token, unique_tables,
 };
+use crate::helpers::grpc_web::{WebReply, frame};
 use crate::helpers::*;
-use crate::transport::{WebReply, frame};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;

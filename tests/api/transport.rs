@@ -136,14 +136,7 @@ pub fn contract_methods() -> std::collections::BTreeSet<&'static str> {
 /// The service's generated client (native gRPC or the crate's gRPC-Web
 /// transport): each method of the contract through its typed call. A
 /// method without a case here fails the test that calls it.
-impl<T> Caller for pb::payment_service_client::PaymentServiceClient<T>
-where
-    T: tonic::client::GrpcService<tonic::body::Body>,
-    T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error:
-        Into<Box<dyn std::error::Error + Send + Sync>> + Send,
-{
+impl<T: ClientTransport> Caller for pb::payment_service_client::PaymentServiceClient<T> {
     async fn call(
         &mut self,
         method: &'static pb::Method,

@@ -7,17 +7,18 @@
 mod bus;
 mod cloud;
 mod expected;
+mod movements;
 mod streams;
 
 pub(crate) use cloud::events_reach_a_subscribed_queue;
 
 use crate::harness::{TestApp, fresh_ledger};
 use crate::helpers::*;
-use crate::holds::{by_id, hold_order};
 use bus::{BUS, FakeBus};
 use expected::*;
+use movements::make_movements;
 use payment::events;
-use payment::events::schema::{Body, Detail, EntryPosted, HoldCaptured, HoldVoided, SOURCE};
+use payment::events::schema::{Body, Detail, EntryPosted, SOURCE};
 use payment::pb;
 use std::collections::{BTreeMap, BTreeSet};
 use streams::*;
@@ -27,6 +28,28 @@ async fn streamed_app() -> TestApp {
     let ledger = fresh_ledger().await;
     ledger.enable_streams().await.expect("streams on");
     TestApp::serve(ledger).await
+}
+
+/// The stream records that make the events `ids`, from both tables, run
+/// through the handler as the event source mapping runs them (batches of
+/// `batch`) to a bus that refuses nothing: none is reported, and what the
+/// bus accepted is returned.
+async fn publish_all(
+    tables: &payment::ledger::Tables,
+    ids: &BTreeSet<String>,
+    batch: usize,
+) -> Vec<bus::Received> {
+    let [accounts, ledger] = records_making(tables, ids).await;
+    let bus = FakeBus::start().await;
+    let publisher = bus.publisher();
+    for records in [&accounts, &ledger] {
+        assert!(
+            run_mapping(&publisher, tables, records, batch, 2)
+                .await
+                .is_empty()
+        );
+    }
+    bus.accepted()
 }
 
 // ---------------------------------------------------------------------------
@@ -43,100 +66,11 @@ async fn each_movement_makes_exactly_its_event() {
     let (alice, bob) = (unique("alice"), unique("bob"));
     let alice_account = add(&mut c, &alice, "EUR", 10_000).await.unwrap();
     let bob_account = add(&mut c, &bob, "EUR", 0).await.unwrap();
-    let paid = pay(&mut c, order("p1", &alice, &bob, 1_000)).await.unwrap();
-    // The retry of the same call: answered from its record, nothing written.
-    let replayed = pay(&mut c, order("p1", &alice, &bob, 1_000)).await.unwrap();
-    assert!(replayed.replayed);
-    assert_eq!(replayed.transaction, paid.transaction);
-    let placed = c
-        .authorize_payment(hold_order("h1", &alice, &bob, 2_000, 3600))
-        .await
-        .unwrap()
-        .into_inner();
-    let hold = placed.hold.unwrap();
-    let captured = c
-        .capture_hold(pb::CaptureHoldRequest {
-            hold: by_id(&hold.hold_id),
-            amount: 1_500,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let second = c
-        .authorize_payment(hold_order("h2", &alice, &bob, 500, 3600))
-        .await
-        .unwrap()
-        .into_inner()
-        .hold
-        .unwrap();
-    let voided = c
-        .void_hold(pb::VoidHoldRequest {
-            hold: by_id(&second.hold_id),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .hold
-        .unwrap();
-    let payment = paid.transaction.clone().unwrap();
-    let refund = c
-        .refund_payment(pb::RefundPaymentRequest {
-            idempotency_key: "r1".into(),
-            payment: by_id(&payment.transaction_id),
-            amount: 300,
-            memo: "back".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .transaction
-        .unwrap();
+    let movements = make_movements(&mut c, &alice, &bob).await;
 
     // What the events must be, from the service's own answers.
-    let capture = captured.transaction.clone().unwrap();
-    let captured_hold = captured.hold.clone().unwrap();
-    let mut expected: Vec<Detail> = vec![
-        opened(&alice_account),
-        opened(&bob_account),
-        detail(
-            format!("payment.committed/{}", payment.transaction_id),
-            ms(&payment.created_at),
-            Body::PaymentCommitted(transfer(&payment)),
-        ),
-        detail(
-            format!("hold.authorized/{}", hold.hold_id),
-            ms(&hold.created_at),
-            Body::HoldAuthorized(hold_facts(&hold)),
-        ),
-        detail(
-            format!("hold.captured/{}", hold.hold_id),
-            ms(&capture.created_at),
-            Body::HoldCaptured(HoldCaptured {
-                hold: hold_facts(&captured_hold),
-                transaction_id: capture.transaction_id.clone(),
-                captured_minor: 1_500,
-                captured_at_ms: ms(&captured_hold.settled_at),
-            }),
-        ),
-        detail(
-            format!("hold.authorized/{}", second.hold_id),
-            ms(&second.created_at),
-            Body::HoldAuthorized(hold_facts(&second)),
-        ),
-        detail(
-            format!("hold.voided/{}", second.hold_id),
-            ms(&voided.settled_at),
-            Body::HoldVoided(HoldVoided {
-                hold: hold_facts(&voided),
-                voided_at_ms: ms(&voided.settled_at),
-            }),
-        ),
-        detail(
-            format!("refund.committed/{}", refund.transaction_id),
-            ms(&refund.created_at),
-            Body::RefundCommitted(transfer(&refund)),
-        ),
-    ];
+    let mut expected: Vec<Detail> = vec![opened(&alice_account), opened(&bob_account)];
+    expected.extend(movement_events(&movements));
     let alice_history = history_all(&mut c, &alice).await;
     let bob_history = history_all(&mut c, &bob).await;
     expected.extend(entries_from_history(&alice, &alice_history));
@@ -148,18 +82,7 @@ async fn each_movement_makes_exactly_its_event() {
     assert_eq!(expected.len(), 8 + 4 + 3);
 
     let ids: BTreeSet<String> = expected.keys().cloned().collect();
-    let [accounts, ledger] = records_making(&tables, &ids).await;
-    let bus = FakeBus::start().await;
-    let publisher = bus.publisher();
-    for records in [&accounts, &ledger] {
-        assert!(
-            run_mapping(&publisher, &tables, records, 100, 2)
-                .await
-                .is_empty()
-        );
-    }
-
-    let accepted = bus.accepted();
+    let accepted = publish_all(&tables, &ids, 100).await;
     for r in &accepted {
         assert_eq!(r.source, SOURCE);
         assert_eq!(r.bus, BUS);
@@ -203,7 +126,7 @@ async fn each_movement_makes_exactly_its_event() {
         ]
     );
     // Put in each account's sequence order.
-    for ((account, _), sequences) in sequences_in_order(&accepted) {
+    for ((account, _), sequences) in sequences_in_order(accepted.iter().map(|r| &r.detail)) {
         let n = sequences.len() as u64;
         assert_eq!(sequences, (1..=n).collect::<Vec<_>>(), "{account}");
     }
@@ -251,18 +174,8 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
         .map(|t| format!("payment.committed/{t}"))
         .collect();
     ids.insert(format!("account.opened/{merchant}"));
-    let [accounts, ledger] = records_making(&tables, &ids).await;
-    let bus = FakeBus::start().await;
-    let publisher = bus.publisher();
     // Small batches: the order must hold across invocations too.
-    for records in [&accounts, &ledger] {
-        assert!(
-            run_mapping(&publisher, &tables, records, 7, 2)
-                .await
-                .is_empty()
-        );
-    }
-    let accepted = bus.accepted();
+    let accepted = publish_all(&tables, &ids, 7).await;
     assert_eq!(
         accepted
             .iter()
@@ -488,7 +401,7 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
         assert_eq!(times[id.as_str()], 1, "{id} was before the failure");
     }
     assert_eq!(times[failing.as_str()], 1);
-    for ((account, _), sequences) in sequences_in_order(&accepted) {
+    for ((account, _), sequences) in sequences_in_order(accepted.iter().map(|r| &r.detail)) {
         let n = sequences.len() as u64;
         assert_eq!(sequences, (1..=n).collect::<Vec<_>>(), "{account}");
     }

@@ -862,7 +862,7 @@ async fn grpc_web_text_replies_decode_chunk_by_chunk() {
 
 #[tokio::test]
 async fn malformed_grpc_web_requests_get_a_clear_status_never_internal() {
-    let web: &[(&str, &str)] = &*WEB_HEADERS;
+    let web: &[(&str, &str)] = &WEB_HEADERS;
     let app = TestApp::spawn().await;
     let valid = frame(
         &pb::GetAccountBalanceRequest {

@@ -221,13 +221,9 @@ async fn every_event_file_invokes_cleanly() {
         ("get-transaction-history-text", vec![1]),
     ] {
         let sequences: Vec<i64> = replies.0[name]
-            .messages
+            .decoded::<pb::GetTransactionHistoryResponse>()
             .iter()
-            .map(|m| {
-                pb::GetTransactionHistoryResponse::decode(m.clone())
-                    .unwrap()
-                    .sequence
-            })
+            .map(|e| e.sequence)
             .collect();
         assert_eq!(sequences, expected, "{name}");
     }
@@ -288,11 +284,7 @@ async fn every_event_file_invokes_cleanly() {
     // alice watches from her first entry: the long poll ends at once with
     // her four entries, oldest first, and the token after them (one cursor
     // per shard she has now).
-    let watched: Vec<pb::WatchAccountResponse> = replies.0["watch-account"]
-        .messages
-        .iter()
-        .map(|m| pb::WatchAccountResponse::decode(m.clone()).unwrap())
-        .collect();
+    let watched: Vec<pb::WatchAccountResponse> = replies.0["watch-account"].decoded();
     let (last, entries) = watched.split_last().expect("messages");
     let seen: Vec<(i64, i64)> = entries
         .iter()

@@ -148,6 +148,15 @@ impl<T: ClientTransport> Caller for pb::payment_service_client::PaymentServiceCl
         fn one<M: Message>(reply: tonic::Response<M>) -> Vec<Bytes> {
             vec![Bytes::from(reply.into_inner().encode_to_vec())]
         }
+        async fn all<M: Message>(
+            mut stream: tonic::Streaming<M>,
+        ) -> Result<Vec<Bytes>, tonic::Status> {
+            let mut messages = Vec::new();
+            while let Some(message) = stream.message().await? {
+                messages.push(Bytes::from(message.encode_to_vec()));
+            }
+            Ok(messages)
+        }
         let r = request.as_slice();
         Ok(match method.name {
             "AddAccount" => one(self.add_account(decode::<pb::AddAccountRequest>(r)).await?),
@@ -158,15 +167,11 @@ impl<T: ClientTransport> Caller for pb::payment_service_client::PaymentServiceCl
                 .get_account_balance(decode::<pb::GetAccountBalanceRequest>(r))
                 .await?),
             "GetTransactionHistory" => {
-                let mut stream = self
+                all(self
                     .get_transaction_history(decode::<pb::GetTransactionHistoryRequest>(r))
                     .await?
-                    .into_inner();
-                let mut messages = Vec::new();
-                while let Some(entry) = stream.message().await? {
-                    messages.push(Bytes::from(entry.encode_to_vec()));
-                }
-                messages
+                    .into_inner())
+                .await?
             }
             "AuthorizePayment" => one(self
                 .authorize_payment(decode::<pb::AuthorizePaymentRequest>(r))
@@ -186,15 +191,11 @@ impl<T: ClientTransport> Caller for pb::payment_service_client::PaymentServiceCl
                 .set_balance_shards(decode::<pb::SetBalanceShardsRequest>(r))
                 .await?),
             "WatchAccount" => {
-                let mut stream = self
+                all(self
                     .watch_account(decode::<pb::WatchAccountRequest>(r))
                     .await?
-                    .into_inner();
-                let mut messages = Vec::new();
-                while let Some(entry) = stream.message().await? {
-                    messages.push(Bytes::from(entry.encode_to_vec()));
-                }
-                messages
+                    .into_inner())
+                .await?
             }
             other => panic!("the typed client has no case for {other}: add one"),
         })
@@ -838,11 +839,7 @@ async fn grpc_web_text_replies_decode_chunk_by_chunk() {
         "{}",
         reply.grpc_message()
     );
-    let entries: Vec<_> = reply
-        .messages
-        .iter()
-        .map(|m| pb::GetTransactionHistoryResponse::decode(m.clone()).unwrap())
-        .collect();
+    let entries: Vec<pb::GetTransactionHistoryResponse> = reply.decoded();
     assert_eq!(
         entries.iter().map(|e| e.sequence).collect::<Vec<_>>(),
         vec![2, 1]

@@ -215,11 +215,7 @@ impl<'a> Run<'a> {
             .text("GetTransactionHistory", history(3, String::new()))
             .await;
         assert_ok(&reply, "GetTransactionHistory (text)");
-        let entries: Vec<_> = reply
-            .messages
-            .iter()
-            .map(|m| pb::GetTransactionHistoryResponse::decode(m.clone()).unwrap())
-            .collect();
+        let entries: Vec<pb::GetTransactionHistoryResponse> = reply.decoded();
         assert_eq!(
             entries.iter().map(|e| e.sequence).collect::<Vec<_>>(),
             [4, 3, 2]

@@ -241,6 +241,17 @@ impl WebReply {
     pub fn message(&self) -> String {
         percent_decode(&self.grpc_message())
     }
+
+    /// The data messages, each decoded as `M`; fails the test if one is not one.
+    pub fn decoded<M: prost::Message + Default>(&self) -> Vec<M> {
+        self.messages
+            .iter()
+            .map(|m| {
+                M::decode(m.clone())
+                    .unwrap_or_else(|e| panic!("not a {}: {e}", std::any::type_name::<M>()))
+            })
+            .collect()
+    }
 }
 
 /// One raw request to `base` + `path`, over HTTP/2 without TLS (prior

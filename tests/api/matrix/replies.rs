@@ -208,11 +208,7 @@ fn check_resharded(name: &str, case: &Case, effect: &Effect, message: Bytes, bef
 fn check_watch_reply(name: &str, case: &Case, reply: &WebReply, before: &Snapshot) {
     let asked =
         pb::WatchAccountRequest::decode(request_message(name, case).as_slice()).expect("request");
-    let messages: Vec<pb::WatchAccountResponse> = reply
-        .messages
-        .iter()
-        .map(|m| pb::WatchAccountResponse::decode(m.clone()).expect("WatchAccountResponse"))
-        .collect();
+    let messages: Vec<pb::WatchAccountResponse> = reply.decoded();
     let (last, entries) = messages.split_last().expect("at least the last message");
     assert!(
         last.transaction.is_none(),
@@ -257,11 +253,7 @@ fn check_history_reply(name: &str, case: &Case, reply: &WebReply, before: &Snaps
     };
     // Every OK history case reads from the newest entry: no token, or one
     // past every sequence (u64::MAX).
-    let entries: Vec<pb::GetTransactionHistoryResponse> = reply
-        .messages
-        .iter()
-        .map(|m| pb::GetTransactionHistoryResponse::decode(m.clone()).expect("history entry"))
-        .collect();
+    let entries: Vec<pb::GetTransactionHistoryResponse> = reply.decoded();
     assert_eq!(
         entries.len() as u64,
         total.min(page_size),

@@ -23,11 +23,37 @@ use payment::pb;
 use std::collections::{BTreeMap, BTreeSet};
 use streams::*;
 
-/// A ledger with streams on, served.
-async fn streamed_app() -> TestApp {
+/// A ledger with streams on, served; its tables; a client as TESTER; and
+/// two accounts opened through it: alice with 10,000 and bob with nothing.
+struct Scene {
+    app: TestApp,
+    tables: payment::ledger::Tables,
+    c: Client,
+    alice: String,
+    bob: String,
+    /// alice's and bob's accounts, as opened.
+    opened: [pb::Account; 2],
+}
+
+async fn scene() -> Scene {
     let ledger = fresh_ledger().await;
     ledger.enable_streams().await.expect("streams on");
-    TestApp::serve(ledger).await
+    let app = TestApp::serve(ledger).await;
+    let tables = app.ledger.tables().clone();
+    let mut c = app.grpc().await;
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    let opened = [
+        add(&mut c, &alice, "EUR", 10_000).await.unwrap(),
+        add(&mut c, &bob, "EUR", 0).await.unwrap(),
+    ];
+    Scene {
+        app,
+        tables,
+        c,
+        alice,
+        bob,
+        opened,
+    }
 }
 
 /// The stream records that make the events `ids`, from both tables, run
@@ -60,12 +86,14 @@ async fn publish_all(
 /// sequence order, and a replayed payment adds nothing.
 #[tokio::test]
 async fn each_movement_makes_exactly_its_event() {
-    let app = streamed_app().await;
-    let tables = app.ledger.tables().clone();
-    let mut c = app.grpc().await;
-    let (alice, bob) = (unique("alice"), unique("bob"));
-    let alice_account = add(&mut c, &alice, "EUR", 10_000).await.unwrap();
-    let bob_account = add(&mut c, &bob, "EUR", 0).await.unwrap();
+    let Scene {
+        app: _app,
+        tables,
+        mut c,
+        alice,
+        bob,
+        opened: [alice_account, bob_account],
+    } = scene().await;
     let movements = make_movements(&mut c, &alice, &bob).await;
 
     // What the events must be, from the service's own answers.
@@ -136,12 +164,15 @@ async fn each_movement_makes_exactly_its_event() {
 /// shard's balance a running sum, and each payment's parts adding up.
 #[tokio::test]
 async fn a_sharded_account_posts_each_shard_in_sequence() {
-    let app = streamed_app().await;
-    let tables = app.ledger.tables().clone();
-    let mut c = app.grpc().await;
-    let (alice, merchant, bob) = (unique("alice"), unique("merchant"), unique("bob"));
-    add(&mut c, &alice, "EUR", 10_000).await.unwrap();
-    add(&mut c, &bob, "EUR", 0).await.unwrap();
+    let Scene {
+        app: _app,
+        tables,
+        mut c,
+        alice,
+        bob,
+        ..
+    } = scene().await;
+    let merchant = unique("merchant");
     let merchant_account = c
         .add_account(pb::AddAccountRequest {
             account_id: merchant.clone(),
@@ -190,13 +221,27 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
             _ => None,
         })
         .collect();
-    // Once each, every shard from sequence 1 without a gap, in put order.
     let mut by_shard: BTreeMap<u32, Vec<&EntryPosted>> = BTreeMap::new();
     for e in &merchant_entries {
         by_shard.entry(e.shard).or_default().push(e);
     }
+    check_shards_in_sequence(&by_shard);
+    check_payment_parts(&merchant_entries, &incoming, &payout.transaction_id);
+    check_stored_entries(&tables, &merchant, &by_shard).await;
+    check_payments_committed(&accepted, &incoming, &payout);
+    // And the shards' balances add up to the account's.
+    let last_balances: i64 = by_shard
+        .values()
+        .map(|entries| entries.last().map_or(0, |e| e.balance_after_minor))
+        .sum();
+    assert_eq!(last_balances, balance(&mut c, &merchant).await.unwrap());
+}
+
+/// Once each, every shard from sequence 1 without a gap, in put order, its
+/// balance a running sum.
+fn check_shards_in_sequence(by_shard: &BTreeMap<u32, Vec<&EntryPosted>>) {
     assert!(by_shard.keys().all(|s| *s < 4));
-    for (shard, entries) in &by_shard {
+    for (shard, entries) in by_shard {
         let sequences: Vec<u64> = entries.iter().map(|e| e.sequence).collect();
         assert_eq!(
             sequences,
@@ -218,8 +263,12 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
             assert_eq!(e.currency, "EUR");
         }
     }
-    // Each incoming payment: one credit of 100 in one shard.
-    for t in &incoming {
+}
+
+/// Each incoming payment: one credit of 100 in one shard; the payout:
+/// debits from one or more shards adding up to 700, one per shard.
+fn check_payment_parts(merchant_entries: &[EntryPosted], incoming: &[String], payout: &str) {
+    for t in incoming {
         let parts: Vec<&EntryPosted> = merchant_entries
             .iter()
             .filter(|e| &e.transaction.transaction_id == t)
@@ -230,10 +279,9 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
             ("CREDIT", 100)
         );
     }
-    // The payout: debits from one or more shards adding up to 700, one per shard.
     let parts: Vec<&EntryPosted> = merchant_entries
         .iter()
-        .filter(|e| e.transaction.transaction_id == payout.transaction_id)
+        .filter(|e| e.transaction.transaction_id == payout)
         .collect();
     assert!(
         parts
@@ -244,10 +292,17 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
     let shards: BTreeSet<u32> = parts.iter().map(|e| e.shard).collect();
     assert_eq!(shards.len(), parts.len());
     assert_eq!(merchant_entries.len(), 8 + parts.len());
-    // Exactly what each shard stored, entry by entry (helpers::stored_entries
-    // reads the shard's history straight from DynamoDB Local).
+}
+
+/// Exactly what each shard stored, entry by entry (helpers::stored_entries
+/// reads the shard's history straight from DynamoDB Local).
+async fn check_stored_entries(
+    tables: &payment::ledger::Tables,
+    merchant: &str,
+    by_shard: &BTreeMap<u32, Vec<&EntryPosted>>,
+) {
     for shard in 0..4u32 {
-        let stored: Vec<(u64, String, bool, i64, i64)> = stored_entries(&tables, &merchant, shard)
+        let stored: Vec<(u64, String, bool, i64, i64)> = stored_entries(tables, merchant, shard)
             .await
             .into_iter()
             .map(|e| {
@@ -279,7 +334,14 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
             .unwrap_or_default();
         assert_eq!(published, stored, "shard {shard}");
     }
-    // The payments themselves, each once, exactly.
+}
+
+/// The payments themselves, each once, exactly.
+fn check_payments_committed(
+    accepted: &[bus::Received],
+    incoming: &[String],
+    payout: &pb::Transaction,
+) {
     let committed: BTreeMap<String, Detail> = accepted
         .iter()
         .filter(|r| matches!(r.detail.body, Body::PaymentCommitted(_)))
@@ -306,15 +368,9 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
         detail(
             format!("payment.committed/{}", payout.transaction_id),
             ms(&payout.created_at),
-            Body::PaymentCommitted(transfer(&payout)),
+            Body::PaymentCommitted(transfer(payout)),
         )
     );
-    // And the shards' balances add up to the account's.
-    let last_balances: i64 = by_shard
-        .values()
-        .map(|entries| entries.last().map_or(0, |e| e.balance_after_minor))
-        .sum();
-    assert_eq!(last_balances, balance(&mut c, &merchant).await.unwrap());
 }
 
 /// The bus refuses one event of a batch once: the handler reports that
@@ -326,12 +382,14 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
 /// with nothing after it put meanwhile.
 #[tokio::test]
 async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
-    let app = streamed_app().await;
-    let tables = app.ledger.tables().clone();
-    let mut c = app.grpc().await;
-    let (alice, bob) = (unique("alice"), unique("bob"));
-    add(&mut c, &alice, "EUR", 10_000).await.unwrap();
-    add(&mut c, &bob, "EUR", 0).await.unwrap();
+    let Scene {
+        app: _app,
+        tables,
+        mut c,
+        alice,
+        bob,
+        ..
+    } = scene().await;
     let mut payments = Vec::new();
     for k in 0..4 {
         let paid = pay(&mut c, order(&format!("p{k}"), &alice, &bob, 100 + k))
@@ -345,18 +403,50 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
         .collect();
     let [_, ledger] = records_making(&tables, &ids).await;
     let made = ids_of(&tables, &ledger);
-    let every_id: BTreeSet<String> = made.iter().flatten().cloned().collect();
     let failing = format!("payment.committed/{}", payments[1]);
-    let failing_record = made
+    let at = made
         .iter()
         .position(|id| id.as_deref() == Some(failing.as_str()))
         .expect("the chosen event's record");
+    let case = Failing {
+        tables,
+        ledger,
+        made,
+        failing,
+        at,
+    };
+    fails_once(&case).await;
+    fails_always(&case).await;
+}
 
-    // Once: reported, then re-delivered from its record.
+/// The ledger's stream records of a few payments, and the one whose event
+/// the bus refuses.
+struct Failing {
+    tables: payment::ledger::Tables,
+    ledger: Vec<serde_json::Value>,
+    /// The event each record makes, if any.
+    made: Vec<Option<String>>,
+    failing: String,
+    /// The failing event's record.
+    at: usize,
+}
+
+/// The bus refuses the event once: its record is reported, then
+/// re-delivered from; every event is put once, in sequence order.
+async fn fails_once(case: &Failing) {
+    let Failing {
+        tables,
+        ledger,
+        made,
+        failing,
+        at: failing_record,
+    } = case;
+    let failing_record = *failing_record;
+    let every_id: BTreeSet<String> = made.iter().flatten().cloned().collect();
     let bus = FakeBus::start().await;
     let publisher = bus.publisher();
-    bus.fail(&failing, 1);
-    let first = events::handle(&publisher, &tables, &batch(&ledger))
+    bus.fail(failing, 1);
+    let first = events::handle(&publisher, tables, &batch(ledger))
         .await
         .unwrap();
     let reported: Vec<_> = first
@@ -371,10 +461,10 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
     assert!(
         last_call
             .iter()
-            .any(|r| r.detail.id == failing && !r.accepted)
+            .any(|r| r.detail.id == *failing && !r.accepted)
     );
     let calls_before = calls.len();
-    let second = events::handle(&publisher, &tables, &batch(&ledger[failing_record..]))
+    let second = events::handle(&publisher, tables, &batch(&ledger[failing_record..]))
         .await
         .unwrap();
     assert!(second.batch_item_failures.is_empty());
@@ -405,13 +495,24 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
         let n = sequences.len() as u64;
         assert_eq!(sequences, (1..=n).collect::<Vec<_>>(), "{account}");
     }
+}
 
-    // Always: every attempt reports it and puts nothing after it; the
-    // mapping gives it (and what follows it in its batch) up.
+/// The bus always refuses the event: every attempt reports it and puts
+/// nothing after it; the mapping gives it (and what follows it in its
+/// batch) up.
+async fn fails_always(case: &Failing) {
+    let Failing {
+        tables,
+        ledger,
+        made,
+        failing,
+        at: failing_record,
+    } = case;
+    let failing_record = *failing_record;
     let bus = FakeBus::start().await;
     let publisher = bus.publisher();
-    bus.fail(&failing, usize::MAX);
-    let given_up = run_mapping(&publisher, &tables, &ledger, ledger.len(), 2).await;
+    bus.fail(failing, usize::MAX);
+    let given_up = run_mapping(&publisher, tables, ledger, ledger.len(), 2).await;
     assert_eq!(
         given_up,
         ledger[failing_record..]
@@ -423,7 +524,7 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
         .calls()
         .iter()
         .flatten()
-        .filter(|r| r.detail.id == failing)
+        .filter(|r| r.detail.id == *failing)
         .count();
     assert_eq!(attempts, 3, "the first attempt and two retries");
     let put_after: Vec<String> = bus
@@ -441,7 +542,7 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
     let shared_call: BTreeSet<String> = bus
         .calls()
         .iter()
-        .filter(|call| call.iter().any(|r| r.detail.id == failing))
+        .filter(|call| call.iter().any(|r| r.detail.id == *failing))
         .flatten()
         .map(|r| r.detail.id.clone())
         .collect();
@@ -454,12 +555,14 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
 /// A record the ledger cannot read is reported, not skipped.
 #[tokio::test]
 async fn an_unreadable_record_is_reported_not_skipped() {
-    let app = streamed_app().await;
-    let tables = app.ledger.tables().clone();
-    let mut c = app.grpc().await;
-    let (alice, bob) = (unique("alice"), unique("bob"));
-    add(&mut c, &alice, "EUR", 10_000).await.unwrap();
-    add(&mut c, &bob, "EUR", 0).await.unwrap();
+    let Scene {
+        app: _app,
+        tables,
+        mut c,
+        alice,
+        bob,
+        ..
+    } = scene().await;
     let paid = pay(&mut c, order("p", &alice, &bob, 100)).await.unwrap();
     let id = format!(
         "payment.committed/{}",

@@ -302,6 +302,19 @@ async fn every_event_file_invokes_cleanly() {
     );
 }
 
+/// An API Gateway event (events/make-payment.json's) for `method` of the
+/// contract with `message` as its gRPC-Web body, from `sub` (the
+/// authorizer's claims) with `bearer` in its headers.
+pub fn rpc_event(method: &str, message: &[u8], sub: &str, bearer: &str) -> serde_json::Value {
+    let path = format!("/payment.v1.PaymentService/{method}");
+    let json = with_body(&event_file("make-payment"), &path, &frame(message), false);
+    let mut event: serde_json::Value = serde_json::from_str(&json).unwrap();
+    event["pathParameters"]["method"] = method.into();
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = sub.into();
+    event["headers"]["authorization"] = format!("Bearer {bearer}").into();
+    event
+}
+
 /// An event like the history event, with another body.
 pub fn with_body(event_json: &str, path: &str, body: &[u8], text: bool) -> String {
     let mut event: serde_json::Value = serde_json::from_str(event_json).unwrap();

@@ -2,8 +2,7 @@
 //! payment-server binary's default; bad origin lists stop the start-up.
 
 use crate::harness::{DEV_SECRET, free_port, shared_dynamodb, token, unique_tables};
-use crate::helpers::grpc_web::{WebReply, frame};
-use crate::transport::raw_at;
+use crate::helpers::grpc_web::{WebReply, frame, raw_at};
 use payment::auth::Authenticator;
 use payment::ledger::{Ledger, Tables};
 use payment::pb;

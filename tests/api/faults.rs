@@ -8,9 +8,8 @@
 //! exactly and the ledger audit is clean.
 
 use crate::harness::{DynamoLocal, TESTER, TestApp, free_port, token, unique_tables};
-use crate::helpers::grpc_web::frame;
+use crate::helpers::grpc_web::{WebReply, frame, request_headers, send};
 use crate::helpers::*;
-use crate::matrix::{Reply, send};
 use payment::ledger::Ledger;
 use payment::pb;
 use prost::Message;
@@ -673,16 +672,13 @@ async fn pay_with_deadline(
     http2: bool,
     request: &pb::MakePaymentRequest,
     timeout: &str,
-) -> Reply {
+) -> WebReply {
     let auth = format!("Bearer {}", token(TESTER, true));
     let mut headers = vec![("authorization", auth.as_str()), ("grpc-timeout", timeout)];
     if http2 {
         headers.extend([("content-type", "application/grpc"), ("te", "trailers")]);
     } else {
-        headers.extend([
-            ("content-type", "application/grpc-web+proto"),
-            ("x-grpc-web", "1"),
-        ]);
+        headers.extend(request_headers(false));
     }
     send(
         http2,
@@ -721,7 +717,7 @@ async fn deadlines_shorter_than_a_dynamodb_call_leave_no_half_done_payment() {
         add(&mut c, payee, "EUR", 0).await.expect("open");
     }
     let mut requests = Vec::new();
-    let mut first: HashMap<String, (String, bool, Reply)> = HashMap::new();
+    let mut first: HashMap<String, (String, bool, WebReply)> = HashMap::new();
     for round in 0..DEADLINE_ROUNDS {
         let mut calls = tokio::task::JoinSet::new();
         for (lane, (timeout, http2)) in lanes.iter().copied().enumerate() {
@@ -748,17 +744,17 @@ async fn deadlines_shorter_than_a_dynamodb_call_leave_no_half_done_payment() {
     for (key, (timeout, http2, reply)) in &first {
         let transport = if *http2 { "HTTP/2" } else { "gRPC-Web" };
         assert_eq!(reply.http_status, 200, "{key} ({timeout}, {transport})");
-        let code = reply.code();
+        let code = reply.grpc_code();
         assert!(
             matches!(code, Some(Code::Ok | Code::DeadlineExceeded)),
             "{key} (grpc-timeout {timeout}, {transport}): {code:?} {}",
-            reply.message
+            reply.message()
         );
         if code == Some(Code::DeadlineExceeded) {
             assert!(
-                reply.message.contains("idempotency key"),
+                reply.message().contains("idempotency key"),
                 "{}",
-                reply.message
+                reply.message()
             );
             assert!(reply.messages.is_empty());
         }
@@ -798,7 +794,7 @@ async fn deadlines_shorter_than_a_dynamodb_call_leave_no_half_done_payment() {
         let retry = pay(&mut c, request.clone()).await.expect("retry");
         let tx = retry.transaction.clone().expect("transaction");
         let (_, _, reply) = &first[key];
-        if reply.code() == Some(Code::Ok) {
+        if reply.grpc_code() == Some(Code::Ok) {
             let original = pb::MakePaymentResponse::decode(reply.messages[0].clone())
                 .expect("MakePaymentResponse");
             assert!(!original.replayed, "{key}: first call replayed");
@@ -1064,22 +1060,22 @@ async fn a_deadline_that_cuts_a_write_in_flight_settles_it_once_on_retry() {
             (i, reply)
         });
     }
-    let mut replies: Vec<(usize, Reply)> = calls.join_all().await;
+    let mut replies: Vec<(usize, WebReply)> = calls.join_all().await;
     replies.sort_by_key(|(i, _)| *i);
     let mut cut = Vec::new();
     for (request, (_, reply)) in requests.iter().zip(replies) {
         assert_eq!(reply.http_status, 200);
         assert_eq!(
-            reply.code(),
+            reply.grpc_code(),
             Some(Code::DeadlineExceeded),
             "{}: the deadline falls inside the proxy's hold: {}",
             request.idempotency_key,
-            reply.message
+            reply.message()
         );
         assert!(
-            reply.message.contains("same idempotency key"),
+            reply.message().contains("same idempotency key"),
             "{}",
-            reply.message
+            reply.message()
         );
         cut.push(proxy.delivered_write_for(&request.idempotency_key));
     }

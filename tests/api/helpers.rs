@@ -1,6 +1,7 @@
 //! Small wrappers over the generated client, so that tests read like the rules.
 
 use payment::pb;
+use payment::pb::payment_service_client::PaymentServiceClient;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -57,9 +58,36 @@ pub async fn balance(client: &mut Client, account_id: &str) -> Result<i64, Statu
         .map(|r| r.into_inner().account.expect("account").balance)
 }
 
+/// Any transport the generated client runs on: a tonic channel (native
+/// gRPC) or the crate's gRPC-Web transport, behind the bearer interceptor
+/// or not.
+pub trait ClientTransport:
+    tonic::client::GrpcService<
+        tonic::body::Body,
+        Error: Into<BoxError>,
+        ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<BoxError> + Send>
+                          + Send
+                          + 'static,
+    >
+{
+}
+
+impl<T> ClientTransport for T where
+    T: tonic::client::GrpcService<
+            tonic::body::Body,
+            Error: Into<BoxError>,
+            ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<BoxError> + Send>
+                              + Send
+                              + 'static,
+        >
+{
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// One call of GetTransactionHistory, all its messages.
-pub async fn history_page(
-    client: &mut Client,
+pub async fn history_page<T: ClientTransport>(
+    client: &mut PaymentServiceClient<T>,
     account_id: &str,
     page_size: i32,
     page_token: &str,
@@ -80,8 +108,8 @@ pub async fn history_page(
 }
 
 /// The whole history, newest first, following page tokens.
-pub async fn history_all(
-    client: &mut Client,
+pub async fn history_all<T: ClientTransport>(
+    client: &mut PaymentServiceClient<T>,
     account_id: &str,
 ) -> Vec<pb::GetTransactionHistoryResponse> {
     let mut all = Vec::new();

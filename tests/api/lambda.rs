@@ -221,13 +221,9 @@ async fn every_event_file_invokes_cleanly() {
         ("get-transaction-history-text", vec![1]),
     ] {
         let sequences: Vec<i64> = replies.0[name]
-            .messages
+            .decoded::<pb::GetTransactionHistoryResponse>()
             .iter()
-            .map(|m| {
-                pb::GetTransactionHistoryResponse::decode(m.clone())
-                    .unwrap()
-                    .sequence
-            })
+            .map(|e| e.sequence)
             .collect();
         assert_eq!(sequences, expected, "{name}");
     }
@@ -288,11 +284,7 @@ async fn every_event_file_invokes_cleanly() {
     // alice watches from her first entry: the long poll ends at once with
     // her four entries, oldest first, and the token after them (one cursor
     // per shard she has now).
-    let watched: Vec<pb::WatchAccountResponse> = replies.0["watch-account"]
-        .messages
-        .iter()
-        .map(|m| pb::WatchAccountResponse::decode(m.clone()).unwrap())
-        .collect();
+    let watched: Vec<pb::WatchAccountResponse> = replies.0["watch-account"].decoded();
     let (last, entries) = watched.split_last().expect("messages");
     let seen: Vec<(i64, i64)> = entries
         .iter()
@@ -308,6 +300,19 @@ async fn every_event_file_invokes_cleanly() {
         B64URL.decode(&last.resume_token).unwrap(),
         b"w1|alice|5.1.1.1".to_vec()
     );
+}
+
+/// An API Gateway event (events/make-payment.json's) for `method` of the
+/// contract with `message` as its gRPC-Web body, from `sub` (the
+/// authorizer's claims) with `bearer` in its headers.
+pub fn rpc_event(method: &str, message: &[u8], sub: &str, bearer: &str) -> serde_json::Value {
+    let path = format!("/payment.v1.PaymentService/{method}");
+    let json = with_body(&event_file("make-payment"), &path, &frame(message), false);
+    let mut event: serde_json::Value = serde_json::from_str(&json).unwrap();
+    event["pathParameters"]["method"] = method.into();
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = sub.into();
+    event["headers"]["authorization"] = format!("Bearer {bearer}").into();
+    event
 }
 
 /// An event like the history event, with another body.

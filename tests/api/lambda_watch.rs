@@ -3,9 +3,11 @@
 //! and text: every method of the contract (walked from `pb::METHODS` by
 //! [`every_call`]) including the streamed history, and the error codes.
 
+use crate::deployed::{a_retry_replays, errors_come_through, history_pages_continue};
 use crate::harness::{Bearer, LambdaWatch, TESTER, fresh_ledger, token, web_client};
+use crate::helpers::grpc_web::{raw_at, request_headers};
 use crate::helpers::{assert_code, unique};
-use crate::transport::{RawWeb, every_call, raw_at};
+use crate::transport::{RawWeb, every_call};
 use payment::pb;
 use tonic::Code;
 
@@ -34,18 +36,7 @@ async fn the_function_under_cargo_lambda_watch_serves_every_call() {
         currency: "EUR".into(),
         memo: "via lambda".into(),
     };
-    let first = web
-        .make_payment(order("l1", 2_500))
-        .await
-        .unwrap()
-        .into_inner();
-    let again = web
-        .make_payment(order("l1", 2_500))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!first.replayed && again.replayed);
-    assert_eq!(first.transaction, again.transaction);
+    a_retry_replays(&mut web, order("l1", 2_500)).await;
     web.make_payment(order("l2", 500)).await.unwrap();
 
     let balance = web
@@ -59,92 +50,13 @@ async fn the_function_under_cargo_lambda_watch_serves_every_call() {
         .unwrap()
         .balance;
     assert_eq!(balance, 7_000);
-    let mut stream = web
-        .get_transaction_history(pb::GetTransactionHistoryRequest {
-            account_id: a.clone(),
-            page_size: 2,
-            page_token: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut page = Vec::new();
-    while let Some(entry) = stream.message().await.unwrap() {
-        page.push(entry);
-    }
-    assert_eq!(
-        page.iter().map(|e| e.sequence).collect::<Vec<_>>(),
-        vec![3, 2]
-    );
-    let mut rest = web
-        .get_transaction_history(pb::GetTransactionHistoryRequest {
-            account_id: a.clone(),
-            page_size: 0,
-            page_token: page[1].next_page_token.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let last = rest.message().await.unwrap().unwrap();
-    assert_eq!((last.sequence, last.next_page_token.as_str()), (1, ""));
-    assert!(rest.message().await.unwrap().is_none());
+    history_pages_continue(&mut web, &a).await;
 
     // Error codes come through the function as gRPC statuses.
-    let ghost = unique("ghost");
+    errors_come_through(&mut web, &a, &order, ["l3", "l1", "l4"]).await;
     let balance_of = |id: &str| pb::GetAccountBalanceRequest {
         account_id: id.into(),
     };
-    assert_code(
-        web.get_account_balance(balance_of(&ghost)).await,
-        Code::NotFound,
-        &ghost,
-    );
-    assert_code(
-        web.get_account_balance(balance_of("bad id")).await,
-        Code::InvalidArgument,
-        "account_id",
-    );
-    assert_code(
-        web.make_payment(order("l3", 1_000_000)).await,
-        Code::FailedPrecondition,
-        "insufficient funds",
-    );
-    assert_code(
-        web.make_payment(order("l1", 1)).await,
-        Code::AlreadyExists,
-        "different payment",
-    );
-    assert_code(
-        web.add_account(pb::AddAccountRequest {
-            account_id: a.clone(),
-            currency: "EUR".into(),
-            ..Default::default()
-        })
-        .await,
-        Code::AlreadyExists,
-        "already exists",
-    );
-    let mut self_pay = order("l4", 1);
-    self_pay.recipient_id = a.clone();
-    assert_code(
-        web.make_payment(self_pay).await,
-        Code::InvalidArgument,
-        "recipient_id",
-    );
-    let mut stream = web
-        .get_transaction_history(pb::GetTransactionHistoryRequest {
-            account_id: a.clone(),
-            page_size: 5,
-            page_token: "forged".into(),
-        })
-        .await;
-    if let Ok(s) = &mut stream {
-        // The status may come as the stream's first (and only) item.
-        let status = s.get_mut().message().await.unwrap_err();
-        assert_eq!(status.code(), Code::InvalidArgument);
-    } else {
-        assert_code(stream.map(|_| ()), Code::InvalidArgument, "page_token");
-    }
 
     // Auth is enforced by the function itself here (no API Gateway).
     let mut anonymous = web_client(&watch.url(), Bearer::none());
@@ -176,16 +88,13 @@ async fn the_function_under_cargo_lambda_watch_serves_every_call() {
         headers: vec![("authorization".into(), authorization.clone())],
     };
     every_call(&mut text, TESTER, "cargo lambda watch, grpc-web-text").await;
+    let mut headers = request_headers(true);
+    headers.push(("authorization", authorization.as_str()));
     let reply = raw_at(
         &watch.url(),
         http::Method::POST,
         "/payment.v1.PaymentService/GetAccountBalance",
-        &[
-            ("content-type", "application/grpc-web-text"),
-            ("accept", "application/grpc-web-text"),
-            ("x-grpc-web", "1"),
-            ("authorization", authorization.as_str()),
-        ],
+        &headers,
         b"%%%".to_vec(),
     )
     .await;

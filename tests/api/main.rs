@@ -15,6 +15,7 @@ mod cli;
 mod cloud;
 mod concurrency;
 mod cors;
+mod deployed;
 mod events;
 mod faults;
 mod fence;

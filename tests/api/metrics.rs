@@ -5,8 +5,9 @@
 //! saw them (never timings).
 
 use crate::harness::{Bearer, TESTER, TestApp, create_tables_patiently, token, unique_tables};
+use crate::helpers::grpc_web::WebReply;
 use crate::helpers::*;
-use crate::transport::{WebReply, frame};
+use crate::lambda::rpc_event;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use payment::pb;
@@ -243,21 +244,6 @@ impl Buffer {
     }
 }
 
-/// An API Gateway event for `method` with `message` as its gRPC-Web body,
-/// from `sub` (the authorizer's claims) with `bearer` in its headers.
-fn event(method: &str, message: &[u8], sub: &str, bearer: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events/make-payment.json");
-    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let path = format!("/payment.v1.PaymentService/{method}");
-    event["rawPath"] = path.clone().into();
-    event["requestContext"]["http"]["path"] = path.into();
-    event["pathParameters"]["method"] = method.into();
-    event["body"] = B64.encode(frame(message)).into();
-    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = sub.into();
-    event["headers"]["authorization"] = format!("Bearer {bearer}").into();
-    event
-}
-
 /// Checks one line against the EMF specification: an `_aws` object with an
 /// integer millisecond timestamp and CloudWatchMetrics directives, each
 /// with a namespace, dimension sets (arrays of at most 30 keys naming
@@ -401,7 +387,7 @@ async fn the_lambda_writes_one_emf_line_per_call_without_a_token_or_an_amount() 
         let before = counter.snapshot();
         let response = payment::lambda::handle_invocation(
             service.clone(),
-            event(method, &message, TESTER, &bearer),
+            rpc_event(method, &message, TESTER, &bearer),
             invocation.clone(),
         )
         .await;

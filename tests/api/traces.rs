@@ -11,9 +11,10 @@ use crate::harness::{
     Bearer, DEV_SECRET, TESTER, TestApp, create_tables_patiently, free_port, shared_dynamodb,
     token, unique_tables,
 };
+use crate::helpers::grpc_web::WebReply;
 use crate::helpers::*;
+use crate::lambda::rpc_event;
 use crate::otlp_receiver::{OtlpReceiver, Received};
-use crate::transport::{WebReply, frame};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
@@ -347,20 +348,6 @@ impl Daemon {
     }
 }
 
-/// An API Gateway event for `method` with `message` as its gRPC-Web body.
-fn event(method: &str, message: &[u8], bearer: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events/make-payment.json");
-    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let path = format!("/payment.v1.PaymentService/{method}");
-    event["rawPath"] = path.clone().into();
-    event["requestContext"]["http"]["path"] = path.into();
-    event["pathParameters"]["method"] = method.into();
-    event["body"] = B64.encode(frame(message)).into();
-    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = TESTER.into();
-    event["headers"]["authorization"] = format!("Bearer {bearer}").into();
-    event
-}
-
 /// The gRPC status of a Lambda reply.
 fn status_of(response: &aws_lambda_events::apigw::ApiGatewayV2httpResponse) -> String {
     let json = serde_json::to_value(response).unwrap();
@@ -414,7 +401,7 @@ async fn the_lambda_sends_x_ray_subsegments_under_the_invocations_trace() {
         };
         payment::lambda::handle_invocation(
             service.clone(),
-            event("MakePayment", &message, &bearer),
+            rpc_event("MakePayment", &message, TESTER, &bearer),
             invocation,
         )
     };

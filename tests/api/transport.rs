@@ -2,14 +2,9 @@
 //! gRPC, malformed bodies, CORS, health and reflection.
 
 use crate::harness::TestApp;
-use crate::helpers::grpc_web::{percent_decode, text_body};
+use crate::helpers::grpc_web::{WebReply, frame, raw_at, request_body, request_headers};
 use crate::helpers::*;
-// tests/api/cloud.rs and metrics.rs take these from here.
-pub use crate::helpers::grpc_web::{WebReply, frame};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
 use payment::pb;
 use prost::Message;
 use std::time::{Duration, Instant};
@@ -25,30 +20,6 @@ async fn raw(
     raw_at(&app.url(), method, path, headers, body).await
 }
 
-/// One raw HTTP/1.1 request to `base` + `path`, its reply parsed as gRPC-Web.
-pub async fn raw_at(
-    base: &str,
-    method: http::Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> WebReply {
-    let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"));
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    let response = client
-        .request(request.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .expect("HTTP/1.1 request");
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.expect("body").to_bytes();
-    WebReply::from_parts(parts, &bytes)
-}
-
 /// `authorization: Bearer <token of TESTER, an admin>`.
 static TESTER_AUTH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -57,12 +28,11 @@ static TESTER_AUTH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
-static WEB_HEADERS: std::sync::LazyLock<[(&str, &str); 3]> = std::sync::LazyLock::new(|| {
-    [
-        ("content-type", "application/grpc-web+proto"),
-        ("x-grpc-web", "1"),
-        ("authorization", TESTER_AUTH.as_str()),
-    ]
+/// A binary gRPC-Web request's headers, as TESTER.
+static WEB_HEADERS: std::sync::LazyLock<Vec<(&str, &str)>> = std::sync::LazyLock::new(|| {
+    let mut headers = request_headers(false);
+    headers.push(("authorization", TESTER_AUTH.as_str()));
+    headers
 });
 const BALANCE: &str = "/payment.v1.PaymentService/GetAccountBalance";
 const HISTORY: &str = "/payment.v1.PaymentService/GetTransactionHistory";
@@ -166,14 +136,7 @@ pub fn contract_methods() -> std::collections::BTreeSet<&'static str> {
 /// The service's generated client (native gRPC or the crate's gRPC-Web
 /// transport): each method of the contract through its typed call. A
 /// method without a case here fails the test that calls it.
-impl<T> Caller for pb::payment_service_client::PaymentServiceClient<T>
-where
-    T: tonic::client::GrpcService<tonic::body::Body>,
-    T::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error:
-        Into<Box<dyn std::error::Error + Send + Sync>> + Send,
-{
+impl<T: ClientTransport> Caller for pb::payment_service_client::PaymentServiceClient<T> {
     async fn call(
         &mut self,
         method: &'static pb::Method,
@@ -185,6 +148,15 @@ where
         fn one<M: Message>(reply: tonic::Response<M>) -> Vec<Bytes> {
             vec![Bytes::from(reply.into_inner().encode_to_vec())]
         }
+        async fn all<M: Message>(
+            mut stream: tonic::Streaming<M>,
+        ) -> Result<Vec<Bytes>, tonic::Status> {
+            let mut messages = Vec::new();
+            while let Some(message) = stream.message().await? {
+                messages.push(Bytes::from(message.encode_to_vec()));
+            }
+            Ok(messages)
+        }
         let r = request.as_slice();
         Ok(match method.name {
             "AddAccount" => one(self.add_account(decode::<pb::AddAccountRequest>(r)).await?),
@@ -195,15 +167,11 @@ where
                 .get_account_balance(decode::<pb::GetAccountBalanceRequest>(r))
                 .await?),
             "GetTransactionHistory" => {
-                let mut stream = self
+                all(self
                     .get_transaction_history(decode::<pb::GetTransactionHistoryRequest>(r))
                     .await?
-                    .into_inner();
-                let mut messages = Vec::new();
-                while let Some(entry) = stream.message().await? {
-                    messages.push(Bytes::from(entry.encode_to_vec()));
-                }
-                messages
+                    .into_inner())
+                .await?
             }
             "AuthorizePayment" => one(self
                 .authorize_payment(decode::<pb::AuthorizePaymentRequest>(r))
@@ -223,15 +191,11 @@ where
                 .set_balance_shards(decode::<pb::SetBalanceShardsRequest>(r))
                 .await?),
             "WatchAccount" => {
-                let mut stream = self
+                all(self
                     .watch_account(decode::<pb::WatchAccountRequest>(r))
                     .await?
-                    .into_inner();
-                let mut messages = Vec::new();
-                while let Some(entry) = stream.message().await? {
-                    messages.push(Bytes::from(entry.encode_to_vec()));
-                }
-                messages
+                    .into_inner())
+                .await?
             }
             other => panic!("the typed client has no case for {other}: add one"),
         })
@@ -256,23 +220,9 @@ impl Caller for RawWeb {
         method: &'static pb::Method,
         request: Vec<u8>,
     ) -> Result<Vec<Bytes>, tonic::Status> {
-        let content_type = if self.text {
-            "application/grpc-web-text"
-        } else {
-            "application/grpc-web+proto"
-        };
-        let mut headers: Vec<(&str, &str)> =
-            vec![("content-type", content_type), ("x-grpc-web", "1")];
-        if self.text {
-            headers.push(("accept", "application/grpc-web-text"));
-        }
+        let mut headers = request_headers(self.text);
         headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let framed = frame(&request);
-        let body = if self.text {
-            text_body(&framed)
-        } else {
-            framed
-        };
+        let body = request_body(&request, self.text);
         let reply = tokio::time::timeout(
             RAW_CALL_TIMEOUT,
             raw_at(&self.base, http::Method::POST, method.path, &headers, body),
@@ -292,12 +242,10 @@ impl Caller for RawWeb {
                 method.path
             );
         }
-        let code: i32 = reply
-            .grpc_status()
-            .unwrap_or_else(|| panic!("{}: no grpc-status: {reply:?}", method.path))
-            .parse()
-            .expect("grpc-status is a number");
-        match Code::from_i32(code) {
+        let code = reply
+            .grpc_code()
+            .unwrap_or_else(|| panic!("{}: no grpc-status: {reply:?}", method.path));
+        match code {
             Code::Ok => Ok(reply.messages),
             code => {
                 assert!(
@@ -305,8 +253,7 @@ impl Caller for RawWeb {
                     "{}: data with an error",
                     method.path
                 );
-                let message = percent_decode(&reply.grpc_message());
-                Err(tonic::Status::new(code, message))
+                Err(tonic::Status::new(code, reply.message()))
             }
         }
     }
@@ -876,18 +823,14 @@ async fn grpc_web_text_replies_decode_chunk_by_chunk() {
     add(&mut c, &a, "EUR", 1_000).await.unwrap();
     add(&mut c, &b, "EUR", 0).await.unwrap();
     pay(&mut c, order("t1", &a, &b, 10)).await.unwrap();
-    let text = [
-        ("content-type", "application/grpc-web-text"),
-        ("accept", "application/grpc-web-text"),
-        ("x-grpc-web", "1"),
-        ("authorization", TESTER_AUTH.as_str()),
-    ];
+    let mut text = request_headers(true);
+    text.push(("authorization", TESTER_AUTH.as_str()));
     let request = pb::GetTransactionHistoryRequest {
         account_id: a.clone(),
         page_size: 0,
         page_token: String::new(),
     };
-    let body = text_body(&frame(&request.encode_to_vec()));
+    let body = request_body(&request.encode_to_vec(), true);
     let reply = raw(&app, http::Method::POST, HISTORY, &text, body).await;
     assert_eq!(reply.http_status, 200);
     assert_eq!(
@@ -896,11 +839,7 @@ async fn grpc_web_text_replies_decode_chunk_by_chunk() {
         "{}",
         reply.grpc_message()
     );
-    let entries: Vec<_> = reply
-        .messages
-        .iter()
-        .map(|m| pb::GetTransactionHistoryResponse::decode(m.clone()).unwrap())
-        .collect();
+    let entries: Vec<pb::GetTransactionHistoryResponse> = reply.decoded();
     assert_eq!(
         entries.iter().map(|e| e.sequence).collect::<Vec<_>>(),
         vec![2, 1]
@@ -909,7 +848,7 @@ async fn grpc_web_text_replies_decode_chunk_by_chunk() {
     let request = pb::GetAccountBalanceRequest {
         account_id: b.clone(),
     };
-    let body = text_body(&frame(&request.encode_to_vec()));
+    let body = request_body(&request.encode_to_vec(), true);
     let reply = raw(&app, http::Method::POST, BALANCE, &text, body).await;
     let account = pb::GetAccountBalanceResponse::decode(reply.messages[0].clone())
         .unwrap()
@@ -920,7 +859,7 @@ async fn grpc_web_text_replies_decode_chunk_by_chunk() {
 
 #[tokio::test]
 async fn malformed_grpc_web_requests_get_a_clear_status_never_internal() {
-    let web: &[(&str, &str)] = &*WEB_HEADERS;
+    let web: &[(&str, &str)] = &WEB_HEADERS;
     let app = TestApp::spawn().await;
     let valid = frame(
         &pb::GetAccountBalanceRequest {

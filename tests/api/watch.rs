@@ -373,11 +373,7 @@ async fn long_poll(
         (200, "0"),
         "{reply:?}"
     );
-    reply
-        .messages
-        .iter()
-        .map(|m| pb::WatchAccountResponse::decode(m.clone()).expect("watch message"))
-        .collect()
+    reply.decoded()
 }
 
 /// Behind API Gateway a watch is a long poll: from now with a bound of a

@@ -1,9 +1,10 @@
 //! The events a test expects, built from the service's own answers.
 
-use super::bus::Received;
+use super::movements::{CAPTURED, Movements};
 use payment::events;
 use payment::events::schema::{
-    AccountOpened, Body, Detail, EntryPosted, HoldFacts, Transaction, Transfer,
+    AccountOpened, Body, Detail, EntryPosted, HoldCaptured, HoldFacts, HoldVoided, Transaction,
+    Transfer,
 };
 use payment::pb;
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +21,60 @@ pub(super) fn detail(id: String, occurred_at_ms: i64, body: Body) -> Detail {
         occurred_at_ms,
         body,
     }
+}
+
+/// The events of [`Movements`], each with its stable id and every field.
+pub(super) fn movement_events(m: &Movements) -> Vec<Detail> {
+    let Movements {
+        payment,
+        hold,
+        captured,
+        second,
+        voided,
+        refund,
+    } = m;
+    let capture = captured.transaction.clone().unwrap();
+    let captured_hold = captured.hold.clone().unwrap();
+    vec![
+        detail(
+            format!("payment.committed/{}", payment.transaction_id),
+            ms(&payment.created_at),
+            Body::PaymentCommitted(transfer(payment)),
+        ),
+        detail(
+            format!("hold.authorized/{}", hold.hold_id),
+            ms(&hold.created_at),
+            Body::HoldAuthorized(hold_facts(hold)),
+        ),
+        detail(
+            format!("hold.captured/{}", hold.hold_id),
+            ms(&capture.created_at),
+            Body::HoldCaptured(HoldCaptured {
+                hold: hold_facts(&captured_hold),
+                transaction_id: capture.transaction_id.clone(),
+                captured_minor: CAPTURED,
+                captured_at_ms: ms(&captured_hold.settled_at),
+            }),
+        ),
+        detail(
+            format!("hold.authorized/{}", second.hold_id),
+            ms(&second.created_at),
+            Body::HoldAuthorized(hold_facts(second)),
+        ),
+        detail(
+            format!("hold.voided/{}", second.hold_id),
+            ms(&voided.settled_at),
+            Body::HoldVoided(HoldVoided {
+                hold: hold_facts(voided),
+                voided_at_ms: ms(&voided.settled_at),
+            }),
+        ),
+        detail(
+            format!("refund.committed/{}", refund.transaction_id),
+            ms(&refund.created_at),
+            Body::RefundCommitted(transfer(refund)),
+        ),
+    ]
 }
 
 pub(super) fn opened(account: &pb::Account) -> Detail {
@@ -130,16 +185,18 @@ pub(super) fn entry_facts(d: &Detail) -> Option<(String, u32, u64, String, i64, 
     }
 }
 
-/// Each (account, shard)'s entry sequences in the order they were put,
-/// after dropping repeats of an id.
-pub(super) fn sequences_in_order(received: &[Received]) -> BTreeMap<(String, u32), Vec<u64>> {
+/// Each (account, shard)'s entry sequences in the order they were put (or
+/// delivered), after dropping repeats of an id.
+pub(super) fn sequences_in_order<'a>(
+    details: impl IntoIterator<Item = &'a Detail>,
+) -> BTreeMap<(String, u32), Vec<u64>> {
     let mut seen = BTreeSet::new();
     let mut order: BTreeMap<(String, u32), Vec<u64>> = BTreeMap::new();
-    for r in received {
-        if !seen.insert(r.detail.id.clone()) {
+    for detail in details {
+        if !seen.insert(detail.id.clone()) {
             continue;
         }
-        if let Some((account, shard, sequence, ..)) = entry_facts(&r.detail) {
+        if let Some((account, shard, sequence, ..)) = entry_facts(detail) {
             order.entry((account, shard)).or_default().push(sequence);
         }
     }

@@ -7,26 +7,75 @@
 mod bus;
 mod cloud;
 mod expected;
+mod movements;
 mod streams;
 
 pub(crate) use cloud::events_reach_a_subscribed_queue;
 
 use crate::harness::{TestApp, fresh_ledger};
 use crate::helpers::*;
-use crate::holds::{by_id, hold_order};
 use bus::{BUS, FakeBus};
 use expected::*;
+use movements::make_movements;
 use payment::events;
-use payment::events::schema::{Body, Detail, EntryPosted, HoldCaptured, HoldVoided, SOURCE};
+use payment::events::schema::{Body, Detail, EntryPosted, SOURCE};
 use payment::pb;
 use std::collections::{BTreeMap, BTreeSet};
 use streams::*;
 
-/// A ledger with streams on, served.
-async fn streamed_app() -> TestApp {
+/// A ledger with streams on, served; its tables; a client as TESTER; and
+/// two accounts opened through it: alice with 10,000 and bob with nothing.
+struct Scene {
+    app: TestApp,
+    tables: payment::ledger::Tables,
+    c: Client,
+    alice: String,
+    bob: String,
+    /// alice's and bob's accounts, as opened.
+    opened: [pb::Account; 2],
+}
+
+async fn scene() -> Scene {
     let ledger = fresh_ledger().await;
     ledger.enable_streams().await.expect("streams on");
-    TestApp::serve(ledger).await
+    let app = TestApp::serve(ledger).await;
+    let tables = app.ledger.tables().clone();
+    let mut c = app.grpc().await;
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    let opened = [
+        add(&mut c, &alice, "EUR", 10_000).await.unwrap(),
+        add(&mut c, &bob, "EUR", 0).await.unwrap(),
+    ];
+    Scene {
+        app,
+        tables,
+        c,
+        alice,
+        bob,
+        opened,
+    }
+}
+
+/// The stream records that make the events `ids`, from both tables, run
+/// through the handler as the event source mapping runs them (batches of
+/// `batch`) to a bus that refuses nothing: none is reported, and what the
+/// bus accepted is returned.
+async fn publish_all(
+    tables: &payment::ledger::Tables,
+    ids: &BTreeSet<String>,
+    batch: usize,
+) -> Vec<bus::Received> {
+    let [accounts, ledger] = records_making(tables, ids).await;
+    let bus = FakeBus::start().await;
+    let publisher = bus.publisher();
+    for records in [&accounts, &ledger] {
+        assert!(
+            run_mapping(&publisher, tables, records, batch, 2)
+                .await
+                .is_empty()
+        );
+    }
+    bus.accepted()
 }
 
 // ---------------------------------------------------------------------------
@@ -37,106 +86,19 @@ async fn streamed_app() -> TestApp {
 /// sequence order, and a replayed payment adds nothing.
 #[tokio::test]
 async fn each_movement_makes_exactly_its_event() {
-    let app = streamed_app().await;
-    let tables = app.ledger.tables().clone();
-    let mut c = app.grpc().await;
-    let (alice, bob) = (unique("alice"), unique("bob"));
-    let alice_account = add(&mut c, &alice, "EUR", 10_000).await.unwrap();
-    let bob_account = add(&mut c, &bob, "EUR", 0).await.unwrap();
-    let paid = pay(&mut c, order("p1", &alice, &bob, 1_000)).await.unwrap();
-    // The retry of the same call: answered from its record, nothing written.
-    let replayed = pay(&mut c, order("p1", &alice, &bob, 1_000)).await.unwrap();
-    assert!(replayed.replayed);
-    assert_eq!(replayed.transaction, paid.transaction);
-    let placed = c
-        .authorize_payment(hold_order("h1", &alice, &bob, 2_000, 3600))
-        .await
-        .unwrap()
-        .into_inner();
-    let hold = placed.hold.unwrap();
-    let captured = c
-        .capture_hold(pb::CaptureHoldRequest {
-            hold: by_id(&hold.hold_id),
-            amount: 1_500,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let second = c
-        .authorize_payment(hold_order("h2", &alice, &bob, 500, 3600))
-        .await
-        .unwrap()
-        .into_inner()
-        .hold
-        .unwrap();
-    let voided = c
-        .void_hold(pb::VoidHoldRequest {
-            hold: by_id(&second.hold_id),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .hold
-        .unwrap();
-    let payment = paid.transaction.clone().unwrap();
-    let refund = c
-        .refund_payment(pb::RefundPaymentRequest {
-            idempotency_key: "r1".into(),
-            payment: by_id(&payment.transaction_id),
-            amount: 300,
-            memo: "back".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .transaction
-        .unwrap();
+    let Scene {
+        app: _app,
+        tables,
+        mut c,
+        alice,
+        bob,
+        opened: [alice_account, bob_account],
+    } = scene().await;
+    let movements = make_movements(&mut c, &alice, &bob).await;
 
     // What the events must be, from the service's own answers.
-    let capture = captured.transaction.clone().unwrap();
-    let captured_hold = captured.hold.clone().unwrap();
-    let mut expected: Vec<Detail> = vec![
-        opened(&alice_account),
-        opened(&bob_account),
-        detail(
-            format!("payment.committed/{}", payment.transaction_id),
-            ms(&payment.created_at),
-            Body::PaymentCommitted(transfer(&payment)),
-        ),
-        detail(
-            format!("hold.authorized/{}", hold.hold_id),
-            ms(&hold.created_at),
-            Body::HoldAuthorized(hold_facts(&hold)),
-        ),
-        detail(
-            format!("hold.captured/{}", hold.hold_id),
-            ms(&capture.created_at),
-            Body::HoldCaptured(HoldCaptured {
-                hold: hold_facts(&captured_hold),
-                transaction_id: capture.transaction_id.clone(),
-                captured_minor: 1_500,
-                captured_at_ms: ms(&captured_hold.settled_at),
-            }),
-        ),
-        detail(
-            format!("hold.authorized/{}", second.hold_id),
-            ms(&second.created_at),
-            Body::HoldAuthorized(hold_facts(&second)),
-        ),
-        detail(
-            format!("hold.voided/{}", second.hold_id),
-            ms(&voided.settled_at),
-            Body::HoldVoided(HoldVoided {
-                hold: hold_facts(&voided),
-                voided_at_ms: ms(&voided.settled_at),
-            }),
-        ),
-        detail(
-            format!("refund.committed/{}", refund.transaction_id),
-            ms(&refund.created_at),
-            Body::RefundCommitted(transfer(&refund)),
-        ),
-    ];
+    let mut expected: Vec<Detail> = vec![opened(&alice_account), opened(&bob_account)];
+    expected.extend(movement_events(&movements));
     let alice_history = history_all(&mut c, &alice).await;
     let bob_history = history_all(&mut c, &bob).await;
     expected.extend(entries_from_history(&alice, &alice_history));
@@ -148,18 +110,7 @@ async fn each_movement_makes_exactly_its_event() {
     assert_eq!(expected.len(), 8 + 4 + 3);
 
     let ids: BTreeSet<String> = expected.keys().cloned().collect();
-    let [accounts, ledger] = records_making(&tables, &ids).await;
-    let bus = FakeBus::start().await;
-    let publisher = bus.publisher();
-    for records in [&accounts, &ledger] {
-        assert!(
-            run_mapping(&publisher, &tables, records, 100, 2)
-                .await
-                .is_empty()
-        );
-    }
-
-    let accepted = bus.accepted();
+    let accepted = publish_all(&tables, &ids, 100).await;
     for r in &accepted {
         assert_eq!(r.source, SOURCE);
         assert_eq!(r.bus, BUS);
@@ -203,7 +154,7 @@ async fn each_movement_makes_exactly_its_event() {
         ]
     );
     // Put in each account's sequence order.
-    for ((account, _), sequences) in sequences_in_order(&accepted) {
+    for ((account, _), sequences) in sequences_in_order(accepted.iter().map(|r| &r.detail)) {
         let n = sequences.len() as u64;
         assert_eq!(sequences, (1..=n).collect::<Vec<_>>(), "{account}");
     }
@@ -213,12 +164,15 @@ async fn each_movement_makes_exactly_its_event() {
 /// shard's balance a running sum, and each payment's parts adding up.
 #[tokio::test]
 async fn a_sharded_account_posts_each_shard_in_sequence() {
-    let app = streamed_app().await;
-    let tables = app.ledger.tables().clone();
-    let mut c = app.grpc().await;
-    let (alice, merchant, bob) = (unique("alice"), unique("merchant"), unique("bob"));
-    add(&mut c, &alice, "EUR", 10_000).await.unwrap();
-    add(&mut c, &bob, "EUR", 0).await.unwrap();
+    let Scene {
+        app: _app,
+        tables,
+        mut c,
+        alice,
+        bob,
+        ..
+    } = scene().await;
+    let merchant = unique("merchant");
     let merchant_account = c
         .add_account(pb::AddAccountRequest {
             account_id: merchant.clone(),
@@ -251,18 +205,8 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
         .map(|t| format!("payment.committed/{t}"))
         .collect();
     ids.insert(format!("account.opened/{merchant}"));
-    let [accounts, ledger] = records_making(&tables, &ids).await;
-    let bus = FakeBus::start().await;
-    let publisher = bus.publisher();
     // Small batches: the order must hold across invocations too.
-    for records in [&accounts, &ledger] {
-        assert!(
-            run_mapping(&publisher, &tables, records, 7, 2)
-                .await
-                .is_empty()
-        );
-    }
-    let accepted = bus.accepted();
+    let accepted = publish_all(&tables, &ids, 7).await;
     assert_eq!(
         accepted
             .iter()
@@ -277,13 +221,27 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
             _ => None,
         })
         .collect();
-    // Once each, every shard from sequence 1 without a gap, in put order.
     let mut by_shard: BTreeMap<u32, Vec<&EntryPosted>> = BTreeMap::new();
     for e in &merchant_entries {
         by_shard.entry(e.shard).or_default().push(e);
     }
+    check_shards_in_sequence(&by_shard);
+    check_payment_parts(&merchant_entries, &incoming, &payout.transaction_id);
+    check_stored_entries(&tables, &merchant, &by_shard).await;
+    check_payments_committed(&accepted, &incoming, &payout);
+    // And the shards' balances add up to the account's.
+    let last_balances: i64 = by_shard
+        .values()
+        .map(|entries| entries.last().map_or(0, |e| e.balance_after_minor))
+        .sum();
+    assert_eq!(last_balances, balance(&mut c, &merchant).await.unwrap());
+}
+
+/// Once each, every shard from sequence 1 without a gap, in put order, its
+/// balance a running sum.
+fn check_shards_in_sequence(by_shard: &BTreeMap<u32, Vec<&EntryPosted>>) {
     assert!(by_shard.keys().all(|s| *s < 4));
-    for (shard, entries) in &by_shard {
+    for (shard, entries) in by_shard {
         let sequences: Vec<u64> = entries.iter().map(|e| e.sequence).collect();
         assert_eq!(
             sequences,
@@ -305,8 +263,12 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
             assert_eq!(e.currency, "EUR");
         }
     }
-    // Each incoming payment: one credit of 100 in one shard.
-    for t in &incoming {
+}
+
+/// Each incoming payment: one credit of 100 in one shard; the payout:
+/// debits from one or more shards adding up to 700, one per shard.
+fn check_payment_parts(merchant_entries: &[EntryPosted], incoming: &[String], payout: &str) {
+    for t in incoming {
         let parts: Vec<&EntryPosted> = merchant_entries
             .iter()
             .filter(|e| &e.transaction.transaction_id == t)
@@ -317,10 +279,9 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
             ("CREDIT", 100)
         );
     }
-    // The payout: debits from one or more shards adding up to 700, one per shard.
     let parts: Vec<&EntryPosted> = merchant_entries
         .iter()
-        .filter(|e| e.transaction.transaction_id == payout.transaction_id)
+        .filter(|e| e.transaction.transaction_id == payout)
         .collect();
     assert!(
         parts
@@ -331,10 +292,17 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
     let shards: BTreeSet<u32> = parts.iter().map(|e| e.shard).collect();
     assert_eq!(shards.len(), parts.len());
     assert_eq!(merchant_entries.len(), 8 + parts.len());
-    // Exactly what each shard stored, entry by entry (helpers::stored_entries
-    // reads the shard's history straight from DynamoDB Local).
+}
+
+/// Exactly what each shard stored, entry by entry (helpers::stored_entries
+/// reads the shard's history straight from DynamoDB Local).
+async fn check_stored_entries(
+    tables: &payment::ledger::Tables,
+    merchant: &str,
+    by_shard: &BTreeMap<u32, Vec<&EntryPosted>>,
+) {
     for shard in 0..4u32 {
-        let stored: Vec<(u64, String, bool, i64, i64)> = stored_entries(&tables, &merchant, shard)
+        let stored: Vec<(u64, String, bool, i64, i64)> = stored_entries(tables, merchant, shard)
             .await
             .into_iter()
             .map(|e| {
@@ -366,7 +334,14 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
             .unwrap_or_default();
         assert_eq!(published, stored, "shard {shard}");
     }
-    // The payments themselves, each once, exactly.
+}
+
+/// The payments themselves, each once, exactly.
+fn check_payments_committed(
+    accepted: &[bus::Received],
+    incoming: &[String],
+    payout: &pb::Transaction,
+) {
     let committed: BTreeMap<String, Detail> = accepted
         .iter()
         .filter(|r| matches!(r.detail.body, Body::PaymentCommitted(_)))
@@ -393,15 +368,9 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
         detail(
             format!("payment.committed/{}", payout.transaction_id),
             ms(&payout.created_at),
-            Body::PaymentCommitted(transfer(&payout)),
+            Body::PaymentCommitted(transfer(payout)),
         )
     );
-    // And the shards' balances add up to the account's.
-    let last_balances: i64 = by_shard
-        .values()
-        .map(|entries| entries.last().map_or(0, |e| e.balance_after_minor))
-        .sum();
-    assert_eq!(last_balances, balance(&mut c, &merchant).await.unwrap());
 }
 
 /// The bus refuses one event of a batch once: the handler reports that
@@ -413,12 +382,14 @@ async fn a_sharded_account_posts_each_shard_in_sequence() {
 /// with nothing after it put meanwhile.
 #[tokio::test]
 async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
-    let app = streamed_app().await;
-    let tables = app.ledger.tables().clone();
-    let mut c = app.grpc().await;
-    let (alice, bob) = (unique("alice"), unique("bob"));
-    add(&mut c, &alice, "EUR", 10_000).await.unwrap();
-    add(&mut c, &bob, "EUR", 0).await.unwrap();
+    let Scene {
+        app: _app,
+        tables,
+        mut c,
+        alice,
+        bob,
+        ..
+    } = scene().await;
     let mut payments = Vec::new();
     for k in 0..4 {
         let paid = pay(&mut c, order(&format!("p{k}"), &alice, &bob, 100 + k))
@@ -432,18 +403,50 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
         .collect();
     let [_, ledger] = records_making(&tables, &ids).await;
     let made = ids_of(&tables, &ledger);
-    let every_id: BTreeSet<String> = made.iter().flatten().cloned().collect();
     let failing = format!("payment.committed/{}", payments[1]);
-    let failing_record = made
+    let at = made
         .iter()
         .position(|id| id.as_deref() == Some(failing.as_str()))
         .expect("the chosen event's record");
+    let case = Failing {
+        tables,
+        ledger,
+        made,
+        failing,
+        at,
+    };
+    fails_once(&case).await;
+    fails_always(&case).await;
+}
 
-    // Once: reported, then re-delivered from its record.
+/// The ledger's stream records of a few payments, and the one whose event
+/// the bus refuses.
+struct Failing {
+    tables: payment::ledger::Tables,
+    ledger: Vec<serde_json::Value>,
+    /// The event each record makes, if any.
+    made: Vec<Option<String>>,
+    failing: String,
+    /// The failing event's record.
+    at: usize,
+}
+
+/// The bus refuses the event once: its record is reported, then
+/// re-delivered from; every event is put once, in sequence order.
+async fn fails_once(case: &Failing) {
+    let Failing {
+        tables,
+        ledger,
+        made,
+        failing,
+        at: failing_record,
+    } = case;
+    let failing_record = *failing_record;
+    let every_id: BTreeSet<String> = made.iter().flatten().cloned().collect();
     let bus = FakeBus::start().await;
     let publisher = bus.publisher();
-    bus.fail(&failing, 1);
-    let first = events::handle(&publisher, &tables, &batch(&ledger))
+    bus.fail(failing, 1);
+    let first = events::handle(&publisher, tables, &batch(ledger))
         .await
         .unwrap();
     let reported: Vec<_> = first
@@ -458,10 +461,10 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
     assert!(
         last_call
             .iter()
-            .any(|r| r.detail.id == failing && !r.accepted)
+            .any(|r| r.detail.id == *failing && !r.accepted)
     );
     let calls_before = calls.len();
-    let second = events::handle(&publisher, &tables, &batch(&ledger[failing_record..]))
+    let second = events::handle(&publisher, tables, &batch(&ledger[failing_record..]))
         .await
         .unwrap();
     assert!(second.batch_item_failures.is_empty());
@@ -488,17 +491,28 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
         assert_eq!(times[id.as_str()], 1, "{id} was before the failure");
     }
     assert_eq!(times[failing.as_str()], 1);
-    for ((account, _), sequences) in sequences_in_order(&accepted) {
+    for ((account, _), sequences) in sequences_in_order(accepted.iter().map(|r| &r.detail)) {
         let n = sequences.len() as u64;
         assert_eq!(sequences, (1..=n).collect::<Vec<_>>(), "{account}");
     }
+}
 
-    // Always: every attempt reports it and puts nothing after it; the
-    // mapping gives it (and what follows it in its batch) up.
+/// The bus always refuses the event: every attempt reports it and puts
+/// nothing after it; the mapping gives it (and what follows it in its
+/// batch) up.
+async fn fails_always(case: &Failing) {
+    let Failing {
+        tables,
+        ledger,
+        made,
+        failing,
+        at: failing_record,
+    } = case;
+    let failing_record = *failing_record;
     let bus = FakeBus::start().await;
     let publisher = bus.publisher();
-    bus.fail(&failing, usize::MAX);
-    let given_up = run_mapping(&publisher, &tables, &ledger, ledger.len(), 2).await;
+    bus.fail(failing, usize::MAX);
+    let given_up = run_mapping(&publisher, tables, ledger, ledger.len(), 2).await;
     assert_eq!(
         given_up,
         ledger[failing_record..]
@@ -510,7 +524,7 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
         .calls()
         .iter()
         .flatten()
-        .filter(|r| r.detail.id == failing)
+        .filter(|r| r.detail.id == *failing)
         .count();
     assert_eq!(attempts, 3, "the first attempt and two retries");
     let put_after: Vec<String> = bus
@@ -528,7 +542,7 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
     let shared_call: BTreeSet<String> = bus
         .calls()
         .iter()
-        .filter(|call| call.iter().any(|r| r.detail.id == failing))
+        .filter(|call| call.iter().any(|r| r.detail.id == *failing))
         .flatten()
         .map(|r| r.detail.id.clone())
         .collect();
@@ -541,12 +555,14 @@ async fn a_failed_put_is_retried_from_its_record_and_never_dropped() {
 /// A record the ledger cannot read is reported, not skipped.
 #[tokio::test]
 async fn an_unreadable_record_is_reported_not_skipped() {
-    let app = streamed_app().await;
-    let tables = app.ledger.tables().clone();
-    let mut c = app.grpc().await;
-    let (alice, bob) = (unique("alice"), unique("bob"));
-    add(&mut c, &alice, "EUR", 10_000).await.unwrap();
-    add(&mut c, &bob, "EUR", 0).await.unwrap();
+    let Scene {
+        app: _app,
+        tables,
+        mut c,
+        alice,
+        bob,
+        ..
+    } = scene().await;
     let paid = pay(&mut c, order("p", &alice, &bob, 100)).await.unwrap();
     let id = format!(
         "payment.committed/{}",

@@ -2,7 +2,8 @@
 //! byte, a 4-byte big-endian length and the payload (flag 0 a message, 1 a
 //! compressed one, 0x80 the trailer frame, `name:value\r\n` lines);
 //! grpc-web-text is the same frames in base64, which a server may send as
-//! several padded chunks. Replies are split here into messages and
+//! several padded chunks. Requests are framed here, raw requests sent
+//! here ([`send`], [`raw_at`]), replies split here into messages and
 //! trailers, and grpc-message is percent-decoded here.
 //!
 //! tests/contract_files.rs includes this file too (`#[path]`), to frame the
@@ -11,9 +12,38 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
 
 /// The flag of the trailer frame.
 pub const TRAILERS_FLAG: u8 = 0x80;
+
+/// The content type of binary gRPC-Web.
+pub const BINARY: &str = "application/grpc-web+proto";
+/// The content type of grpc-web-text.
+pub const TEXT: &str = "application/grpc-web-text";
+
+/// The headers of a gRPC-Web request: its content type and `x-grpc-web`,
+/// and for grpc-web-text an `accept` that asks for a text reply.
+pub fn request_headers(text: bool) -> Vec<(&'static str, &'static str)> {
+    if text {
+        vec![
+            ("content-type", TEXT),
+            ("accept", TEXT),
+            ("x-grpc-web", "1"),
+        ]
+    } else {
+        vec![("content-type", BINARY), ("x-grpc-web", "1")]
+    }
+}
+
+/// The body of a gRPC-Web request of one message: its frame, in base64
+/// for grpc-web-text.
+pub fn request_body(message: &[u8], text: bool) -> Vec<u8> {
+    let framed = frame(message);
+    if text { text_body(&framed) } else { framed }
+}
 
 /// The 5-byte header of a frame with this flag, announcing `length` bytes.
 pub fn frame_header(flag: u8, length: u32) -> [u8; 5] {
@@ -133,13 +163,30 @@ impl WebReply {
     /// Splits a reply into messages and trailers by its content type
     /// (grpc-web-text is decoded chunk by chunk first).
     pub fn from_parts(parts: http::response::Parts, body: &[u8]) -> WebReply {
+        Self::from_http(parts, body, None)
+    }
+
+    /// [`WebReply::from_parts`] for a reply that may also have HTTP/2
+    /// trailers (native gRPC carries its status there): they count after
+    /// the trailer frame's.
+    pub fn from_http(
+        parts: http::response::Parts,
+        body: &[u8],
+        http_trailers: Option<&http::HeaderMap>,
+    ) -> WebReply {
         let content_type = parts
             .headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let (messages, trailers) = split_body(&content_type, body);
+        let (messages, mut trailers) = split_body(&content_type, body);
+        for (name, value) in http_trailers.into_iter().flatten() {
+            trailers.push((
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            ));
+        }
         WebReply {
             http_status: parts.status.as_u16(),
             headers: parts.headers,
@@ -178,4 +225,84 @@ impl WebReply {
     pub fn grpc_message(&self) -> String {
         self.trailer("grpc-message").unwrap_or_default()
     }
+
+    /// The gRPC code, or None when the reply is not gRPC at all (no
+    /// grpc-status); fails the test if grpc-status is not a number.
+    pub fn grpc_code(&self) -> Option<tonic::Code> {
+        self.grpc_status().map(|s| {
+            tonic::Code::from_i32(
+                s.parse()
+                    .unwrap_or_else(|_| panic!("grpc-status {s:?} is not a number")),
+            )
+        })
+    }
+
+    /// grpc-message, percent-decoded, or "".
+    pub fn message(&self) -> String {
+        percent_decode(&self.grpc_message())
+    }
+
+    /// The data messages, each decoded as `M`; fails the test if one is not one.
+    pub fn decoded<M: prost::Message + Default>(&self) -> Vec<M> {
+        self.messages
+            .iter()
+            .map(|m| {
+                M::decode(m.clone())
+                    .unwrap_or_else(|e| panic!("not a {}: {e}", std::any::type_name::<M>()))
+            })
+            .collect()
+    }
+}
+
+/// One raw request to `base` + `path`, over HTTP/2 without TLS (prior
+/// knowledge, as gRPC clients do) or over HTTP/1.1, its reply split as
+/// gRPC-Web (or native gRPC, HTTP/2 trailers included). Unlike tonic's
+/// channel, this keeps no timer of its own for `grpc-timeout`, so the
+/// server's answer is seen.
+pub async fn send(
+    http2: bool,
+    base: &str,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<WebReply, String> {
+    let mut builder = HttpClient::builder(TokioExecutor::new());
+    builder.http2_only(http2);
+    let client = builder.build_http::<Full<Bytes>>();
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let (parts, body) = response.into_parts();
+    let collected = body.collect().await.map_err(|e| format!("body: {e:?}"))?;
+    let trailers = collected.trailers().cloned();
+    Ok(WebReply::from_http(
+        parts,
+        &collected.to_bytes(),
+        trailers.as_ref(),
+    ))
+}
+
+/// One raw HTTP/1.1 request to `base` + `path`, its reply parsed as
+/// gRPC-Web; fails the test if there is no reply.
+pub async fn raw_at(
+    base: &str,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> WebReply {
+    send(false, base, method, path, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("HTTP/1.1 request to {path}: {e}"))
 }

@@ -31,65 +31,155 @@ pub struct Bench {
     pub cpu: Option<ThreadCpu>,
 }
 
+/// What the phases after the setup share: the direct ledger and its
+/// request counter, the ledger's settings and the fleet's secret.
+struct Direct {
+    ledger: Ledger,
+    counter: RequestCounter,
+    settings: LedgerSettings,
+    secret: String,
+}
+
+/// The phases before the measured one: with --compare-one-server, the
+/// payments through one server; with --compare-metrics or
+/// --compare-tracing, with metrics and tracing off.
+struct Comparisons {
+    one_server: Option<Phase>,
+    observed_off: Option<Phase>,
+}
+
+/// The measured phases, the fleet's endpoints, and the spans it exported
+/// (with --compare-tracing).
+struct Measured {
+    phases: Vec<Phase>,
+    endpoints: Vec<String>,
+    spans_exported: Option<u64>,
+}
+
 pub async fn run(
     args: Args,
     cpu: ThreadCpu,
     service_threads: usize,
     service: tokio::runtime::Handle,
 ) -> Result<(), BoxError> {
-    let run_id = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    // The fleet's instances are built from the ledger's settings as the
-    // server's ledger is; the direct ledger uses their tables.
-    let settings = Settings::from_env()?;
-    let counter = RequestCounter::default();
-    let ledger = direct_ledger(&service, &counter, &settings.ledger.tables).await?;
-    let secret = uuid::Uuid::new_v4().simple().to_string();
-    let dev_secret = settings.auth.dev_secret.as_deref();
-    let (token, fleet) = token_and_fleet(&args, &service, &ledger, &secret, dev_secret).await?;
-    let bench = Arc::new(Bench {
-        token: format!("Bearer {token}").parse()?,
-        run_id: run_id.clone(),
-        cpu: cpu.total_ns().is_some().then_some(cpu),
-        args,
-    });
+    let (bench, direct, fleet) = prepare(args, cpu, &service).await?;
     let args = &bench.args;
     let compare = args.compare_one_server && args.containers > 1;
     if !args.json {
-        report::print_banner(args, &run_id, fleet.is_some(), compare, service_threads);
+        report::print_banner(
+            args,
+            &bench.run_id,
+            fleet.is_some(),
+            compare,
+            service_threads,
+        );
     }
     if args.warmup > 0 {
         service
             .spawn(direct_phase(
                 bench.clone(),
-                ledger.clone(),
-                counter.clone(),
+                direct.ledger.clone(),
+                direct.counter.clone(),
                 "warmup",
                 args.warmup,
             ))
             .await??;
     }
+    let comparisons = comparisons(&bench, &service, &direct, compare, fleet.is_some()).await?;
+    let measured = measured(&bench, &service, &direct, fleet).await?;
+    let last = last_direct_phase(&bench, &service, &direct.ledger, &direct.counter).await?;
+    let audit = audit_ledger(args, &service, &direct.ledger).await?;
+    let report = Report {
+        run_id: &bench.run_id,
+        args,
+        service_threads,
+        endpoints: &measured.endpoints,
+        one_server: comparisons.one_server,
+        observed_off: comparisons.observed_off,
+        spans_exported: measured.spans_exported,
+        phases: measured.phases,
+        direct: last,
+        audit: audit.as_ref(),
+        cpu_measured: bench.cpu.is_some(),
+    };
+    if args.json {
+        report.print_json();
+    } else {
+        report.print_text();
+    }
+    audit_clean(audit)
+}
+
+/// The run's id, the direct ledger, the token and the service given with
+/// --endpoint (None: the benchmark starts its own).
+async fn prepare(
+    args: Args,
+    cpu: ThreadCpu,
+    service: &tokio::runtime::Handle,
+) -> Result<(Arc<Bench>, Direct, Option<Fleet>), BoxError> {
+    let run_id = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    // The fleet's instances are built from the ledger's settings as the
+    // server's ledger is; the direct ledger uses their tables.
+    let settings = Settings::from_env()?;
+    let counter = RequestCounter::default();
+    let ledger = direct_ledger(service, &counter, &settings.ledger.tables).await?;
+    let secret = uuid::Uuid::new_v4().simple().to_string();
+    let dev_secret = settings.auth.dev_secret.as_deref();
+    let (token, fleet) = token_and_fleet(&args, service, &ledger, &secret, dev_secret).await?;
+    let bench = Arc::new(Bench {
+        token: format!("Bearer {token}").parse()?,
+        run_id,
+        cpu: cpu.total_ns().is_some().then_some(cpu),
+        args,
+    });
+    let direct = Direct {
+        ledger,
+        counter,
+        settings: settings.ledger,
+        secret,
+    };
+    Ok((bench, direct, fleet))
+}
+
+/// The comparison phases the arguments ask for (`compare`: with one
+/// server), on fleets of their own; none against a service given with
+/// --endpoint (`external`) but the one-server one.
+async fn comparisons(
+    bench: &Bench,
+    service: &tokio::runtime::Handle,
+    direct: &Direct,
+    compare: bool,
+    external: bool,
+) -> Result<Comparisons, BoxError> {
+    let secret = direct.secret.as_bytes();
     let one_server = if compare {
-        one_server_phase(&bench, &service, &settings.ledger, secret.as_bytes()).await?
+        one_server_phase(bench, service, &direct.settings, secret).await?
     } else {
         None
     };
-    let observed_off = match (&fleet, args.observed()) {
-        (None, Some(observed)) => {
-            observability_off_phase(
-                &bench,
-                &service,
-                &settings.ledger,
-                secret.as_bytes(),
-                observed,
-            )
-            .await?
+    let observed_off = match (external, bench.args.observed()) {
+        (false, Some(observed)) => {
+            observability_off_phase(bench, service, &direct.settings, secret, observed).await?
         }
         _ => None,
     };
-    // With --compare-tracing, the spans' destination: a receiver on this
-    // (the load generator's) runtime, so that receiving costs the service
-    // nothing.
-    let receiver = match (&fleet, args.compare_tracing) {
+    Ok(Comparisons {
+        one_server,
+        observed_off,
+    })
+}
+
+/// The measured phases, through the service given with --endpoint or a
+/// fleet of --containers started here (with --compare-tracing, sending
+/// its spans to a receiver on this, the load generator's, runtime, so
+/// that receiving costs the service nothing).
+async fn measured(
+    bench: &Bench,
+    service: &tokio::runtime::Handle,
+    direct: &Direct,
+    fleet: Option<Fleet>,
+) -> Result<Measured, BoxError> {
+    let receiver = match (&fleet, bench.args.compare_tracing) {
         (None, true) => Some(OtlpReceiver::start(false).await?),
         _ => None,
     };
@@ -97,17 +187,11 @@ pub async fn run(
         Some(fleet) => fleet,
         None => {
             let traces_to = receiver.as_ref().map(|r| r.endpoint().to_owned());
-            measured_fleet(
-                args,
-                &service,
-                &settings.ledger,
-                secret.as_bytes(),
-                traces_to,
-            )
-            .await?
+            let secret = direct.secret.as_bytes();
+            measured_fleet(&bench.args, service, &direct.settings, secret, traces_to).await?
         }
     };
-    let phases = service_phases(&bench, &fleet, "svc", true).await?;
+    let phases = service_phases(bench, &fleet, "svc", true).await?;
     let endpoints = fleet.endpoints.clone();
     fleet.stop().await;
     let spans_exported = match receiver {
@@ -118,27 +202,11 @@ pub async fn run(
         }
         None => None,
     };
-    let direct = last_direct_phase(&bench, &service, &ledger, &counter).await?;
-    let audit = audit_ledger(args, &service, &ledger).await?;
-    let report = Report {
-        run_id: &run_id,
-        args,
-        service_threads,
-        endpoints: &endpoints,
-        one_server,
-        observed_off,
-        spans_exported,
+    Ok(Measured {
         phases,
-        direct,
-        audit: audit.as_ref(),
-        cpu_measured: bench.cpu.is_some(),
-    };
-    if args.json {
-        report.print_json();
-    } else {
-        report.print_text();
-    }
-    audit_clean(audit)
+        endpoints,
+        spans_exported,
+    })
 }
 
 /// The direct phases' ledger, created on the service runtime like the

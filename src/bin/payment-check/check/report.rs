@@ -98,7 +98,19 @@ impl Report {
         value
     }
 
+    /// The text report, section by section.
     pub fn print(&self) {
+        self.print_run();
+        self.print_outcomes();
+        self.print_coverage();
+        self.print_notes();
+        self.print_checks();
+        self.print_anomalies();
+        self.print_verdict();
+    }
+
+    /// The run's shape, and the faults asked for and injected.
+    fn print_run(&self) {
         println!(
             "payment-check: seed {}, {} instances (one call at a time each), {} clients, {} operations, {} calls, {} s",
             self.seed, self.instances, self.clients, self.operations, self.calls, self.elapsed_s
@@ -124,11 +136,19 @@ impl Report {
             f.blackout,
             f.forwarded
         );
+    }
+
+    /// Operations by kind and outcome.
+    fn print_outcomes(&self) {
         println!("operations by kind and outcome:");
         for (kind, outcomes) in &self.outcomes {
             let list: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
             println!("  {kind:<9} {}", list.join(", "));
         }
+    }
+
+    /// What the checks covered, reshards included.
+    fn print_coverage(&self) {
         let c = &self.coverage;
         println!(
             "covered: {} balance reads checked ({} with too many cuts to check), {} history pages, keys: {} committed, {} fenced, {} NOT_FOUND unfenced, {} hold keys reused for another call; holds: {} captured, {} voided, {} expired, {} open; {} refunds",
@@ -168,6 +188,11 @@ impl Report {
             },
             c.resharded_account_reads
         );
+    }
+
+    /// Whether the fence was seen, money per currency, and the audit.
+    fn print_notes(&self) {
+        let c = &self.coverage;
         if !self.fence_seen {
             println!(
                 "note: no final lookup answered KEY_FENCED: the servers do not fence (GetPayment finalize), so a key whose final answer was NOT_FOUND may still commit"
@@ -186,6 +211,10 @@ impl Report {
                 audit.discrepancies.len()
             );
         }
+    }
+
+    /// Each check, ok or FAIL.
+    fn print_checks(&self) {
         for (name, what) in CHECKS {
             let n = self.anomalies.iter().filter(|a| a.check == name).count();
             println!(
@@ -198,6 +227,11 @@ impl Report {
                 }
             );
         }
+    }
+
+    /// The anomalies (the first [`ANOMALIES_PRINTED_MAX`]), each with its
+    /// calls.
+    fn print_anomalies(&self) {
         for anomaly in self.anomalies.iter().take(ANOMALIES_PRINTED_MAX) {
             println!("ANOMALY {}: {}", anomaly.check, anomaly.what);
             for id in &anomaly.calls {
@@ -223,6 +257,10 @@ impl Report {
                 self.anomalies.len() - ANOMALIES_PRINTED_MAX
             );
         }
+    }
+
+    /// PASSED, or FAILED and how to repeat it.
+    fn print_verdict(&self) {
         if self.passed() {
             println!("PASSED: 0 anomalies");
         } else {

@@ -21,6 +21,7 @@
 //! told by its path alone, never by reading the body.
 
 use crate::pb;
+use crate::telemetry::{Call, Telemetry};
 use bytes::{Buf, Bytes};
 use http_body_util::{BodyExt, Full, Limited};
 use prost::Message;
@@ -42,13 +43,26 @@ pub const REQUEST_BYTES_MAX: usize = 16 * 1024;
 pub const STREAMED_REQUEST_BYTES_MAX: usize = 1024 * 1024;
 
 /// The tower layer that adds [`RequestGuard`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestGuardLayer;
+#[derive(Debug, Clone, Default)]
+pub struct RequestGuardLayer {
+    telemetry: Telemetry,
+}
+
+impl RequestGuardLayer {
+    /// A guard that records each call of the payment service it refuses
+    /// through `telemetry`, as the service records the calls it answers.
+    pub fn new(telemetry: Telemetry) -> Self {
+        Self { telemetry }
+    }
+}
 
 impl<S> Layer<S> for RequestGuardLayer {
     type Service = RequestGuard<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RequestGuard { inner }
+        RequestGuard {
+            inner,
+            telemetry: self.telemetry.clone(),
+        }
     }
 }
 
@@ -56,6 +70,7 @@ impl<S> Layer<S> for RequestGuardLayer {
 #[derive(Debug, Clone)]
 pub struct RequestGuard<S> {
     inner: S,
+    telemetry: Telemetry,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -81,6 +96,7 @@ where
         // The clone that was made ready is the one that serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let telemetry = self.telemetry.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let is_grpc = parts
@@ -109,6 +125,7 @@ where
                     .await?
                     .map(|body| Body::new(EndAfterTrailers::new(body))));
             };
+            let arrived = std::time::Instant::now();
             match checked_body(request_type, body).await {
                 Ok(bytes) => {
                     let request = http::Request::from_parts(parts, Body::new(Full::new(bytes)));
@@ -124,6 +141,15 @@ where
                         message = status.message(),
                         "request rejected before decoding"
                     );
+                    // A refused call of the payment service is still a
+                    // call: it gets its record (and span) as if answered.
+                    if let Some(method) = request_type.method {
+                        let request =
+                            tonic::Request::from_http(http::Request::from_parts(parts, ()));
+                        Call::start(&telemetry, method, &request)
+                            .since(arrived)
+                            .finish::<()>(&Err(status.clone()));
+                    }
                     Ok(status.into_http())
                 }
             }
@@ -207,12 +233,15 @@ pub fn single_message_request(path: &str) -> Option<RequestType> {
     if let Some(method) = pb::METHODS.iter().find(|m| m.path == path) {
         return (!method.client_streaming).then_some(RequestType {
             name: method.input_type,
+            method: (method.service == crate::telemetry::traces::RPC_SERVICE)
+                .then_some(method.name),
             decode: method.decode,
         });
     }
     match path {
         "/grpc.health.v1.Health/Check" | "/grpc.health.v1.Health/Watch" => Some(RequestType {
             name: "grpc.health.v1.HealthCheckRequest",
+            method: None,
             decode: |message| tonic_health::pb::HealthCheckRequest::decode(message).map(drop),
         }),
         _ => None,
@@ -224,6 +253,9 @@ pub fn single_message_request(path: &str) -> Option<RequestType> {
 pub struct RequestType {
     /// The full protobuf name, e.g. `payment.v1.AddAccountRequest`.
     pub name: &'static str,
+    /// The payment service's method (its calls are recorded); None for
+    /// health checks.
+    method: Option<&'static str>,
     decode: Decode,
 }
 
@@ -446,7 +478,7 @@ mod tests {
                 Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
             }
         });
-        let mut guard = RequestGuardLayer.layer(inner);
+        let mut guard = RequestGuardLayer::default().layer(inner);
         let request = http::Request::post(path)
             .header(http::header::CONTENT_TYPE, "application/grpc")
             .body(Full::new(body))
@@ -544,7 +576,7 @@ mod tests {
                 .unwrap();
             Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(data)))
         });
-        let mut guard = RequestGuardLayer.layer(inner);
+        let mut guard = RequestGuardLayer::default().layer(inner);
         let message = frame(0, b"\x3a\x00");
         let request =
             http::Request::post("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")

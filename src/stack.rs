@@ -117,10 +117,11 @@ pub async fn http_service(
     api: PaymentApi,
     cors_origins: &str,
 ) -> Result<HttpService, Box<dyn std::error::Error + Send + Sync>> {
+    let guard = RequestGuardLayer::new(api.telemetry().clone());
     Ok(tower::ServiceBuilder::new()
         .option_layer(cors(cors_origins)?)
         .layer(tonic_web::GrpcWebLayer::new())
-        .layer(RequestGuardLayer)
+        .layer(guard)
         .service(routes(api).await?.prepare().into_axum_router()))
 }
 

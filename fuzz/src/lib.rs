@@ -97,7 +97,7 @@ pub fn service() -> HttpService {
             tower::ServiceBuilder::new()
                 .option_layer(payment::stack::cors("*").expect("CORS for any origin"))
                 .layer(tonic_web::GrpcWebLayer::new())
-                .layer(payment::guard::RequestGuardLayer)
+                .layer(payment::guard::RequestGuardLayer::default())
                 .service(axum::Router::new().fallback_service(tower::service_fn(dummy)))
         })
         .clone()

@@ -57,6 +57,12 @@ impl PaymentApi {
         Self { telemetry, ..self }
     }
 
+    /// Where this service records its calls (the request guard records
+    /// the calls it refuses there too).
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
     /// The service, ending its open WatchAccount calls (OK, with their
     /// resume token) once `stopping` turns true or its sender is gone: a
     /// server draining for a restart waits for no watch.

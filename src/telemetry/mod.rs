@@ -602,6 +602,13 @@ impl Call {
         }
     }
 
+    /// The call as started at `started` (a call refused before it reached
+    /// the service, timed from its arrival).
+    pub fn since(mut self, started: Instant) -> Self {
+        self.started = started;
+        self
+    }
+
     /// The call's meter, for [`metered`].
     pub fn meter(&self) -> Arc<Meter> {
         self.meter.clone()

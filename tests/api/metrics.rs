@@ -133,6 +133,22 @@ async fn the_server_counts_every_call_by_method_and_code_at_metrics() {
     assert_eq!(entries.len(), 4, "the opening and three payments");
     let (history_requests, _) = sent(&counter, &before);
 
+    // A call the request guard refuses before tonic decodes it (a message
+    // that is not a GetAccountBalanceRequest) is recorded all the same.
+    let refused = crate::helpers::grpc_web::raw_at(
+        &format!("http://{addr}"),
+        http::Method::POST,
+        "/payment.v1.PaymentService/GetAccountBalance",
+        &crate::helpers::grpc_web::request_headers(false),
+        crate::helpers::grpc_web::request_body(&[0xff, 0xff, 0xff], false),
+    )
+    .await;
+    assert_eq!(
+        refused.grpc_code(),
+        Some(Code::InvalidArgument),
+        "{refused:?}"
+    );
+
     let text = scrape(metrics_addr).await;
     let got = samples(&text);
     let value = |series: &str| {
@@ -145,6 +161,7 @@ async fn the_server_counts_every_call_by_method_and_code_at_metrics() {
         ("MakePayment", "FAILED_PRECONDITION", 1.0),
         ("MakePayment", "INVALID_ARGUMENT", 1.0),
         ("GetTransactionHistory", "OK", 1.0),
+        ("GetAccountBalance", "INVALID_ARGUMENT", 1.0),
     ];
     for (method, code, n) in calls {
         let labels = format!(r#"{{method="{method}",code="{code}"}}"#);

@@ -30,13 +30,45 @@ pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
 /// The configuration of [`dynamodb_client`], to add to (the benchmark adds
 /// a [`RequestCounter`](crate::telemetry::RequestCounter)).
 pub async fn dynamodb_config() -> aws_sdk_dynamodb::config::Builder {
-    let shared = aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client(TlsRoots::from_env()))
         .retry_config(dynamodb_retry_config())
-        .timeout_config(dynamodb_timeout_config())
-        .load()
-        .await;
-    metered_dynamodb_config(&shared)
+        .timeout_config(dynamodb_timeout_config());
+    let from_env = FromEnv::read(|name| std::env::var(name).ok());
+    if let Some(region) = from_env.region {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    if from_env.credentials {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    metered_dynamodb_config(&loader.load().await)
+}
+
+/// What the SDK's default chains would take from the environment first.
+/// The region chain asks `AWS_REGION`, then `AWS_DEFAULT_REGION`, then the
+/// profile and IMDS; the credentials chain asks `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY`, then the profile, web identity (with an STS
+/// client), ECS and IMDS. When the environment answers, as it always does
+/// on Lambda, the chain's answer is the environment's, so it is given
+/// directly and the rest of each chain is never built: that was a sixth of
+/// a Lambda's init CPU (docs/performance.md).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct FromEnv {
+    region: Option<String>,
+    credentials: bool,
+}
+
+impl FromEnv {
+    fn read(get: impl Fn(&str) -> Option<String>) -> Self {
+        let set = |name: &str| get(name).filter(|value| !value.trim().is_empty());
+        FromEnv {
+            region: set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION")),
+            credentials: set("AWS_ACCESS_KEY_ID").is_some()
+                && set("AWS_SECRET_ACCESS_KEY").is_some(),
+        }
+    }
 }
 
 /// The DynamoDB configuration of `shared`, with the per-call meter: here
@@ -148,7 +180,48 @@ pub fn init_tracing(format: LogFormat) {
 
 #[cfg(test)]
 mod tests {
-    use super::{AMAZON_ROOTS_PEM, TlsRoots};
+    use super::{AMAZON_ROOTS_PEM, FromEnv, TlsRoots};
+    use std::collections::HashMap;
+
+    fn from_env(vars: &[(&str, &str)]) -> FromEnv {
+        let vars: HashMap<&str, &str> = vars.iter().copied().collect();
+        FromEnv::read(|name| vars.get(name).map(|v| (*v).to_owned()))
+    }
+
+    #[test]
+    fn the_environment_answers_only_what_the_chains_would_take_from_it() {
+        // Lambda's environment: both answered, no chain is built.
+        let lambda = from_env(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+        ]);
+        assert_eq!(lambda.region.as_deref(), Some("eu-west-1"));
+        assert!(lambda.credentials);
+        assert_eq!(
+            from_env(&[("AWS_DEFAULT_REGION", "us-east-1")])
+                .region
+                .as_deref(),
+            Some("us-east-1")
+        );
+        // A key id without its secret, empty values, or nothing at all: the
+        // chains decide (a profile, SSO, web identity, IMDS).
+        assert_eq!(
+            from_env(&[("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")]),
+            FromEnv::default()
+        );
+        assert_eq!(
+            from_env(&[
+                ("AWS_REGION", " "),
+                ("AWS_ACCESS_KEY_ID", ""),
+                ("AWS_SECRET_ACCESS_KEY", "secret")
+            ]),
+            FromEnv::default()
+        );
+        assert_eq!(from_env(&[]), FromEnv::default());
+    }
     use base64::Engine as _;
 
     /// The DER certificates of a PEM text.

@@ -6,9 +6,16 @@ use crate::guard::RequestGuardLayer;
 use crate::pb::payment_service_server::PaymentServiceServer;
 use crate::service::PaymentApi;
 use crate::settings::CORS_ORIGINS_ENV;
+use futures_util::future::BoxFuture;
 use http::{HeaderName, HeaderValue, Method};
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tonic::body::Body;
+use tonic::server::NamedService;
 use tonic::service::Routes;
+use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// How long a browser may cache a CORS preflight answer.
@@ -23,15 +30,88 @@ pub async fn routes(api: PaymentApi) -> Result<Routes, Box<dyn std::error::Error
     // Both reflection versions: v1alpha for clients that still ask for it
     // (older grpcurl, some GUI clients), v1 for the rest (buf curl tries v1
     // first).
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
     Ok(Routes::new(PaymentServiceServer::new(api))
         .add_service(health)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?))
+        .add_service(OnFirstCall::new(|| reflection().build_v1()))
+        .add_service(OnFirstCall::new(|| reflection().build_v1alpha())))
+}
+
+/// The reflection services' builder, over the payment and health contracts.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// A gRPC service built on its first call, once per process. Building a
+/// reflection service decodes every descriptor, comments included: the two
+/// versions took more than half of a Lambda's init (docs/performance.md),
+/// for a service few containers are ever asked for.
+struct OnFirstCall<S, F> {
+    service: Arc<OnceLock<Result<S, String>>>,
+    build: F,
+}
+
+impl<S, F: Clone> Clone for OnFirstCall<S, F> {
+    fn clone(&self) -> Self {
+        OnFirstCall {
+            service: Arc::clone(&self.service),
+            build: self.build.clone(),
+        }
+    }
+}
+
+impl<S, F> OnFirstCall<S, F> {
+    fn new(build: F) -> Self {
+        OnFirstCall {
+            service: Arc::new(OnceLock::new()),
+            build,
+        }
+    }
+}
+
+impl<S: NamedService, F> NamedService for OnFirstCall<S, F> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, F, E> tower::Service<http::Request<Body>> for OnFirstCall<S, F>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    F: Fn() -> Result<S, E>,
+    E: std::fmt::Display,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Ready by construction: the service is built in `call`, and the
+        // ones built here (tonic's generated servers) are always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let built = self
+            .service
+            .get_or_init(|| (self.build)().map_err(|err| err.to_string()));
+        match built {
+            Ok(service) => Box::pin(service.clone().oneshot(request)),
+            // Not seen: the descriptors are compiled in, and a unit test
+            // builds both services from them.
+            Err(reason) => {
+                let status = tonic::Status::unimplemented(format!(
+                    "{} is not available on this server: {reason}",
+                    S::NAME
+                ));
+                Box::pin(std::future::ready(Ok(status.into_http())))
+            }
+        }
+    }
 }
 
 /// Most origins the CORS setting may list.
@@ -134,6 +214,14 @@ pub type HttpService = tower::util::Either<tower_http::cors::Cors<GrpcWebStack>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_reflection_services_build_from_the_compiled_descriptors() {
+        // They are built on their first call, where a failure could only
+        // answer UNIMPLEMENTED: this is where it would be caught.
+        assert!(reflection().build_v1().is_ok());
+        assert!(reflection().build_v1alpha().is_ok());
+    }
 
     #[test]
     fn cors_origins_are_off_any_or_a_list_of_bare_origins() {

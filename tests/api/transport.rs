@@ -1052,7 +1052,7 @@ async fn health_and_reflection_are_served() {
         ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
-    let mut reflection = ServerReflectionClient::new(channel);
+    let mut reflection = ServerReflectionClient::new(channel.clone());
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -1068,6 +1068,30 @@ async fn health_and_reflection_are_served() {
     };
     let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&"payment.v1.PaymentService"), "{names:?}");
+
+    // The older version too (both are built on their first call).
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest as AlphaRequest,
+        server_reflection_client::ServerReflectionClient as AlphaClient,
+        server_reflection_request::MessageRequest as AlphaMessageRequest,
+        server_reflection_response::MessageResponse as AlphaMessageResponse,
+    };
+    let request = AlphaRequest {
+        host: String::new(),
+        message_request: Some(AlphaMessageRequest::FileContainingSymbol(
+            "payment.v1.PaymentService".into(),
+        )),
+    };
+    let mut replies = AlphaClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap();
+    let Some(AlphaMessageResponse::FileDescriptorResponse(files)) = reply.message_response else {
+        panic!("unexpected v1alpha reflection reply: {reply:?}");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
 }
 
 /// A server-streamed call is not held up by the client's delayed ACK.

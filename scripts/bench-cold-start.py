@@ -439,6 +439,30 @@ def elf_info(path: pathlib.Path) -> dict:
 
 # --------------------------------------------------------------------------
 
+def init_instructions(binary: pathlib.Path, endpoint: str, workdir: pathlib.Path, timeout: float) -> int:
+    """Instructions the process runs in user space from exec to its first
+    GET .../invocation/next, counted by callgrind in one start. The process
+    then waits in its long poll, so ending it there (SIGTERM, on which
+    callgrind writes its counts) adds nothing."""
+    out = workdir / "callgrind.out"
+    wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    # Under valgrind a start takes a second or two, not milliseconds.
+    box = Sandbox(binary, endpoint, workdir, "callgrind.log", max(timeout, 60.0), wrapper)
+    try:
+        box.wait_init()
+        box.proc.terminate()
+        box.proc.wait(timeout=30)
+    except OSError as e:
+        raise BenchError(f"valgrind: {e}") from None
+    finally:
+        box.stop()
+    for line in out.read_text().splitlines() if out.exists() else []:
+        if line.startswith("summary:"):
+            return int(line.split()[1])
+    log = (workdir / "callgrind.log").read_text(errors="replace")[-3000:]
+    raise BenchError(f"callgrind wrote no count; log:\n{log}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -465,6 +489,10 @@ def main() -> int:
     parser.add_argument("--sampled", action="store_true",
                         help="mark every invocation sampled (Sampled=1), so that each call sends its X-Ray "
                              "subsegments to the stand-in daemon (default: Sampled=0)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count init's user-space instructions in one more start under valgrind's "
+                             "callgrind: the same count for the same binary whatever else the machine is doing, "
+                             "to compare builds where init's wall and CPU times move by tens of percent")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--check", action="store_true",
                         help=f"exit 1 when init p50 > {INIT_TARGET_MS:g} ms or the binary >= {SIZE_TARGET_MB:g} MB")
@@ -541,6 +569,10 @@ def main() -> int:
                         rss.append(r)
                 progress(f"bench: cold start {run + 1}/{args.runs}: init {inits[-1]:.2f} ms, "
                          f"first request {firsts[-1]:.2f} ms")
+            instructions = None
+            if args.instructions:
+                progress("bench: one more start under valgrind --tool=callgrind")
+                instructions = init_instructions(binary, endpoint, workdir, args.timeout)
         except BenchError as e:
             print(f"bench-cold-start: FAILED: {e}", file=sys.stderr)
             return 2
@@ -560,6 +592,7 @@ def main() -> int:
         "init_cpu_ms": summary(init_cpu) if init_cpu else None,
         "init_minor_faults": summary(init_faults) if init_faults else None,
         "peak_rss_mb": summary(rss) if rss else None,
+        "init_instructions": instructions,
         "samples": {"init_ms": inits, "init_cpu_ms": init_cpu, "first_request_ms": firsts,
                     "warm_request_ms": warms},
         "targets": {"init_ms": INIT_TARGET_MS, "binary_mb": SIZE_TARGET_MB,
@@ -594,6 +627,8 @@ def main() -> int:
                   f"(min {warm['min']:.2f}, max {warm['max']:.2f}) ms")
         if rss:
             print(f"  peak RSS         p50 {percentile(rss, 50):6.1f} MB")
+        if instructions is not None:
+            print(f"  init instructions {instructions / 1e6:5.2f} M  (user space, exec -> first /next, callgrind)")
     if args.check and not (result["targets"]["init_p50_met"] and result["targets"]["binary_met"]):
         return 1
     return 0

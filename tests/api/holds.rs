@@ -290,7 +290,7 @@ async fn web_account(client: &mut WebClient, id: &str) -> pb::Account {
 
 /// Who may do what with holds, refunds and lookups, and the reasons a
 /// program reads, through one entry point at `url` (gRPC-Web).
-async fn caller_rules(url: &str) {
+pub(crate) async fn caller_rules(url: &str) {
     let (alice_sub, bob_sub, eve_sub) = (unique("alice"), unique("bob"), unique("eve"));
     let mut alice = as_user(url, &alice_sub, false);
     let mut bob = as_user(url, &bob_sub, false);
@@ -630,16 +630,6 @@ async fn caller_rules(url: &str) {
 async fn callers_hold_capture_void_refund_and_look_up_only_what_is_theirs_on_the_server() {
     let app = TestApp::spawn().await;
     caller_rules(&app.url()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callers_hold_capture_void_refund_and_look_up_only_what_is_theirs_on_the_lambda() {
-    let ledger = crate::harness::fresh_ledger().await;
-    let watch = crate::harness::LambdaWatch::start(&ledger).await;
-    caller_rules(&watch.url()).await;
-    let report = ledger.audit(2, &|_, _| {}).await.unwrap();
-    assert!(report.is_clean(), "{:?}", report.discrepancies);
-    assert_eq!((report.holds, report.refunds), (2, 2));
 }
 
 /// How long the short hold lasts at first: room for three calls on a

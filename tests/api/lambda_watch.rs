@@ -11,6 +11,20 @@ use crate::transport::{RawWeb, every_call};
 use payment::pb;
 use tonic::Code;
 
+/// The callers' rules of holds, refunds and lookups
+/// ([`crate::holds::caller_rules`]), here through the function. In this
+/// module so that `make test-fast` (which skips `lambda_watch::`) needs no
+/// cargo lambda.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_hold_capture_void_refund_and_look_up_only_what_is_theirs_on_the_lambda() {
+    let ledger = fresh_ledger().await;
+    let watch = LambdaWatch::start(&ledger).await;
+    crate::holds::caller_rules(&watch.url()).await;
+    let report = ledger.audit(2, &|_, _| {}).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.discrepancies);
+    assert_eq!((report.holds, report.refunds), (2, 2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_function_under_cargo_lambda_watch_serves_every_call() {
     let ledger = fresh_ledger().await;

@@ -10,40 +10,57 @@ struct Case {
 
 /// Lists one sample of every variant of [`ServiceError`] and of
 /// [`LedgerError`], each with the code, reason and metadata keys it must
-/// answer with. The macro also writes a match with one arm per sample
-/// and no wildcard, so a variant added without a sample here does not
-/// compile, and one listed twice is an unreachable pattern (denied).
+/// answer with, in families: each family becomes a function of its samples,
+/// and `every_case` all of them, family by family. The macro also writes one
+/// match with one arm per sample of every family and no wildcard, so a
+/// variant added without a sample here does not compile, and one listed
+/// twice is an unreachable pattern (denied).
 macro_rules! every_variant {
-    (
-        service: { $( $sv:ident $sargs:tt => $scode:ident $sreason:literal [$($skey:literal),*], )* }
-        ledger: { $( $lv:ident $largs:tt => $lcode:ident $lreason:literal [$($lkey:literal),*], )* }
-    ) => {{
+    ($(
+        $(#[doc = $doc:literal])*
+        fn $family:ident() {
+            $( service: { $( $sv:ident $sargs:tt => $scode:ident $sreason:literal [$($skey:literal),*], )* } )?
+            $( ledger: { $( $lv:ident $largs:tt => $lcode:ident $lreason:literal [$($lkey:literal),*], )* } )?
+        }
+    )*) => {
         #[deny(unreachable_patterns)]
         fn _one_sample_per_variant(err: &ServiceError) {
             match err {
-                $( ServiceError::$sv { .. } => {} )*
-                $( ServiceError::Ledger(LedgerError::$lv { .. }) => {} )*
+                $(
+                    $( $( ServiceError::$sv { .. } => {} )* )?
+                    $( $( ServiceError::Ledger(LedgerError::$lv { .. }) => {} )* )?
+                )*
             }
         }
-        vec![
-            $( Case {
-                err: ServiceError::$sv $sargs,
-                code: Code::$scode,
-                reason: $sreason,
-                keys: &[$($skey),*],
-            }, )*
-            $( Case {
-                err: ServiceError::Ledger(LedgerError::$lv $largs),
-                code: Code::$lcode,
-                reason: $lreason,
-                keys: &[$($lkey),*],
-            }, )*
-        ]
-    }};
+        $(
+            $(#[doc = $doc])*
+            fn $family() -> Vec<Case> {
+                vec![
+                    $( $( Case {
+                        err: ServiceError::$sv $sargs,
+                        code: Code::$scode,
+                        reason: $sreason,
+                        keys: &[$($skey),*],
+                    }, )* )?
+                    $( $( Case {
+                        err: ServiceError::Ledger(LedgerError::$lv $largs),
+                        code: Code::$lcode,
+                        reason: $lreason,
+                        keys: &[$($lkey),*],
+                    }, )* )?
+                ]
+            }
+        )*
+        /// The samples of every family, one after another.
+        fn every_case() -> Vec<Case> {
+            [$($family()),*].into_iter().flatten().collect()
+        }
+    };
 }
 
-fn every_case() -> Vec<Case> {
-    every_variant! {
+every_variant! {
+    /// The service's own refusals and failures, before or after the ledger.
+    fn request_cases() {
         service: {
             Invalid(InvalidField::new("amount", "is 0"))
                 => InvalidArgument "INVALID_FIELD" ["field"],
@@ -68,6 +85,10 @@ fn every_case() -> Vec<Case> {
             ReplyFailed {}
                 => Unavailable "REPLY_FAILED" [],
         }
+    }
+
+    /// The ledger's refusals about an account and its balance.
+    fn account_cases() {
         ledger: {
             AccountExists("a".into())
                 => AlreadyExists "ACCOUNT_EXISTS" ["account_id"],
@@ -104,6 +125,12 @@ fn every_case() -> Vec<Case> {
                 currency: "EUR".into(),
             } => FailedPrecondition "SHARD_OVER_SHARE"
                 ["account_id", "shard", "balance_minor", "share_minor", "currency"],
+        }
+    }
+
+    /// The ledger's refusals about idempotency keys, owners and lookups.
+    fn key_cases() {
+        ledger: {
             IdempotencyKeyReused { key: "k".into(), sender_id: "a".into(), stored_kind: "hold" }
                 => AlreadyExists "IDEMPOTENCY_KEY_REUSED" ["idempotency_key", "sender_id", "stored_kind"],
             KeyFenced { sender_id: "a".into(), key: "k".into() }
@@ -116,6 +143,12 @@ fn every_case() -> Vec<Case> {
                 => PermissionDenied "NOT_ALLOWED" [],
             PaymentNotFound { what: "hold", name: "h".into() }
                 => NotFound "PAYMENT_NOT_FOUND" ["what"],
+        }
+    }
+
+    /// The ledger's refusals about holds and refunds.
+    fn hold_cases() {
+        ledger: {
             HoldExpired { hold_id: "h".into(), expired_at: "2026-12-06T19:00:00Z".into() }
                 => FailedPrecondition "HOLD_EXPIRED" ["hold_id", "expired_at"],
             HoldCaptured {
@@ -147,6 +180,12 @@ fn every_case() -> Vec<Case> {
                  "requested_minor", "currency"],
             NotRefundable { transaction_id: "t".into(), why: "it is a refund" }
                 => FailedPrecondition "NOT_REFUNDABLE" ["transaction_id"],
+        }
+    }
+
+    /// The ledger's limits, and its failures.
+    fn limit_cases() {
+        ledger: {
             ResumeTooOld { account_id: "a".into(), behind: 10_001, limit: 10_000 }
                 => OutOfRange "RESUME_TOKEN_TOO_OLD" ["account_id", "behind", "limit"],
             Contended { attempts: 10 }

@@ -89,9 +89,12 @@ pub(super) fn log(record: &CallRecord) {
         });
     let latency_ms = record.latency.as_secs_f64() * 1000.0;
     let first_message_ms = record.first_message.map(|d| d.as_secs_f64() * 1000.0);
+    // The target is the telemetry module's, not this file's: log filters
+    // (RUST_LOG=payment::telemetry=...) and queries select call lines by it.
     macro_rules! line {
         ($level:ident) => {
             tracing::$level!(
+                target: "payment::telemetry",
                 method = record.method,
                 caller,
                 code = record.code,

@@ -129,266 +129,305 @@ impl From<ServiceError> for Status {
     /// INVALID_ARGUMENT for a field also carries a `google.rpc.BadRequest`
     /// violation naming it. docs/api.md, "Reasons a program can read", lists
     /// them.
+    ///
+    /// The code and reason of every variant are decided here (the ledger's
+    /// in `ledger_code_and_reason`), in matches without a wildcard, so that
+    /// a new variant does not compile until it has its answer; the metadata
+    /// and the message come from `metadata` and `message`.
     fn from(err: ServiceError) -> Self {
-        use LedgerError as L;
         use ServiceError as E;
-        let m = Metadata::default();
-        let (code, reason, metadata) = match &err {
-            E::Invalid(invalid) => (
-                Code::InvalidArgument,
-                "INVALID_FIELD",
-                m.with("field", invalid.field),
-            ),
-            E::MalformedRequest(_) => (Code::InvalidArgument, "MALFORMED_REQUEST", m),
-            E::MalformedEvent(_) => (Code::InvalidArgument, "MALFORMED_EVENT", m),
-            E::TokenMissing => (Code::Unauthenticated, "TOKEN_MISSING", m),
-            E::TokenInvalid => (Code::Unauthenticated, "TOKEN_INVALID", m),
-            // Paying from, or reading, an account of someone else: one
-            // reason, two messages.
-            E::Ledger(L::NotOwner { account_id }) | E::NotAccountReader { account_id, .. } => (
-                Code::PermissionDenied,
-                "NOT_ACCOUNT_OWNER",
-                m.with("account_id", account_id),
-            ),
-            E::AdminOnly { field } => {
-                (Code::PermissionDenied, "ADMIN_ONLY", m.with("field", field))
-            }
-            E::Deadline(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED", m),
-            E::RequestTooLarge { limit_bytes } => (
-                Code::ResourceExhausted,
-                "REQUEST_TOO_LARGE",
-                m.with("limit_bytes", limit_bytes),
-            ),
-            E::CompressionUnsupported => (Code::Unimplemented, "COMPRESSION_UNSUPPORTED", m),
-            E::ReplyFailed => (Code::Unavailable, "REPLY_FAILED", m),
-            E::Ledger(L::AccountExists(id)) => (
-                Code::AlreadyExists,
-                "ACCOUNT_EXISTS",
-                m.with("account_id", id),
-            ),
-            E::Ledger(L::IdempotencyKeyReused {
-                key,
-                sender_id,
-                stored_kind,
-            }) => (
-                Code::AlreadyExists,
-                "IDEMPOTENCY_KEY_REUSED",
-                m.with("idempotency_key", key)
-                    .with("sender_id", sender_id)
-                    .with("stored_kind", stored_kind),
-            ),
-            // One reason, two codes: a lookup of a fenced key did not find
-            // the call (it never happened); a call with it cannot be made.
-            E::Ledger(L::FencedNotFound { sender_id, key }) => (
-                Code::NotFound,
-                "KEY_FENCED",
-                m.with("sender_id", sender_id).with("idempotency_key", key),
-            ),
-            E::Ledger(L::KeyFenced { sender_id, key }) => (
-                Code::FailedPrecondition,
-                "KEY_FENCED",
-                m.with("sender_id", sender_id).with("idempotency_key", key),
-            ),
-            E::Ledger(L::AccountNotFound { role, account_id }) => (
-                Code::NotFound,
-                "ACCOUNT_NOT_FOUND",
-                m.with("account_id", account_id).with("role", role),
-            ),
-            E::Ledger(L::PaymentNotFound { what, .. }) => {
-                (Code::NotFound, "PAYMENT_NOT_FOUND", m.with("what", what))
-            }
-            E::Ledger(L::CurrencyMismatch {
-                role,
-                account_id,
-                account_currency,
-                currency,
-            }) => (
-                Code::FailedPrecondition,
-                "CURRENCY_MISMATCH",
-                m.with("account_id", account_id)
-                    .with("role", role)
-                    .with("account_currency", account_currency)
-                    .with("currency", currency),
-            ),
-            E::Ledger(L::InsufficientFunds {
-                account_id,
-                currency,
-                available_minor,
-                held_minor,
-                amount_minor,
-                ..
-            }) => (
-                Code::FailedPrecondition,
-                "INSUFFICIENT_FUNDS",
-                m.with("account_id", account_id)
-                    .with("currency", currency)
-                    .with("available_minor", available_minor)
-                    .with("held_minor", held_minor)
-                    .with("needed_minor", amount_minor),
-            ),
-            E::Ledger(L::SpreadOverShards {
-                account_id,
-                shards_max,
-                payable_minor,
-            }) => (
-                Code::FailedPrecondition,
-                "SPREAD_OVER_SHARDS",
-                m.with("account_id", account_id)
-                    .with("shards_max", shards_max)
-                    .with("payable_minor", payable_minor),
-            ),
-            E::Ledger(L::ShardsCannotShrink {
-                account_id,
-                shards,
-                asked,
-            }) => (
-                Code::FailedPrecondition,
-                "SHARDS_CANNOT_SHRINK",
-                m.with("account_id", account_id)
-                    .with("balance_shards", shards)
-                    .with("asked", asked),
-            ),
-            E::Ledger(L::ShardOverShare {
-                account_id,
-                shard,
-                balance_minor,
-                share_minor,
-                currency,
-            }) => (
-                Code::FailedPrecondition,
-                "SHARD_OVER_SHARE",
-                m.with("account_id", account_id)
-                    .with("shard", shard)
-                    .with("balance_minor", balance_minor)
-                    .with("share_minor", share_minor)
-                    .with("currency", currency),
-            ),
-            E::Ledger(L::BalanceLimit { account_id }) => (
-                Code::FailedPrecondition,
-                "BALANCE_LIMIT",
-                m.with("account_id", account_id)
-                    .with("limit_minor", crate::domain::BALANCE_MAX_MINOR),
-            ),
-            E::Ledger(L::HoldExpired {
-                hold_id,
-                expired_at,
-            }) => (
-                Code::FailedPrecondition,
-                "HOLD_EXPIRED",
-                m.with("hold_id", hold_id).with("expired_at", expired_at),
-            ),
-            E::Ledger(L::HoldCaptured {
-                hold_id,
-                captured_minor,
-                currency,
-                ..
-            }) => (
-                Code::FailedPrecondition,
-                "HOLD_ALREADY_CAPTURED",
-                m.with("hold_id", hold_id)
-                    .with("captured_minor", captured_minor)
-                    .with("currency", currency),
-            ),
-            E::Ledger(L::HoldVoided { hold_id, .. }) => (
-                Code::FailedPrecondition,
-                "HOLD_VOIDED",
-                m.with("hold_id", hold_id),
-            ),
-            E::Ledger(L::CaptureExceedsHold {
-                hold_id,
-                held_minor,
-                amount_minor,
-                currency,
-            }) => (
-                Code::FailedPrecondition,
-                "CAPTURE_EXCEEDS_HOLD",
-                m.with("hold_id", hold_id)
-                    .with("held_minor", held_minor)
-                    .with("requested_minor", amount_minor)
-                    .with("currency", currency),
-            ),
-            E::Ledger(L::RefundExceedsPayment {
-                transaction_id,
-                amount_minor,
-                refunded_minor,
-                requested_minor,
-                currency,
-            }) => (
-                Code::FailedPrecondition,
-                "REFUND_EXCEEDS_PAYMENT",
-                m.with("transaction_id", transaction_id)
-                    .with("amount_minor", amount_minor)
-                    .with("refunded_minor", refunded_minor)
-                    .with("refundable_minor", amount_minor - refunded_minor)
-                    .with("requested_minor", requested_minor)
-                    .with("currency", currency),
-            ),
-            E::Ledger(L::NotRefundable { transaction_id, .. }) => (
-                Code::FailedPrecondition,
-                "NOT_REFUNDABLE",
-                m.with("transaction_id", transaction_id),
-            ),
-            // A watch asked to resume further back than it catches up:
-            // OUT_OF_RANGE, as etcd answers a watch of a compacted revision.
-            // The token was valid, and the same call will not succeed on
-            // retry; the client reads the gap another way.
-            E::Ledger(L::ResumeTooOld {
-                account_id,
-                behind,
-                limit,
-            }) => (
-                Code::OutOfRange,
-                "RESUME_TOKEN_TOO_OLD",
-                m.with("account_id", account_id)
-                    .with("behind", behind)
-                    .with("limit", limit),
-            ),
-            E::Ledger(L::NotAllowed { .. }) => (Code::PermissionDenied, "NOT_ALLOWED", m),
-            E::Ledger(L::Contended { attempts }) => {
-                (Code::Aborted, "CONTENDED", m.with("attempts", attempts))
-            }
-            E::Ledger(L::OutcomeUnknown { .. }) => (Code::Unavailable, "OUTCOME_UNKNOWN", m),
-            E::Ledger(L::Unavailable(_)) => (Code::Unavailable, "LEDGER_UNAVAILABLE", m),
-            E::Ledger(L::TooManyAccounts { owner, limit }) => (
-                Code::ResourceExhausted,
-                "TOO_MANY_ACCOUNTS",
-                m.with("owner", owner).with("limit", limit),
-            ),
-            E::Ledger(L::TooManyHolds { account_id, limit }) => (
-                Code::ResourceExhausted,
-                "TOO_MANY_OPEN_HOLDS",
-                m.with("account_id", account_id).with("limit", limit),
-            ),
-            E::Ledger(L::Internal(_) | L::Rejected { .. }) => (Code::Internal, "INTERNAL", m),
+        let (code, reason) = match &err {
+            E::Invalid(_) => (Code::InvalidArgument, "INVALID_FIELD"),
+            E::MalformedRequest(_) => (Code::InvalidArgument, "MALFORMED_REQUEST"),
+            E::MalformedEvent(_) => (Code::InvalidArgument, "MALFORMED_EVENT"),
+            E::TokenMissing => (Code::Unauthenticated, "TOKEN_MISSING"),
+            E::TokenInvalid => (Code::Unauthenticated, "TOKEN_INVALID"),
+            // Reading an account of someone else: the reason of paying from
+            // one (LedgerError::NotOwner), in other words.
+            E::NotAccountReader { .. } => (Code::PermissionDenied, "NOT_ACCOUNT_OWNER"),
+            E::AdminOnly { .. } => (Code::PermissionDenied, "ADMIN_ONLY"),
+            E::Deadline(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
+            E::RequestTooLarge { .. } => (Code::ResourceExhausted, "REQUEST_TOO_LARGE"),
+            E::CompressionUnsupported => (Code::Unimplemented, "COMPRESSION_UNSUPPORTED"),
+            E::ReplyFailed => (Code::Unavailable, "REPLY_FAILED"),
+            E::Ledger(ledger) => ledger_code_and_reason(ledger),
         };
-        let message = match &err {
-            // The cause of an outage or a bug is logged, not sent: it may
-            // name tables or endpoints, and the caller cannot act on it.
-            E::Ledger(L::OutcomeUnknown { .. }) => {
-                tracing::warn!(error = %err, "payment outcome unknown");
-                "the ledger could not learn whether the change committed (its database did not answer); retry with the same idempotency key, or look it up with GetPayment: it applies at most once".to_owned()
-            }
-            E::Ledger(L::Unavailable(_)) => {
-                tracing::warn!(error = %err, "DynamoDB unavailable");
-                "the ledger's database is unavailable or throttling; retry with backoff (payments: with the same idempotency key)".to_owned()
-            }
-            E::Ledger(L::Internal(_)) => {
-                tracing::error!(error = %err, "internal ledger error");
-                "internal ledger error; it has been logged".to_owned()
-            }
-            E::Ledger(L::Rejected { code, .. }) => {
-                tracing::error!(error = %err, "DynamoDB rejected a transaction");
-                format!(
-                    "internal ledger error: DynamoDB rejected the ledger's transaction as invalid ({code}); nothing was written, and it has been logged"
-                )
-            }
-            _ => err.to_string(),
-        };
-        let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata.0);
+        let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata(&err).0);
         if let E::Invalid(invalid) = &err {
             details.add_bad_request_violation(invalid.field, invalid.reason.clone());
         }
-        Status::with_error_details(code, message, details)
+        Status::with_error_details(code, message(&err), details)
+    }
+}
+
+/// The code and reason of a ledger error; part of the one conversion above,
+/// and called only from it.
+fn ledger_code_and_reason(err: &LedgerError) -> (Code, &'static str) {
+    use LedgerError as L;
+    match err {
+        // Paying from, or reading, an account of someone else: one reason,
+        // two messages (ServiceError::NotAccountReader).
+        L::NotOwner { .. } => (Code::PermissionDenied, "NOT_ACCOUNT_OWNER"),
+        L::NotAllowed { .. } => (Code::PermissionDenied, "NOT_ALLOWED"),
+        L::AccountExists(_) => (Code::AlreadyExists, "ACCOUNT_EXISTS"),
+        L::IdempotencyKeyReused { .. } => (Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED"),
+        // One reason, two codes: a lookup of a fenced key did not find
+        // the call (it never happened); a call with it cannot be made.
+        L::FencedNotFound { .. } => (Code::NotFound, "KEY_FENCED"),
+        L::KeyFenced { .. } => (Code::FailedPrecondition, "KEY_FENCED"),
+        L::AccountNotFound { .. } => (Code::NotFound, "ACCOUNT_NOT_FOUND"),
+        L::PaymentNotFound { .. } => (Code::NotFound, "PAYMENT_NOT_FOUND"),
+        L::CurrencyMismatch { .. } => (Code::FailedPrecondition, "CURRENCY_MISMATCH"),
+        L::InsufficientFunds { .. } => (Code::FailedPrecondition, "INSUFFICIENT_FUNDS"),
+        L::SpreadOverShards { .. } => (Code::FailedPrecondition, "SPREAD_OVER_SHARDS"),
+        L::ShardsCannotShrink { .. } => (Code::FailedPrecondition, "SHARDS_CANNOT_SHRINK"),
+        L::ShardOverShare { .. } => (Code::FailedPrecondition, "SHARD_OVER_SHARE"),
+        L::BalanceLimit { .. } => (Code::FailedPrecondition, "BALANCE_LIMIT"),
+        L::HoldExpired { .. } => (Code::FailedPrecondition, "HOLD_EXPIRED"),
+        L::HoldCaptured { .. } => (Code::FailedPrecondition, "HOLD_ALREADY_CAPTURED"),
+        L::HoldVoided { .. } => (Code::FailedPrecondition, "HOLD_VOIDED"),
+        L::CaptureExceedsHold { .. } => (Code::FailedPrecondition, "CAPTURE_EXCEEDS_HOLD"),
+        L::RefundExceedsPayment { .. } => (Code::FailedPrecondition, "REFUND_EXCEEDS_PAYMENT"),
+        L::NotRefundable { .. } => (Code::FailedPrecondition, "NOT_REFUNDABLE"),
+        // A watch asked to resume further back than it catches up:
+        // OUT_OF_RANGE, as etcd answers a watch of a compacted revision.
+        // The token was valid, and the same call will not succeed on
+        // retry; the client reads the gap another way.
+        L::ResumeTooOld { .. } => (Code::OutOfRange, "RESUME_TOKEN_TOO_OLD"),
+        L::Contended { .. } => (Code::Aborted, "CONTENDED"),
+        L::TooManyAccounts { .. } => (Code::ResourceExhausted, "TOO_MANY_ACCOUNTS"),
+        L::TooManyHolds { .. } => (Code::ResourceExhausted, "TOO_MANY_OPEN_HOLDS"),
+        L::OutcomeUnknown { .. } => (Code::Unavailable, "OUTCOME_UNKNOWN"),
+        L::Unavailable(_) => (Code::Unavailable, "LEDGER_UNAVAILABLE"),
+        L::Internal(_) | L::Rejected { .. } => (Code::Internal, "INTERNAL"),
+    }
+}
+
+/// The ErrorInfo metadata of `err`: the ids, amounts and limits a program
+/// acting on its reason needs.
+fn metadata(err: &ServiceError) -> Metadata {
+    use ServiceError as E;
+    let m = Metadata::default();
+    match err {
+        E::Invalid(invalid) => m.with("field", invalid.field),
+        E::NotAccountReader { account_id, .. } => m.with("account_id", account_id),
+        E::AdminOnly { field } => m.with("field", field),
+        E::RequestTooLarge { limit_bytes } => m.with("limit_bytes", limit_bytes),
+        E::Ledger(ledger) => ledger_metadata(ledger),
+        E::MalformedRequest(_)
+        | E::MalformedEvent(_)
+        | E::TokenMissing
+        | E::TokenInvalid
+        | E::Deadline(_)
+        | E::CompressionUnsupported
+        | E::ReplyFailed => m,
+    }
+}
+
+/// The metadata of a ledger error, by family. A variant no family names
+/// carries none: an outage or a bug (its cause stays in the log), and
+/// NOT_ALLOWED (its message says who may).
+fn ledger_metadata(err: &LedgerError) -> Metadata {
+    account_metadata(err)
+        .or_else(|| balance_metadata(err))
+        .or_else(|| shard_metadata(err))
+        .or_else(|| hold_metadata(err))
+        .or_else(|| limit_metadata(err))
+        .unwrap_or_default()
+}
+
+/// Accounts and idempotency keys: who owns what, what exists.
+fn account_metadata(err: &LedgerError) -> Option<Metadata> {
+    use LedgerError as L;
+    let m = Metadata::default();
+    Some(match err {
+        L::NotOwner { account_id } => m.with("account_id", account_id),
+        L::AccountExists(id) => m.with("account_id", id),
+        L::IdempotencyKeyReused {
+            key,
+            sender_id,
+            stored_kind,
+        } => m
+            .with("idempotency_key", key)
+            .with("sender_id", sender_id)
+            .with("stored_kind", stored_kind),
+        L::FencedNotFound { sender_id, key } | L::KeyFenced { sender_id, key } => {
+            m.with("sender_id", sender_id).with("idempotency_key", key)
+        }
+        L::AccountNotFound { role, account_id } => {
+            m.with("account_id", account_id).with("role", role)
+        }
+        L::PaymentNotFound { what, .. } => m.with("what", what),
+        _ => return None,
+    })
+}
+
+/// An account's balance against what a call asked of it.
+fn balance_metadata(err: &LedgerError) -> Option<Metadata> {
+    use LedgerError as L;
+    let m = Metadata::default();
+    Some(match err {
+        L::CurrencyMismatch {
+            role,
+            account_id,
+            account_currency,
+            currency,
+        } => m
+            .with("account_id", account_id)
+            .with("role", role)
+            .with("account_currency", account_currency)
+            .with("currency", currency),
+        L::InsufficientFunds {
+            account_id,
+            currency,
+            available_minor,
+            held_minor,
+            amount_minor,
+            ..
+        } => m
+            .with("account_id", account_id)
+            .with("currency", currency)
+            .with("available_minor", available_minor)
+            .with("held_minor", held_minor)
+            .with("needed_minor", amount_minor),
+        L::BalanceLimit { account_id } => m
+            .with("account_id", account_id)
+            .with("limit_minor", crate::domain::BALANCE_MAX_MINOR),
+        _ => return None,
+    })
+}
+
+/// A balance spread over shards.
+fn shard_metadata(err: &LedgerError) -> Option<Metadata> {
+    use LedgerError as L;
+    let m = Metadata::default();
+    Some(match err {
+        L::SpreadOverShards {
+            account_id,
+            shards_max,
+            payable_minor,
+        } => m
+            .with("account_id", account_id)
+            .with("shards_max", shards_max)
+            .with("payable_minor", payable_minor),
+        L::ShardsCannotShrink {
+            account_id,
+            shards,
+            asked,
+        } => m
+            .with("account_id", account_id)
+            .with("balance_shards", shards)
+            .with("asked", asked),
+        L::ShardOverShare {
+            account_id,
+            shard,
+            balance_minor,
+            share_minor,
+            currency,
+        } => m
+            .with("account_id", account_id)
+            .with("shard", shard)
+            .with("balance_minor", balance_minor)
+            .with("share_minor", share_minor)
+            .with("currency", currency),
+        _ => return None,
+    })
+}
+
+/// Holds and refunds: what was held, captured or paid, against the call.
+fn hold_metadata(err: &LedgerError) -> Option<Metadata> {
+    use LedgerError as L;
+    let m = Metadata::default();
+    Some(match err {
+        L::HoldExpired {
+            hold_id,
+            expired_at,
+        } => m.with("hold_id", hold_id).with("expired_at", expired_at),
+        L::HoldCaptured {
+            hold_id,
+            captured_minor,
+            currency,
+            ..
+        } => m
+            .with("hold_id", hold_id)
+            .with("captured_minor", captured_minor)
+            .with("currency", currency),
+        L::HoldVoided { hold_id, .. } => m.with("hold_id", hold_id),
+        L::CaptureExceedsHold {
+            hold_id,
+            held_minor,
+            amount_minor,
+            currency,
+        } => m
+            .with("hold_id", hold_id)
+            .with("held_minor", held_minor)
+            .with("requested_minor", amount_minor)
+            .with("currency", currency),
+        L::RefundExceedsPayment {
+            transaction_id,
+            amount_minor,
+            refunded_minor,
+            requested_minor,
+            currency,
+        } => m
+            .with("transaction_id", transaction_id)
+            .with("amount_minor", amount_minor)
+            .with("refunded_minor", refunded_minor)
+            .with("refundable_minor", amount_minor - refunded_minor)
+            .with("requested_minor", requested_minor)
+            .with("currency", currency),
+        L::NotRefundable { transaction_id, .. } => m.with("transaction_id", transaction_id),
+        _ => return None,
+    })
+}
+
+/// Limits a call ran into: how far, how many, how often.
+fn limit_metadata(err: &LedgerError) -> Option<Metadata> {
+    use LedgerError as L;
+    let m = Metadata::default();
+    Some(match err {
+        L::ResumeTooOld {
+            account_id,
+            behind,
+            limit,
+        } => m
+            .with("account_id", account_id)
+            .with("behind", behind)
+            .with("limit", limit),
+        L::Contended { attempts } => m.with("attempts", attempts),
+        L::TooManyAccounts { owner, limit } => m.with("owner", owner).with("limit", limit),
+        L::TooManyHolds { account_id, limit } => {
+            m.with("account_id", account_id).with("limit", limit)
+        }
+        _ => return None,
+    })
+}
+
+/// The status message: the error's own words, but for an outage or a bug.
+fn message(err: &ServiceError) -> String {
+    use LedgerError as L;
+    match err {
+        // The cause of an outage or a bug is logged, not sent: it may
+        // name tables or endpoints, and the caller cannot act on it.
+        ServiceError::Ledger(L::OutcomeUnknown { .. }) => {
+            tracing::warn!(error = %err, "payment outcome unknown");
+            "the ledger could not learn whether the change committed (its database did not answer); retry with the same idempotency key, or look it up with GetPayment: it applies at most once".to_owned()
+        }
+        ServiceError::Ledger(L::Unavailable(_)) => {
+            tracing::warn!(error = %err, "DynamoDB unavailable");
+            "the ledger's database is unavailable or throttling; retry with backoff (payments: with the same idempotency key)".to_owned()
+        }
+        ServiceError::Ledger(L::Internal(_)) => {
+            tracing::error!(error = %err, "internal ledger error");
+            "internal ledger error; it has been logged".to_owned()
+        }
+        ServiceError::Ledger(L::Rejected { code, .. }) => {
+            tracing::error!(error = %err, "DynamoDB rejected a transaction");
+            format!(
+                "internal ledger error: DynamoDB rejected the ledger's transaction as invalid ({code}); nothing was written, and it has been logged"
+            )
+        }
+        _ => err.to_string(),
     }
 }
 
@@ -401,395 +440,4 @@ impl From<LedgerError> for Status {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A sample of one variant and what it must answer.
-    struct Case {
-        err: ServiceError,
-        code: Code,
-        reason: &'static str,
-        keys: &'static [&'static str],
-    }
-
-    /// Lists one sample of every variant of [`ServiceError`] and of
-    /// [`LedgerError`], each with the code, reason and metadata keys it must
-    /// answer with. The macro also writes a match with one arm per sample
-    /// and no wildcard, so a variant added without a sample here does not
-    /// compile, and one listed twice is an unreachable pattern (denied).
-    macro_rules! every_variant {
-        (
-            service: { $( $sv:ident $sargs:tt => $scode:ident $sreason:literal [$($skey:literal),*], )* }
-            ledger: { $( $lv:ident $largs:tt => $lcode:ident $lreason:literal [$($lkey:literal),*], )* }
-        ) => {{
-            #[deny(unreachable_patterns)]
-            fn _one_sample_per_variant(err: &ServiceError) {
-                match err {
-                    $( ServiceError::$sv { .. } => {} )*
-                    $( ServiceError::Ledger(LedgerError::$lv { .. }) => {} )*
-                }
-            }
-            vec![
-                $( Case {
-                    err: ServiceError::$sv $sargs,
-                    code: Code::$scode,
-                    reason: $sreason,
-                    keys: &[$($skey),*],
-                }, )*
-                $( Case {
-                    err: ServiceError::Ledger(LedgerError::$lv $largs),
-                    code: Code::$lcode,
-                    reason: $lreason,
-                    keys: &[$($lkey),*],
-                }, )*
-            ]
-        }};
-    }
-
-    fn every_case() -> Vec<Case> {
-        every_variant! {
-            service: {
-                Invalid(InvalidField::new("amount", "is 0"))
-                    => InvalidArgument "INVALID_FIELD" ["field"],
-                MalformedRequest("request body is empty".into())
-                    => InvalidArgument "MALFORMED_REQUEST" [],
-                MalformedEvent("rawPath \"x\" is not a valid URI path".into())
-                    => InvalidArgument "MALFORMED_EVENT" [],
-                TokenMissing {}
-                    => Unauthenticated "TOKEN_MISSING" [],
-                TokenInvalid {}
-                    => Unauthenticated "TOKEN_INVALID" [],
-                NotAccountReader { caller: "bob".into(), account_id: "alice".into() }
-                    => PermissionDenied "NOT_ACCOUNT_OWNER" ["account_id"],
-                AdminOnly { field: "initial_balance" }
-                    => PermissionDenied "ADMIN_ONLY" ["field"],
-                Deadline(CutOff::Payment)
-                    => DeadlineExceeded "DEADLINE_EXCEEDED" [],
-                RequestTooLarge { limit_bytes: 16384 }
-                    => ResourceExhausted "REQUEST_TOO_LARGE" ["limit_bytes"],
-                CompressionUnsupported {}
-                    => Unimplemented "COMPRESSION_UNSUPPORTED" [],
-                ReplyFailed {}
-                    => Unavailable "REPLY_FAILED" [],
-            }
-            ledger: {
-                AccountExists("a".into())
-                    => AlreadyExists "ACCOUNT_EXISTS" ["account_id"],
-                AccountNotFound { role: "sender", account_id: "a".into() }
-                    => NotFound "ACCOUNT_NOT_FOUND" ["account_id", "role"],
-                CurrencyMismatch {
-                    role: "recipient",
-                    account_id: "a".into(),
-                    account_currency: "USD".into(),
-                    currency: "EUR".into(),
-                } => FailedPrecondition "CURRENCY_MISMATCH"
-                    ["account_id", "role", "account_currency", "currency"],
-                InsufficientFunds {
-                    account_id: "a".into(),
-                    what: "payment",
-                    currency: "EUR".into(),
-                    available_minor: 1,
-                    held_minor: 0,
-                    amount_minor: 2,
-                } => FailedPrecondition "INSUFFICIENT_FUNDS"
-                    ["account_id", "currency", "available_minor", "held_minor", "needed_minor"],
-                SpreadOverShards { account_id: "a".into(), shards_max: 48, payable_minor: 5 }
-                    => FailedPrecondition "SPREAD_OVER_SHARDS"
-                    ["account_id", "shards_max", "payable_minor"],
-                BalanceLimit { account_id: "a".into() }
-                    => FailedPrecondition "BALANCE_LIMIT" ["account_id", "limit_minor"],
-                ShardsCannotShrink { account_id: "a".into(), shards: 8, asked: 2 }
-                    => FailedPrecondition "SHARDS_CANNOT_SHRINK" ["account_id", "balance_shards", "asked"],
-                ShardOverShare {
-                    account_id: "a".into(),
-                    shard: 0,
-                    balance_minor: 9,
-                    share_minor: 5,
-                    currency: "EUR".into(),
-                } => FailedPrecondition "SHARD_OVER_SHARE"
-                    ["account_id", "shard", "balance_minor", "share_minor", "currency"],
-                IdempotencyKeyReused { key: "k".into(), sender_id: "a".into(), stored_kind: "hold" }
-                    => AlreadyExists "IDEMPOTENCY_KEY_REUSED" ["idempotency_key", "sender_id", "stored_kind"],
-                KeyFenced { sender_id: "a".into(), key: "k".into() }
-                    => FailedPrecondition "KEY_FENCED" ["sender_id", "idempotency_key"],
-                FencedNotFound { sender_id: "a".into(), key: "k".into() }
-                    => NotFound "KEY_FENCED" ["sender_id", "idempotency_key"],
-                NotOwner { account_id: "a".into() }
-                    => PermissionDenied "NOT_ACCOUNT_OWNER" ["account_id"],
-                NotAllowed { what: "capturing hold h".into(), who: "its recipient's owner" }
-                    => PermissionDenied "NOT_ALLOWED" [],
-                PaymentNotFound { what: "hold", name: "h".into() }
-                    => NotFound "PAYMENT_NOT_FOUND" ["what"],
-                HoldExpired { hold_id: "h".into(), expired_at: "2026-12-06T19:00:00Z".into() }
-                    => FailedPrecondition "HOLD_EXPIRED" ["hold_id", "expired_at"],
-                HoldCaptured {
-                    hold_id: "h".into(),
-                    action: "voided",
-                    captured_minor: 5,
-                    currency: "EUR".into(),
-                } => FailedPrecondition "HOLD_ALREADY_CAPTURED"
-                    ["hold_id", "captured_minor", "currency"],
-                HoldVoided { hold_id: "h".into(), action: "captured" }
-                    => FailedPrecondition "HOLD_VOIDED" ["hold_id"],
-                CaptureExceedsHold {
-                    hold_id: "h".into(),
-                    held_minor: 5,
-                    amount_minor: 6,
-                    currency: "EUR".into(),
-                } => FailedPrecondition "CAPTURE_EXCEEDS_HOLD"
-                    ["hold_id", "held_minor", "requested_minor", "currency"],
-                TooManyHolds { account_id: "a".into(), limit: 32 }
-                    => ResourceExhausted "TOO_MANY_OPEN_HOLDS" ["account_id", "limit"],
-                RefundExceedsPayment {
-                    transaction_id: "t".into(),
-                    amount_minor: 10,
-                    refunded_minor: 4,
-                    requested_minor: 7,
-                    currency: "EUR".into(),
-                } => FailedPrecondition "REFUND_EXCEEDS_PAYMENT"
-                    ["transaction_id", "amount_minor", "refunded_minor", "refundable_minor",
-                     "requested_minor", "currency"],
-                NotRefundable { transaction_id: "t".into(), why: "it is a refund" }
-                    => FailedPrecondition "NOT_REFUNDABLE" ["transaction_id"],
-                ResumeTooOld { account_id: "a".into(), behind: 10_001, limit: 10_000 }
-                    => OutOfRange "RESUME_TOKEN_TOO_OLD" ["account_id", "behind", "limit"],
-                Contended { attempts: 10 }
-                    => Aborted "CONTENDED" ["attempts"],
-                OutcomeUnknown { cause: "timeout".into() }
-                    => Unavailable "OUTCOME_UNKNOWN" [],
-                TooManyAccounts { owner: "o".into(), limit: 1000 }
-                    => ResourceExhausted "TOO_MANY_ACCOUNTS" ["owner", "limit"],
-                Unavailable("x".into())
-                    => Unavailable "LEDGER_UNAVAILABLE" [],
-                Internal("x".into())
-                    => Internal "INTERNAL" [],
-                Rejected { code: "ValidationError", detail: "item 1".into() }
-                    => Internal "INTERNAL" [],
-            }
-        }
-    }
-
-    #[test]
-    fn every_variant_has_its_code_reason_and_metadata() {
-        for case in every_case() {
-            let name = format!("{:?}", case.err);
-            let status = Status::from(case.err);
-            assert_eq!(status.code(), case.code, "{name}");
-            let info = status.get_error_details().error_info().cloned();
-            let info = info.unwrap_or_else(|| panic!("{name}: no ErrorInfo"));
-            assert_eq!(info.reason, case.reason, "{name}");
-            assert_eq!(info.domain, ERROR_DOMAIN, "{name}");
-            let mut keys: Vec<&str> = info.metadata.keys().map(String::as_str).collect();
-            let mut expected = case.keys.to_vec();
-            keys.sort_unstable();
-            expected.sort_unstable();
-            assert_eq!(keys, expected, "{name}");
-            assert!(!status.message().is_empty(), "{name}");
-        }
-    }
-
-    #[test]
-    fn unauthenticated_is_bearer_and_deadlines_say_what_may_have_happened() {
-        for err in [ServiceError::TokenMissing, ServiceError::TokenInvalid] {
-            let status = Status::from(err);
-            assert!(status.message().starts_with("Bearer "), "{status:?}");
-        }
-        // CutOff is inside one variant: an exhaustive match per value.
-        for cut_off in [
-            CutOff::Payment,
-            CutOff::Account,
-            CutOff::Hold,
-            CutOff::Read,
-            CutOff::Finalize,
-            CutOff::Shards,
-        ] {
-            let says = match cut_off {
-                CutOff::Payment => "retry with the same idempotency key",
-                CutOff::Account => "send the same AddAccount again",
-                CutOff::Hold => "look the hold up with GetPayment",
-                CutOff::Read => "nothing was changed",
-                CutOff::Finalize => "send the same GetPayment with finalize again",
-                CutOff::Shards => "send the same SetBalanceShards again",
-            };
-            let status = Status::from(ServiceError::Deadline(cut_off));
-            assert_eq!(status.code(), Code::DeadlineExceeded);
-            assert!(status.message().contains(says), "{}", status.message());
-        }
-    }
-
-    #[test]
-    fn a_field_error_names_the_field_twice() {
-        let invalid = Status::from(ServiceError::from(InvalidField::new("amount", "is 0")));
-        assert_eq!(invalid.code(), Code::InvalidArgument);
-        assert_eq!(invalid.message(), "amount: is 0");
-        let details = invalid.get_error_details();
-        assert_eq!(details.error_info().unwrap().metadata["field"], "amount");
-        let violations = &details.bad_request().unwrap().field_violations;
-        assert_eq!(violations.len(), 1);
-        assert_eq!(violations[0].field, "amount");
-        assert_eq!(violations[0].description, "is 0");
-    }
-
-    #[test]
-    fn paying_from_and_reading_an_account_not_yours_differ_in_words_only() {
-        let paying = Status::from(LedgerError::NotOwner {
-            account_id: "alice".into(),
-        });
-        let reading = Status::from(ServiceError::NotAccountReader {
-            caller: "bob".into(),
-            account_id: "alice".into(),
-        });
-        assert_eq!(
-            reading.message(),
-            "bob may not read account \"alice\": only its owner or an admin may"
-        );
-        for status in [paying, reading] {
-            assert_eq!(status.code(), Code::PermissionDenied);
-            let info = status.get_error_details().error_info().cloned().unwrap();
-            assert_eq!(info.reason, "NOT_ACCOUNT_OWNER");
-            assert_eq!(info.metadata["account_id"], "alice");
-        }
-    }
-
-    /// `InvalidArgument` as docs/api.md spells it: `INVALID_ARGUMENT`.
-    fn screaming(code: Code) -> String {
-        let mut out = String::new();
-        for (i, c) in format!("{code:?}").chars().enumerate() {
-            if c.is_ascii_uppercase() && i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_uppercase());
-        }
-        out
-    }
-
-    /// The rows of docs/api.md's "Reasons a program can read": the reasons
-    /// of a row, its code, and the metadata keys it names. A reason sent with
-    /// two codes (KEY_FENCED) has a row for each.
-    fn documented_reasons() -> Vec<(Vec<String>, String, Vec<String>)> {
-        let page = include_str!("../docs/api.md");
-        let start = page
-            .find("\n## Reasons a program can read\n")
-            .expect("docs/api.md has the reasons table")
-            + 1;
-        let section = &page[start..];
-        let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
-        let backticked = |cell: &str| -> Vec<String> {
-            cell.split('`')
-                .skip(1)
-                .step_by(2)
-                .map(str::to_owned)
-                .collect()
-        };
-        section[..end]
-            .lines()
-            .filter(|line| line.starts_with("| `"))
-            .map(|line| {
-                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-                (
-                    backticked(cells[1]),
-                    cells[2].to_owned(),
-                    backticked(cells[3]),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_api_page_lists_every_reason_with_its_code_and_metadata() {
-        let rows = documented_reasons();
-        let cases = every_case();
-        for case in &cases {
-            let listed: Vec<_> = rows
-                .iter()
-                .filter(|(reasons, ..)| reasons.iter().any(|r| r == case.reason))
-                .collect();
-            assert!(
-                !listed.is_empty(),
-                "docs/api.md does not list {}",
-                case.reason
-            );
-            let row = listed
-                .iter()
-                .find(|row| row.1 == screaming(case.code))
-                .unwrap_or_else(|| {
-                    panic!(
-                        "docs/api.md lists {} with {:?}, not with {}",
-                        case.reason,
-                        listed.iter().map(|row| &row.1).collect::<Vec<_>>(),
-                        screaming(case.code)
-                    )
-                });
-            for key in case.keys {
-                assert!(
-                    row.2.iter().any(|k| k == key),
-                    "docs/api.md's row of {} lacks metadata {key}",
-                    case.reason
-                );
-            }
-        }
-        for (reasons, code, keys) in &rows {
-            for reason in reasons {
-                assert!(
-                    cases
-                        .iter()
-                        .any(|case| case.reason == reason && screaming(case.code) == *code),
-                    "docs/api.md lists {reason} with {code}, which no error answers with"
-                );
-            }
-            for key in keys {
-                assert!(
-                    cases
-                        .iter()
-                        .any(|case| reasons.iter().any(|r| r == case.reason)
-                            && case.keys.contains(&key.as_str())),
-                    "docs/api.md names metadata {key} for {reasons:?}, which none of them sends"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn insufficient_funds_says_what_is_available_in_the_currency() {
-        let status = Status::from(LedgerError::InsufficientFunds {
-            account_id: "alice".into(),
-            what: "payment",
-            currency: "EUR".into(),
-            available_minor: 3766,
-            held_minor: 500,
-            amount_minor: 100_000,
-        });
-        assert_eq!(
-            status.message(),
-            "insufficient funds: account \"alice\" has 37.66 EUR available (5.00 EUR more is held), the payment needs 1000.00 EUR"
-        );
-        let info = status.get_error_details().error_info().cloned().unwrap();
-        assert_eq!(info.reason, "INSUFFICIENT_FUNDS");
-        assert_eq!(info.domain, ERROR_DOMAIN);
-        assert_eq!(info.metadata["available_minor"], "3766");
-        assert_eq!(info.metadata["needed_minor"], "100000");
-        assert_eq!(info.metadata["currency"], "EUR");
-    }
-
-    #[test]
-    fn outages_and_bugs_carry_a_reason_but_not_their_cause() {
-        for (err, reason) in [
-            (
-                LedgerError::Unavailable("table t at http://x".into()),
-                "LEDGER_UNAVAILABLE",
-            ),
-            (LedgerError::Internal("table t".into()), "INTERNAL"),
-        ] {
-            let status = Status::from(err);
-            assert!(
-                !status.message().contains("table t"),
-                "{}",
-                status.message()
-            );
-            assert_eq!(
-                status.get_error_details().error_info().unwrap().reason,
-                reason
-            );
-        }
-    }
-}
+mod tests;

@@ -591,21 +591,48 @@ async fn cognito_access_tokens_count_client_id_as_audience_and_id_tokens_are_ref
     }
 }
 
-#[tokio::test]
-async fn a_jwks_needs_issuer_and_audience_and_no_dev_secret_beside_it() {
+/// One setting: its variable's name and value.
+type Setting = (&'static str, String);
+
+/// A JWKS file of the RSA key, with the settings naming it, an issuer and
+/// an audience. Keep the file: dropping it removes it.
+fn jwks_settings() -> (JwksFile, Setting, Setting, Setting) {
     let (rsa, _) = keys();
     let file = JwksFile::new(&[&rsa.jwk]);
-    let path = file.0.display().to_string();
-    let settings =
-        |pairs: Vec<(&'static str, String)>| async move { authenticator_of(&pairs).await };
-    let jwks = (JWKS_FILE_ENV, path.clone());
+    let jwks = (JWKS_FILE_ENV, file.0.display().to_string());
     let issuer = (JWT_ISSUER_ENV, ISSUER.to_owned());
     let audience = (JWT_AUDIENCE_ENV, format!("other, {AUDIENCE}"));
-    let secret = (
-        DEV_JWT_SECRET_ENV,
-        String::from_utf8(SECRET.to_vec()).unwrap(),
-    );
-    let error = |result: Result<Authenticator, AuthConfigError>| result.unwrap_err();
+    (file, jwks, issuer, audience)
+}
+
+/// The authenticator of `pairs`, as the binaries build it.
+async fn settings(pairs: Vec<Setting>) -> Result<Authenticator, AuthConfigError> {
+    authenticator_of(&pairs).await
+}
+
+/// The error of settings that must be refused.
+fn error(result: Result<Authenticator, AuthConfigError>) -> AuthConfigError {
+    result.unwrap_err()
+}
+
+/// A dev token for the issuer and audience of [`jwks_settings`].
+fn dev_token() -> String {
+    mint_dev_token(
+        SECRET,
+        &DevToken {
+            sub: "dev",
+            ttl: Duration::from_secs(60),
+            issuer: Some(ISSUER),
+            audience: Some(AUDIENCE),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_jwks_needs_an_issuer_and_an_audience() {
+    let (_file, jwks, issuer, audience) = jwks_settings();
     let err = error(settings(vec![jwks.clone(), audience.clone()]).await);
     assert!(matches!(err, AuthConfigError::JwksNeedsIssuer), "{err}");
     assert!(
@@ -627,6 +654,16 @@ async fn a_jwks_needs_issuer_and_audience_and_no_dev_secret_beside_it() {
         .await,
     );
     assert!(matches!(err, AuthConfigError::Audience), "{err}");
+}
+
+#[tokio::test]
+async fn a_dev_secret_beside_a_jwks_needs_the_allow_flag() {
+    let (rsa, _) = keys();
+    let (_file, jwks, issuer, audience) = jwks_settings();
+    let secret = (
+        DEV_JWT_SECRET_ENV,
+        String::from_utf8(SECRET.to_vec()).unwrap(),
+    );
     let all = vec![
         jwks.clone(),
         issuer.clone(),
@@ -643,24 +680,18 @@ async fn a_jwks_needs_issuer_and_audience_and_no_dev_secret_beside_it() {
     };
     // Both kinds of token then verify, each against the same issuer and audience.
     assert!(both.verify(&rsa.sign(&access("a"))).await.is_ok());
-    let dev_token = mint_dev_token(
-        SECRET,
-        &DevToken {
-            sub: "dev",
-            ttl: Duration::from_secs(60),
-            issuer: Some(ISSUER),
-            audience: Some(AUDIENCE),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert!(both.verify(&dev_token).await.is_ok());
+    assert!(both.verify(&dev_token()).await.is_ok());
     let mut bad_flag = all.clone();
     bad_flag.push((ALLOW_DEV_SECRET_WITH_JWKS_ENV, "yes".into()));
     assert!(matches!(
         error(settings(bad_flag).await),
         AuthConfigError::AllowFlag(_)
     ));
+}
+
+#[tokio::test]
+async fn a_jwks_url_is_https_and_the_only_jwks_source() {
+    let (_file, jwks, issuer, audience) = jwks_settings();
     let err = error(
         settings(vec![
             (JWKS_URL_ENV, "http://idp.example.com/jwks.json".into()),
@@ -680,12 +711,18 @@ async fn a_jwks_needs_issuer_and_audience_and_no_dev_secret_beside_it() {
         .await,
     );
     assert!(matches!(err, AuthConfigError::TwoJwksSources), "{err}");
+}
+
+#[tokio::test]
+async fn a_jwks_alone_verifies_its_tokens_and_refuses_dev_tokens() {
+    let (rsa, _) = keys();
+    let (_file, jwks, issuer, audience) = jwks_settings();
     let Ok(Authenticator::Jwt(verifier)) = settings(vec![jwks, issuer, audience]).await else {
         panic!("a JWKS with issuer and audience");
     };
     assert!(verifier.verify(&rsa.sign(&access("a"))).await.is_ok());
     // Without a dev secret, a dev token is just an HS256 token: refused.
-    assert_refused(&verifier, &dev_token, "no dev secret configured").await;
+    assert_refused(&verifier, &dev_token(), "no dev secret configured").await;
 }
 
 #[tokio::test]

@@ -17,14 +17,19 @@
 //!   of a transfer, built once for payments, captures and refunds, and the
 //!   conditions on each shard they touch;
 //! - [`records`]: the call's record as a round read it, a key another call
-//!   took, a refusal that a stored record overrides.
+//!   took, a refusal that a stored record overrides;
+//! - [`settle`]: how a round ends ([`Settled`]), and what the call does next
+//!   ([`Next`]).
 //!
-//! Each operation's own file keeps only its plan and its conditions.
+//! Each operation's own file keeps only its plan and its conditions: a
+//! short loop over [`Rounds`], and one round as a function that plans,
+//! writes, and matches on how its write settled.
 
 mod conditions;
 mod party;
 mod records;
 mod rounds;
+mod settle;
 mod transact;
 mod transfer;
 
@@ -33,5 +38,6 @@ pub(super) use party::{Party, Start};
 pub(super) use records::RecordRead;
 pub use rounds::PAYMENT_ATTEMPTS_MAX;
 pub(super) use rounds::Rounds;
+pub(super) use settle::{Next, Settled};
 pub(super) use transact::{Written, reason};
 pub(super) use transfer::{DEBIT_SHARDS_MAX, Transfer, plan_debits, refusal};

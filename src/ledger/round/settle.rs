@@ -1,0 +1,78 @@
+//! How a round ends, the same for every operation: its write committed, or
+//! it may have (the record says), or it was cancelled (the reasons say
+//! whether the call's record answers it, or what to learn before the next
+//! round). Each operation matches on [`Settled`] for what is its own: the
+//! outcome of a commit, the answer from a stored record, the lesson of a
+//! cancellation.
+
+use super::rounds::Rounds;
+use super::transact::{Reason, Written, reason};
+use crate::ledger::layout::{Item, StoredRecord};
+use crate::ledger::{Ledger, LedgerError};
+
+/// What one round of a call came to: the call's answer, or another round.
+pub(in crate::ledger) enum Next<T> {
+    Done(T),
+    Again,
+}
+
+/// What a round's write came to, with the call's record `R` where it
+/// answers (see [`Ledger::settle`]).
+pub(in crate::ledger) enum Settled<R> {
+    /// The write committed: the round's own outcome answers.
+    Committed,
+    /// No answer came (a timeout, a dropped connection, a 5xx): the write
+    /// may or may not have committed. `read` is the record as read since,
+    /// None when it is absent or the read failed.
+    Unknown { cause: String, read: Option<R> },
+    /// The record's item failed its condition (its key was taken, or the
+    /// hold ended): the record as it is now, which answers.
+    Taken(R),
+    /// Cancelled with the record's item fine: the reasons, one per item, to
+    /// learn from before the next round.
+    Again(Vec<Reason>),
+}
+
+impl Ledger {
+    /// Settles the write of a round whose item `record_at` puts the call's
+    /// record under `key`: after no answer the record says whether it
+    /// committed; after a cancellation [`Rounds::met`] takes in the reasons
+    /// (ending the call on an invalid request), and a failed put means the
+    /// key is taken.
+    pub(in crate::ledger) async fn settle(
+        &self,
+        written: Written,
+        rounds: &mut Rounds,
+        key: &Item,
+        record_at: usize,
+    ) -> Result<Settled<StoredRecord>, LedgerError> {
+        match written {
+            Written::Committed => Ok(Settled::Committed),
+            Written::Unknown(cause) => {
+                let read = self.read_record(key).await.ok().flatten();
+                Ok(Settled::Unknown { cause, read })
+            }
+            Written::Cancelled(reasons) => {
+                rounds.met(&reasons)?;
+                match self.taken(reason(&reasons, record_at), key).await? {
+                    Some(stored) => Ok(Settled::Taken(stored)),
+                    None => Ok(Settled::Again(reasons)),
+                }
+            }
+        }
+    }
+
+    /// The record under `key` once every round was refused: the last round
+    /// may have committed after all (a TransactionInProgress answer, say).
+    /// Without one, the rounds' refusal.
+    pub(in crate::ledger) async fn stored_or_exhausted(
+        &self,
+        key: &Item,
+        rounds: &Rounds,
+    ) -> Result<StoredRecord, LedgerError> {
+        match self.read_record(key).await {
+            Ok(Some(stored)) => Ok(stored),
+            _ => Err(rounds.exhausted()),
+        }
+    }
+}

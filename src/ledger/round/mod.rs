@@ -38,6 +38,6 @@ pub(super) use party::{Party, Start};
 pub(super) use records::RecordRead;
 pub use rounds::PAYMENT_ATTEMPTS_MAX;
 pub(super) use rounds::Rounds;
-pub(super) use settle::{Next, Settled};
+pub(super) use settle::{Next, Plan, Settled};
 pub(super) use transact::{Written, reason};
 pub(super) use transfer::{DEBIT_SHARDS_MAX, Transfer, plan_debits, refusal};

@@ -16,6 +16,13 @@ pub(in crate::ledger) enum Next<T> {
     Again,
 }
 
+/// What a round's plan came to: what to write, or a record already stored
+/// under the call's key, which answers the call.
+pub(in crate::ledger) enum Plan<W> {
+    Write(W),
+    Stored(Box<StoredRecord>),
+}
+
 /// What a round's write came to, with the call's record `R` where it
 /// answers (see [`Ledger::settle`]).
 pub(in crate::ledger) enum Settled<R> {

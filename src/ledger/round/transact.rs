@@ -125,6 +125,21 @@ impl Ledger {
         }
     }
 
+    /// After a cancelled round: forgets shard `shard` of `account_id` when
+    /// its condition failed (`reason`) without returning the item, so that
+    /// the next round reads it. An item that came back was remembered by
+    /// [`Self::transact`].
+    pub(in crate::ledger) fn forget_unreturned(
+        &self,
+        reason: &Reason,
+        account_id: &str,
+        shard: u32,
+    ) {
+        if reason.failed() && reason.item().is_none() {
+            self.known.forget(account_id, shard);
+        }
+    }
+
     /// Remembers an account item DynamoDB returned.
     pub(in crate::ledger) fn observe_returned(&self, item: &Item) {
         match AccountsItem::from_item(item) {

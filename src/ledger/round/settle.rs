@@ -7,7 +7,7 @@
 
 use super::rounds::Rounds;
 use super::transact::{Reason, Written, reason};
-use crate::ledger::layout::{Item, StoredRecord};
+use crate::ledger::layout::{HoldRecord, Item, StoredRecord};
 use crate::ledger::{Ledger, LedgerError};
 
 /// What one round of a call came to: the call's answer, or another round.
@@ -24,7 +24,7 @@ pub(in crate::ledger) enum Plan<W> {
 }
 
 /// What a round's write came to, with the call's record `R` where it
-/// answers (see [`Ledger::settle`]).
+/// answers (see [`Ledger::settle`] and [`Ledger::settle_hold`]).
 pub(in crate::ledger) enum Settled<R> {
     /// The write committed: the round's own outcome answers.
     Committed,
@@ -65,6 +65,36 @@ impl Ledger {
                     Some(stored) => Ok(Settled::Taken(stored)),
                     None => Ok(Settled::Again(reasons)),
                 }
+            }
+        }
+    }
+
+    /// Settles the write of a round whose item `record_at` ends `hold` (a
+    /// capture or a void): after no answer the hold's record says whether
+    /// it committed; after a cancellation [`Rounds::met`] takes in the
+    /// reasons, and a failed record condition means the hold ended or
+    /// expired, which the record as DynamoDB returned it says.
+    pub(in crate::ledger) async fn settle_hold(
+        &self,
+        written: Written,
+        rounds: &mut Rounds,
+        hold: &HoldRecord,
+        record_at: usize,
+    ) -> Result<Settled<HoldRecord>, LedgerError> {
+        match written {
+            Written::Committed => Ok(Settled::Committed),
+            Written::Unknown(cause) => {
+                let read = self.reread_hold(hold).await.ok();
+                Ok(Settled::Unknown { cause, read })
+            }
+            Written::Cancelled(reasons) => {
+                rounds.met(&reasons)?;
+                let record = reason(&reasons, record_at);
+                if record.failed() {
+                    let ended = self.returned_hold(record.item(), hold).await?;
+                    return Ok(Settled::Taken(ended));
+                }
+                Ok(Settled::Again(reasons))
             }
         }
     }

@@ -39,5 +39,5 @@ pub(super) use records::RecordRead;
 pub use rounds::PAYMENT_ATTEMPTS_MAX;
 pub(super) use rounds::Rounds;
 pub(super) use settle::{Next, Plan, Settled};
-pub(super) use transact::{Written, reason};
+pub(super) use transact::{Reason, Written, reason};
 pub(super) use transfer::{DEBIT_SHARDS_MAX, Transfer, plan_debits, refusal};

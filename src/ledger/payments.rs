@@ -259,18 +259,6 @@ impl Ledger {
             account_id: recipient.facts.account_id.clone(),
         }))
     }
-
-    /// The record stored under a key, strongly consistent.
-    pub(super) async fn read_record(
-        &self,
-        key: &Item,
-    ) -> Result<Option<StoredRecord>, LedgerError> {
-        let record = self.read_record_item(key.clone()).await?;
-        if let Some(record) = &record {
-            self.known.remember_record(record);
-        }
-        Ok(record)
-    }
 }
 
 /// Whether a shard of `party` is known to have room for a credit of

@@ -5,7 +5,7 @@ use super::layout::{
     AccountFacts, AccountsItem, Item, OWNER_SK, ShardState, StoredEntry, account_item, build_error,
     n, owner_pk, s, sdk_error, shard_item,
 };
-use super::round::{Rounds, Written, reason};
+use super::round::{Reason, Rounds, Written, reason};
 use super::shards::account_from;
 use super::{Account, Direction, Ledger, LedgerError, Transaction, TransactionKind};
 use crate::domain::{AccountId, NewAccount, OWNER_ACCOUNTS_MAX};
@@ -20,6 +20,77 @@ fn same_account(facts: &AccountFacts, new: &NewAccount, owner: &str) -> bool {
         && facts.currency == new.currency.as_str()
         && facts.opening_balance_minor == new.initial_balance_minor
         && facts.shards >= new.balance_shards
+}
+
+/// An account as it opens: its facts, its shard 0 (with the opening
+/// balance), the state its further shards open with, and whether the
+/// owner's count of accounts goes up with it.
+struct Opening {
+    facts: AccountFacts,
+    shard0: ShardState,
+    empty: ShardState,
+    counted: bool,
+}
+
+impl Opening {
+    fn of(new: &NewAccount, owner: &str, counted: bool) -> Self {
+        let opening = new.initial_balance_minor;
+        let facts = AccountFacts {
+            account_id: new.account_id.as_str().to_owned(),
+            display_name: new.display_name.clone(),
+            currency: new.currency.as_str().to_owned(),
+            created_at_ms: now_ms(),
+            owner: owner.to_owned(),
+            opening_balance_minor: opening,
+            shards: new.balance_shards,
+        };
+        let shard0 = ShardState {
+            version: u64::from(opening > 0),
+            balance_minor: opening,
+            updated_at_ms: facts.created_at_ms,
+            ..ShardState::default()
+        };
+        let empty = ShardState {
+            updated_at_ms: facts.created_at_ms,
+            ..ShardState::default()
+        };
+        Self {
+            facts,
+            shard0,
+            empty,
+            counted,
+        }
+    }
+
+    /// The account as the call answers it.
+    fn account(&self) -> Account {
+        let further = std::iter::repeat_n(&self.empty, self.facts.shards as usize - 1);
+        account_from(&self.facts, std::iter::once(&self.shard0).chain(further))
+    }
+
+    /// Why a cancelled opening ends the call, its reasons read by the order
+    /// of [`Ledger::opening_items`]; Ok when another round may commit.
+    fn refused(&self, reasons: &[Reason], rounds: &mut Rounds) -> Result<(), LedgerError> {
+        if reason(reasons, 0).failed() {
+            return Err(LedgerError::AccountExists(self.facts.account_id.clone()));
+        }
+        if self.counted && reason(reasons, 1).failed() {
+            return Err(LedgerError::TooManyAccounts {
+                owner: self.facts.owner.clone(),
+                limit: OWNER_ACCOUNTS_MAX,
+            });
+        }
+        rounds.met(reasons)?;
+        if reasons.iter().any(|r| r.failed()) {
+            // An entry or shard item of an account that does not exist
+            // yet: only a half-written account could explain it, which one
+            // transaction never leaves.
+            return Err(LedgerError::Internal(
+                "opening an account failed a condition on an item it creates".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Ledger {
@@ -55,87 +126,68 @@ impl Ledger {
         owner: &str,
         counted: bool,
     ) -> Result<Account, LedgerError> {
-        let opening = new.initial_balance_minor;
-        let facts = AccountFacts {
-            account_id: new.account_id.as_str().to_owned(),
-            display_name: new.display_name.clone(),
-            currency: new.currency.as_str().to_owned(),
-            created_at_ms: now_ms(),
-            owner: owner.to_owned(),
-            opening_balance_minor: opening,
-            shards: new.balance_shards,
-        };
-        let shard0 = ShardState {
-            version: u64::from(opening > 0),
-            balance_minor: opening,
-            updated_at_ms: facts.created_at_ms,
-            ..ShardState::default()
-        };
-        let empty = ShardState {
-            updated_at_ms: facts.created_at_ms,
-            ..ShardState::default()
-        };
-        let account = account_from(
-            &facts,
-            std::iter::once(&shard0).chain(std::iter::repeat_n(&empty, facts.shards as usize - 1)),
-        );
-        let exists = || LedgerError::AccountExists(facts.account_id.clone());
-        let root = account_item(&facts, &shard0);
-        if opening == 0 && facts.shards == 1 && !counted {
+        let opening = Opening::of(new, owner, counted);
+        let account = opening.account();
+        let facts = &opening.facts;
+        if facts.opening_balance_minor == 0 && facts.shards == 1 && !counted {
+            let root = account_item(facts, &opening.shard0);
             self.put_plain_account(root, &facts.account_id).await?;
-            self.remember_new(&facts, &shard0, &empty);
+            self.remember_new(&opening);
             return Ok(account);
         }
+        let items = self.opening_items(&opening)?;
+        self.write_opening(&opening, items).await?;
+        Ok(account)
+    }
+
+    /// The items of an opening, in this order: the account's own item, the
+    /// owner's count (when counted), the further shards, the opening entry
+    /// (when the balance is positive).
+    fn opening_items(&self, opening: &Opening) -> Result<Vec<TransactWriteItem>, LedgerError> {
+        let facts = &opening.facts;
+        let root = account_item(facts, &opening.shard0);
         let mut items = vec![self.put_account_item(root)?];
-        if counted {
-            items.push(self.count_owner_account(owner)?);
+        if opening.counted {
+            items.push(self.count_owner_account(&facts.owner)?);
         }
         for shard in 1..facts.shards {
-            items.push(self.put_account_item(shard_item(&facts.account_id, shard, &empty))?);
+            let item = shard_item(&facts.account_id, shard, &opening.empty);
+            items.push(self.put_account_item(item)?);
         }
-        if opening > 0 {
+        if facts.opening_balance_minor > 0 {
             items.push(
                 TransactWriteItem::builder()
-                    .put(self.put_new(opening_entry(&facts).to_item())?)
+                    .put(self.put_new(opening_entry(facts).to_item())?)
                     .build(),
             );
         }
-        // Both the account's put and the owner's counter are items other
-        // calls may hold at the same moment (two AddAccounts by one owner,
-        // or a retry while the first call is still in flight): such rounds
-        // go again after a pause, a bounded number of times.
+        Ok(items)
+    }
+
+    /// Writes an opening's items in one transaction. Both the account's put
+    /// and the owner's counter are items other calls may hold at the same
+    /// moment (two AddAccounts by one owner, or a retry while the first
+    /// call is still in flight): such rounds go again after a pause, a
+    /// bounded number of times.
+    async fn write_opening(
+        &self,
+        opening: &Opening,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), LedgerError> {
+        let account_id = &opening.facts.account_id;
         let mut rounds = Rounds::new();
         while rounds.next().await.is_some() {
             match self.transact(items.clone()).await? {
                 Written::Committed => {
-                    self.remember_new(&facts, &shard0, &empty);
-                    return Ok(account);
+                    self.remember_new(opening);
+                    return Ok(());
                 }
-                Written::Cancelled(reasons) => {
-                    if reason(&reasons, 0).failed() {
-                        return Err(exists());
-                    }
-                    if counted && reason(&reasons, 1).failed() {
-                        return Err(LedgerError::TooManyAccounts {
-                            owner: owner.to_owned(),
-                            limit: OWNER_ACCOUNTS_MAX,
-                        });
-                    }
-                    rounds.met(&reasons)?;
-                    if reasons.iter().any(|r| r.failed()) {
-                        // An entry or shard item of an account that does
-                        // not exist yet: only a half-written account could
-                        // explain it, which one transaction never leaves.
-                        return Err(LedgerError::Internal(
-                            "opening an account failed a condition on an item it creates".into(),
-                        ));
-                    }
-                }
+                Written::Cancelled(reasons) => opening.refused(&reasons, &mut rounds)?,
                 // No answer: whether it committed, the account says (the
                 // same owner opening the same account gets it).
                 Written::Unknown(cause) => {
-                    return match self.read_account_item(&facts.account_id).await {
-                        Ok(Some(_)) => Err(exists()),
+                    return match self.read_account_item(account_id).await {
+                        Ok(Some(_)) => Err(LedgerError::AccountExists(account_id.clone())),
                         _ => Err(LedgerError::OutcomeUnknown { cause }),
                     };
                 }
@@ -169,11 +221,12 @@ impl Ledger {
         }
     }
 
-    fn remember_new(&self, facts: &AccountFacts, shard0: &ShardState, empty: &ShardState) {
+    fn remember_new(&self, opening: &Opening) {
+        let facts = &opening.facts;
         self.known.remember(facts);
-        self.known.observe(&facts.account_id, 0, shard0);
+        self.known.observe(&facts.account_id, 0, &opening.shard0);
         for shard in 1..facts.shards {
-            self.known.observe(&facts.account_id, shard, empty);
+            self.known.observe(&facts.account_id, shard, &opening.empty);
         }
     }
 

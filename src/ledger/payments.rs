@@ -3,24 +3,44 @@
 //! TransactWriteItems, and so is its replay (answered by the failed write).
 
 use super::clock::new_transaction_id;
-use super::layout::{Item, StoredRecord, record_item, record_key};
+use super::known::CreditSlot;
+use super::layout::{Item, ShardState, StoredRecord, record_item, record_key};
 use super::replay::{Call, replayed};
 use super::round::{
-    DEBIT_SHARDS_MAX, Party, RecordRead, Rounds, Start, Transfer, Written, plan_debits, reason,
+    DEBIT_SHARDS_MAX, Next, Party, RecordRead, Rounds, Settled, Start, Transfer, plan_debits,
     refusal,
 };
 use super::{Caller, Ledger, LedgerError, PaymentOutcome, Transaction, TransactionKind};
 use crate::domain::{PaymentOrder, shard_balance_max_minor};
-use aws_sdk_dynamodb::types::TransactWriteItem;
 
 /// What a round of a payment writes, before the transfer is built: the
 /// debits (shard, state, part), the credit (shard, state), and the clock
 /// that decided them.
-type Planned = (
-    Vec<(u32, super::layout::ShardState, i64)>,
-    (u32, super::layout::ShardState),
-    i64,
-);
+type Planned = (Vec<Debit>, (u32, ShardState), i64);
+
+/// One debit of the sender: its shard, the shard's state and the part.
+type Debit = (u32, ShardState, i64);
+
+/// What one round of a payment works on: both parties as known, and the
+/// payment's record as read in this round.
+struct Parties {
+    sender: Party,
+    recipient: Party,
+    record: RecordRead<StoredRecord>,
+}
+
+/// One payment call, across its rounds.
+struct PaymentCall<'a> {
+    order: &'a PaymentOrder,
+    caller: &'a Caller,
+    /// The key of the payment's record.
+    key: Item,
+    /// The transaction ids this call's rounds wrote under the key.
+    own_ids: Vec<String>,
+    /// The recipient's shard this call credits, once taken.
+    slot: Option<CreditSlot>,
+    verified: Verified,
+}
 
 impl Ledger {
     /// Moves money exactly once per (sender, idempotency key). A warm
@@ -35,91 +55,98 @@ impl Ledger {
         let sender_id = order.sender_id.as_str();
         let recipient_id = order.recipient_id.as_str();
         let _queued = self.queue_transfer(sender_id, recipient_id).await;
-        let key = record_key(sender_id, order.idempotency_key.as_str());
-        let mut own_ids: Vec<String> = Vec::new();
-        let mut slot = None;
-        let mut verified = Verified::default();
+        let mut call = PaymentCall {
+            order,
+            caller,
+            key: record_key(sender_id, order.idempotency_key.as_str()),
+            own_ids: Vec::new(),
+            slot: None,
+            verified: Verified::default(),
+        };
         let mut rounds = Rounds::new();
         while rounds.next().await.is_some() {
-            // The payment record as read in this round, if it was read.
-            let (mut sender, mut recipient, mut record) =
-                match self.start_round(order, caller, &key).await? {
-                    Start::Stored(stored) => return answer(order, &own_ids, stored),
-                    Start::Parties {
-                        sender,
-                        recipient,
-                        record,
-                    } => (*sender, *recipient, record),
-                };
-            let credit_shard = self.credit_shard(&recipient.facts, &mut slot);
-            let (debits, credit, now) = match self
-                .plan(
-                    order,
-                    &mut sender,
-                    &mut recipient,
-                    credit_shard,
-                    &mut verified,
-                    &mut record,
-                )
-                .await?
-            {
-                Ok(planned) => planned,
-                Err(err) => {
-                    return answer(order, &own_ids, self.stored_or(err, &key, record).await?);
-                }
-            };
-            let payment = new_payment(order, now);
-            let transfer = Transfer::plan(payment, debits, credit, recipient.facts.shards, now);
-            own_ids.push(transfer.payment.transaction_id.clone());
-            let put = self.put_record(record_item(
-                &transfer.payment,
-                order.idempotency_key.as_str(),
-                &transfer.legs(),
-            ))?;
-            let items: Vec<TransactWriteItem> = self.transfer_items(&transfer, vec![put])?;
-            match self.transact(items).await? {
-                Written::Committed => {
-                    self.observe_transfer(&transfer);
-                    self.known.remember_record(&StoredRecord::Transfer {
-                        idempotency_key: order.idempotency_key.as_str().to_owned(),
-                        payment: transfer.payment.clone(),
-                        refunded_minor: 0,
-                    });
-                    return Ok(PaymentOutcome {
-                        payment: transfer.payment,
-                        replayed: false,
-                    });
-                }
-                // A timeout, a dropped connection, a 5xx: the write may or
-                // may not have committed. The record says which.
-                Written::Unknown(cause) => {
-                    return match self.read_record(&key).await {
-                        Ok(Some(stored)) => answer(order, &own_ids, stored),
-                        Ok(None) | Err(_) => Err(LedgerError::OutcomeUnknown { cause }),
-                    };
-                }
-                Written::Cancelled(reasons) => {
-                    rounds.met(&reasons)?;
-                    // The key is taken: its record answers.
-                    let put = reason(&reasons, transfer.debits.len() + 1);
-                    if let Some(stored) = self.taken(put, &key).await? {
-                        return answer(order, &own_ids, stored);
-                    }
-                    if self.learn_from_transfer(&transfer, &reasons) {
-                        // Lost the credit shard to another writer that
-                        // sticks to it: move to the quietest.
-                        self.move_credit(&recipient.facts, transfer.credit.shard, &mut slot)
-                            .await?;
-                    }
-                    tracing::debug!("payment round lost a race; going again");
-                }
+            if let Next::Done(outcome) = self.payment_round(&mut call, &mut rounds).await? {
+                return Ok(outcome);
             }
         }
-        // The last round may have committed after all (a TransactionInProgress
-        // answer, say): the record says.
-        match self.read_record(&key).await {
-            Ok(Some(stored)) => answer(order, &own_ids, stored),
-            _ => Err(rounds.exhausted()),
+        let stored = self.stored_or_exhausted(&call.key, &rounds).await?;
+        answer(order, &call.own_ids, stored)
+    }
+
+    /// One round: plan from what is known, write the transfer and the
+    /// record, and settle what DynamoDB answered.
+    async fn payment_round(
+        &self,
+        call: &mut PaymentCall<'_>,
+        rounds: &mut Rounds,
+    ) -> Result<Next<PaymentOutcome>, LedgerError> {
+        let mut round = match self.start_round(call.order, call.caller, &call.key).await? {
+            Start::Stored(stored) => {
+                return answer(call.order, &call.own_ids, stored).map(Next::Done);
+            }
+            Start::Parties {
+                sender,
+                recipient,
+                record,
+            } => Parties {
+                sender: *sender,
+                recipient: *recipient,
+                record,
+            },
+        };
+        let (debits, credit, now) = match self.plan(call, &mut round).await? {
+            Ok(planned) => planned,
+            Err(err) => {
+                let stored = self.stored_or(err, &call.key, round.record).await?;
+                return answer(call.order, &call.own_ids, stored).map(Next::Done);
+            }
+        };
+        let payment = new_payment(call.order, now);
+        let shards = round.recipient.facts.shards;
+        let transfer = Transfer::plan(payment, debits, credit, shards, now);
+        call.own_ids.push(transfer.payment.transaction_id.clone());
+        let put = self.put_record(record_item(
+            &transfer.payment,
+            call.order.idempotency_key.as_str(),
+            &transfer.legs(),
+        ))?;
+        let items = self.transfer_items(&transfer, vec![put])?;
+        let written = self.transact(items).await?;
+        let record_at = transfer.debits.len() + 1;
+        match self.settle(written, rounds, &call.key, record_at).await? {
+            Settled::Committed => Ok(Next::Done(self.paid(call.order, transfer))),
+            Settled::Unknown { cause, read: None } => Err(LedgerError::OutcomeUnknown { cause }),
+            // The key is taken, or the write committed after all: the
+            // record answers.
+            Settled::Unknown {
+                read: Some(stored), ..
+            }
+            | Settled::Taken(stored) => answer(call.order, &call.own_ids, stored).map(Next::Done),
+            Settled::Again(reasons) => {
+                if self.learn_from_transfer(&transfer, &reasons) {
+                    // Lost the credit shard to another writer that
+                    // sticks to it: move to the quietest.
+                    let lost = transfer.credit.shard;
+                    self.move_credit(&round.recipient.facts, lost, &mut call.slot)
+                        .await?;
+                }
+                tracing::debug!("payment round lost a race; going again");
+                Ok(Next::Again)
+            }
+        }
+    }
+
+    /// A committed payment: its shards and its record remembered.
+    fn paid(&self, order: &PaymentOrder, transfer: Transfer) -> PaymentOutcome {
+        self.observe_transfer(&transfer);
+        self.known.remember_record(&StoredRecord::Transfer {
+            idempotency_key: order.idempotency_key.as_str().to_owned(),
+            payment: transfer.payment.clone(),
+            refunded_minor: 0,
+        });
+        PaymentOutcome {
+            payment: transfer.payment,
+            replayed: false,
         }
     }
 
@@ -129,19 +156,14 @@ impl Ledger {
     /// failure to read; the inner one a refusal.
     async fn plan(
         &self,
-        order: &PaymentOrder,
-        sender: &mut Party,
-        recipient: &mut Party,
-        credit_shard: u32,
-        verified: &mut Verified,
-        record: &mut RecordRead<StoredRecord>,
+        call: &mut PaymentCall<'_>,
+        round: &mut Parties,
     ) -> Result<Result<Planned, LedgerError>, LedgerError> {
-        let amount = order.amount_minor;
-        let sender_all = sender.all_shards();
-        let key = record_key(order.sender_id.as_str(), order.idempotency_key.as_str());
-        let mut credit_shard = credit_shard;
+        let credit_shard = self.credit_shard(&round.recipient.facts, &mut call.slot);
+        let sender_all = round.sender.all_shards();
         // What the sender needs first: shard 0 for an ordinary account; a
         // sharded sender's known shards are tried before reading them all.
+        let sender = &round.sender;
         let sender_first: &[u32] = if sender.facts.shards == 1 || sender.known_count() == 0 {
             &sender_all
         } else {
@@ -149,81 +171,93 @@ impl Ledger {
         };
         self.fill(
             &mut [
-                (&mut *sender, sender_first),
-                (&mut *recipient, &[credit_shard]),
+                (&mut round.sender, sender_first),
+                (&mut round.recipient, &[credit_shard]),
             ],
             None,
         )
         .await?;
         let now = super::clock::now_ms();
-        let debits = loop {
-            match plan_debits(sender, amount, now) {
-                Some(debits) => break debits,
-                // Unknown shards, some perhaps just seen in a reshard.
-                None if sender.known_count() < sender.shards.len() => {
-                    let all = sender.all_shards();
-                    self.fill(&mut [(&mut *sender, &all)], None).await?;
-                }
-                None if !verified.sender => {
-                    // Before refusing, read the sender fresh, and the
-                    // record with it: a replay is answered from it.
-                    verified.sender = true;
-                    sender.forget_shards();
-                    let all = sender.all_shards();
-                    *record = self
-                        .fill_with_record(&mut [(&mut *sender, &all)], &key)
-                        .await?;
-                }
-                None => {
-                    return Ok(Err(refusal(
-                        sender,
-                        amount,
-                        "payment",
-                        DEBIT_SHARDS_MAX,
-                        now,
-                    )));
-                }
-            }
+        let debits = match self.sender_debits(call, round, now).await? {
+            Ok(debits) => debits,
+            Err(refusal) => return Ok(Err(refusal)),
         };
-        if !has_room(recipient, credit_shard, amount) {
-            if !verified.recipient {
-                verified.recipient = true;
-                recipient.forget_shards();
-            }
-            let all = recipient.all_shards();
-            *record = self
-                .fill_with_record(&mut [(&mut *recipient, &all)], &key)
-                .await?;
-            self.fill_raised(recipient).await?;
-            match recipient
-                .all_shards()
-                .into_iter()
-                .find(|&k| has_room(recipient, k, amount))
-            {
-                Some(shard) => credit_shard = shard,
-                None => {
-                    return Ok(Err(LedgerError::BalanceLimit {
-                        account_id: recipient.facts.account_id.clone(),
-                    }));
-                }
-            }
-        }
-        let credit = recipient.shards[credit_shard as usize]
+        let credit_shard = match self.credit_with_room(call, round, credit_shard).await? {
+            Ok(shard) => shard,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let credit = round.recipient.shards[credit_shard as usize]
             .clone()
             .ok_or_else(|| LedgerError::Internal("credit shard state missing".into()))?;
         Ok(Ok((debits, (credit_shard, credit), now)))
     }
 
-    /// The record stored under a key, strongly consistent.
-    pub(super) async fn read_record(
+    /// The sender's debits at `now`, after reading its shards not known
+    /// yet, and all of them fresh once in the call before refusing.
+    async fn sender_debits(
         &self,
-        key: &Item,
-    ) -> Result<Option<StoredRecord>, LedgerError> {
-        let record = self.read_record_item(key.clone()).await?;
-        if let Some(record) = &record {
-            self.known.remember_record(record);
+        call: &mut PaymentCall<'_>,
+        round: &mut Parties,
+        now: i64,
+    ) -> Result<Result<Vec<Debit>, LedgerError>, LedgerError> {
+        let amount = call.order.amount_minor;
+        let sender = &mut round.sender;
+        loop {
+            match plan_debits(sender, amount, now) {
+                Some(debits) => return Ok(Ok(debits)),
+                // Unknown shards, some perhaps just seen in a reshard.
+                None if sender.known_count() < sender.shards.len() => {
+                    let all = sender.all_shards();
+                    self.fill(&mut [(&mut *sender, &all)], None).await?;
+                }
+                None if !call.verified.sender => {
+                    // Before refusing, read the sender fresh, and the
+                    // record with it: a replay is answered from it.
+                    call.verified.sender = true;
+                    sender.forget_shards();
+                    let all = sender.all_shards();
+                    round.record = self
+                        .fill_with_record(&mut [(&mut *sender, &all)], &call.key)
+                        .await?;
+                }
+                None => {
+                    let refused = refusal(sender, amount, "payment", DEBIT_SHARDS_MAX, now);
+                    return Ok(Err(refused));
+                }
+            }
         }
-        Ok(record)
+    }
+
+    /// The recipient's shard to credit: `credit_shard` when it is known to
+    /// have room; else, once every shard of the recipient was read (fresh
+    /// the first time in the call, with the record), the first with room.
+    async fn credit_with_room(
+        &self,
+        call: &mut PaymentCall<'_>,
+        round: &mut Parties,
+        credit_shard: u32,
+    ) -> Result<Result<u32, LedgerError>, LedgerError> {
+        let amount = call.order.amount_minor;
+        let recipient = &mut round.recipient;
+        if has_room(recipient, credit_shard, amount) {
+            return Ok(Ok(credit_shard));
+        }
+        if !call.verified.recipient {
+            call.verified.recipient = true;
+            recipient.forget_shards();
+        }
+        let all = recipient.all_shards();
+        round.record = self
+            .fill_with_record(&mut [(&mut *recipient, &all)], &call.key)
+            .await?;
+        self.fill_raised(recipient).await?;
+        let roomy = recipient
+            .all_shards()
+            .into_iter()
+            .find(|&k| has_room(recipient, k, amount));
+        Ok(roomy.ok_or_else(|| LedgerError::BalanceLimit {
+            account_id: recipient.facts.account_id.clone(),
+        }))
     }
 }
 

@@ -88,6 +88,18 @@ impl Ledger {
         }
     }
 
+    /// The record stored under a key, strongly consistent, remembered.
+    pub(super) async fn read_record(
+        &self,
+        key: &Item,
+    ) -> Result<Option<StoredRecord>, LedgerError> {
+        let record = self.read_record_item(key.clone()).await?;
+        if let Some(record) = &record {
+            self.known.remember_record(record);
+        }
+        Ok(record)
+    }
+
     /// One record by its key, strongly consistent.
     pub(super) async fn read_record_item(
         &self,

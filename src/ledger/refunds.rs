@@ -18,12 +18,35 @@ use super::layout::{Item, ShardState, StoredRecord, n, record_item, record_key};
 use super::records::describe;
 use super::replay::{Call, replayed};
 use super::round::{
-    DEBIT_SHARDS_MAX, Party, RecordRead, Rounds, Transfer, Written, plan_debits, reason, refusal,
+    DEBIT_SHARDS_MAX, Next, Party, Plan, RecordRead, Rounds, Settled, Transfer, plan_debits,
+    reason, refusal,
 };
 use super::{Caller, HoldState, Ledger, LedgerError, RefundOutcome, Transaction, TransactionKind};
 use crate::domain::{RefundOrder, shard_balance_max_minor};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use std::collections::HashMap;
+
+/// One RefundPayment call, across its rounds. The refund pays from the
+/// payment's recipient to its sender.
+struct RefundCall<'a> {
+    order: &'a RefundOrder,
+    /// The refunded payment's record, and whether it was read fresh in
+    /// this call (else it is what this instance remembers).
+    found: StoredRecord,
+    fresh: bool,
+    /// The payment's sender and recipient.
+    sender_id: String,
+    recipient_id: String,
+    /// The key of the refund's own record.
+    refund_key: Item,
+    /// The transaction ids this call's rounds wrote under the refund key.
+    own_ids: Vec<String>,
+    /// Whether the payer was read fresh before a refusal.
+    verified: bool,
+}
+
+/// One debit of the payer: its shard, the shard's state and the part.
+type Debit = (u32, ShardState, i64);
 
 /// What can be refunded of a record: its key, transaction id, parties,
 /// amount and currency, and how much was refunded already.
@@ -145,6 +168,22 @@ fn refund_credit(
     Ok(credit)
 }
 
+/// The refund's transaction, made at `now`: `amount` of `original` from
+/// its recipient back to its sender.
+fn new_refund(order: &RefundOrder, original: &Refundable, amount: i64, now: i64) -> Transaction {
+    Transaction {
+        transaction_id: new_transaction_id(),
+        sender_id: original.recipient_id.clone(),
+        recipient_id: original.sender_id.clone(),
+        amount_minor: amount,
+        currency: original.currency.clone(),
+        memo: order.memo.clone(),
+        created_at_ms: now,
+        kind: TransactionKind::Refund,
+        refund_of: original.transaction_id.clone(),
+    }
+}
+
 impl Ledger {
     /// Refunds all or part of a payment, exactly once per (the payment's
     /// recipient, refund idempotency key). Only the recipient's owner or an
@@ -154,13 +193,35 @@ impl Ledger {
         order: &RefundOrder,
         caller: &Caller,
     ) -> Result<RefundOutcome, LedgerError> {
+        let mut call = self.refund_call(order, caller).await?;
+        let _queued = self
+            .locks
+            .lock_pair(&call.recipient_id, &call.sender_id)
+            .await;
+        let mut rounds = Rounds::new();
+        while rounds.next().await.is_some() {
+            if let Next::Done(outcome) = self.refund_round(&mut call, &mut rounds).await? {
+                return Ok(outcome);
+            }
+        }
+        let stored = self.stored_or_exhausted(&call.refund_key, &rounds).await?;
+        let original = Refundable::of(&call.found)?;
+        self.answer(&call, &original, stored).await
+    }
+
+    /// The payment an order names, once the caller may refund it.
+    async fn refund_call<'a>(
+        &self,
+        order: &'a RefundOrder,
+        caller: &Caller,
+    ) -> Result<RefundCall<'a>, LedgerError> {
         let not_found = || LedgerError::PaymentNotFound {
             what: "payment",
             name: describe(&order.payment),
         };
-        let (found, mut fresh) = self.recall_record(&order.payment).await?;
+        let (found, fresh) = self.recall_record(&order.payment).await?;
         // A fenced key names no payment (and never will).
-        let Some(mut found) = found.filter(|r| !matches!(r, StoredRecord::Fence(_))) else {
+        let Some(found) = found.filter(|r| !matches!(r, StoredRecord::Fence(_))) else {
             return Err(not_found());
         };
         let (sender_id, recipient_id) = {
@@ -172,159 +233,245 @@ impl Ledger {
         // before anything about its state is told.
         self.refund_access(caller, [&recipient_id, &sender_id], &refund_key, not_found)
             .await?;
-        let _queued = self.locks.lock_pair(&recipient_id, &sender_id).await;
-        let mut own_ids: Vec<String> = Vec::new();
-        let mut verified = false;
-        let mut rounds = Rounds::new();
-        while rounds.next().await.is_some() {
-            // A remembered record is read fresh before it refuses.
-            let mut original = match Refundable::of(&found) {
-                Err(_) if !fresh => {
-                    (found, fresh) = (self.reread(&found).await?, true);
-                    Refundable::of(&found)?
-                }
-                other => other?,
-            };
-            // The refund pays from the original recipient to the sender.
-            let ([payer, payee], record) = self
-                .parties([&recipient_id, &sender_id], refund_key.clone())
-                .await?;
-            if let RecordRead::Found(stored) = record {
-                return self.answer(order, &original, &own_ids, stored).await;
+        Ok(RefundCall {
+            order,
+            found,
+            fresh,
+            sender_id,
+            recipient_id,
+            refund_key,
+            own_ids: Vec::new(),
+            verified: false,
+        })
+    }
+
+    /// One round: plan from what is known, write the refund with the raise
+    /// of the payment's refunded total, and settle what DynamoDB answered.
+    async fn refund_round(
+        &self,
+        call: &mut RefundCall<'_>,
+        rounds: &mut Rounds,
+    ) -> Result<Next<RefundOutcome>, LedgerError> {
+        let original = self.refundable(call).await?;
+        // The refund pays from the original recipient to the sender.
+        let ([payer, payee], record) = self
+            .parties(
+                [&call.recipient_id, &call.sender_id],
+                call.refund_key.clone(),
+            )
+            .await?;
+        if let RecordRead::Found(stored) = record {
+            return self.answer(call, &original, stored).await.map(Next::Done);
+        }
+        let (Some(payer), Some(payee)) = (payer, payee) else {
+            return Err(LedgerError::Internal(
+                "a party of a payment vanished".into(),
+            ));
+        };
+        let amount = call.order.amount_minor.unwrap_or(original.left());
+        if amount <= 0 || amount > original.left() {
+            return self.beyond_left(call, &original, amount).await;
+        }
+        let plan = self.refund_plan(call, &original, payer, payee, amount);
+        let transfer = match plan.await? {
+            Plan::Write(transfer) => transfer,
+            Plan::Stored(stored) => {
+                return self.answer(call, &original, *stored).await.map(Next::Done);
             }
-            let (Some(mut payer), Some(mut payee)) = (payer, payee) else {
-                return Err(LedgerError::Internal(
-                    "a party of a payment vanished".into(),
-                ));
-            };
-            let amount = order.amount_minor.unwrap_or(original.left());
-            if amount <= 0 || amount > original.left() {
-                if !fresh {
-                    (found, fresh) = (self.reread(&found).await?, true);
-                    continue;
-                }
-                // A refund under this key may be what took the rest.
-                if let Some(stored) = self.read_record(&refund_key).await? {
-                    return self.answer(order, &original, &own_ids, stored).await;
-                }
-                return Err(original.exceeds(amount.max(order.amount_minor.unwrap_or(0))));
+        };
+        call.own_ids.push(transfer.payment.transaction_id.clone());
+        let (put, raise) = self.refund_records(&transfer, call.order, &original)?;
+        let items = self.transfer_items(&transfer, vec![put, raise])?;
+        let written = self.transact(items).await?;
+        let records_from = transfer.debits.len() + 1;
+        match self
+            .settle(written, rounds, &call.refund_key, records_from)
+            .await?
+        {
+            Settled::Committed => Ok(Next::Done(self.refunded(call, &original, transfer))),
+            Settled::Unknown { cause, read: None } => Err(LedgerError::OutcomeUnknown { cause }),
+            // The refund key is taken, or the write committed after all:
+            // the record answers.
+            Settled::Unknown {
+                read: Some(stored), ..
             }
-            let payer_all = payer.all_shards();
-            let payee_first: Vec<u32> = if payee.known_count() == 0 {
-                vec![0]
-            } else {
-                Vec::new()
-            };
-            let first: &[u32] = if payer.known_count() == 0 || payer.facts.shards == 1 {
-                &payer_all
-            } else {
-                &[]
-            };
-            self.fill(&mut [(&mut payer, first), (&mut payee, &payee_first)], None)
-                .await?;
-            let now = clock();
-            let debits = loop {
-                match plan_debits(&payer, amount, now) {
-                    Some(debits) => break Some(debits),
-                    // Unknown shards, some perhaps just seen in a reshard.
-                    None if payer.known_count() < payer.shards.len() => {
-                        let all = payer.all_shards();
-                        self.fill(&mut [(&mut payer, &all)], None).await?;
-                    }
-                    None if !verified => {
-                        verified = true;
-                        payer.forget_shards();
-                        let all = payer.all_shards();
-                        if let RecordRead::Found(stored) = self
-                            .fill_with_record(&mut [(&mut payer, &all)], &refund_key)
-                            .await?
-                        {
-                            return self.answer(order, &original, &own_ids, stored).await;
-                        }
-                    }
-                    None => break None,
+            | Settled::Taken(stored) => self.answer(call, &original, stored).await.map(Next::Done),
+            Settled::Again(reasons) => {
+                let raised = reason(&reasons, records_from + 1);
+                if raised.failed() {
+                    // Another refund of the payment committed first.
+                    self.take_raised(call, raised.item()).await?;
                 }
-            };
-            let Some(debits) = debits else {
-                // Concurrent refunds may have taken what is left since the
-                // payment was read: if so, that is the answer.
-                found = self.reread(&found).await?;
-                original = Refundable::of(&found)?;
-                if amount > original.left()
-                    || (order.amount_minor.is_none() && original.left() == 0)
-                {
-                    return Err(original.exceeds(amount));
-                }
-                return Err(refusal(&payer, amount, "refund", DEBIT_SHARDS_MAX, now));
-            };
-            // The payment's sender is credited on its known shard with the
-            // most room.
-            let credit = refund_credit(&payee, amount, &original.sender_id)?;
-            let refund = Transaction {
-                transaction_id: new_transaction_id(),
-                sender_id: original.recipient_id.clone(),
-                recipient_id: original.sender_id.clone(),
-                amount_minor: amount,
-                currency: original.currency.clone(),
-                memo: order.memo.clone(),
-                created_at_ms: now,
-                kind: TransactionKind::Refund,
-                refund_of: original.transaction_id.clone(),
-            };
-            let transfer = Transfer::plan(refund, debits, credit, payee.facts.shards, now);
-            own_ids.push(transfer.payment.transaction_id.clone());
-            let (put, raise) = self.refund_records(&transfer, order, &original)?;
-            let items = self.transfer_items(&transfer, vec![put, raise])?;
-            match self.transact(items).await? {
-                Written::Committed => {
-                    self.observe_transfer(&transfer);
-                    let refunded_total_minor = original.refunded_minor + amount;
-                    self.known.remember_record(&with_refunded(found, amount));
-                    return Ok(RefundOutcome {
-                        refund: transfer.payment,
-                        replayed: false,
-                        refunded_total_minor,
-                    });
-                }
-                Written::Unknown(cause) => {
-                    return match self.read_record(&refund_key).await {
-                        Ok(Some(stored)) => self.answer(order, &original, &own_ids, stored).await,
-                        _ => Err(LedgerError::OutcomeUnknown { cause }),
-                    };
-                }
-                Written::Cancelled(reasons) => {
-                    rounds.met(&reasons)?;
-                    let records_from = transfer.debits.len() + 1;
-                    // The refund key is taken: its record answers.
-                    let put = reason(&reasons, records_from);
-                    if let Some(stored) = self.taken(put, &refund_key).await? {
-                        return self.answer(order, &original, &own_ids, stored).await;
-                    }
-                    let raised = reason(&reasons, records_from + 1);
-                    if raised.failed() {
-                        // Another refund of the payment committed first.
-                        found = match raised.item() {
-                            Some(item) => {
-                                let record = StoredRecord::from_item(item)?;
-                                self.known.remember_record(&record);
-                                record
-                            }
-                            None => self.reread(&found).await?,
-                        };
-                        fresh = true;
-                    }
-                    self.learn_from_transfer(&transfer, &reasons);
-                    tracing::debug!("refund round lost a race; going again");
-                }
+                self.learn_from_transfer(&transfer, &reasons);
+                tracing::debug!("refund round lost a race; going again");
+                Ok(Next::Again)
             }
         }
-        match self.read_record(&refund_key).await {
-            Ok(Some(stored)) => {
-                let original = Refundable::of(&found)?;
-                self.answer(order, &original, &own_ids, stored).await
+    }
+
+    /// What can be refunded of the payment. A remembered record is read
+    /// fresh before it refuses.
+    async fn refundable(&self, call: &mut RefundCall<'_>) -> Result<Refundable, LedgerError> {
+        match Refundable::of(&call.found) {
+            Err(_) if !call.fresh => {
+                call.found = self.reread(&call.found).await?;
+                call.fresh = true;
+                Refundable::of(&call.found)
             }
-            _ => Err(rounds.exhausted()),
+            other => other,
         }
+    }
+
+    /// A refund of `amount` that `original` does not have left (or of
+    /// nothing): once the payment was read fresh, refused, unless a refund
+    /// under this key is what took the rest.
+    async fn beyond_left(
+        &self,
+        call: &mut RefundCall<'_>,
+        original: &Refundable,
+        amount: i64,
+    ) -> Result<Next<RefundOutcome>, LedgerError> {
+        if !call.fresh {
+            call.found = self.reread(&call.found).await?;
+            call.fresh = true;
+            return Ok(Next::Again);
+        }
+        if let Some(stored) = self.read_record(&call.refund_key).await? {
+            return self.answer(call, original, stored).await.map(Next::Done);
+        }
+        let requested_minor = amount.max(call.order.amount_minor.unwrap_or(0));
+        Err(original.exceeds(requested_minor))
+    }
+
+    /// Plans the refund of `amount` from what is known of the payer (the
+    /// payment's recipient) and the payee (its sender), reading only what
+    /// is missing.
+    async fn refund_plan(
+        &self,
+        call: &mut RefundCall<'_>,
+        original: &Refundable,
+        mut payer: Party,
+        mut payee: Party,
+        amount: i64,
+    ) -> Result<Plan<Transfer>, LedgerError> {
+        let payer_all = payer.all_shards();
+        let payee_first: Vec<u32> = if payee.known_count() == 0 {
+            vec![0]
+        } else {
+            Vec::new()
+        };
+        let first: &[u32] = if payer.known_count() == 0 || payer.facts.shards == 1 {
+            &payer_all
+        } else {
+            &[]
+        };
+        self.fill(&mut [(&mut payer, first), (&mut payee, &payee_first)], None)
+            .await?;
+        let now = clock();
+        let debits = match self.refund_debits(call, &mut payer, amount, now).await? {
+            Plan::Write(debits) => debits,
+            Plan::Stored(stored) => return Ok(Plan::Stored(stored)),
+        };
+        // The payment's sender is credited on its known shard with the
+        // most room.
+        let credit = refund_credit(&payee, amount, &original.sender_id)?;
+        let refund = new_refund(call.order, original, amount, now);
+        let shards = payee.facts.shards;
+        Ok(Plan::Write(Transfer::plan(
+            refund, debits, credit, shards, now,
+        )))
+    }
+
+    /// The payer's debits at `now`, after reading its shards not known
+    /// yet, and all of them fresh once in the call (with the refund's
+    /// record: a replay is answered from it) before refusing.
+    async fn refund_debits(
+        &self,
+        call: &mut RefundCall<'_>,
+        payer: &mut Party,
+        amount: i64,
+        now: i64,
+    ) -> Result<Plan<Vec<Debit>>, LedgerError> {
+        loop {
+            match plan_debits(payer, amount, now) {
+                Some(debits) => return Ok(Plan::Write(debits)),
+                // Unknown shards, some perhaps just seen in a reshard.
+                None if payer.known_count() < payer.shards.len() => {
+                    let all = payer.all_shards();
+                    self.fill(&mut [(&mut *payer, &all)], None).await?;
+                }
+                None if !call.verified => {
+                    call.verified = true;
+                    payer.forget_shards();
+                    let all = payer.all_shards();
+                    if let RecordRead::Found(stored) = self
+                        .fill_with_record(&mut [(&mut *payer, &all)], &call.refund_key)
+                        .await?
+                    {
+                        return Ok(Plan::Stored(Box::new(stored)));
+                    }
+                }
+                None => return Err(self.refund_refusal(call, payer, amount, now).await?),
+            }
+        }
+    }
+
+    /// Why a payer whose shards were all read fresh cannot refund `amount`:
+    /// concurrent refunds may have taken what is left since the payment was
+    /// read (if so, that is the answer), else what the payer lacks. The
+    /// outer error is a failure to read the payment.
+    async fn refund_refusal(
+        &self,
+        call: &mut RefundCall<'_>,
+        payer: &Party,
+        amount: i64,
+        now: i64,
+    ) -> Result<LedgerError, LedgerError> {
+        call.found = self.reread(&call.found).await?;
+        let original = Refundable::of(&call.found)?;
+        if amount > original.left() || (call.order.amount_minor.is_none() && original.left() == 0) {
+            return Ok(original.exceeds(amount));
+        }
+        Ok(refusal(payer, amount, "refund", DEBIT_SHARDS_MAX, now))
+    }
+
+    /// A committed refund: its shards remembered, and the payment's record
+    /// with its refunded total raised.
+    fn refunded(
+        &self,
+        call: &RefundCall<'_>,
+        original: &Refundable,
+        transfer: Transfer,
+    ) -> RefundOutcome {
+        self.observe_transfer(&transfer);
+        let amount = transfer.payment.amount_minor;
+        let refunded_total_minor = original.refunded_minor + amount;
+        self.known
+            .remember_record(&with_refunded(call.found.clone(), amount));
+        RefundOutcome {
+            refund: transfer.payment,
+            replayed: false,
+            refunded_total_minor,
+        }
+    }
+
+    /// The payment's record after another refund raised its refunded total
+    /// first: as DynamoDB returned it with the failure, else read fresh.
+    async fn take_raised(
+        &self,
+        call: &mut RefundCall<'_>,
+        item: Option<&Item>,
+    ) -> Result<(), LedgerError> {
+        call.found = match item {
+            Some(item) => {
+                let record = StoredRecord::from_item(item)?;
+                self.known.remember_record(&record);
+                record
+            }
+            None => self.reread(&call.found).await?,
+        };
+        call.fresh = true;
+        Ok(())
     }
 
     /// Refuses a caller who is neither an admin nor the owner of the
@@ -402,17 +549,16 @@ impl Ledger {
     /// total it answers must count that refund.
     async fn answer(
         &self,
-        order: &RefundOrder,
+        call: &RefundCall<'_>,
         original: &Refundable,
-        own_ids: &[String],
         stored: StoredRecord,
     ) -> Result<RefundOutcome, LedgerError> {
-        let call = Call::Refund {
-            order,
+        let refund = Call::Refund {
+            order: call.order,
             refund_of: &original.transaction_id,
             payer: &original.recipient_id,
         };
-        let replayed = replayed(call, own_ids, &stored)?;
+        let replayed = replayed(refund, &call.own_ids, &stored)?;
         let StoredRecord::Transfer { payment, .. } = stored else {
             return Err(LedgerError::Internal(
                 "a hold or a fence answered a refund's key".into(),

@@ -22,7 +22,7 @@
 //! - **The balance limit:** after the reshard every shard holds at most the
 //!   new share: the old ones were checked by the reshard's own conditions,
 //!   and a credit stays within the smallest share there is or is
-//!   conditioned on the count it assumed (`round::credit_room`).
+//!   conditioned on the count it assumed (`round::conditions::credit_room`).
 //! - **Readers:** every shard item carries the new count from the reshard
 //!   on, so a snapshot that read any item after the reshard reads the new
 //!   shards too, and one that read every item before it is a snapshot of

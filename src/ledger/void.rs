@@ -7,7 +7,7 @@
 use super::capture::shard;
 use super::holds::{Seen, clock, ended, expired, reserved};
 use super::layout::{AccountsItem, HoldRecord, Item, ShardState, StoredRecord, n, s};
-use super::round::{RecordRead, Rounds, Written, reason};
+use super::round::{Next, Party, RecordRead, Rounds, Settled, Written, reason};
 use super::{Caller, HoldOutcome, HoldState, Ledger, LedgerError};
 use crate::domain::PaymentRef;
 use aws_sdk_dynamodb::types::TransactWriteItem;
@@ -22,6 +22,38 @@ enum Unread {
     /// Not tried, or a condition failed (the hold ended, was swept, or the
     /// caller does not own the recipient): the read path decides.
     ReadFirst,
+}
+
+/// One VoidHold call on the read path, across its rounds.
+struct VoidCall {
+    /// The hold as last read or written.
+    hold: HoldRecord,
+    /// Whether a write of this call may have voided it (no answer came):
+    /// then a voided hold is this call's doing, not a replay.
+    voided_here: bool,
+    /// Whether the record and the shard were read fresh before a refusal.
+    verified: bool,
+}
+
+impl VoidCall {
+    /// The answer a hold's record gives: voided (by this call or before),
+    /// or why it cannot be voided. None while it is open.
+    fn answer(&self, hold: &HoldRecord) -> Option<Result<HoldOutcome, LedgerError>> {
+        if hold.state == HoldState::Voided {
+            return Some(Ok(HoldOutcome {
+                hold: hold.view(clock()),
+                capture: None,
+                replayed: !self.voided_here,
+            }));
+        }
+        ended(hold, "voided", clock()).map(Err)
+    }
+
+    /// The answer for a hold whose shard no longer reserves it: its record
+    /// says why, else it expired.
+    fn answer_or_expired(&self, hold: &HoldRecord) -> Result<HoldOutcome, LedgerError> {
+        self.answer(hold).unwrap_or_else(|| Err(expired(hold)))
+    }
 }
 
 impl Ledger {
@@ -39,118 +71,139 @@ impl Ledger {
             Unread::Unknown => voided_here = true,
             Unread::ReadFirst => {}
         }
-        let Seen { mut hold, fresh } = self
+        let Seen { hold, fresh } = self
             .hold_access(Seen { hold, fresh }, reference, caller, "void")
             .await?;
-        let answer = |hold: &HoldRecord, voided_here: bool| {
-            if hold.state == HoldState::Voided {
-                return Some(Ok(HoldOutcome {
-                    hold: hold.view(clock()),
-                    capture: None,
-                    replayed: !voided_here,
-                }));
-            }
-            ended(hold, "voided", clock()).map(Err)
+        let mut call = VoidCall {
+            hold,
+            voided_here,
+            verified: false,
         };
-        if answer(&hold, voided_here).is_some() {
+        if call.answer(&call.hold).is_some() {
             if !fresh {
                 // Remembered as ended: read it fresh before answering.
-                hold = self.reread_hold(&hold).await?;
+                call.hold = self.reread_hold(&call.hold).await?;
             }
-            if let Some(done) = answer(&hold, voided_here) {
+            if let Some(done) = call.answer(&call.hold) {
                 return done;
             }
         }
-        let sender_id = hold.payment.sender_id.clone();
-        let _queued = self.locks.lock_pair(&sender_id, &sender_id).await;
-        let mut verified = false;
+        let sender_id = &call.hold.payment.sender_id;
+        let _queued = self.locks.lock_pair(sender_id, sender_id).await;
         let mut rounds = Rounds::new();
         while rounds.next().await.is_some() {
-            let ([sender, _], record) = self
-                .parties([&sender_id, &hold.payment.recipient_id], hold.key())
-                .await?;
-            if let RecordRead::Found(StoredRecord::Hold(read)) = record {
-                hold = read;
-                if let Some(done) = answer(&hold, voided_here) {
-                    return done;
-                }
-            }
-            let Some(mut sender) = sender else {
-                return Err(LedgerError::Internal(
-                    "the sender of a hold vanished".into(),
-                ));
-            };
-            self.fill(&mut [(&mut sender, &[hold.shard])], None).await?;
-            let state = shard(&sender, hold.shard)?;
-            let now = clock();
-            if !reserved(&state, &hold, now) {
-                if !verified {
-                    // Before refusing, read the record and the shard fresh.
-                    verified = true;
-                    sender.forget_shards();
-                    if let RecordRead::Found(StoredRecord::Hold(read)) = self
-                        .fill_with_record(&mut [(&mut sender, &[hold.shard])], &hold.key())
-                        .await?
-                    {
-                        hold = read;
-                    }
-                    if let Some(done) = answer(&hold, voided_here) {
-                        return done;
-                    }
-                    continue;
-                }
-                return answer(&hold, voided_here).unwrap_or_else(|| Err(expired(&hold)));
-            }
-            let mut holds = state.swept(now).unwrap_or_else(|| state.holds.clone());
-            holds.remove(&hold.idempotency_key);
-            let after = ShardState {
-                holds,
-                holds_rev: state.holds_rev + 1,
-                ..state.clone()
-            };
-            let items = vec![
-                self.holds_update(&sender_id, hold.shard, &state, &after, false)?,
-                self.void_record_update(&hold, now)?,
-            ];
-            match self.transact(items).await? {
-                Written::Committed => {
-                    self.known.observe(&sender_id, hold.shard, &after);
-                    hold.state = HoldState::Voided;
-                    hold.settled_at_ms = now;
-                    self.known
-                        .remember_record(&StoredRecord::Hold(hold.clone()));
-                    return Ok(HoldOutcome {
-                        hold: hold.view(now),
-                        capture: None,
-                        replayed: false,
-                    });
-                }
-                Written::Unknown(cause) => {
-                    // Voided now means voided by this call: nobody else
-                    // could have voided it between its read and this write
-                    // without failing this write's condition.
-                    voided_here = true;
-                    return match self.reread_hold(&hold).await {
-                        Ok(read) => answer(&read, voided_here)
-                            .unwrap_or(Err(LedgerError::OutcomeUnknown { cause })),
-                        Err(_) => Err(LedgerError::OutcomeUnknown { cause }),
-                    };
-                }
-                Written::Cancelled(reasons) => {
-                    rounds.met(&reasons)?;
-                    let record_reason = reason(&reasons, 1);
-                    if record_reason.failed() {
-                        hold = self.returned_hold(record_reason.item(), &hold).await?;
-                        return answer(&hold, voided_here).unwrap_or_else(|| Err(expired(&hold)));
-                    }
-                    let shard_reason = reason(&reasons, 0);
-                    if shard_reason.failed() && shard_reason.item().is_none() {
-                        self.known.forget(&sender_id, hold.shard);
-                    }
-                }
+            if let Next::Done(outcome) = self.void_round(&mut call, &mut rounds).await? {
+                return Ok(outcome);
             }
         }
         Err(rounds.exhausted())
+    }
+
+    /// One round: take the hold out of its shard's map, write that with the
+    /// record, and settle what DynamoDB answered.
+    async fn void_round(
+        &self,
+        call: &mut VoidCall,
+        rounds: &mut Rounds,
+    ) -> Result<Next<HoldOutcome>, LedgerError> {
+        let sender_id = call.hold.payment.sender_id.clone();
+        let ids = [sender_id.as_str(), &call.hold.payment.recipient_id];
+        let ([sender, _], record) = self.parties(ids, call.hold.key()).await?;
+        if let RecordRead::Found(StoredRecord::Hold(read)) = record {
+            call.hold = read;
+            if let Some(done) = call.answer(&call.hold) {
+                return done.map(Next::Done);
+            }
+        }
+        let Some(mut sender) = sender else {
+            return Err(LedgerError::Internal(
+                "the sender of a hold vanished".into(),
+            ));
+        };
+        let hold_shard = call.hold.shard;
+        self.fill(&mut [(&mut sender, &[hold_shard])], None).await?;
+        let state = shard(&sender, hold_shard)?;
+        let now = clock();
+        if !reserved(&state, &call.hold, now) {
+            return self.void_unreserved(call, &mut sender).await;
+        }
+        let mut holds = state.swept(now).unwrap_or_else(|| state.holds.clone());
+        holds.remove(&call.hold.idempotency_key);
+        let after = ShardState {
+            holds,
+            holds_rev: state.holds_rev + 1,
+            ..state.clone()
+        };
+        let items = vec![
+            self.holds_update(&sender_id, hold_shard, &state, &after, false)?,
+            self.void_record_update(&call.hold, now)?,
+        ];
+        let written = self.transact(items).await?;
+        match self.settle_hold(written, rounds, &call.hold, 1).await? {
+            Settled::Committed => Ok(Next::Done(self.voided(call, &sender_id, &after, now))),
+            Settled::Unknown { cause, read } => {
+                // Voided now means voided by this call: nobody else could
+                // have voided it between its read and this write without
+                // failing this write's condition.
+                call.voided_here = true;
+                let answer = read.and_then(|read| call.answer(&read));
+                let outcome = answer.unwrap_or(Err(LedgerError::OutcomeUnknown { cause }));
+                outcome.map(Next::Done)
+            }
+            Settled::Taken(ended) => call.answer_or_expired(&ended).map(Next::Done),
+            Settled::Again(reasons) => {
+                self.forget_unreturned(reason(&reasons, 0), &sender_id, hold_shard);
+                Ok(Next::Again)
+            }
+        }
+    }
+
+    /// A hold its shard no longer reserves at this round's now: before
+    /// refusing, the record and the shard are read fresh once in the call
+    /// (and the round goes again, unless the record answers); after that,
+    /// the record says why, else it expired.
+    async fn void_unreserved(
+        &self,
+        call: &mut VoidCall,
+        sender: &mut Party,
+    ) -> Result<Next<HoldOutcome>, LedgerError> {
+        if call.verified {
+            return call.answer_or_expired(&call.hold).map(Next::Done);
+        }
+        call.verified = true;
+        sender.forget_shards();
+        let parties = &mut [(sender, &[call.hold.shard][..])];
+        if let RecordRead::Found(StoredRecord::Hold(read)) =
+            self.fill_with_record(parties, &call.hold.key()).await?
+        {
+            call.hold = read;
+        }
+        match call.answer(&call.hold) {
+            Some(done) => done.map(Next::Done),
+            None => Ok(Next::Again),
+        }
+    }
+
+    /// A committed void: the shard's map and the hold's record as the write
+    /// left them, remembered.
+    fn voided(
+        &self,
+        call: &mut VoidCall,
+        sender_id: &str,
+        after: &ShardState,
+        now: i64,
+    ) -> HoldOutcome {
+        self.known.observe(sender_id, call.hold.shard, after);
+        let hold = &mut call.hold;
+        hold.state = HoldState::Voided;
+        hold.settled_at_ms = now;
+        self.known
+            .remember_record(&StoredRecord::Hold(hold.clone()));
+        HoldOutcome {
+            hold: hold.view(now),
+            capture: None,
+            replayed: false,
+        }
     }
 
     /// The record's side of a void: VOIDED, if it is still open at `now`.

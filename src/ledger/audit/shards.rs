@@ -101,43 +101,79 @@ fn check_shard(
     entries: &[StoredEntry],
     resharded: bool,
 ) {
-    let at = shard_name(facts, shard);
-    let (balance, version) = (state.balance_minor, state.version);
-    let limit = shard_balance_max_minor(facts.shards);
-    let entry_limit = if resharded { BALANCE_MAX_MINOR } else { limit };
-    if balance < 0 || balance > limit {
-        report.flag(format!("{at}: balance {balance} outside 0..={limit}"));
-    }
-    let sum: i128 = entries.iter().map(signed).sum();
-    if sum != i128::from(balance) {
-        report.flag(format!(
-            "{at}: balance {balance} but its history sums to {sum}"
-        ));
-    }
-    let sequence_max = entries.last().map_or(0, |e| e.sequence);
-    if entries.len() as u64 != version || sequence_max != version {
-        report.flag(format!(
-            "{at}: version {version} but {} entries up to sequence {sequence_max}",
-            entries.len()
-        ));
-    }
-    let newest = entries.last().map(|e| (e.sequence, e.balance_after_minor));
-    if version > 0 && newest != Some((version, balance)) {
-        report.flag(format!(
-            "{at}: newest entry (sequence, balance_after) {newest:?} differs from ({version}, {balance})"
-        ));
-    }
-    let mut opening_minor = 0;
+    let audit = ShardAudit {
+        at: shard_name(facts, shard),
+        facts,
+        shard,
+        entry_limit: if resharded {
+            BALANCE_MAX_MINOR
+        } else {
+            shard_balance_max_minor(facts.shards)
+        },
+    };
+    audit.totals(report, state, entries);
     let mut before: Option<&StoredEntry> = None;
     for entry in entries {
-        let seq = entry.sequence;
-        if entry.payment.sender_id.is_empty() {
-            if seq != 1 || shard != 0 || entry.direction != Direction::Credit {
-                report.flag(format!(
-                    "{at}: entry {seq} has no sender but is not the opening credit"
-                ));
-            }
-            opening_minor = entry.amount_minor;
+        audit.entry(report, entry);
+        audit.after(report, before, entry);
+        before = Some(entry);
+    }
+    audit.newest(report, state, entries);
+}
+
+/// One shard under audit (see [`check_shard`]): how a discrepancy names
+/// it, its account and number, and the limit every entry's balance_after
+/// stays within.
+struct ShardAudit<'a> {
+    at: String,
+    facts: &'a AccountFacts,
+    shard: u32,
+    entry_limit: i64,
+}
+
+impl ShardAudit<'_> {
+    /// The shard's balance within its share of the limit and equal to the
+    /// sum of its history; its version the number of entries, the newest
+    /// sequence, and the newest entry's with its balance.
+    fn totals(&self, report: &mut AuditReport, state: &ShardState, entries: &[StoredEntry]) {
+        let at = &self.at;
+        let (balance, version) = (state.balance_minor, state.version);
+        let limit = shard_balance_max_minor(self.facts.shards);
+        if balance < 0 || balance > limit {
+            report.flag(format!("{at}: balance {balance} outside 0..={limit}"));
+        }
+        let sum: i128 = entries.iter().map(signed).sum();
+        if sum != i128::from(balance) {
+            report.flag(format!(
+                "{at}: balance {balance} but its history sums to {sum}"
+            ));
+        }
+        let sequence_max = entries.last().map_or(0, |e| e.sequence);
+        if entries.len() as u64 != version || sequence_max != version {
+            report.flag(format!(
+                "{at}: version {version} but {} entries up to sequence {sequence_max}",
+                entries.len()
+            ));
+        }
+        let newest = entries.last().map(|e| (e.sequence, e.balance_after_minor));
+        if version > 0 && newest != Some((version, balance)) {
+            report.flag(format!(
+                "{at}: newest entry (sequence, balance_after) {newest:?} differs from ({version}, {balance})"
+            ));
+        }
+    }
+
+    /// One entry on its own: only the opening credit has no sender, it is
+    /// in the account's currency, and its balance_after is within the
+    /// limit.
+    fn entry(&self, report: &mut AuditReport, entry: &StoredEntry) {
+        let (at, facts, seq) = (&self.at, self.facts, entry.sequence);
+        if entry.payment.sender_id.is_empty()
+            && (seq != 1 || self.shard != 0 || entry.direction != Direction::Credit)
+        {
+            report.flag(format!(
+                "{at}: entry {seq} has no sender but is not the opening credit"
+            ));
         }
         if entry.payment.currency != facts.currency {
             report.flag(format!(
@@ -145,16 +181,23 @@ fn check_shard(
                 entry.payment.currency, facts.currency
             ));
         }
-        let after = entry.balance_after_minor;
+        let (after, entry_limit) = (entry.balance_after_minor, self.entry_limit);
         if after < 0 || after > entry_limit {
             report.flag(format!(
                 "{at}: entry {seq} leaves balance_after {after} outside 0..={entry_limit}"
             ));
         }
+    }
+
+    /// An entry against the one `before` it (None for the first): its
+    /// balance_after is the one before (0 before the first) moved by its
+    /// amount, and its time strictly after.
+    fn after(&self, report: &mut AuditReport, before: Option<&StoredEntry>, entry: &StoredEntry) {
+        let (at, seq, after) = (&self.at, entry.sequence, entry.balance_after_minor);
         let (before_seq, before_after) =
             before.map_or((0, 0), |e| (e.sequence, e.balance_after_minor));
-        // A gap is reported by the version check above; the chain and the
-        // times are checked between neighbours only.
+        // A gap is reported by the version check; the chain and the times
+        // are checked between neighbours only.
         if seq == before_seq + 1 {
             let expected = i128::from(before_after) + signed(entry);
             if i128::from(after) != expected {
@@ -176,21 +219,33 @@ fn check_shard(
                 entry.payment.created_at_ms, prev.sequence, prev.payment.created_at_ms
             ));
         }
-        before = Some(entry);
     }
-    if let Some(newest) = entries.last()
-        && newest.payment.created_at_ms > state.updated_at_ms
-    {
-        report.flag(format!(
-            "{at}: updated_at {} ms is before its newest entry's time {} ms, so a next entry could come before it",
-            state.updated_at_ms, newest.payment.created_at_ms
-        ));
-    }
-    if shard == 0 && opening_minor != facts.opening_balance_minor {
-        report.flag(format!(
-            "account {}: opening balance {} but opening credit {opening_minor}",
-            facts.account_id, facts.opening_balance_minor
-        ));
+
+    /// The newest entry not after the shard's `updated_at`, and the
+    /// opening credit (the last entry without a sender) as the account
+    /// says.
+    fn newest(&self, report: &mut AuditReport, state: &ShardState, entries: &[StoredEntry]) {
+        let at = &self.at;
+        if let Some(newest) = entries.last()
+            && newest.payment.created_at_ms > state.updated_at_ms
+        {
+            report.flag(format!(
+                "{at}: updated_at {} ms is before its newest entry's time {} ms, so a next entry could come before it",
+                state.updated_at_ms, newest.payment.created_at_ms
+            ));
+        }
+        let opening_minor = entries
+            .iter()
+            .rev()
+            .find(|e| e.payment.sender_id.is_empty())
+            .map_or(0, |e| e.amount_minor);
+        let facts = self.facts;
+        if self.shard == 0 && opening_minor != facts.opening_balance_minor {
+            report.flag(format!(
+                "account {}: opening balance {} but opening credit {opening_minor}",
+                facts.account_id, facts.opening_balance_minor
+            ));
+        }
     }
 }
 

@@ -86,6 +86,10 @@ impl<T> Transport for T where
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     args.check()?;
+    // Logs as payment-server writes them (RUST_LOG, scripts/bench.sh sets
+    // warn): without a subscriber every span the libraries open would fall
+    // back to the `log` crate, a cost the server does not pay.
+    payment::config::init_tracing(payment::settings::LogFormat::Text);
     let cpu = ThreadCpu::default();
     let service_threads = args.service_threads.map_or_else(
         || std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -7,7 +7,7 @@ use crate::helpers::*;
 use bytes::Bytes;
 use payment::pb;
 use prost::Message;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tonic::Code;
 
 async fn raw(
@@ -1094,79 +1094,13 @@ async fn health_and_reflection_are_served() {
     assert!(!files.file_descriptor_proto.is_empty());
 }
 
-/// A server-streamed call is not held up by the client's delayed ACK.
-/// Without TCP_NODELAY on the accepted socket, the reply's headers go out
-/// when the handler returns, and the entries and trailers written after the
-/// Query then wait (Nagle) for the ACK of the headers, which the client
-/// delays by up to 40 ms: a quiet machine measures 45-55 ms per streamed
-/// call in a debug build, against a few ms with nodelay.
-///
-/// The stream costs a GetItem (the account) and a Query (the entries). Each
-/// round times, on one connection, a unary GetAccountBalance (the same
-/// GetItem through the whole stack), the same Query issued directly by the
-/// ledger, and the streamed call. What the stream takes beyond the other two
-/// is its own overhead (a few ms) or the stall. Comparing that excess rather
-/// than the raw latency keeps the test from failing on a loaded machine,
-/// where a debug build's DynamoDB Local calls alone take 10-40 ms. The stall
-/// also shrinks there (the Query uses up part of the 40 ms), so a very loaded
-/// machine may not see it: [`accepted_connections_have_tcp_nodelay`] checks
-/// the socket option itself.
-#[tokio::test]
-async fn streamed_history_is_not_held_up_by_delayed_ack() {
-    const ROUNDS: usize = 20;
-    const STALL_FREE_EXCESS: Duration = Duration::from_millis(20);
-    let app = TestApp::spawn().await;
-    let mut client = app.grpc().await;
-    let (a, b) = (unique("nodelay-a"), unique("nodelay-b"));
-    add(&mut client, &a, "EUR", 10_000).await.unwrap();
-    add(&mut client, &b, "EUR", 0).await.unwrap();
-    for n in 0..3 {
-        pay(
-            &mut client,
-            order(&unique(&format!("nodelay-{n}")), &a, &b, 100),
-        )
-        .await
-        .unwrap();
-    }
-    let account = payment::domain::AccountId::parse("account_id", &a).unwrap();
-    // One untimed round, so the connection and DynamoDB Local are warm.
-    let entries = history_page(&mut client, &a, 50, "").await.unwrap().len();
-    assert!(entries >= 3, "{entries} history entries");
-    let (mut streamed, mut excess) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        let started = Instant::now();
-        balance(&mut client, &a).await.unwrap();
-        let unary = started.elapsed();
-        let snapshot = app.ledger.get_account(&account).await.unwrap();
-        let started = Instant::now();
-        let mut cursor = payment::ledger::HistoryCursor::new(&snapshot, None).unwrap();
-        let mut direct = 0;
-        while cursor.next(&app.ledger, 50).await.unwrap().is_some() {
-            direct += 1;
-        }
-        let query = started.elapsed();
-        assert_eq!(direct, entries);
-        let started = Instant::now();
-        let page = history_page(&mut client, &a, 50, "").await.unwrap();
-        let stream = started.elapsed();
-        assert_eq!(page.len(), entries);
-        streamed.push(stream);
-        excess.push(stream.saturating_sub(unary + query));
-    }
-    streamed.sort();
-    excess.sort();
-    let median = excess[ROUNDS / 2];
-    assert!(
-        median < STALL_FREE_EXCESS,
-        "a streamed GetTransactionHistory took a median {median:?} more than its GetItem and \
-         Query (streamed calls: {streamed:?}); 40+ ms is the delayed-ACK stall of a socket \
-         without TCP_NODELAY"
-    );
-}
-
 /// Every connection the server accepts has TCP_NODELAY set (read back from
-/// the server's own sockets, in this process): the same property as
-/// [`streamed_history_is_not_held_up_by_delayed_ack`], without timing.
+/// the server's own sockets, in this process). Without it a server-streamed
+/// call stalls: the reply's headers go out when the handler returns, and the
+/// entries and trailers written after the Query wait (Nagle) for the ACK of
+/// the headers, which the client delays by up to 40 ms. The option is
+/// checked rather than the stall timed, so that no load makes this pass or
+/// fail.
 #[tokio::test]
 async fn accepted_connections_have_tcp_nodelay() {
     let app = TestApp::spawn().await;

@@ -96,6 +96,29 @@ async fn bench_merchant_containers_against_one_server_and_direct() {
         phase(&report, "history pages (gRPC, 4 containers)")["ok"],
         2
     );
+    // The same reads straight through the ledger, on the direct phase's
+    // accounts, and each kind of call set against its direct twin.
+    assert_eq!(phase(&report, "balance reads (direct DynamoDB)")["ok"], 8);
+    assert_eq!(phase(&report, "history pages (direct DynamoDB)")["ok"], 2);
+    let over = report["over_direct"].as_array().expect("over_direct");
+    let kinds: Vec<&str> = over.iter().filter_map(|o| o["calls"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["payments", "balance reads", "history pages"],
+        "{report}"
+    );
+    for o in over {
+        assert!(o["service_over_direct"].as_f64().is_some(), "{o}");
+        let (service, direct, over) = (
+            o["service_cpu_ms_per_call"].as_f64().expect("service cpu"),
+            o["direct_cpu_ms_per_call"].as_f64().expect("direct cpu"),
+            o["service_cpu_ms_over_direct"]
+                .as_f64()
+                .expect("cpu over direct"),
+        );
+        assert!(service > 0.0 && direct > 0.0, "{o}");
+        assert!((service - direct - over).abs() < 1e-9, "{o}");
+    }
     for ratio in [
         "containers_over_one_server",
         "one_server_over_direct",

@@ -1,5 +1,6 @@
-//! The direct phase: the same payments through one ledger in-process, with
-//! no service in between (the physical limit); also the untimed warm-up.
+//! The direct phases: the same payments, balance reads and history pages
+//! through one ledger in-process, with no service in between (the physical
+//! limit); also the untimed warm-up.
 
 use crate::BoxError;
 use crate::checks::check_balances;
@@ -9,7 +10,7 @@ use crate::run::{BENCH_SUB, Bench};
 use crate::workload::Workload;
 use payment::domain::Caller;
 use payment::domain::{AccountId, NewAccount, PaymentOrder};
-use payment::ledger::{Ledger, LedgerError};
+use payment::ledger::{HistoryCursor, Ledger, LedgerError};
 use payment::telemetry::RequestCounter;
 use std::sync::Arc;
 
@@ -66,6 +67,82 @@ pub async fn direct_phase(
     let balances = direct_balances(&ledger, &workload).await?;
     check_balances(&workload, &balances, &phase, &format!("{tag} DynamoDB"))?;
     Ok(phase)
+}
+
+/// After the direct payments of phase `tag`: `--reads` balance reads and
+/// `--history-pages` first history pages of 50 entries on its accounts,
+/// through the ledger calls the service makes for GetAccountBalance and
+/// GetTransactionHistory, the accounts in turn as the service phases read
+/// them.
+pub async fn direct_read_phases(
+    bench: Arc<Bench>,
+    ledger: Ledger,
+    counter: RequestCounter,
+    tag: &'static str,
+) -> Result<Vec<Phase>, BoxError> {
+    let args = &bench.args;
+    let ids: Arc<Vec<AccountId>> = Arc::new(
+        Workload::new(args, &bench.run_id, tag)
+            .ids
+            .iter()
+            .map(|id| AccountId::parse("account_id", id))
+            .collect::<Result<_, _>>()?,
+    );
+    let requests = || counter.snapshot();
+    let meters = || Meters {
+        requests: Some(&requests),
+        cpu: bench.cpu.as_ref(),
+    };
+    let (callers, quiet) = (args.callers(), args.json);
+    let mut phases = Vec::new();
+    if args.reads > 0 {
+        let (ledger, ids) = (ledger.clone(), ids.clone());
+        let read = move |_caller: u32, _round: u32, n: u32| {
+            let (ledger, ids) = (ledger.clone(), ids.clone());
+            async move {
+                match ledger.get_account(&ids[n as usize % ids.len()]).await {
+                    Ok(_) => Outcome::Ok(0),
+                    Err(err) => Outcome::Other(err.to_string()),
+                }
+            }
+        };
+        let name = format!("balance reads ({tag} DynamoDB)");
+        phases.push(run_phase(&name, "direct", args.reads, callers, quiet, meters(), read).await);
+    }
+    if args.history_pages > 0 {
+        let page = move |_caller: u32, _round: u32, n: u32| {
+            let (ledger, ids) = (ledger.clone(), ids.clone());
+            async move {
+                match history_page(&ledger, &ids[n as usize % ids.len()], HISTORY_PAGE).await {
+                    Ok(_) => Outcome::Ok(0),
+                    Err(err) => Outcome::Other(err.to_string()),
+                }
+            }
+        };
+        let name = format!("history pages ({tag} DynamoDB)");
+        let pages = args.history_pages;
+        phases.push(run_phase(&name, "direct", pages, callers, quiet, meters(), page).await);
+    }
+    Ok(phases)
+}
+
+/// Entries per history page, in the service's phase and the direct one.
+pub const HISTORY_PAGE: u32 = 50;
+
+/// The first `size` entries of an account's history, newest first, as
+/// GetTransactionHistory reads them: the account, then its shards merged.
+async fn history_page(ledger: &Ledger, id: &AccountId, size: u32) -> Result<usize, BoxError> {
+    let account = ledger.get_account(id).await?;
+    let mut cursor =
+        HistoryCursor::new(&account, None).ok_or("the account's shards fit no cursor")?;
+    let mut read = 0;
+    while read < size {
+        if cursor.next(ledger, size - read).await?.is_none() {
+            break;
+        }
+        read += 1;
+    }
+    Ok(read as usize)
 }
 
 /// The `n`-th payment of the phase (caller `caller`'s `round`-th), made by

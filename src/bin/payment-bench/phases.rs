@@ -5,6 +5,7 @@
 
 use crate::args::Scenario;
 use crate::checks::{check_balances, check_holds_settled, promotion_seen};
+use crate::direct::HISTORY_PAGE;
 use crate::fleet::{Fleet, Observe};
 use crate::holds::hold_phases;
 use crate::measure::{CALL_TIMEOUT, Meters, Outcome, run_phase};
@@ -316,7 +317,7 @@ where
         async move {
             let request = pb::GetTransactionHistoryRequest {
                 account_id: ids[n as usize % ids.len()].clone(),
-                page_size: 50,
+                page_size: HISTORY_PAGE as i32,
                 page_token: String::new(),
             };
             let mut stream = match client

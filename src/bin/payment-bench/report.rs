@@ -94,6 +94,12 @@ impl Phase {
         self.name.starts_with("payments")
     }
 
+    /// What was called, the name without the shape: "payments", "balance
+    /// reads", "history pages".
+    fn kind(&self) -> &str {
+        self.name.split(" (").next().unwrap_or(&self.name)
+    }
+
     pub fn json(&self) -> serde_json::Value {
         let unit = if self.is_payments() {
             "payments"
@@ -255,10 +261,52 @@ pub struct Report<'r> {
     /// The measured service phases; the first is the payments (or, in the
     /// hold-capture scenario, the holds).
     pub phases: Vec<Phase>,
-    pub direct: Option<Phase>,
+    /// The direct phases: the payments, then the reads (balance reads,
+    /// history pages) the service phases made.
+    pub direct: Vec<Phase>,
     pub audit: Option<&'r AuditReport>,
     /// Whether the service's CPU time was measured.
     pub cpu_measured: bool,
+}
+
+/// One kind of call (payments, balance reads, history pages) through the
+/// service against the same calls through the ledger directly, in one run.
+struct OverDirect {
+    kind: String,
+    /// Throughput through the service / directly.
+    throughput: f64,
+    /// CPU per call through the service and directly (ms), when measured.
+    cpu_ms: Option<(f64, f64)>,
+}
+
+impl OverDirect {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "calls": self.kind,
+            "service_over_direct": self.throughput,
+            "service_cpu_ms_per_call": self.cpu_ms.map(|c| c.0),
+            "direct_cpu_ms_per_call": self.cpu_ms.map(|c| c.1),
+            "service_cpu_ms_over_direct": self.cpu_ms.map(|(s, d)| s - d),
+        })
+    }
+
+    fn print(&self, shape: &str) {
+        let per = if self.kind == "payments" {
+            "payment"
+        } else {
+            "call"
+        };
+        let cpu = self.cpu_ms.map_or_else(String::new, |(s, d)| {
+            format!(
+                "; CPU per {per}: service {s:.3} ms, direct {d:.3} ms, service - direct {:+.3} ms",
+                s - d
+            )
+        });
+        println!(
+            "{}: {shape} / direct throughput {:.2}{cpu}",
+            self.kind, self.throughput
+        );
+    }
 }
 
 /// The ratios between the shapes and phases of one run.
@@ -267,6 +315,8 @@ struct Ratios {
     /// (the same payments).
     observed_cpu: Option<(f64, f64)>,
     service_over_direct: Option<f64>,
+    /// Each measured phase against the direct phase of the same calls.
+    over_direct: Vec<OverDirect>,
     containers_over_one_server: Option<f64>,
     one_server_over_direct: Option<f64>,
     /// Hold-capture: each hold phase's throughput over the payments' (the
@@ -283,8 +333,20 @@ impl Report<'_> {
             .and_then(|off| Some((main.cpu_ms_per_ok()?, off.cpu_ms_per_ok()?)));
         let service_over_direct = self
             .direct
-            .as_ref()
+            .first()
             .map(|d| main.per_second() / d.per_second().max(1e-9));
+        let over_direct = self
+            .phases
+            .iter()
+            .filter_map(|phase| {
+                let direct = self.direct.iter().find(|d| d.kind() == phase.kind())?;
+                Some(OverDirect {
+                    kind: phase.kind().to_owned(),
+                    throughput: phase.per_second() / direct.per_second().max(1e-9),
+                    cpu_ms: phase.cpu_ms_per_ok().zip(direct.cpu_ms_per_ok()),
+                })
+            })
+            .collect();
         let containers_over_one_server = self
             .one_server
             .as_ref()
@@ -292,11 +354,12 @@ impl Report<'_> {
         let one_server_over_direct = self
             .one_server
             .as_ref()
-            .zip(self.direct.as_ref())
+            .zip(self.direct.first())
             .map(|(o, d)| o.per_second() / d.per_second().max(1e-9));
         Ratios {
             observed_cpu,
             service_over_direct,
+            over_direct,
             containers_over_one_server,
             one_server_over_direct,
             over_payments: self.over_payments(),
@@ -357,6 +420,7 @@ impl Report<'_> {
                 "phases": all,
                 "service_over_direct": ratios.service_over_direct,
                 "one_server_over_direct": ratios.one_server_over_direct,
+                "over_direct": ratios.over_direct.iter().map(OverDirect::json).collect::<Vec<_>>(),
                 "containers_over_one_server": ratios.containers_over_one_server,
                 "service_cpu_ms_per_payment_on_off": ratios.observed_cpu.map(|(on, off)| json!({
                     "observed": args.observed(),
@@ -406,6 +470,9 @@ impl Report<'_> {
         }
         if let Some(ratio) = ratios.service_over_direct {
             println!("{} / direct throughput: {ratio:.2}", self.phases[0].shape);
+        }
+        for over in &ratios.over_direct {
+            over.print(&self.phases[0].shape);
         }
         if self.cpu_measured {
             println!("CPU: {CPU_MEANS}");

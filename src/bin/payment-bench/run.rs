@@ -5,7 +5,7 @@
 use crate::BoxError;
 use crate::args::{Args, Scenario};
 use crate::cpu::ThreadCpu;
-use crate::direct::direct_phase;
+use crate::direct::{direct_phase, direct_read_phases};
 use crate::fleet::{Fleet, Observe};
 use crate::otlp_receiver::OtlpReceiver;
 use crate::phases::{observability_off_phase, service_phases};
@@ -87,7 +87,7 @@ pub async fn run(
     }
     let comparisons = comparisons(&bench, &service, &direct, compare, fleet.is_some()).await?;
     let measured = measured(&bench, &service, &direct, fleet).await?;
-    let last = last_direct_phase(&bench, &service, &direct.ledger, &direct.counter).await?;
+    let last = last_direct_phases(&bench, &service, &direct.ledger, &direct.counter).await?;
     let audit = audit_ledger(args, &service, &direct.ledger).await?;
     let report = Report {
         run_id: &bench.run_id,
@@ -298,29 +298,34 @@ async fn measured_fleet(
     Ok(fleet)
 }
 
-/// The direct phase after the service phases, unless --no-direct or the
-/// hold-capture scenario.
-async fn last_direct_phase(
+/// The direct phases after the service phases, unless --no-direct or the
+/// hold-capture scenario: the payments, then the reads the service phases
+/// made (--reads, --history-pages) on the direct payments' accounts.
+async fn last_direct_phases(
     bench: &Arc<Bench>,
     service: &tokio::runtime::Handle,
     ledger: &Ledger,
     counter: &RequestCounter,
-) -> Result<Option<Phase>, BoxError> {
+) -> Result<Vec<Phase>, BoxError> {
     let args = &bench.args;
     if args.no_direct || args.scenario == Scenario::HoldCapture {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    Ok(Some(
-        service
-            .spawn(direct_phase(
+    let (bench, ledger, counter) = (bench.clone(), ledger.clone(), counter.clone());
+    service
+        .spawn(async move {
+            let payments = direct_phase(
                 bench.clone(),
                 ledger.clone(),
                 counter.clone(),
                 "direct",
-                args.payments,
-            ))
-            .await??,
-    ))
+                bench.args.payments,
+            )
+            .await?;
+            let reads = direct_read_phases(bench, ledger, counter, "direct").await?;
+            Ok::<_, BoxError>(std::iter::once(payments).chain(reads).collect())
+        })
+        .await?
 }
 
 /// With --audit: the whole ledger's audit, on the service runtime.

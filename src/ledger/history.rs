@@ -181,14 +181,16 @@ impl HistoryCursor {
         if !cursor.buffer.is_empty() || cursor.exhausted() {
             return Ok(());
         }
-        let chunk = ledger
-            .history_chunk(
-                &self.account_id,
-                u32::try_from(shard).unwrap_or(u32::MAX),
-                cursor.unread_below,
-                limit,
-            )
-            .await?;
+        // Boxed: the Query's future is large (the SDK's), and `next` is
+        // awaited once per entry, mostly without reading; unboxed, every
+        // entry would build and move a future of that size.
+        let chunk = Box::pin(ledger.history_chunk(
+            &self.account_id,
+            u32::try_from(shard).unwrap_or(u32::MAX),
+            cursor.unread_below,
+            limit,
+        ))
+        .await?;
         match chunk.last() {
             Some(oldest) if oldest.sequence < cursor.unread_below => {
                 cursor.unread_below = oldest.sequence;

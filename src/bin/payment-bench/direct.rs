@@ -99,12 +99,7 @@ pub async fn direct_read_phases(
         let (ledger, ids) = (ledger.clone(), ids.clone());
         let read = move |_caller: u32, _round: u32, n: u32| {
             let (ledger, ids) = (ledger.clone(), ids.clone());
-            async move {
-                match ledger.get_account(&ids[n as usize % ids.len()]).await {
-                    Ok(_) => Outcome::Ok(0),
-                    Err(err) => Outcome::Other(err.to_string()),
-                }
-            }
+            async move { read_outcome(ledger.get_account(&ids[n as usize % ids.len()]).await) }
         };
         let name = format!("balance reads ({tag} DynamoDB)");
         phases.push(run_phase(&name, "direct", args.reads, callers, quiet, meters(), read).await);
@@ -113,10 +108,9 @@ pub async fn direct_read_phases(
         let page = move |_caller: u32, _round: u32, n: u32| {
             let (ledger, ids) = (ledger.clone(), ids.clone());
             async move {
-                match history_page(&ledger, &ids[n as usize % ids.len()], HISTORY_PAGE).await {
-                    Ok(_) => Outcome::Ok(0),
-                    Err(err) => Outcome::Other(err.to_string()),
-                }
+                read_outcome(
+                    history_page(&ledger, &ids[n as usize % ids.len()], HISTORY_PAGE).await,
+                )
             }
         };
         let name = format!("history pages ({tag} DynamoDB)");
@@ -124,6 +118,11 @@ pub async fn direct_read_phases(
         phases.push(run_phase(&name, "direct", pages, callers, quiet, meters(), page).await);
     }
     Ok(phases)
+}
+
+/// A read's outcome: Ok (no amount) or the error, as the service phases count them.
+fn read_outcome<T, E: std::fmt::Display>(result: Result<T, E>) -> Outcome {
+    result.map_or_else(|err| Outcome::Other(err.to_string()), |_| Outcome::Ok(0))
 }
 
 /// Entries per history page, in the service's phase and the direct one.

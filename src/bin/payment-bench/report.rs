@@ -468,9 +468,7 @@ impl Report<'_> {
         for (name, ratio) in &ratios.over_payments {
             println!("{name} / payments throughput: {ratio:.2}");
         }
-        if let Some(ratio) = ratios.service_over_direct {
-            println!("{} / direct throughput: {ratio:.2}", self.phases[0].shape);
-        }
+        // The payments' service / direct ratio is the first of these lines.
         for over in &ratios.over_direct {
             over.print(&self.phases[0].shape);
         }

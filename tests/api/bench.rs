@@ -179,6 +179,47 @@ async fn bench_accounts_over_grpc_web() {
 }
 
 #[tokio::test]
+async fn bench_alternates_service_and_direct_in_legs() {
+    // 21 payments, 5 reads and 2 pages in 3 legs: 7 payments per leg,
+    // reads 2, 2, 1 and pages 1, 1, 0; each leg on fresh accounts.
+    let report = bench(&[
+        "--accounts",
+        "4",
+        "--callers",
+        "2",
+        "--payments",
+        "21",
+        "--legs",
+        "3",
+        "--warmup",
+        "0",
+        "--reads",
+        "5",
+        "--history-pages",
+        "2",
+    ]);
+    assert_eq!(report["legs"], 3);
+    let phases = report["phases"].as_array().expect("phases");
+    assert_eq!(phases.len(), 6, "each kind once per shape: {report}");
+    for shape in ["gRPC, 1 server", "direct DynamoDB"] {
+        assert_payments_phase(phase(&report, &format!("payments ({shape})")), 21);
+        assert_eq!(phase(&report, &format!("balance reads ({shape})"))["ok"], 5);
+        assert_eq!(phase(&report, &format!("history pages ({shape})"))["ok"], 2);
+    }
+    let over = report["over_direct"].as_array().expect("over_direct");
+    assert_eq!(over.len(), 3, "{report}");
+    // Fresh accounts in every leg, for the service and the direct calls:
+    // 3 legs x 2 x 4 accounts, every committed payment stored once.
+    assert_eq!(report["audit"]["clean"], true, "{report}");
+    assert_eq!(report["audit"]["accounts"], 24, "{report}");
+    let ok: u64 = ["payments (gRPC, 1 server)", "payments (direct DynamoDB)"]
+        .iter()
+        .map(|name| phase(&report, name)["ok"].as_u64().expect("ok"))
+        .sum();
+    assert_eq!(report["audit"]["payments"], ok, "{report}");
+}
+
+#[tokio::test]
 async fn bench_hold_capture_counts_the_requests_of_each_call() {
     let report = bench(&[
         "--scenario",

@@ -18,7 +18,7 @@ pub enum Scenario {
 }
 
 /// Measures the payment service against the physical limit (direct DynamoDB).
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(version)]
 pub struct Args {
     /// A running service; omitted: the benchmark starts one on 127.0.0.1.
@@ -98,6 +98,16 @@ pub struct Args {
     /// Skip the direct (no service) phase.
     #[arg(long)]
     pub no_direct: bool,
+    /// Split the measured service phases and the direct phases into legs
+    /// (1-16), run alternately (service, direct, direct, service, service,
+    /// ...), each leg on fresh accounts with its share of --payments,
+    /// --reads and --history-pages; each kind of call is reported summed
+    /// over its legs. The machine's drift during a run (DynamoDB Local's
+    /// JIT, other tenants) then falls on the service and the direct calls
+    /// alike instead of on whichever runs first. 1: the service phases,
+    /// then the direct ones.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub legs: u32,
     /// At the end, audit the whole ledger (the tables of
     /// PAYMENT_ACCOUNTS_TABLE / PAYMENT_LEDGER_TABLE) and fail unless clean.
     #[arg(long)]
@@ -158,6 +168,25 @@ impl Args {
             )
             .into());
         }
+        if self.legs > 1 && self.legs > self.payments {
+            return Err(format!(
+                "--legs {} splits --payments {} into legs of at least one payment each: give fewer legs or more payments",
+                self.legs, self.payments
+            )
+            .into());
+        }
+        if self.legs > 1 && self.scenario == Scenario::HoldCapture {
+            return Err(
+                "--legs alternates the service phases with direct ones, which the hold-capture scenario has none of: leave --legs at 1".into(),
+            );
+        }
+        if self.legs > 1 && self.scenario == Scenario::Merchant && self.merchant_shards <= 1 {
+            return Err(format!(
+                "--legs opens a fresh merchant in each leg, and a merchant opened ordinary (--merchant-shards {}) is promoted once: each leg would measure its own promotion; leave --legs at 1",
+                self.merchant_shards
+            )
+            .into());
+        }
         if self.scenario == Scenario::HoldCapture
             && u64::from(self.payments) > u64::from(self.accounts) * HOLDS_OPEN_MAX as u64
         {
@@ -169,5 +198,40 @@ impl Args {
             .into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(args: &[&str]) -> Result<(), String> {
+        let args =
+            Args::try_parse_from(std::iter::once("payment-bench").chain(args.iter().copied()))
+                .map_err(|e| e.to_string())?;
+        args.check().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn legs_are_refused_where_they_cannot_alternate() {
+        assert!(check(&["--legs", "4"]).is_ok());
+        assert!(check(&["--legs", "17"]).unwrap_err().contains("--legs"));
+        let few = check(&["--legs", "4", "--payments", "3"]).unwrap_err();
+        assert!(
+            few.contains("--legs 4") && few.contains("--payments 3"),
+            "{few}"
+        );
+        let holds = check(&["--legs", "2", "--scenario", "hold-capture"]).unwrap_err();
+        assert!(holds.contains("hold-capture"), "{holds}");
+        let promoted = [
+            "--legs",
+            "2",
+            "--scenario",
+            "merchant",
+            "--merchant-shards",
+            "1",
+        ];
+        assert!(check(&promoted).unwrap_err().contains("promoted"));
+        assert!(check(&["--scenario", "merchant", "--merchant-shards", "1"]).is_ok());
     }
 }

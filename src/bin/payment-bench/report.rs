@@ -36,6 +36,17 @@ pub struct Phase {
     pub promotion: Option<Promoted>,
 }
 
+/// Adds each phase of a leg to the phase of the same name in `total`, or
+/// appends it (a leg whose share of some calls is 0 has no such phase).
+pub fn add_leg_phases(total: &mut Vec<Phase>, leg: Vec<Phase>) {
+    for phase in leg {
+        match total.iter_mut().find(|p| p.name == phase.name) {
+            Some(sum) => sum.add_leg(phase),
+            None => total.push(phase),
+        }
+    }
+}
+
 /// When the service promoted the merchant (opened as an ordinary account)
 /// to balance shards, as its history shows it: the first credit on a shard
 /// other than 0 is the first payment after the promotion.
@@ -49,6 +60,32 @@ pub struct Promoted {
 }
 
 impl Phase {
+    /// Adds a later leg of the same phase (--legs): the counts, the time,
+    /// the latencies, the DynamoDB requests and the CPU are summed, so the
+    /// rates and the per-call figures are those of all the legs together.
+    pub fn add_leg(&mut self, leg: Phase) {
+        self.calls += leg.calls;
+        self.ok += leg.ok;
+        self.insufficient += leg.insufficient;
+        self.aborted += leg.aborted;
+        self.other_errors += leg.other_errors;
+        self.committed_minor += leg.committed_minor;
+        self.elapsed += leg.elapsed;
+        self.latencies.extend(leg.latencies);
+        self.latencies.sort();
+        self.dynamodb = match (self.dynamodb.take(), leg.dynamodb) {
+            (Some(mut sum), Some(more)) => {
+                for (op, n) in more {
+                    *sum.entry(op).or_default() += n;
+                }
+                Some(sum)
+            }
+            _ => None,
+        };
+        self.cpu = self.cpu.zip(leg.cpu).map(|(a, b)| a + b);
+        self.promotion = self.promotion.or(leg.promotion);
+    }
+
     pub fn per_second(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -235,8 +272,16 @@ pub fn print_banner(
     } else {
         "1 server".into()
     };
+    let legs = if args.legs > 1 {
+        format!(
+            " (the service's and the direct ones in {} alternating legs each)",
+            args.legs
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "payment-bench {run_id}: {load}, {} caller{}, {} payments per phase, via {} to {shape}; {service_threads} service threads (and the direct phase's)",
+        "payment-bench {run_id}: {load}, {} caller{}, {} payments per phase{legs}, via {} to {shape}; {service_threads} service threads (and the direct phase's)",
         args.callers(),
         if args.callers() == 1 { "" } else { "s" },
         args.payments,
@@ -415,6 +460,7 @@ impl Report<'_> {
                 "merchant_shards": args.merchant_shards,
                 "callers": args.callers(),
                 "payments": args.payments,
+                "legs": args.legs,
                 "hot_percent": args.hot_percent,
                 "hot_accounts": args.hot_accounts,
                 "phases": all,
@@ -524,5 +570,49 @@ fn print_audit(audit: &AuditReport) {
                 " (NOT CONSERVED)"
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leg(name: &str, ok: u64, ms: u64, cpu_ms: u64, requests: u64) -> Phase {
+        Phase {
+            name: name.into(),
+            shape: "1 server".into(),
+            calls: ok + 1,
+            ok,
+            aborted: 1,
+            committed_minor: i128::from(ok) * 10,
+            elapsed: Duration::from_millis(ms),
+            latencies: vec![Duration::from_millis(ms); ok as usize],
+            dynamodb: Some(BTreeMap::from([(ROUND_OPERATION.to_owned(), requests)])),
+            cpu: Some(Duration::from_millis(cpu_ms)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn legs_add_up_to_one_phase() {
+        let mut total = vec![leg("payments (gRPC, 1 server)", 10, 1000, 20, 12)];
+        add_leg_phases(
+            &mut total,
+            vec![
+                leg("payments (gRPC, 1 server)", 30, 1000, 40, 30),
+                leg("history pages (gRPC, 1 server)", 2, 100, 3, 2),
+            ],
+        );
+        assert_eq!(total.len(), 2);
+        let payments = &total[0];
+        assert_eq!((payments.calls, payments.ok, payments.aborted), (42, 40, 2));
+        assert_eq!(payments.committed_minor, 400);
+        // 40 payments in 2 s, 60 ms of CPU over 40 payments.
+        assert!((payments.per_second() - 20.0).abs() < 1e-9);
+        assert_eq!(payments.cpu_ms_per_ok(), Some(1.5));
+        assert_eq!(payments.rounds_per_ok(), Some(1.05));
+        assert_eq!(payments.latencies.len(), 40);
+        assert!(payments.latencies.is_sorted());
+        assert_eq!(total[1].ok, 2);
     }
 }

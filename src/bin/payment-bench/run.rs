@@ -1,6 +1,6 @@
 //! One whole run, phase after phase: the direct ledger and the token, the
-//! warm-up, the comparison phases, the measured fleet, the direct phase,
-//! the audit and the report.
+//! warm-up, the comparison phases, the measured fleet and the direct
+//! phases (in --legs legs, alternately), the audit and the report.
 
 use crate::BoxError;
 use crate::args::{Args, Scenario};
@@ -9,7 +9,7 @@ use crate::direct::{direct_phase, direct_read_phases};
 use crate::fleet::{Fleet, Observe};
 use crate::otlp_receiver::OtlpReceiver;
 use crate::phases::{observability_off_phase, service_phases};
-use crate::report::{self, Phase, Report};
+use crate::report::{self, Phase, Report, add_leg_phases};
 use payment::auth::{DevToken, mint_dev_token};
 use payment::config;
 use payment::ledger::{AuditReport, Ledger, Tables};
@@ -23,12 +23,31 @@ use tonic::metadata::AsciiMetadataValue;
 pub const BENCH_SUB: &str = "payment-bench";
 
 /// What every phase needs.
+#[derive(Clone)]
 pub struct Bench {
     pub args: Args,
     pub run_id: String,
     pub token: AsciiMetadataValue,
     /// The service runtime's threads (None with --endpoint).
     pub cpu: Option<ThreadCpu>,
+}
+
+impl Bench {
+    /// Leg `leg` of --legs: its share of the calls, and a run id of its
+    /// own, so that its accounts and idempotency keys are fresh (the run's
+    /// own with one leg).
+    fn leg(&self, leg: u32) -> Arc<Bench> {
+        let legs = self.args.legs;
+        let mut bench = self.clone();
+        if legs > 1 {
+            bench.run_id = format!("{}-l{leg}", self.run_id);
+            let share = |total: u32| total / legs + u32::from(leg < total % legs);
+            bench.args.payments = share(self.args.payments);
+            bench.args.reads = share(self.args.reads);
+            bench.args.history_pages = share(self.args.history_pages);
+        }
+        Arc::new(bench)
+    }
 }
 
 /// What the phases after the setup share: the direct ledger and its
@@ -48,10 +67,11 @@ struct Comparisons {
     observed_off: Option<Phase>,
 }
 
-/// The measured phases, the fleet's endpoints, and the spans it exported
-/// (with --compare-tracing).
+/// The measured phases, the direct phases, the fleet's endpoints, and the
+/// spans it exported (with --compare-tracing).
 struct Measured {
     phases: Vec<Phase>,
+    direct: Vec<Phase>,
     endpoints: Vec<String>,
     spans_exported: Option<u64>,
 }
@@ -87,7 +107,6 @@ pub async fn run(
     }
     let comparisons = comparisons(&bench, &service, &direct, compare, fleet.is_some()).await?;
     let measured = measured(&bench, &service, &direct, fleet).await?;
-    let last = last_direct_phases(&bench, &service, &direct.ledger, &direct.counter).await?;
     let audit = audit_ledger(args, &service, &direct.ledger).await?;
     let report = Report {
         run_id: &bench.run_id,
@@ -98,7 +117,7 @@ pub async fn run(
         observed_off: comparisons.observed_off,
         spans_exported: measured.spans_exported,
         phases: measured.phases,
-        direct: last,
+        direct: measured.direct,
         audit: audit.as_ref(),
         cpu_measured: bench.cpu.is_some(),
     };
@@ -172,9 +191,11 @@ async fn comparisons(
 /// The measured phases, through the service given with --endpoint or a
 /// fleet of --containers started here (with --compare-tracing, sending
 /// its spans to a receiver on this, the load generator's, runtime, so
-/// that receiving costs the service nothing).
+/// that receiving costs the service nothing), and the direct phases: in
+/// --legs legs, service then direct in even legs and direct then service
+/// in odd ones.
 async fn measured(
-    bench: &Bench,
+    bench: &Arc<Bench>,
     service: &tokio::runtime::Handle,
     direct: &Direct,
     fleet: Option<Fleet>,
@@ -191,7 +212,25 @@ async fn measured(
             measured_fleet(&bench.args, service, &direct.settings, secret, traces_to).await?
         }
     };
-    let phases = service_phases(bench, &fleet, "svc", true).await?;
+    let (mut phases, mut direct_sum) = (Vec::new(), Vec::new());
+    for leg in 0..bench.args.legs {
+        let bench = bench.leg(leg);
+        let service_first = leg % 2 == 0;
+        if service_first {
+            add_leg_phases(
+                &mut phases,
+                service_phases(&bench, &fleet, "svc", true).await?,
+            );
+        }
+        let last = direct_phases(&bench, service, &direct.ledger, &direct.counter).await?;
+        add_leg_phases(&mut direct_sum, last);
+        if !service_first {
+            add_leg_phases(
+                &mut phases,
+                service_phases(&bench, &fleet, "svc", true).await?,
+            );
+        }
+    }
     let endpoints = fleet.endpoints.clone();
     fleet.stop().await;
     let spans_exported = match receiver {
@@ -204,6 +243,7 @@ async fn measured(
     };
     Ok(Measured {
         phases,
+        direct: direct_sum,
         endpoints,
         spans_exported,
     })
@@ -298,10 +338,10 @@ async fn measured_fleet(
     Ok(fleet)
 }
 
-/// The direct phases after the service phases, unless --no-direct or the
+/// The direct phases of a leg, unless --no-direct or the
 /// hold-capture scenario: the payments, then the reads the service phases
 /// made (--reads, --history-pages) on the direct payments' accounts.
-async fn last_direct_phases(
+async fn direct_phases(
     bench: &Arc<Bench>,
     service: &tokio::runtime::Handle,
     ledger: &Ledger,

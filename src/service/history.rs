@@ -10,6 +10,7 @@ use crate::error::{CutOff, ServiceError};
 use crate::ledger::{HistoryCursor, Ledger};
 use crate::pb;
 use crate::telemetry::{current_meter, metered};
+use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -45,7 +46,7 @@ impl PaymentApi {
                 "does not fit the shards of this account; start with an empty page_token",
             )
         })?;
-        let (tx, rx) = mpsc::channel(HISTORY_BUFFER_ENTRIES);
+        let (tx, mut rx) = mpsc::channel(HISTORY_BUFFER_ENTRIES);
         let ledger = self.ledger.clone();
         // The reader works for this call: its requests count in its meter.
         tokio::spawn(metered(current_meter(), async move {
@@ -57,7 +58,14 @@ impl PaymentApi {
                 let _ = tx.send(Err(status)).await;
             }
         }));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        // The reply's headers wait for the first entry (or the end, or an
+        // error): sent with it, they leave in the same write instead of one
+        // of their own ahead of the Query.
+        let first = rx.recv().await;
+        let rest = ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(
+            futures_util::stream::iter(first).chain(rest),
+        )))
     }
 }
 

@@ -129,12 +129,7 @@ where
 
 /// Adds one caller's counts and latencies to the phase's.
 fn add_caller(total: &mut Phase, phase: Phase) {
-    total.calls += phase.calls;
-    total.ok += phase.ok;
-    total.insufficient += phase.insufficient;
-    total.aborted += phase.aborted;
-    total.other_errors += phase.other_errors;
-    total.committed_minor += phase.committed_minor;
+    total.add_calls(&phase);
     total.latencies.extend(phase.latencies);
 }
 

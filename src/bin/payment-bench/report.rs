@@ -60,16 +60,21 @@ pub struct Promoted {
 }
 
 impl Phase {
+    /// Adds the outcomes counted in `other` (a caller's share, a leg).
+    pub fn add_calls(&mut self, other: &Phase) {
+        self.calls += other.calls;
+        self.ok += other.ok;
+        self.insufficient += other.insufficient;
+        self.aborted += other.aborted;
+        self.other_errors += other.other_errors;
+        self.committed_minor += other.committed_minor;
+    }
+
     /// Adds a later leg of the same phase (--legs): the counts, the time,
     /// the latencies, the DynamoDB requests and the CPU are summed, so the
     /// rates and the per-call figures are those of all the legs together.
     pub fn add_leg(&mut self, leg: Phase) {
-        self.calls += leg.calls;
-        self.ok += leg.ok;
-        self.insufficient += leg.insufficient;
-        self.aborted += leg.aborted;
-        self.other_errors += leg.other_errors;
-        self.committed_minor += leg.committed_minor;
+        self.add_calls(&leg);
         self.elapsed += leg.elapsed;
         self.latencies.extend(leg.latencies);
         self.latencies.sort();

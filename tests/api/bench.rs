@@ -64,6 +64,17 @@ fn assert_payments_phase(phase: &serde_json::Value, payments: u64) {
     assert!(phase["service_cpu_ms_per_payment"].as_f64().expect("cpu") > 0.0);
 }
 
+/// Every health check answered SERVING, with no DynamoDB request behind it,
+/// and the service's CPU measured for it.
+#[track_caller]
+fn assert_health_checks(phase: &serde_json::Value, checks: u64) {
+    assert_eq!(phase["calls"], checks, "{phase}");
+    assert_eq!(phase["ok"], checks, "{phase}");
+    assert_eq!(phase["other_errors"], 0, "{phase}");
+    assert_eq!(phase["dynamodb_requests"], 0, "{phase}");
+    assert!(phase["service_cpu_ms_per_ok_call"].as_f64().expect("cpu") > 0.0);
+}
+
 #[tokio::test]
 async fn bench_merchant_containers_against_one_server_and_direct() {
     let report = bench(&[
@@ -161,10 +172,23 @@ async fn bench_accounts_over_grpc_web() {
         "0",
         "--history-pages",
         "0",
+        "--health-checks",
+        "12",
     ]);
     assert_eq!(report["transport"], "gRPC-Web");
     let phases = report["phases"].as_array().expect("phases");
-    assert_eq!(phases.len(), 2, "payments through 1 server, and direct");
+    assert_eq!(
+        phases.len(),
+        3,
+        "payments and health checks through 1 server, payments direct"
+    );
+    assert_health_checks(phase(&report, "health checks (gRPC-Web, 1 server)"), 12);
+    let over = report["over_direct"].as_array().expect("over_direct");
+    assert_eq!(
+        over.len(),
+        1,
+        "health checks have no direct phase: {report}"
+    );
     let service = phase(&report, "payments (gRPC-Web, 1 server)");
     assert_eq!(service["calls"], 30);
     assert_eq!(service["other_errors"], 0);
@@ -197,10 +221,14 @@ async fn bench_alternates_service_and_direct_in_legs() {
         "5",
         "--history-pages",
         "2",
+        "--health-checks",
+        "4",
     ]);
     assert_eq!(report["legs"], 3);
     let phases = report["phases"].as_array().expect("phases");
-    assert_eq!(phases.len(), 6, "each kind once per shape: {report}");
+    assert_eq!(phases.len(), 7, "each kind once per shape: {report}");
+    // Checks 2, 1, 1 over the legs, through the service only.
+    assert_health_checks(phase(&report, "health checks (gRPC, 1 server)"), 4);
     for shape in ["gRPC, 1 server", "direct DynamoDB"] {
         assert_payments_phase(phase(&report, &format!("payments ({shape})")), 21);
         assert_eq!(phase(&report, &format!("balance reads ({shape})"))["ok"], 5);

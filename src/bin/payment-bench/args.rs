@@ -91,6 +91,12 @@ pub struct Args {
     /// History pages (50 entries each) to time (0 to skip).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub history_pages: u32,
+    /// Health checks (grpc.health.v1.Health/Check, with the same callers
+    /// and bearer token) to time after the reads, 0 to skip: what a call
+    /// costs the service's HTTP/2 (or HTTP/1.1) stack, tonic and the guard
+    /// with no ledger behind it. No direct phase compares with them.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub health_checks: u32,
     /// Payments made directly before measuring, untimed, to warm up
     /// DynamoDB Local's JVM (0 to skip).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
@@ -101,11 +107,11 @@ pub struct Args {
     /// Split the measured service phases and the direct phases into legs
     /// (1-16), run alternately (service, direct, direct, service, service,
     /// ...), each leg on fresh accounts with its share of --payments,
-    /// --reads and --history-pages; each kind of call is reported summed
-    /// over its legs. The machine's drift during a run (DynamoDB Local's
-    /// JIT, other tenants) then falls on the service and the direct calls
-    /// alike instead of on whichever runs first. 1: the service phases,
-    /// then the direct ones.
+    /// --reads, --history-pages and --health-checks; each kind of call is
+    /// reported summed over its legs. The machine's drift during a run
+    /// (DynamoDB Local's JIT, other tenants) then falls on the service and
+    /// the direct calls alike instead of on whichever runs first. 1: the
+    /// service phases, then the direct ones.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub legs: u32,
     /// At the end, audit the whole ledger (the tables of

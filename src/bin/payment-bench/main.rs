@@ -20,7 +20,9 @@
 //! received exactly the committed payments), optionally audits the whole
 //! ledger (`--audit`), and prints per phase payments/s, latency percentiles,
 //! ABORTED, DynamoDB requests and rounds per payment, the service's CPU per
-//! payment, and the ratios between the shapes.
+//! payment, and the ratios between the shapes. Balance reads, history
+//! pages and health checks (`--health-checks`: the service's own stack with
+//! nothing behind it) follow the payments.
 //!
 //! The files, one idea each: `args` (the flags), `workload` (accounts and
 //! who pays whom), `fleet` (one server or K containers), `measure` (running

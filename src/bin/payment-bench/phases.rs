@@ -18,6 +18,8 @@ use payment::settings::LedgerSettings;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tonic::metadata::AsciiMetadataValue;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 pub fn status_outcome(status: tonic::Status) -> Outcome {
     match status.code() {
@@ -121,7 +123,8 @@ where
 }
 
 /// The service phases on `fleet` over native gRPC or gRPC-Web: payments on
-/// fresh accounts, then (with `reads`) balance reads and history pages.
+/// fresh accounts, then (with `reads`) balance reads, history pages and
+/// health checks.
 pub async fn service_phases(
     bench: &Bench,
     fleet: &Fleet,
@@ -129,18 +132,24 @@ pub async fn service_phases(
     reads: bool,
 ) -> Result<Vec<Phase>, BoxError> {
     if bench.args.grpc_web {
-        let clients = fleet
-            .endpoints
-            .iter()
-            .map(|e| payment::client::connect_grpc_web(e))
-            .collect::<Result<Vec<_>, _>>()?;
-        service_phases_over(bench, fleet, clients, tag, reads).await
-    } else {
-        let mut clients = Vec::new();
+        let (mut clients, mut health) = (Vec::new(), Vec::new());
         for endpoint in &fleet.endpoints {
-            clients.push(payment::client::connect_grpc(endpoint).await?);
+            clients.push(payment::client::connect_grpc_web(endpoint)?);
+            health.push(HealthClient::with_origin(
+                payment::client::grpc_web_transport()?,
+                payment::client::endpoint_uri(endpoint)?,
+            ));
         }
-        service_phases_over(bench, fleet, clients, tag, reads).await
+        service_phases_over(bench, fleet, clients, health, tag, reads).await
+    } else {
+        // The health checks share each endpoint's connection with the calls.
+        let (mut clients, mut health) = (Vec::new(), Vec::new());
+        for endpoint in &fleet.endpoints {
+            let channel = payment::client::connect_channel(endpoint).await?;
+            clients.push(PaymentServiceClient::new(channel.clone()));
+            health.push(HealthClient::new(channel));
+        }
+        service_phases_over(bench, fleet, clients, health, tag, reads).await
     }
 }
 
@@ -148,6 +157,7 @@ async fn service_phases_over<T>(
     bench: &Bench,
     fleet: &Fleet,
     clients: Vec<PaymentServiceClient<T>>,
+    health: Vec<HealthClient<T>>,
     tag: &str,
     reads: bool,
 ) -> Result<Vec<Phase>, BoxError>
@@ -204,6 +214,9 @@ where
     phases.push(payments);
     if reads {
         phases.extend(read_phases(bench, &clients, &workload, &runner).await);
+        if args.health_checks > 0 {
+            phases.push(health_checks_phase(bench, health, &runner).await);
+        }
     }
     Ok(phases)
 }
@@ -338,6 +351,40 @@ where
     };
     runner
         .run("history pages", bench.args.history_pages, page)
+        .await
+}
+
+/// --health-checks health checks: the same transport, callers and bearer
+/// token as the other calls, with nothing behind them but the service's
+/// own stack (HTTP, gRPC-Web, the guard, tonic's routing).
+async fn health_checks_phase<'a, T, M>(
+    bench: &Bench,
+    health: Vec<HealthClient<T>>,
+    runner: &Runner<'_, M>,
+) -> Phase
+where
+    T: Transport,
+    M: Fn() -> Meters<'a>,
+{
+    let (health, token) = (Arc::new(health), bench.token.clone());
+    let check = move |caller: u32, _round: u32, _n: u32| {
+        let mut client = health[caller as usize % health.len()].clone();
+        let token = token.clone();
+        async move {
+            let request = HealthCheckRequest {
+                service: String::new(),
+            };
+            match client.check(authorized(request, &token)).await {
+                Ok(reply) => match reply.into_inner().status() {
+                    ServingStatus::Serving => Outcome::Ok(0),
+                    other => Outcome::Other(format!("health status {}", other.as_str_name())),
+                },
+                Err(status) => status_outcome(status),
+            }
+        }
+    };
+    runner
+        .run("health checks", bench.args.health_checks, check)
         .await
 }
 

@@ -214,10 +214,11 @@ impl Phase {
                 .iter()
                 .map(|(op, n)| format!("{op} {:.2}", *n as f64 / self.ok.max(1) as f64))
                 .collect();
-            details.push(format!(
-                "DynamoDB requests/{per} {per_ok:.2} ({})",
-                ops.join(", ")
-            ));
+            details.push(if ops.is_empty() {
+                format!("DynamoDB requests/{per} 0")
+            } else {
+                format!("DynamoDB requests/{per} {per_ok:.2} ({})", ops.join(", "))
+            });
         }
         if self.is_payments()
             && let Some(rounds) = self.rounds_per_ok()

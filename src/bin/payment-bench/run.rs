@@ -45,6 +45,7 @@ impl Bench {
             bench.args.payments = share(self.args.payments);
             bench.args.reads = share(self.args.reads);
             bench.args.history_pages = share(self.args.history_pages);
+            bench.args.health_checks = share(self.args.health_checks);
         }
         Arc::new(bench)
     }

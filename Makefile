@@ -1,5 +1,5 @@
 # The targets read like the README.
-.PHONY: help run test test-fast lambda cloud web bench bench-all check check-long setup lint fmt
+.PHONY: help run test test-fast lambda cloud web bench bench-all bench-instructions check check-long setup lint fmt
 
 ## Run the service locally: DynamoDB Local (data in .data/), tables, payment-server on 127.0.0.1:50051.
 run:
@@ -41,6 +41,10 @@ bench:
 ## All the runs above, one after another (each a minute or two; args: BENCH_ARGS="--json").
 bench-all:
 	scripts/bench-all.sh $(BENCH_ARGS)
+
+## Instructions per call, service against direct ledger, under callgrind (about 15 minutes; args: INSTR_ARGS="--kinds payments -- --grpc-web").
+bench-instructions:
+	scripts/bench-instructions.sh $(INSTR_ARGS)
 
 ## The history checker, as CI runs it (about a minute; args: CHECK_ARGS="--seed N --json").
 check:
